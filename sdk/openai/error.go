@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -69,10 +70,13 @@ func (e *Error) Body() ErrorBody {
 	return b
 }
 
-// JSON returns the error's JSON body as bytes.
+// JSON returns the error's JSON body as bytes, without HTML escaping.
 func (e *Error) JSON() []byte {
-	out, _ := json.Marshal(e.Body())
-	return out
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(e.Body())
+	return bytes.TrimRight(b.Bytes(), "\n")
 }
 
 // NewError returns an Error with the given status, type, code and message.

@@ -193,7 +193,11 @@ func (s *server) Passthrough(r *providerv1.PassthroughRequest, stream providerv1
 	meta := metaFromProto(r.Meta)
 	ctx, cancel := withMeta(stream.Context(), meta)
 	defer cancel()
-	u := &url.URL{Path: r.Path, RawQuery: r.RawQuery}
+	u, err := url.ParseRequestURI(r.Path)
+	if err != nil || u.RawQuery != "" || u.Host != "" {
+		return status.Errorf(codes.InvalidArgument, "bad native path %q", r.Path)
+	}
+	u.RawQuery = r.RawQuery
 	hr, err := http.NewRequestWithContext(ctx, r.Method, u.String(), bytes.NewReader(r.Body))
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "bad native request: %v", err)

@@ -709,7 +709,8 @@ type PassthroughRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Meta   *v1.Meta               `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
 	Method string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
-	// path is the native path below /-{type}/{instance}, starting with "/".
+	// path is the native path below /-{type}/{instance}, starting with "/",
+	// escaped as it was on the wire (e.g. "/model/a%3A1/converse").
 	Path          string    `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
 	RawQuery      string    `protobuf:"bytes,4,opt,name=raw_query,json=rawQuery,proto3" json:"raw_query,omitempty"`
 	Header        []*Header `protobuf:"bytes,5,rep,name=header,proto3" json:"header,omitempty"`

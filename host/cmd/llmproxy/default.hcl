@@ -1,0 +1,166 @@
+# llmproxy configuration — the embedded default (`make run` serves it).
+#
+# It runs on a fresh machine with no cloud account: model "echo" is served
+# by the echo plugin, and every real provider instance below stays disabled
+# until its credentials are present in the environment. Copy this file,
+# edit it, and start `llmproxy -config your.hcl`.
+#
+# Expressions may call env("NAME"), env("NAME", "default") and file("path").
+
+server {
+  listen      = env("LLMPROXY_LISTEN", "127.0.0.1:8080")
+  plugins_dir = env("LLMPROXY_PLUGINS_DIR", "bin/plugins")
+  # Largest accepted request body, in bytes.
+  max_body_bytes  = 33554432
+  request_timeout = "10m"
+  shutdown_grace  = "30s"
+}
+
+logging {
+  level      = env("LLMPROXY_LOG_LEVEL", "info")
+  format     = "text" # or "json"
+  access_log = false
+}
+
+# DEVELOPMENT ONLY: the default key is public. Set LLMPROXY_API_KEY, or
+# better, replace `key` by `key_sha256 = "<hex sha-256 of the key>"`.
+api_key "dev" {
+  key       = env("LLMPROXY_API_KEY", "sk-llmproxy-dev")
+  models    = ["*"]
+  instances = ["*"]
+}
+
+# Plugin binaries are found in plugins_dir as llmproxy-provider-<type> and
+# llmproxy-storage-<type>. Pin one to a checksum (or another path) like so:
+#
+# plugin "provider-openai" {
+#   sha256 = "3f1c…"             # the host refuses a binary that differs
+#   path   = "/opt/llmproxy/llmproxy-provider-openai"
+# }
+
+# ---------------------------------------------------------------- providers
+# An instance whose credentials are missing does not stop the host: it is
+# reported as failed, with the reason, in /readyz and the log. Instances that
+# rely on ambient cloud identity are switched on by `enabled` instead.
+
+provider "echo" {
+  type = "echo"
+  config {
+    prefix = "You said: "
+  }
+}
+
+provider "openai_prod" {
+  type    = "openai"
+  credential "api_key" {
+    from "env" { name = "OPENAI_API_KEY" }
+    from "file" { path = "/var/run/secrets/llmproxy/openai_api_key" }
+  }
+  config {
+    base_url = env("OPENAI_BASE_URL", "https://api.openai.com/v1")
+  }
+}
+
+provider "anthropic_direct" {
+  type    = "anthropic"
+  credential "api_key" {
+    from "env" { name = "ANTHROPIC_API_KEY" }
+  }
+}
+
+provider "azure_eastus" {
+  type    = "azure"
+  credential "api_key" {
+    from "env" { name = "AZURE_OPENAI_API_KEY" }
+  }
+  config {
+    endpoint = env("AZURE_OPENAI_ENDPOINT", "https://example-eastus.openai.azure.com")
+  }
+}
+
+# Bedrock uses the AWS default credential chain (env, shared config, IRSA,
+# instance role) inside the plugin when no credential block is given.
+provider "bedrock_us1" {
+  type        = "bedrock"
+  enabled     = env("AWS_ACCESS_KEY_ID", "") != "" || env("AWS_WEB_IDENTITY_TOKEN_FILE", "") != ""
+  inherit_env = ["AWS_*"]
+  config {
+    region = "us-east-1"
+  }
+}
+
+provider "bedrock_eu1" {
+  type        = "bedrock"
+  enabled     = env("AWS_ACCESS_KEY_ID", "") != "" || env("AWS_WEB_IDENTITY_TOKEN_FILE", "") != ""
+  inherit_env = ["AWS_*"]
+  config {
+    region = "eu-central-1"
+  }
+}
+
+provider "vertex_us" {
+  type        = "vertex"
+  enabled     = env("GOOGLE_APPLICATION_CREDENTIALS", "") != ""
+  inherit_env = ["GOOGLE_*"]
+}
+
+provider "ibm_watsonx" {
+  type    = "watsonx"
+  credential "api_key" {
+    from "env" { name = "WATSONX_API_KEY" }
+  }
+}
+
+provider "oracle_ai" {
+  type        = "oci"
+  enabled     = env("OCI_CONFIG_FILE", "") != ""
+  inherit_env = ["OCI_*"]
+}
+
+# ------------------------------------------------------------------- routes
+# Exact names first, then patterns, then aliases. A route with several
+# targets fails over (or round-robins, or weighs) between instances; each
+# target may name the model as that instance knows it.
+
+route "echo" {
+  aliases = ["echo-1"]
+  target "echo" {}
+}
+
+route "echo-embed" {
+  target "echo" {}
+}
+
+route "claude-3-sonnet-20240229" {
+  strategy = "failover"
+  aliases  = ["sonnet"]
+  target "bedrock_us1" { model = "anthropic.claude-3-sonnet-20240229-v1:0" }
+  target "bedrock_eu1" { model = "anthropic.claude-3-sonnet-20240229-v1:0" }
+  target "anthropic_direct" {}
+}
+
+route "claude-*" {
+  target "anthropic_direct" {}
+}
+
+route "gpt-*" {
+  strategy = "failover"
+  target "openai_prod" {}
+  target "azure_eastus" {}
+}
+
+route "text-embedding-*" {
+  target "openai_prod" {}
+}
+
+route "gemini-*" {
+  target "vertex_us" {}
+}
+
+route "ibm/*" {
+  target "ibm_watsonx" {}
+}
+
+route "cohere.*" {
+  target "oracle_ai" {}
+}

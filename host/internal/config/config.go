@@ -1,0 +1,215 @@
+// Package config reads llmproxy's HCL configuration.
+//
+// Host-owned blocks (server, logging, api_key, plugin, provider, storage,
+// route, documents) are decoded with gohcl into the types below. Each
+// instance's `config { }` block is kept as an hcl.Body and decoded later,
+// once the instance's plugin has said what it accepts (see DecodeInstance),
+// so that plugin-specific mistakes are still reported at file:line:column.
+// Expressions may call env("NAME") or env("NAME", "default") and
+// file("path").
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+)
+
+// File is a whole configuration file.
+type File struct {
+	Server    Server     `hcl:"server,block"`
+	Logging   *Logging   `hcl:"logging,block"`
+	APIKeys   []APIKey   `hcl:"api_key,block"`
+	Plugins   []Plugin   `hcl:"plugin,block"`
+	Providers []Instance `hcl:"provider,block"`
+	Storage   []Instance `hcl:"storage,block"`
+	Routes    []Route    `hcl:"route,block"`
+	Documents *Documents `hcl:"documents,block"`
+
+	// Path is where the file was read from ("<embedded>" for the default).
+	Path string
+	// Parser holds the parsed sources, for printing diagnostics with
+	// snippets.
+	Parser *hclparse.Parser
+}
+
+// Server configures the HTTP listener.
+type Server struct {
+	Listen string `hcl:"listen,optional"`
+	// PublicURL is how clients reach the host; presigned URLs of the local
+	// storage backend point at it. Defaults to http://<listen>.
+	PublicURL      string `hcl:"public_url,optional"`
+	PluginsDir     string `hcl:"plugins_dir,optional"`
+	MaxBodyBytes   int    `hcl:"max_body_bytes,optional"`
+	RequestTimeout string `hcl:"request_timeout,optional"`
+	// ShutdownGrace bounds how long in-flight requests may run after
+	// SIGTERM.
+	ShutdownGrace string `hcl:"shutdown_grace,optional"`
+}
+
+// Logging configures the host's hclog logger.
+type Logging struct {
+	Level  string `hcl:"level,optional"`
+	Format string `hcl:"format,optional"`
+	// AccessLog logs one line per request at info level.
+	AccessLog bool `hcl:"access_log,optional"`
+}
+
+// APIKey is one client key and what it may do.
+type APIKey struct {
+	Name string `hcl:"name,label"`
+	// Key is the secret itself (usually env("...")); KeySHA256 is its hex
+	// SHA-256, for configs that should not hold the secret.
+	Key       string `hcl:"key,optional"`
+	KeySHA256 string `hcl:"key_sha256,optional"`
+	// Models are model name patterns the key may use ("*" for all).
+	Models []string `hcl:"models,optional"`
+	// Instances are instance name patterns the key may address directly
+	// (transparent mode and storage).
+	Instances []string `hcl:"instances,optional"`
+	// StorageOps limits the storage operations (put, get, head, list,
+	// delete, presign); empty means all.
+	StorageOps []string `hcl:"storage_ops,optional"`
+}
+
+// Plugin pins or relocates one plugin binary.
+type Plugin struct {
+	// Name is the plugin binary's type suffix, e.g. "provider-openai".
+	Name   string `hcl:"name,label"`
+	Path   string `hcl:"path,optional"`
+	SHA256 string `hcl:"sha256,optional"`
+}
+
+// Instance is a configured provider or storage instance.
+type Instance struct {
+	Name string `hcl:"name,label"`
+	Type string `hcl:"type"`
+	// Enabled defaults to true; `enabled = env("KEY", "") != ""` keeps an
+	// example instance off until its credentials exist.
+	Enabled *bool `hcl:"enabled,optional"`
+	// Env is extra environment for the plugin process; InheritEnv names
+	// host variables (glob patterns) passed through, e.g. "AWS_*".
+	Env         map[string]string `hcl:"env,optional"`
+	InheritEnv  []string          `hcl:"inherit_env,optional"`
+	Credentials []Credential      `hcl:"credential,block"`
+	Config      *Body             `hcl:"config,block"`
+	// Access rules for storage instances.
+	AllowedBuckets []string `hcl:"allowed_buckets,optional"`
+	DeniedPrefixes []string `hcl:"denied_prefixes,optional"`
+	Presign        *Presign `hcl:"presign,block"`
+
+	// DeclRange is where the block starts, for diagnostics.
+	DeclRange hcl.Range
+}
+
+// IsEnabled reports whether the instance should run.
+func (i *Instance) IsEnabled() bool { return i.Enabled == nil || *i.Enabled }
+
+// Presign bounds presigned URL lifetimes of a storage instance.
+type Presign struct {
+	DefaultTTL string `hcl:"default_ttl,optional"`
+	MinTTL     string `hcl:"min_ttl,optional"`
+	MaxTTL     string `hcl:"max_ttl,optional"`
+}
+
+// Body is a block whose content is decoded later.
+type Body struct {
+	Body hcl.Body `hcl:",remain"`
+}
+
+// Credential is one named secret and the sources tried, in order, to
+// obtain it.
+type Credential struct {
+	Name     string   `hcl:"name,label"`
+	Optional bool     `hcl:"optional,optional"`
+	Sources  []Source `hcl:"from,block"`
+}
+
+// Source is one credential strategy: env, file or value.
+type Source struct {
+	Kind  string `hcl:"kind,label"`
+	Name  string `hcl:"name,optional"`
+	Path  string `hcl:"path,optional"`
+	Value string `hcl:"value,optional"`
+	// Field picks a JSON field from a file source.
+	Field string `hcl:"field,optional"`
+
+	DeclRange hcl.Range
+}
+
+// Route sends a model name (or pattern) to one or more instances.
+type Route struct {
+	// Model is an exact name or a pattern with "*" wildcards.
+	Model string `hcl:"model,label"`
+	// Strategy is failover (default), round_robin or weighted.
+	Strategy string   `hcl:"strategy,optional"`
+	Aliases  []string `hcl:"aliases,optional"`
+	Targets  []Target `hcl:"target,block"`
+
+	DeclRange hcl.Range
+}
+
+// Target is one instance serving a route, with the model name the
+// instance knows the model by.
+type Target struct {
+	Instance string `hcl:"instance,label"`
+	Model    string `hcl:"model,optional"`
+	Weight   int    `hcl:"weight,optional"`
+}
+
+// Documents configures the document (RAG) pipeline.
+type Documents struct {
+	Body hcl.Body `hcl:",remain"`
+}
+
+// Defaults.
+const (
+	DefaultListen         = "127.0.0.1:8080"
+	DefaultMaxBodyBytes   = 32 << 20
+	DefaultRequestTimeout = 10 * time.Minute
+)
+
+// Duration parses a duration attribute, using def when s is empty.
+func Duration(s string, def time.Duration) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration such as \"30s\" or \"10m\": %w", s, err)
+	}
+	return d, nil
+}
+
+// Load reads and decodes the file at path.
+func Load(path string) (*File, hcl.Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read config", Detail: err.Error()}}
+	}
+	return Parse(src, path, filepath.Dir(path))
+}
+
+// Parse decodes src, naming it filename in diagnostics; file() paths are
+// relative to baseDir.
+func Parse(src []byte, filename, baseDir string) (*File, hcl.Diagnostics) {
+	p := hclparse.NewParser()
+	f, diags := p.ParseHCL(src, filename)
+	if diags.HasErrors() {
+		return &File{Path: filename, Parser: p}, diags
+	}
+	out := &File{Path: filename, Parser: p}
+	ctx := EvalContext(baseDir)
+	diags = append(diags, gohcl.DecodeBody(f.Body, ctx, out)...)
+	if diags.HasErrors() {
+		return out, diags
+	}
+	recordRanges(f.Body, out)
+	diags = append(diags, out.validate()...)
+	return out, diags
+}

@@ -1,0 +1,189 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+)
+
+// recordRanges copies block positions from the syntax tree into the
+// decoded structs, which gohcl cannot do for blocks decoded by label.
+func recordRanges(body hcl.Body, f *File) {
+	sb, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return
+	}
+	var providers, storage, routes int
+	for _, b := range sb.Blocks {
+		switch b.Type {
+		case "provider":
+			if providers < len(f.Providers) {
+				f.Providers[providers].DeclRange = b.DefRange()
+				recordSourceRanges(b.Body, &f.Providers[providers])
+			}
+			providers++
+		case "storage":
+			if storage < len(f.Storage) {
+				f.Storage[storage].DeclRange = b.DefRange()
+				recordSourceRanges(b.Body, &f.Storage[storage])
+			}
+			storage++
+		case "route":
+			if routes < len(f.Routes) {
+				f.Routes[routes].DeclRange = b.DefRange()
+			}
+			routes++
+		}
+	}
+}
+
+func recordSourceRanges(body *hclsyntax.Body, inst *Instance) {
+	c := 0
+	for _, b := range body.Blocks {
+		if b.Type != "credential" || c >= len(inst.Credentials) {
+			continue
+		}
+		s := 0
+		for _, sb := range b.Body.Blocks {
+			if sb.Type == "from" && s < len(inst.Credentials[c].Sources) {
+				inst.Credentials[c].Sources[s].DeclRange = sb.DefRange()
+				s++
+			}
+		}
+		c++
+	}
+}
+
+func errAt(r hcl.Range, summary, detail string) *hcl.Diagnostic {
+	rr := r
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: &rr}
+}
+
+var validStrategies = map[string]bool{"": true, "failover": true, "round_robin": true, "weighted": true}
+
+var validCredentialKinds = map[string]string{
+	"env":   "name",
+	"file":  "path",
+	"value": "value",
+}
+
+func (f *File) validate() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	if _, err := Duration(f.Server.RequestTimeout, DefaultRequestTimeout); err != nil {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid server.request_timeout", Detail: err.Error()})
+	}
+	if _, err := Duration(f.Server.ShutdownGrace, 0); err != nil {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid server.shutdown_grace", Detail: err.Error()})
+	}
+	if f.Logging != nil && f.Logging.Format != "" && f.Logging.Format != "text" && f.Logging.Format != "json" {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid logging.format", Detail: `format must be "text" or "json"`})
+	}
+	seenKeys := map[string]bool{}
+	for _, k := range f.APIKeys {
+		switch {
+		case k.Key == "" && k.KeySHA256 == "":
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "API key without a secret",
+				Detail: fmt.Sprintf("api_key %q needs key or key_sha256", k.Name)})
+		case k.Key != "" && k.KeySHA256 != "":
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "API key with two secrets",
+				Detail: fmt.Sprintf("api_key %q sets both key and key_sha256; keep one", k.Name)})
+		case k.KeySHA256 != "":
+			if b, err := hex.DecodeString(k.KeySHA256); err != nil || len(b) != 32 {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid key_sha256",
+					Detail: fmt.Sprintf("api_key %q: key_sha256 must be 64 hex digits", k.Name)})
+			}
+		}
+		if seenKeys[k.Name] {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate api_key", Detail: k.Name})
+		}
+		seenKeys[k.Name] = true
+	}
+	instances := map[string]string{}
+	check := func(kind string, list []Instance) {
+		for _, in := range list {
+			if prev, dup := instances[in.Name]; dup {
+				diags = append(diags, errAt(in.DeclRange, "Duplicate instance name",
+					fmt.Sprintf("%s %q reuses the name of a %s instance; instance names are unique", kind, in.Name, prev)))
+			}
+			instances[in.Name] = kind
+			if !validName(in.Name) {
+				diags = append(diags, errAt(in.DeclRange, "Invalid instance name",
+					fmt.Sprintf("%q: use letters, digits, '_' and '-'", in.Name)))
+			}
+			if !validName(in.Type) {
+				diags = append(diags, errAt(in.DeclRange, "Invalid type", fmt.Sprintf("%q: use letters, digits, '_' and '-'", in.Type)))
+			}
+			for _, c := range in.Credentials {
+				if len(c.Sources) == 0 {
+					diags = append(diags, errAt(in.DeclRange, "Credential without sources",
+						fmt.Sprintf("credential %q of %s needs at least one from \"env\" | \"file\" | \"value\" block", c.Name, in.Name)))
+				}
+				for _, s := range c.Sources {
+					attr, ok := validCredentialKinds[s.Kind]
+					if !ok {
+						diags = append(diags, errAt(s.DeclRange, "Unknown credential source",
+							fmt.Sprintf("from %q: use env, file or value", s.Kind)))
+						continue
+					}
+					if (attr == "name" && s.Name == "") || (attr == "path" && s.Path == "") || (attr == "value" && s.Value == "") {
+						diags = append(diags, errAt(s.DeclRange, "Incomplete credential source",
+							fmt.Sprintf("from %q needs %s", s.Kind, attr)))
+					}
+				}
+			}
+			if in.Presign != nil {
+				for name, v := range map[string]string{"default_ttl": in.Presign.DefaultTTL, "min_ttl": in.Presign.MinTTL, "max_ttl": in.Presign.MaxTTL} {
+					if _, err := Duration(v, 0); err != nil {
+						diags = append(diags, errAt(in.DeclRange, "Invalid presign."+name, err.Error()))
+					}
+				}
+			}
+		}
+	}
+	check("provider", f.Providers)
+	check("storage", f.Storage)
+	seenRoutes := map[string]bool{}
+	for _, r := range f.Routes {
+		if !validStrategies[r.Strategy] {
+			diags = append(diags, errAt(r.DeclRange, "Invalid strategy",
+				fmt.Sprintf("route %q: strategy %q; use failover, round_robin or weighted", r.Model, r.Strategy)))
+		}
+		if seenRoutes[r.Model] {
+			diags = append(diags, errAt(r.DeclRange, "Duplicate route", r.Model))
+		}
+		seenRoutes[r.Model] = true
+		if len(r.Targets) == 0 {
+			diags = append(diags, errAt(r.DeclRange, "Route without targets",
+				fmt.Sprintf("route %q needs at least one target \"<instance>\" { } block", r.Model)))
+		}
+		for _, t := range r.Targets {
+			if instances[t.Instance] != "provider" {
+				diags = append(diags, errAt(r.DeclRange, "Unknown route target",
+					fmt.Sprintf("route %q targets %q, which is not a configured provider instance", r.Model, t.Instance)))
+			}
+			if t.Weight < 0 {
+				diags = append(diags, errAt(r.DeclRange, "Invalid weight", "weights must be positive"))
+			}
+		}
+		if strings.Count(r.Model, "*") > 0 && len(r.Aliases) > 0 {
+			diags = append(diags, errAt(r.DeclRange, "Aliases on a pattern route",
+				fmt.Sprintf("route %q is a pattern; aliases need an exact model name", r.Model)))
+		}
+	}
+	return diags
+}
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}

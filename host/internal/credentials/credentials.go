@@ -1,0 +1,171 @@
+// Package credentials resolves the secrets a plugin instance needs.
+//
+// Each credential lists sources, tried in order until one yields a value:
+// an environment variable, a file (a mounted Kubernetes secret is a file),
+// or an inline value. The resolved secrets go to the plugin in Configure;
+// ambient cloud identity (AWS default chain, GCP ADC, Azure managed
+// identity, OCI instance principal) is resolved inside the plugin by its
+// cloud SDK and needs no entry here. Values are never logged: errors name
+// the sources tried, not what they held.
+package credentials
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/llmproxy/llmproxy/host/internal/config"
+	"github.com/llmproxy/llmproxy/sdk/schema"
+)
+
+// ErrNotFound means a source had nothing to offer; the next one is tried.
+var ErrNotFound = errors.New("not found")
+
+// Source yields one secret.
+type Source interface {
+	// Resolve returns the secret, ErrNotFound (possibly wrapped) when the
+	// source is empty, or another error when it is broken.
+	Resolve(ctx context.Context) (string, error)
+	// String describes the source without its value.
+	String() string
+}
+
+// New returns the Source a config block describes.
+func New(s config.Source) (Source, error) {
+	switch s.Kind {
+	case "env":
+		return envSource(s.Name), nil
+	case "file":
+		return fileSource{path: s.Path, field: s.Field}, nil
+	case "value":
+		return valueSource(s.Value), nil
+	}
+	return nil, fmt.Errorf("unknown credential source %q (use env, file or value)", s.Kind)
+}
+
+type envSource string
+
+func (e envSource) Resolve(context.Context) (string, error) {
+	if v := os.Getenv(string(e)); v != "" {
+		return v, nil
+	}
+	return "", fmt.Errorf("environment variable %s is not set: %w", string(e), ErrNotFound)
+}
+
+func (e envSource) String() string { return "env " + string(e) }
+
+type fileSource struct{ path, field string }
+
+func (f fileSource) Resolve(context.Context) (string, error) {
+	b, err := os.ReadFile(f.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("file %s does not exist: %w", f.path, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", f.path, err)
+	}
+	if f.field == "" {
+		v := strings.TrimRight(string(b), "\r\n")
+		if v == "" {
+			return "", fmt.Errorf("file %s is empty: %w", f.path, ErrNotFound)
+		}
+		return v, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return "", fmt.Errorf("file %s is not a JSON object (field %q requested): %w", f.path, f.field, err)
+	}
+	switch v := m[f.field].(type) {
+	case string:
+		if v != "" {
+			return v, nil
+		}
+	case nil:
+	default:
+		out, _ := json.Marshal(v)
+		return string(out), nil
+	}
+	return "", fmt.Errorf("file %s has no field %q: %w", f.path, f.field, ErrNotFound)
+}
+
+func (f fileSource) String() string {
+	if f.field != "" {
+		return fmt.Sprintf("file %s (field %s)", f.path, f.field)
+	}
+	return "file " + f.path
+}
+
+type valueSource string
+
+func (v valueSource) Resolve(context.Context) (string, error) {
+	if v == "" {
+		return "", fmt.Errorf("empty value: %w", ErrNotFound)
+	}
+	return string(v), nil
+}
+
+func (valueSource) String() string { return "inline value" }
+
+// Resolve resolves every configured credential of an instance. It fails
+// when a credential configured without optional = true yields nothing,
+// naming the sources it tried.
+func Resolve(ctx context.Context, creds []config.Credential) (map[string]string, error) {
+	out := make(map[string]string, len(creds))
+	var problems []string
+	for _, c := range creds {
+		v, tried, err := resolveOne(ctx, c)
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("credential %s: %v", c.Name, err))
+		case v == "" && !c.Optional:
+			problems = append(problems, fmt.Sprintf("credential %s: no source produced a value (tried %s)", c.Name, strings.Join(tried, ", ")))
+		case v != "":
+			out[c.Name] = v
+		}
+	}
+	if len(problems) > 0 {
+		return out, errors.New(strings.Join(problems, "; "))
+	}
+	return out, nil
+}
+
+// CheckRequired fails when the plugin requires a credential the instance
+// does not configure.
+func CheckRequired(creds []config.Credential, required []schema.Credential) error {
+	configured := map[string]bool{}
+	for _, c := range creds {
+		configured[c.Name] = true
+	}
+	var problems []string
+	for _, r := range required {
+		if r.Required && !configured[r.Name] {
+			problems = append(problems, fmt.Sprintf("credential %s is required by the plugin but not configured; add a credential %q { from \"env\" { name = \"...\" } } block", r.Name, r.Name))
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func resolveOne(ctx context.Context, c config.Credential) (string, []string, error) {
+	var tried []string
+	for _, s := range c.Sources {
+		src, err := New(s)
+		if err != nil {
+			return "", tried, err
+		}
+		tried = append(tried, src.String())
+		v, err := src.Resolve(ctx)
+		if err == nil {
+			return v, tried, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return "", tried, fmt.Errorf("%s: %w", src, err)
+		}
+	}
+	return "", tried, nil
+}

@@ -1,0 +1,434 @@
+package plugins
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"crypto/sha256"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/llmproxy/llmproxy/host/internal/config"
+	"github.com/llmproxy/llmproxy/host/internal/credentials"
+	"github.com/llmproxy/llmproxy/host/internal/glob"
+	"github.com/llmproxy/llmproxy/sdk/openai"
+	"github.com/llmproxy/llmproxy/sdk/schema"
+)
+
+// State is where an instance is in its lifecycle.
+type State string
+
+// States.
+const (
+	Starting   State = "starting"
+	Ready      State = "ready"
+	Restarting State = "restarting"
+	Failed     State = "failed"
+	Disabled   State = "disabled"
+	Stopped    State = "stopped"
+)
+
+// Status is an instance's state and, when not ready, why.
+type Status struct {
+	State    State     `json:"state"`
+	Reason   string    `json:"reason,omitempty"`
+	Since    time.Time `json:"since"`
+	Restarts int64     `json:"restarts"`
+	Plugin   string    `json:"plugin,omitempty"`
+	Version  string    `json:"version,omitempty"`
+	PID      int       `json:"pid,omitempty"`
+}
+
+// Options are what every instance needs from the host.
+type Options struct {
+	// Dir is the plugins directory.
+	Dir string
+	// Pins maps "provider-openai"-style names to a path and/or SHA-256.
+	Pins map[string]config.Plugin
+	// BaseDir resolves relative paths in config functions.
+	BaseDir string
+	// Settings go to every plugin's Configure (public_url, log_level).
+	Settings map[string]string
+	Logger   hclog.Logger
+	// HealthInterval is how often a ready plugin is asked for its health.
+	HealthInterval time.Duration
+	// DiagnosticWriter prints config diagnostics with snippets.
+	DiagnosticWriter func(hcl.Diagnostics)
+}
+
+// driver is what differs between provider and storage plugins.
+type driver interface {
+	kind() string
+	plugins() map[int]goplugin.PluginSet
+	// describe returns the dispensed client's schema, credentials,
+	// name and version.
+	describe(ctx context.Context, raw any) (described, error)
+	configure(ctx context.Context, raw any, instance string, cfg []byte, creds, settings map[string]string) (schema.Diagnostics, error)
+	health(ctx context.Context, raw any) error
+}
+
+type described struct {
+	name, version string
+	schema        schema.Schema
+	credentials   []schema.Credential
+	full          any
+}
+
+// live is one running plugin process and its dispensed client.
+type live struct {
+	client *goplugin.Client
+	raw    any
+	desc   described
+	// gen counts starts, so that a stale process is not killed twice.
+	gen int64
+}
+
+// Instance is one configured instance and its supervised plugin process.
+type Instance struct {
+	Name string
+	Type string
+	cfg  config.Instance
+	opts *Options
+	drv  driver
+	log  hclog.Logger
+
+	status   atomic.Pointer[Status]
+	cur      atomic.Pointer[live]
+	restarts atomic.Int64
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+func newInstance(cfg config.Instance, drv driver, opts *Options) *Instance {
+	in := &Instance{
+		Name: cfg.Name, Type: cfg.Type, cfg: cfg, opts: opts, drv: drv,
+		log:  opts.Logger.Named(cfg.Name),
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	in.setStatus(Starting, "")
+	return in
+}
+
+// Kind is "provider" or "storage".
+func (in *Instance) Kind() string { return in.drv.kind() }
+
+// Status returns the instance's current status.
+func (in *Instance) Status() Status { return *in.status.Load() }
+
+func (in *Instance) setStatus(s State, reason string) {
+	prev := in.status.Load()
+	st := &Status{State: s, Reason: reason, Since: time.Now(), Restarts: in.restarts.Load()}
+	if l := in.cur.Load(); l != nil {
+		st.Plugin, st.Version = l.desc.name, l.desc.version
+		if rc := l.client.ReattachConfig(); rc != nil {
+			st.PID = rc.Pid
+		}
+	}
+	in.status.Store(st)
+	if prev != nil && prev.State == s && prev.Reason == reason {
+		return
+	}
+	switch s {
+	case Ready:
+		in.log.Info("instance ready", "plugin", st.Plugin, "version", st.Version, "pid", st.PID)
+	case Failed:
+		in.log.Error("instance not ready", "reason", reason)
+	case Restarting:
+		in.log.Warn("instance restarting", "reason", reason)
+	}
+}
+
+// client returns the live plugin or a 503 saying why there is none.
+func (in *Instance) client() (*live, error) {
+	l := in.cur.Load()
+	st := in.status.Load()
+	if l == nil || st.State != Ready {
+		msg := fmt.Sprintf("instance %s is %s", in.Name, st.State)
+		if st.Reason != "" {
+			msg += ": " + st.Reason
+		}
+		e := openai.NewError(http.StatusServiceUnavailable, openai.TypeUnavailable, "instance_unavailable", msg)
+		e.RetryAfter = time.Second
+		return nil, e
+	}
+	return l, nil
+}
+
+// Poke asks the supervisor to check the process now, e.g. after a request
+// saw the connection fail.
+func (in *Instance) Poke() {
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
+}
+
+// permanent marks errors a plain restart cannot fix.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+// run is the supervisor loop.
+func (in *Instance) run() {
+	defer close(in.done)
+	if !in.cfg.IsEnabled() {
+		in.setStatus(Disabled, "enabled = false in the config")
+		<-in.stop
+		return
+	}
+	backoff := time.Duration(0)
+	for {
+		started := time.Now()
+		l, err := in.start()
+		if err != nil {
+			var p permanent
+			if errors.As(err, &p) {
+				in.setStatus(Failed, err.Error())
+				backoff = max(backoff*2, 5*time.Second)
+				backoff = min(backoff, time.Minute)
+			} else {
+				in.setStatus(Restarting, err.Error())
+				backoff = nextBackoff(backoff)
+			}
+			if !in.sleep(backoff) {
+				return
+			}
+			continue
+		}
+		in.cur.Store(l)
+		in.setStatus(Ready, "")
+		reason := in.watch(l)
+		in.cur.CompareAndSwap(l, nil)
+		l.client.Kill()
+		if reason == "" {
+			in.setStatus(Stopped, "")
+			return
+		}
+		in.restarts.Add(1)
+		in.setStatus(Restarting, reason)
+		if time.Since(started) > 30*time.Second {
+			backoff = 0
+		} else {
+			backoff = nextBackoff(backoff)
+		}
+		if !in.sleep(backoff) {
+			return
+		}
+	}
+}
+
+func nextBackoff(b time.Duration) time.Duration {
+	switch {
+	case b == 0:
+		return 50 * time.Millisecond
+	case b >= 10*time.Second:
+		return 10 * time.Second
+	}
+	return b * 2
+}
+
+func (in *Instance) sleep(d time.Duration) bool {
+	if d <= 0 {
+		select {
+		case <-in.stop:
+			return false
+		default:
+			return true
+		}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-in.stop:
+		in.setStatus(Stopped, "")
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// watch blocks while the plugin is healthy; it returns why it no longer
+// is, or "" when the instance was stopped.
+func (in *Instance) watch(l *live) string {
+	poll := time.NewTicker(100 * time.Millisecond)
+	defer poll.Stop()
+	interval := in.opts.HealthInterval
+	if interval <= 0 {
+		interval = 10 * time.Second
+	}
+	health := time.NewTicker(interval)
+	defer health.Stop()
+	failures := 0
+	for {
+		select {
+		case <-in.stop:
+			return ""
+		case <-poll.C:
+		case <-in.wake:
+		case <-health.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			err := in.drv.health(ctx, l.raw)
+			cancel()
+			var oe *openai.Error
+			if err != nil && errors.As(err, &oe) && oe.Code == "plugin_unavailable" {
+				failures++
+				if failures >= 3 {
+					return "plugin stopped answering health checks: " + err.Error()
+				}
+			} else {
+				failures = 0
+			}
+		}
+		if l.client.Exited() {
+			return "plugin process exited"
+		}
+	}
+}
+
+// start launches and configures one plugin process.
+func (in *Instance) start() (*live, error) {
+	kind := in.drv.kind()
+	pinName := kind + "-" + in.cfg.Type
+	pin := in.opts.Pins[pinName]
+	path := pin.Path
+	if path == "" {
+		p, err := Find(in.opts.Dir, kind, in.cfg.Type)
+		if err != nil {
+			return nil, permanent{err}
+		}
+		path = p
+	}
+	creds, err := credentials.Resolve(context.Background(), in.cfg.Credentials)
+	if err != nil {
+		return nil, permanent{err}
+	}
+	cmd := exec.Command(path)
+	cmd.Env = in.environment()
+	bindToHost(cmd)
+	cc := &goplugin.ClientConfig{
+		HandshakeConfig:  handshake,
+		VersionedPlugins: in.drv.plugins(),
+		Cmd:              cmd,
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		SkipHostEnv:      true,
+		Logger:           in.log,
+		StartTimeout:     15 * time.Second,
+		GRPCDialOptions:  dialOptions(),
+	}
+	if pin.SHA256 != "" {
+		want, err := hex.DecodeString(pin.SHA256)
+		if err != nil || len(want) != sha256.Size {
+			return nil, permanent{fmt.Errorf("plugin %q: sha256 must be 64 hex digits", pinName)}
+		}
+		cc.SecureConfig = &goplugin.SecureConfig{Checksum: want, Hash: sha256.New()}
+	}
+	client := goplugin.NewClient(cc)
+	proto, err := client.Client()
+	if err != nil {
+		client.Kill()
+		if errors.Is(err, goplugin.ErrChecksumsDoNotMatch) {
+			got, _ := FileSHA256(path)
+			return nil, permanent{fmt.Errorf("plugin %s refused: its sha256 is %s but the config pins %s; rebuild the plugin or update the pin in plugin %q { sha256 = ... }", path, got, pin.SHA256, pinName)}
+		}
+		return nil, fmt.Errorf("start plugin %s: %w", path, err)
+	}
+	raw, err := proto.Dispense(in.drv.kind())
+	if err != nil {
+		client.Kill()
+		return nil, permanent{fmt.Errorf("plugin %s does not serve the %s service (protocol v%d): %w", path, kind, handshake.ProtocolVersion, err)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	desc, err := in.drv.describe(ctx, raw)
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("describe: %w", err)
+	}
+	cfgJSON, diags := config.DecodeInstance(&in.cfg, desc.schema, in.opts.BaseDir)
+	if diags.HasErrors() {
+		client.Kill()
+		in.printDiagnostics(diags)
+		return nil, permanent{fmt.Errorf("config block: %s", diags.Error())}
+	}
+	if err := credentials.CheckRequired(in.cfg.Credentials, desc.credentials); err != nil {
+		client.Kill()
+		return nil, permanent{err}
+	}
+	pdiags, err := in.drv.configure(ctx, raw, in.Name, cfgJSON, creds, in.opts.Settings)
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("configure: %w", err)
+	}
+	if len(pdiags) > 0 {
+		hd := config.PluginDiagnostics(&in.cfg, pdiags)
+		in.printDiagnostics(hd)
+		if pdiags.HasErrors() {
+			client.Kill()
+			return nil, permanent{fmt.Errorf("plugin rejected its config: %s", pdiags.Error())}
+		}
+	}
+	return &live{client: client, raw: raw, desc: desc}, nil
+}
+
+func (in *Instance) printDiagnostics(d hcl.Diagnostics) {
+	if in.opts.DiagnosticWriter != nil {
+		in.opts.DiagnosticWriter(d)
+	}
+}
+
+// environment is the plugin's explicit environment: nothing from the host
+// leaks unless the instance asks for it with inherit_env.
+func (in *Instance) environment() []string {
+	env := []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"LLMPROXY_INSTANCE=" + in.Name,
+		"LLMPROXY_LOG_LEVEL=" + in.opts.Settings["log_level"],
+	}
+	if tmp := os.Getenv("TMPDIR"); tmp != "" {
+		env = append(env, "TMPDIR="+tmp)
+	}
+	if len(in.cfg.InheritEnv) > 0 {
+		for _, kv := range os.Environ() {
+			k, _, _ := strings.Cut(kv, "=")
+			if glob.Any(in.cfg.InheritEnv, k) {
+				env = append(env, kv)
+			}
+		}
+	}
+	for k, v := range in.cfg.Env {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// Stop kills the plugin process and ends the supervisor.
+func (in *Instance) Stop() {
+	in.stopOnce.Do(func() { close(in.stop) })
+	<-in.done
+	if l := in.cur.Swap(nil); l != nil {
+		l.client.Kill()
+	}
+}
+
+// resolvePath makes a plugins dir absolute relative to base.
+func resolvePath(base, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(base, p)
+}

@@ -1,0 +1,94 @@
+package router
+
+import (
+	"testing"
+
+	"github.com/llmproxy/llmproxy/host/internal/config"
+)
+
+func routes() []config.Route {
+	return []config.Route{
+		{Model: "claude-3-sonnet-20240229", Aliases: []string{"sonnet"}, Targets: []config.Target{
+			{Instance: "bedrock_us1", Model: "anthropic.claude-3-sonnet-20240229-v1:0"},
+			{Instance: "bedrock_eu1", Model: "anthropic.claude-3-sonnet-20240229-v1:0"},
+			{Instance: "anthropic_direct"},
+		}},
+		{Model: "claude-*", Targets: []config.Target{{Instance: "anthropic_direct"}}},
+		{Model: "claude-3-*", Targets: []config.Target{{Instance: "bedrock_us1"}}},
+		{Model: "gpt-4o", Strategy: "round_robin", Targets: []config.Target{{Instance: "a"}, {Instance: "b"}, {Instance: "c"}}},
+		{Model: "w", Strategy: "weighted", Targets: []config.Target{{Instance: "heavy", Weight: 9}, {Instance: "light", Weight: 1}}},
+	}
+}
+
+func TestLookup(t *testing.T) {
+	r, err := New(routes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ model, want string }{
+		{"claude-3-sonnet-20240229", "claude-3-sonnet-20240229"},
+		{"sonnet", "claude-3-sonnet-20240229"},
+		{"claude-3-haiku", "claude-3-*"},
+		{"claude-2", "claude-*"},
+		{"gpt-4o", "gpt-4o"},
+		{"gpt-4", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		rt := r.Lookup(tt.model)
+		got := ""
+		if rt != nil {
+			got = rt.Name
+		}
+		if got != tt.want {
+			t.Errorf("Lookup(%q) = %q, want %q", tt.model, got, tt.want)
+		}
+	}
+}
+
+func TestPlanFailover(t *testing.T) {
+	r, _ := New(routes())
+	plan := r.Lookup("sonnet").Plan("sonnet")
+	want := []Target{
+		{"bedrock_us1", "anthropic.claude-3-sonnet-20240229-v1:0", 1},
+		{"bedrock_eu1", "anthropic.claude-3-sonnet-20240229-v1:0", 1},
+		{"anthropic_direct", "sonnet", 1},
+	}
+	for i := range want {
+		if plan[i] != want[i] {
+			t.Errorf("plan[%d] = %+v, want %+v", i, plan[i], want[i])
+		}
+	}
+}
+
+func TestPlanRoundRobin(t *testing.T) {
+	r, _ := New(routes())
+	rt := r.Lookup("gpt-4o")
+	var firsts []string
+	for range 4 {
+		p := rt.Plan("gpt-4o")
+		if len(p) != 3 {
+			t.Fatalf("plan has %d targets", len(p))
+		}
+		firsts = append(firsts, p[0].Instance)
+	}
+	if got := firsts[0] + firsts[1] + firsts[2] + firsts[3]; got != "abca" {
+		t.Errorf("round robin firsts = %v", firsts)
+	}
+}
+
+func TestPlanWeighted(t *testing.T) {
+	r, _ := New(routes())
+	rt := r.Lookup("w")
+	counts := map[string]int{}
+	for range 2000 {
+		p := rt.Plan("w")
+		if len(p) != 2 || p[0].Instance == p[1].Instance {
+			t.Fatalf("weighted plan must hold both targets once: %+v", p)
+		}
+		counts[p[0].Instance]++
+	}
+	if counts["heavy"] < 1600 || counts["light"] < 100 {
+		t.Errorf("weighted picks %v, want about 9:1", counts)
+	}
+}

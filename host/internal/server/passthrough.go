@@ -1,0 +1,130 @@
+package server
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/llmproxy/llmproxy/host/internal/plugins"
+	"github.com/llmproxy/llmproxy/sdk/openai"
+	"github.com/llmproxy/llmproxy/sdk/provider"
+)
+
+// hopHeaders are never forwarded in either direction; the client's own
+// llmproxy credentials are never forwarded upstream either.
+var hopHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
+	"Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Host": true,
+	"Content-Length": true, "Authorization": true, "X-Api-Key": true,
+}
+
+// instance serves /-{type}/{instance}/...: transparent mode for provider
+// instances, the storage API for storage instances.
+func (r *call) instance() {
+	rest := strings.TrimPrefix(string(r.ctx.Path()), "/-")
+	typ, rest, _ := strings.Cut(rest, "/")
+	name, _, _ := strings.Cut(rest, "/")
+	in := r.s.opts.Plugins.Get(name)
+	if in == nil || in.Type != typ || name == "" {
+		writeError(r.ctx, openai.NewError(http.StatusNotFound, openai.TypeNotFound, "instance_not_found",
+			fmt.Sprintf("no %s instance named %q is configured", typ, name)))
+		return
+	}
+	if !r.key.AllowsInstance(name) {
+		writeError(r.ctx, openai.NewError(http.StatusForbidden, openai.TypePermission, "instance_not_allowed",
+			fmt.Sprintf("this API key may not address instance %q directly", name)))
+		return
+	}
+	if in.Kind() == "storage" {
+		r.storage(in)
+		return
+	}
+	r.passthrough(name)
+}
+
+// nativePath returns the raw (still escaped) path below /-{type}/{name}.
+func (r *call) nativePath() string {
+	raw := string(r.ctx.Request.URI().PathOriginal())
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i]
+	}
+	raw = strings.TrimPrefix(raw, "/-")
+	for range 2 {
+		if i := strings.IndexByte(raw, '/'); i >= 0 {
+			raw = raw[i+1:]
+		} else {
+			raw = ""
+		}
+	}
+	return "/" + raw
+}
+
+func (r *call) passthrough(name string) {
+	in := r.s.opts.Plugins.Get(name)
+	c, _, err := in.Provider()
+	if err != nil {
+		writeError(r.ctx, err)
+		return
+	}
+	req := &provider.PassthroughRequest{
+		Meta:     provider.Meta{RequestID: r.id, Instance: name},
+		Method:   string(r.ctx.Method()),
+		Path:     r.nativePath(),
+		RawQuery: string(r.ctx.QueryArgs().QueryString()),
+		Header:   http.Header{},
+		Body:     r.ctx.PostBody(),
+	}
+	for k, v := range r.ctx.Request.Header.All() {
+		name := http.CanonicalHeaderKey(string(k))
+		if !hopHeaders[name] {
+			req.Header.Add(name, string(v))
+		}
+	}
+	ctx, cancel := r.context()
+	stop := watchDisconnect(r.ctx.Conn(), cancel)
+	st, err := c.Passthrough(ctx, req)
+	if err != nil {
+		stop()
+		cancel()
+		r.logError(err)
+		writeError(r.ctx, err)
+		return
+	}
+	r.ctx.Response.SetStatusCode(st.Status)
+	r.ctx.Response.Header.SetNoDefaultContentType(true)
+	for k, vs := range st.Header {
+		if hopHeaders[k] {
+			continue
+		}
+		for _, v := range vs {
+			r.ctx.Response.Header.Add(k, v)
+		}
+	}
+	id, log := r.id, r.s.log
+	r.ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer cancel()
+		defer stop()
+		for {
+			b, err := st.Recv()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				log.Error("transparent response failed mid-body", "request_id", id, "error", err)
+				return
+			}
+			w.Write(b)
+			if err := w.Flush(); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// storage serves the storage API of a storage instance.
+func (r *call) storage(in *plugins.Instance) {
+	writeError(r.ctx, openai.NewError(http.StatusNotImplemented, openai.TypeInvalidRequest, "storage_unavailable",
+		fmt.Sprintf("storage instance %s cannot be served by this host build", in.Name)))
+}
