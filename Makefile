@@ -32,11 +32,14 @@ run: build
 	./$(BIN)/llmproxy
 
 # Every module is tested on its own (GOWORK=off) so that each can be
-# released alone; test/ then drives the built binaries end to end.
+# released alone; test/ then drives the built binaries end to end. The
+# storage emulators are started first (scripts/services.sh) and left
+# running for the next run.
 test: build
-	@set -e; for m in $(filter-out test,$(MODULES)); do \
-	  echo "== go test $$m"; (cd $$m && GOWORK=off $(GO) test -count=1 ./...); done
-	@if [ -d test ]; then echo "== go test test (end to end)"; \
+	@eval "$$(scripts/services.sh start)"; set -e; \
+	for m in $(filter-out test,$(MODULES)); do \
+	  echo "== go test $$m"; (cd $$m && GOWORK=off $(GO) test -count=1 ./...); done; \
+	if [ -d test ]; then echo "== go test test (end to end)"; \
 	  cd test && GOWORK=off LLMPROXY_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./...; fi
 
 bench: build

@@ -117,6 +117,56 @@ provider "oracle_ai" {
   inherit_env = ["OCI_*"]
 }
 
+# ------------------------------------------------------------------ storage
+# Objects through the gateway: /-{type}/{instance}/{op}/{bucket}/{key...},
+# op = put | get | head | list | delete | presign. E.g.
+#   curl -X PUT --data-binary @quantum.md -H 'Authorization: Bearer sk-llmproxy-dev' \
+#        localhost:8080/-local/dev/put/rag-docs/quantum.md
+#   curl -H 'Authorization: Bearer sk-llmproxy-dev' \
+#        'localhost:8080/-local/dev/presign/rag-docs/quantum.md?ttl=600'
+
+storage "dev" {
+  type            = "local"
+  allowed_buckets = ["rag-docs", "uploads"]
+  denied_prefixes = ["secret/", "internal/", "credentials/"]
+  presign {
+    default_ttl = "1h"
+    min_ttl     = "60s"
+    max_ttl     = "24h"
+  }
+  config {
+    root           = env("LLMPROXY_DATA_DIR", "data/objects")
+    create_buckets = true
+  }
+}
+
+# storage "prod" {
+#   type            = "s3"
+#   allowed_buckets = ["rag-docs"]
+#   denied_prefixes = ["secret/", "internal/", "credentials/"]
+#   credential "access_key_id"     { from "env" { name = "AWS_ACCESS_KEY_ID" } }
+#   credential "secret_access_key" { from "env" { name = "AWS_SECRET_ACCESS_KEY" } }
+#   config { region = "us-east-1" }
+# }
+
+# ---------------------------------------------------------------- documents
+# Chat messages may carry document parts — {"type":"document","source":
+# {"type":"url","url":...}} or {"source":{"type":"storage","storage":"dev",
+# "bucket":"rag-docs","key":"quantum.md"}} or OpenAI "file" parts. The host
+# fetches them (private and loopback addresses refused unless allowed),
+# caches and extracts them, and hands them to the provider plugin.
+
+documents {
+  max_bytes     = 20971520
+  max_documents = 8
+  timeout       = "20s"
+  cache {
+    backend   = "memory" # or "redis" with redis_url
+    max_bytes = 268435456
+    ttl       = "1h"
+  }
+}
+
 # ------------------------------------------------------------------- routes
 # Exact names first, then patterns, then aliases. A route with several
 # targets fails over (or round-robins, or weighs) between instances; each

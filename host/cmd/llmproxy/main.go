@@ -15,6 +15,7 @@ import (
 	_ "embed"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,8 +28,10 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"golang.org/x/term"
 
+	"github.com/llmproxy/llmproxy/host/internal/access"
 	"github.com/llmproxy/llmproxy/host/internal/auth"
 	"github.com/llmproxy/llmproxy/host/internal/config"
+	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/host/internal/server"
@@ -118,6 +121,20 @@ func run() int {
 		return 2
 	}
 
+	policies := map[string]*access.Policy{}
+	for i := range cfg.Storage {
+		p, err := access.NewPolicy(&cfg.Storage[i])
+		if err != nil {
+			logger.Error("invalid storage config", "instance", cfg.Storage[i].Name, "error", err)
+			return 2
+		}
+		policies[cfg.Storage[i].Name] = p
+	}
+	docCfg := document.DefaultConfig()
+	if cfg.Documents != nil {
+		docCfg = cfg.Documents.WithDefaults()
+	}
+
 	mgr := plugins.Start(cfg, plugins.Options{
 		Dir:     cfg.Server.PluginsDir,
 		BaseDir: base,
@@ -130,9 +147,21 @@ func run() int {
 	})
 	defer mgr.Stop()
 
-	srv := server.New(server.Options{
+	var srv *server.Server
+	docs, err := document.New(docCfg, document.Options{
+		Presign: document.PresignRecognizerFunc(func(u *url.URL) (document.StorageRef, bool) {
+			return srv.Recognizer().Recognize(u)
+		}),
+	})
+	if err != nil {
+		logger.Error("invalid documents config", "error", err)
+		return 2
+	}
+	defer docs.Close()
+	srv = server.New(server.Options{
 		Keys: keys, Router: rtr, Plugins: mgr, Logger: logger.Named("http"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
+		Documents: docs, Policies: policies,
 	})
 	hs := srv.HTTPServer()
 

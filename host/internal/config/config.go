@@ -18,18 +18,20 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
+
+	"github.com/llmproxy/llmproxy/host/internal/document"
 )
 
 // File is a whole configuration file.
 type File struct {
-	Server    Server     `hcl:"server,block"`
-	Logging   *Logging   `hcl:"logging,block"`
-	APIKeys   []APIKey   `hcl:"api_key,block"`
-	Plugins   []Plugin   `hcl:"plugin,block"`
-	Providers []Instance `hcl:"provider,block"`
-	Storage   []Instance `hcl:"storage,block"`
-	Routes    []Route    `hcl:"route,block"`
-	Documents *Documents `hcl:"documents,block"`
+	Server    Server           `hcl:"server,block"`
+	Logging   *Logging         `hcl:"logging,block"`
+	APIKeys   []APIKey         `hcl:"api_key,block"`
+	Plugins   []Plugin         `hcl:"plugin,block"`
+	Providers []Instance       `hcl:"provider,block"`
+	Storage   []Instance       `hcl:"storage,block"`
+	Routes    []Route          `hcl:"route,block"`
+	Documents *document.Config `hcl:"documents,block"`
 
 	// Path is where the file was read from ("<embedded>" for the default).
 	Path string
@@ -160,11 +162,6 @@ type Target struct {
 	Instance string `hcl:"instance,label"`
 	Model    string `hcl:"model,optional"`
 	Weight   int    `hcl:"weight,optional"`
-}
-
-// Documents configures the document (RAG) pipeline.
-type Documents struct {
-	Body hcl.Body `hcl:",remain"`
 }
 
 // Defaults.

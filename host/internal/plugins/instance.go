@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,10 +109,12 @@ type Instance struct {
 	status   atomic.Pointer[Status]
 	cur      atomic.Pointer[live]
 	restarts atomic.Int64
-	wake     chan struct{}
-	stop     chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
+	// signingKey holds the storage signing key (a string).
+	signingKey atomic.Value
+	wake       chan struct{}
+	stop       chan struct{}
+	done       chan struct{}
+	stopOnce   sync.Once
 }
 
 func newInstance(cfg config.Instance, drv driver, opts *Options) *Instance {
@@ -119,6 +123,9 @@ func newInstance(cfg config.Instance, drv driver, opts *Options) *Instance {
 		log:  opts.Logger.Named(cfg.Name),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	var random [32]byte
+	rand.Read(random[:])
+	in.signingKey.Store(hex.EncodeToString(random[:]))
 	in.setStatus(Starting, "")
 	return in
 }
@@ -316,6 +323,13 @@ func (in *Instance) start() (*live, error) {
 	if err != nil {
 		return nil, permanent{err}
 	}
+	if kind == "storage" {
+		if k := creds[SigningKeyCredential]; k != "" {
+			in.signingKey.Store(k)
+		} else {
+			creds[SigningKeyCredential] = in.signingKey.Load().(string)
+		}
+	}
 	cmd := exec.Command(path)
 	cmd.Env = in.environment()
 	bindToHost(cmd)
@@ -365,7 +379,11 @@ func (in *Instance) start() (*live, error) {
 		in.printDiagnostics(diags)
 		return nil, permanent{fmt.Errorf("config block: %s", diags.Error())}
 	}
-	if err := credentials.CheckRequired(in.cfg.Credentials, desc.credentials); err != nil {
+	declared := slices.Clip(in.cfg.Credentials)
+	if kind == "storage" {
+		declared = append(declared, config.Credential{Name: SigningKeyCredential})
+	}
+	if err := credentials.CheckRequired(declared, desc.credentials); err != nil {
 		client.Kill()
 		return nil, permanent{err}
 	}

@@ -151,8 +151,8 @@ func (r *call) chat() {
 	ctx, cancel := r.context()
 	body := r.ctx.PostBody()
 	var docs []provider.Document
-	if r.s.opts.Resolver != nil {
-		body, docs, err = r.s.opts.Resolver.Resolve(ctx, r.key, body)
+	if r.s.docs != nil {
+		body, docs, err = r.s.docs.Resolve(ctx, r.key, body)
 		if err != nil {
 			cancel()
 			writeError(r.ctx, err)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/provider"
 )
@@ -121,10 +120,4 @@ func (r *call) passthrough(name string) {
 			}
 		}
 	})
-}
-
-// storage serves the storage API of a storage instance.
-func (r *call) storage(in *plugins.Instance) {
-	writeError(r.ctx, openai.NewError(http.StatusNotImplemented, openai.TypeInvalidRequest, "storage_unavailable",
-		fmt.Sprintf("storage instance %s cannot be served by this host build", in.Name)))
 }

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,10 +26,13 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
 
+	"github.com/llmproxy/llmproxy/host/internal/access"
 	"github.com/llmproxy/llmproxy/host/internal/auth"
+	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/sdk/openai"
+	"github.com/llmproxy/llmproxy/sdk/storage"
 )
 
 // Options configure a Server.
@@ -40,9 +44,11 @@ type Options struct {
 	MaxBodyBytes   int
 	RequestTimeout time.Duration
 	AccessLog      bool
-	// Resolver rewrites document parts of chat requests; nil disables
-	// documents.
-	Resolver DocumentResolver
+	// Documents resolves document parts of chat requests; nil disables
+	// them.
+	Documents *document.Resolver
+	// Policies are the access rules of storage instances, by name.
+	Policies map[string]*access.Policy
 }
 
 // Server handles HTTP requests.
@@ -52,6 +58,8 @@ type Server struct {
 	parsers fastjson.ParserPool
 	seq     atomic.Uint64
 	prefix  string
+	issued  issued
+	docs    DocumentResolver
 }
 
 // New returns a Server.
@@ -59,19 +67,33 @@ func New(opts Options) *Server {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 10 * time.Minute
 	}
-	return &Server{
+	s := &Server{
 		opts:   opts,
 		log:    opts.Logger,
 		prefix: "req_" + strconv.FormatInt(time.Now().UnixNano()%1e12, 36) + "_",
 	}
+	if opts.Documents != nil {
+		s.docs = documentResolver{s: s, res: opts.Documents}
+	}
+	return s
+}
+
+// Recognizer returns the hook through which the document resolver reads
+// presigned URLs of configured storage through the plugins.
+func (s *Server) Recognizer() document.PresignRecognizer {
+	return document.PresignRecognizerFunc(s.recognize)
 }
 
 // HTTPServer returns the fasthttp server that runs s.
 func (s *Server) HTTPServer() *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:                       s.Handle,
-		Name:                          "llmproxy",
-		MaxRequestBodySize:            s.opts.MaxBodyBytes,
+		Handler:            s.Handle,
+		Name:               "llmproxy",
+		MaxRequestBodySize: s.opts.MaxBodyBytes,
+		// Bodies larger than MaxRequestBodySize reach the handler as a
+		// stream: storage uploads stream through; everything else is
+		// refused with 413 (see body).
+		StreamRequestBody:             true,
 		ReadTimeout:                   5 * time.Minute,
 		IdleTimeout:                   2 * time.Minute,
 		DisablePreParseMultipartForm:  true,
@@ -79,6 +101,7 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 		DisableHeaderNamesNormalizing: false,
 		CloseOnShutdown:               true,
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			ctx.Response.Header.Set("X-Request-Id", s.requestID(ctx))
 			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 				writeError(ctx, openai.NewError(http.StatusRequestEntityTooLarge, openai.TypeInvalidRequest, "request_too_large",
 					fmt.Sprintf("request body exceeds the configured limit of %d bytes", s.opts.MaxBodyBytes)))
@@ -134,6 +157,10 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, id string) *auth.Key {
 		s.ready(ctx)
 		return nil
 	}
+	if strings.HasPrefix(path, "/-") && isSignedObjectPath(path) {
+		s.signed(ctx, id)
+		return nil
+	}
 	if !strings.HasPrefix(path, "/v1/") && !strings.HasPrefix(path, "/-") {
 		writeError(ctx, openai.NewError(http.StatusNotFound, openai.TypeNotFound, "unknown_path",
 			fmt.Sprintf("no route for %s %s; the AI API is under /v1/ and instances under /-{type}/{instance}/", ctx.Method(), path)))
@@ -149,6 +176,12 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, id string) *auth.Key {
 		return nil
 	}
 	r := &call{s: s, ctx: ctx, id: id, key: key}
+	if !strings.HasPrefix(path, "/-") || !r.isStorage() {
+		if err := r.readBody(); err != nil {
+			writeError(ctx, err)
+			return key
+		}
+	}
 	switch {
 	case path == "/v1/chat/completions":
 		if !r.method("POST") {
@@ -177,6 +210,52 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, id string) *auth.Key {
 			fmt.Sprintf("no route for %s %s", ctx.Method(), path)))
 	}
 	return key
+}
+
+// isSignedObjectPath reports whether path is /-{type}/{instance}/object/...
+func isSignedObjectPath(path string) bool {
+	rest := path[2:]
+	for range 2 {
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+1:]
+	}
+	return strings.HasPrefix(rest, storage.SignedOp+"/")
+}
+
+// isStorage reports whether the request addresses a storage instance.
+func (r *call) isStorage() bool {
+	rest := strings.TrimPrefix(string(r.ctx.Path()), "/-")
+	_, rest, _ = strings.Cut(rest, "/")
+	name, _, _ := strings.Cut(rest, "/")
+	in := r.s.opts.Plugins.Get(name)
+	return in != nil && in.Kind() == "storage"
+}
+
+// readBody makes the whole body available to PostBody, refusing bodies
+// over the configured limit with 413.
+func (r *call) readBody() error {
+	req := &r.ctx.Request
+	if !req.IsBodyStream() {
+		return nil
+	}
+	limit := r.s.opts.MaxBodyBytes
+	tooLarge := openai.NewError(http.StatusRequestEntityTooLarge, openai.TypeInvalidRequest, "request_too_large",
+		fmt.Sprintf("request body exceeds the configured limit of %d bytes", limit))
+	if n := req.Header.ContentLength(); n > limit {
+		return tooLarge
+	}
+	b, err := io.ReadAll(io.LimitReader(r.ctx.RequestBodyStream(), int64(limit)+1))
+	if err != nil {
+		return openai.InvalidRequest("", "cannot read the request body: "+err.Error())
+	}
+	if len(b) > limit {
+		return tooLarge
+	}
+	req.SetBodyRaw(b)
+	return nil
 }
 
 // call is one authenticated request.

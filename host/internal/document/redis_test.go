@@ -1,0 +1,105 @@
+package document
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startRedis runs a private redis-server on a free 127.0.0.1 port for the
+// test and returns its URL.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server not found: install it with `apt-get install -y redis-server`")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", fmt.Sprint(port),
+		"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			fmt.Fprint(c, "PING\r\n")
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if strings.HasPrefix(line, "+PONG") {
+				return "redis://" + addr + "/0"
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on %s did not answer: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestRedisCache(t *testing.T) {
+	ctx := context.Background()
+	c, err := NewRedisCache(startRedis(t), 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e := &Entry{Name: "a.txt", MIMEType: MIMEText, Data: []byte("hello"), Text: "hello"}
+	if err := c.Set(ctx, "k", e, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := c.Get(ctx, "k")
+	if err != nil || !ok || got.Text != "hello" || string(got.Data) != "hello" || got.Name != "a.txt" {
+		t.Fatalf("Get = %+v, %v, %v", got, ok, err)
+	}
+	if _, ok, err := c.Get(ctx, "absent"); ok || err != nil {
+		t.Errorf("Get(absent) = %v, %v, want a miss", ok, err)
+	}
+	if err := c.Set(ctx, "big", &Entry{Data: make([]byte, 2048)}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := c.Get(ctx, "big"); ok {
+		t.Error("an entry above the size limit was stored")
+	}
+	if err := c.Set(ctx, "short", e, 150*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, ok, _ := c.Get(ctx, "short"); ok {
+		t.Error("an expired entry was served")
+	}
+	if err := c.client.Set(ctx, RedisKeyPrefix+"garbage", "not an entry", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Get(ctx, "garbage"); err == nil {
+		t.Error("Get of a malformed entry succeeded, want an error")
+	}
+}
+
+func TestNewRedisCacheBadURLHidesPassword(t *testing.T) {
+	_, err := NewRedisCache("http://user:hunter2@host/0", 1)
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error = %v, want one without the password", err)
+	}
+}

@@ -1,0 +1,366 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/llmproxy/llmproxy/host/internal/access"
+	"github.com/llmproxy/llmproxy/host/internal/plugins"
+	"github.com/llmproxy/llmproxy/sdk/openai"
+	"github.com/llmproxy/llmproxy/sdk/storage"
+)
+
+// Storage operations of /-{type}/{instance}/{op}/{bucket}/{key...}.
+const (
+	opPut     = "put"
+	opGet     = "get"
+	opHead    = "head"
+	opList    = "list"
+	opDelete  = "delete"
+	opPresign = "presign"
+)
+
+// storageMethods lists the HTTP methods each operation accepts.
+var storageMethods = map[string][]string{
+	opPut:     {"PUT", "POST"},
+	opGet:     {"GET", "HEAD"},
+	opHead:    {"HEAD", "GET"},
+	opList:    {"GET"},
+	opDelete:  {"DELETE", "POST"},
+	opPresign: {"GET", "POST"},
+}
+
+// objectPath returns the op and the raw "{bucket}/{key...}" of a storage
+// path, taken from the undecoded path so that escaped "/" and ".." are
+// seen as the client sent them.
+func (r *call) objectPath() (op, rest string) {
+	p := r.nativePath()[1:]
+	op, rest, _ = strings.Cut(p, "/")
+	return op, rest
+}
+
+func (r *call) storage(in *plugins.Instance) {
+	op, rest := r.objectPath()
+	methods, known := storageMethods[op]
+	if !known {
+		writeError(r.ctx, openai.NewError(http.StatusNotFound, openai.TypeNotFound, "unknown_storage_operation",
+			fmt.Sprintf("unknown storage operation %q; use put, get, head, list, delete or presign", op)))
+		return
+	}
+	if !methodIn(string(r.ctx.Method()), methods) {
+		r.method(methods[0])
+		return
+	}
+	if !r.key.AllowsStorageOp(op) {
+		writeError(r.ctx, openai.NewError(http.StatusForbidden, openai.TypePermission, "storage_op_not_allowed",
+			fmt.Sprintf("this API key may not %s objects", op)))
+		return
+	}
+	c, err := in.Storage()
+	if err != nil {
+		writeError(r.ctx, err)
+		return
+	}
+	policy := r.s.opts.Policies[in.Name]
+	if policy == nil {
+		policy = &access.Policy{DefaultTTL: access.DefaultTTL, MinTTL: access.MinTTL, MaxTTL: access.MaxTTL}
+	}
+	bucket, key, err := access.SplitObject(rest, op != opList)
+	if err == nil {
+		if op == opList {
+			err = policy.CheckPrefix(bucket, string(r.ctx.QueryArgs().Peek("prefix")))
+		} else {
+			err = policy.Check(bucket, key)
+		}
+	}
+	if err != nil {
+		writeError(r.ctx, err)
+		return
+	}
+	ctx, cancel := r.context()
+	switch op {
+	case opPut:
+		defer cancel()
+		r.putObject(ctx, c, bucket, key, string(r.ctx.Request.Header.ContentType()))
+	case opGet:
+		r.getObject(ctx, cancel, c, bucket, key)
+	case opHead:
+		defer cancel()
+		info, err := c.Head(ctx, bucket, key)
+		if err != nil {
+			writeError(r.ctx, err)
+			return
+		}
+		objectHeaders(r, info)
+		r.ctx.Response.Header.SetContentLength(int(info.Size))
+		r.ctx.Response.SkipBody = true
+	case opList:
+		defer cancel()
+		r.listObjects(ctx, c, policy, bucket)
+	case opDelete:
+		defer cancel()
+		if err := c.Delete(ctx, bucket, key); err != nil {
+			writeError(r.ctx, err)
+			return
+		}
+		writeJSON(r.ctx, http.StatusOK, map[string]any{"status": "deleted", "bucket": bucket, "key": key})
+	case opPresign:
+		defer cancel()
+		r.presign(ctx, in, c, policy, bucket, key)
+	}
+}
+
+func methodIn(m string, ms []string) bool {
+	for _, x := range ms {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+// requestBody returns the request body as a stream and its size (-1 when
+// chunked), without buffering large uploads.
+func (r *call) requestBody() (io.Reader, int64) {
+	size := int64(r.ctx.Request.Header.ContentLength())
+	if size < 0 {
+		size = -1
+	}
+	if r.ctx.Request.IsBodyStream() {
+		return r.ctx.RequestBodyStream(), size
+	}
+	b := r.ctx.Request.Body()
+	return bytes.NewReader(b), int64(len(b))
+}
+
+func (r *call) putObject(ctx context.Context, c *storage.Client, bucket, key, contentType string) {
+	body, size := r.requestBody()
+	info, err := c.Put(ctx, &storage.Object{Bucket: bucket, Key: key, ContentType: contentType, Size: size}, body)
+	if err != nil {
+		r.logError(err)
+		writeError(r.ctx, err)
+		return
+	}
+	writeJSON(r.ctx, http.StatusOK, map[string]any{
+		"status": "uploaded", "bucket": bucket, "key": key, "size": info.Size, "etag": info.ETag,
+		"content_type": info.ContentType,
+	})
+}
+
+func objectHeaders(r *call, info *storage.ObjectInfo) {
+	h := &r.ctx.Response.Header
+	if info.ContentType != "" {
+		h.SetContentType(info.ContentType)
+	} else {
+		h.SetContentType("application/octet-stream")
+	}
+	if info.ETag != "" {
+		h.Set("ETag", `"`+info.ETag+`"`)
+	}
+	if !info.LastModified.IsZero() {
+		h.Set("Last-Modified", info.LastModified.UTC().Format(http.TimeFormat))
+	}
+	h.Set("Accept-Ranges", "bytes")
+}
+
+func (r *call) getObject(ctx context.Context, cancel context.CancelFunc, c *storage.Client, bucket, key string) {
+	req := &storage.GetRequest{Bucket: bucket, Key: key}
+	if v := r.ctx.Request.Header.Peek("Range"); len(v) > 0 {
+		rng, err := storage.ParseRangeHeader(string(v))
+		if err != nil {
+			cancel()
+			writeError(r.ctx, err)
+			return
+		}
+		if rng != nil && rng.Start < 0 {
+			// A suffix range (bytes=-N) needs the size first.
+			info, err := c.Head(ctx, bucket, key)
+			if err != nil {
+				cancel()
+				writeError(r.ctx, err)
+				return
+			}
+			n := -rng.Start
+			rng = &storage.ByteRange{Start: max(info.Size-n, 0), End: info.Size - 1}
+		}
+		req.Range = rng
+	}
+	info, body, err := c.Get(ctx, req)
+	if err != nil {
+		cancel()
+		writeError(r.ctx, err)
+		return
+	}
+	objectHeaders(r, info)
+	length := info.Size
+	if cr := info.ContentRange; cr != nil && req.Range != nil {
+		length = cr.End - cr.Start + 1
+		r.ctx.Response.SetStatusCode(http.StatusPartialContent)
+		r.ctx.Response.Header.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", cr.Start, cr.End, info.Size))
+	}
+	if string(r.ctx.Method()) == "HEAD" {
+		body.Close()
+		cancel()
+		r.ctx.Response.Header.SetContentLength(int(length))
+		r.ctx.Response.SkipBody = true
+		return
+	}
+	// fasthttp closes the body after sending it; closing also ends the
+	// plugin stream and the request context.
+	r.ctx.SetBodyStream(&closer{Reader: body, close: func() error { cancel(); return body.Close() }}, int(length))
+}
+
+type closer struct {
+	io.Reader
+	close func() error
+}
+
+func (c *closer) Close() error { return c.close() }
+
+type listedObject struct {
+	Key          string    `json:"key"`
+	Size         int64     `json:"size"`
+	ETag         string    `json:"etag,omitempty"`
+	ContentType  string    `json:"content_type,omitempty"`
+	LastModified time.Time `json:"last_modified,omitzero"`
+}
+
+func (r *call) listObjects(ctx context.Context, c *storage.Client, policy *access.Policy, bucket string) {
+	q := r.ctx.QueryArgs()
+	req := &storage.ListRequest{
+		Bucket: bucket, Prefix: string(q.Peek("prefix")), Delimiter: string(q.Peek("delimiter")),
+		PageToken: string(q.Peek("page_token")),
+	}
+	if v := q.Peek("max_keys"); len(v) > 0 {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 1 {
+			writeError(r.ctx, openai.InvalidRequest("max_keys", "max_keys must be a positive integer"))
+			return
+		}
+		req.MaxKeys = n
+	}
+	res, err := c.List(ctx, req)
+	if err != nil {
+		writeError(r.ctx, err)
+		return
+	}
+	objects := make([]listedObject, 0, len(res.Objects))
+	for _, o := range res.Objects {
+		if policy.Visible(o.Key) {
+			objects = append(objects, listedObject{Key: o.Key, Size: o.Size, ETag: o.ETag, ContentType: o.ContentType, LastModified: o.LastModified})
+		}
+	}
+	prefixes := make([]string, 0, len(res.CommonPrefixes))
+	for _, p := range res.CommonPrefixes {
+		if policy.Visible(p) {
+			prefixes = append(prefixes, p)
+		}
+	}
+	writeJSON(r.ctx, http.StatusOK, map[string]any{
+		"bucket": bucket, "prefix": req.Prefix, "objects": objects, "common_prefixes": prefixes,
+		"next_page_token": res.NextPageToken,
+	})
+}
+
+func (r *call) presign(ctx context.Context, in *plugins.Instance, c *storage.Client, policy *access.Policy, bucket, key string) {
+	q := r.ctx.QueryArgs()
+	ttl, err := policy.TTL(string(q.Peek("ttl")))
+	if err != nil {
+		writeError(r.ctx, err)
+		return
+	}
+	method := strings.ToUpper(string(q.Peek("method")))
+	if method == "" {
+		method = "GET"
+	}
+	if method != "GET" && method != "PUT" {
+		writeError(r.ctx, openai.InvalidRequest("method", "method must be GET or PUT"))
+		return
+	}
+	if method == "PUT" && !r.key.AllowsStorageOp(opPut) {
+		writeError(r.ctx, openai.NewError(http.StatusForbidden, openai.TypePermission, "storage_op_not_allowed",
+			"this API key may not presign uploads"))
+		return
+	}
+	p, err := c.Presign(ctx, &storage.PresignRequest{Bucket: bucket, Key: key, Method: method, TTL: ttl,
+		ContentType: string(q.Peek("content_type"))})
+	if err != nil {
+		writeError(r.ctx, err)
+		return
+	}
+	if method == "GET" {
+		r.s.issued.add(p.URL, in.Name, bucket, key, p.Expires)
+	}
+	header := map[string]string{}
+	for k := range p.Header {
+		header[k] = p.Header.Get(k)
+	}
+	writeJSON(r.ctx, http.StatusOK, map[string]any{
+		"url": p.URL, "expires_in": int64(time.Until(p.Expires).Round(time.Second) / time.Second),
+		"expires_at": p.Expires.UTC().Format(time.RFC3339), "operation": strings.ToLower(method),
+		"method": method, "bucket": bucket, "key": key, "headers": header,
+	})
+}
+
+// signed serves /-{type}/{instance}/object/{bucket}/{key} URLs signed by
+// the host for backends without their own presigned URLs (local). The
+// signature is the credential: no API key is needed.
+func (s *Server) signed(ctx *fasthttp.RequestCtx, id string) {
+	r := &call{s: s, ctx: ctx, id: id}
+	rest := strings.TrimPrefix(string(ctx.Path()), "/-")
+	typ, rest, _ := strings.Cut(rest, "/")
+	name, _, _ := strings.Cut(rest, "/")
+	in := s.opts.Plugins.Get(name)
+	if in == nil || in.Type != typ || in.Kind() != "storage" {
+		writeError(ctx, openai.NewError(http.StatusNotFound, openai.TypeNotFound, "instance_not_found",
+			fmt.Sprintf("no %s storage instance named %q", typ, name)))
+		return
+	}
+	method := string(ctx.Method())
+	if method == "HEAD" {
+		method = "GET"
+	}
+	u, err := url.ParseRequestURI(string(ctx.RequestURI()))
+	if err != nil {
+		writeError(ctx, openai.InvalidRequest("", "malformed URL"))
+		return
+	}
+	so, err := storage.VerifySignedURL(in.SigningKey(), method, u, time.Now())
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	if so.Instance != name || so.Type != typ {
+		writeError(ctx, storage.AccessDenied("the URL was signed for another instance"))
+		return
+	}
+	c, err := in.Storage()
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	pctx, cancel := r.context()
+	switch method {
+	case "GET":
+		r.getObject(pctx, cancel, c, so.Bucket, so.Key)
+	case "PUT":
+		defer cancel()
+		ct := so.ContentType
+		if ct == "" {
+			ct = string(ctx.Request.Header.ContentType())
+		}
+		r.putObject(pctx, c, so.Bucket, so.Key, ct)
+	default:
+		cancel()
+		writeError(ctx, openai.NewError(http.StatusMethodNotAllowed, openai.TypeInvalidRequest, "method_not_allowed", "signed URLs serve GET, HEAD and PUT"))
+	}
+}
