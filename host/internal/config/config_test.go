@@ -1,0 +1,192 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/llmproxy/llmproxy/sdk/schema"
+)
+
+const base = `
+server { listen = "127.0.0.1:0" }
+api_key "dev" { key = "sk-1" }
+provider "echo" { type = "echo" }
+route "echo" {
+  target "echo" {}
+}
+`
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want string // summary fragment
+		line int    // line of the diagnostic's subject, 0 = any
+	}{
+		{"syntax", base + "provider \"x\" {\n  type = \n}\n", "Invalid expression", 9},
+		{"unknown attribute", base + "server2 {}\n", "Unsupported block type", 8},
+		{"unknown route target", base + "route \"gpt-*\" {\n  target \"nope\" {}\n}\n", "Unknown route target", 8},
+		{"bad strategy", base + "route \"x\" {\n  strategy = \"random\"\n  target \"echo\" {}\n}\n", "Invalid strategy", 8},
+		{"duplicate instance", base + "storage \"echo\" { type = \"local\" }\n", "Duplicate instance name", 8},
+		{"key without secret", base + "api_key \"x\" {}\n", "API key without a secret", 0},
+		{"bad key hash", base + "api_key \"x\" { key_sha256 = \"abc\" }\n", "Invalid key_sha256", 0},
+		{"env unset", base + "api_key \"x\" { key = env(\"LLMPROXY_TEST_UNSET_VAR\") }\n", "environment variable LLMPROXY_TEST_UNSET_VAR is not set", 8},
+		{"unknown credential source", base + "provider \"o\" {\n  type = \"openai\"\n  credential \"api_key\" {\n    from \"vaultish\" { name = \"x\" }\n  }\n}\n", "Unknown credential source", 11},
+		{"incomplete credential source", base + "provider \"o\" {\n  type = \"openai\"\n  credential \"api_key\" {\n    from \"env\" {}\n  }\n}\n", "Incomplete credential source", 11},
+		{"bad duration", base + "storage \"s\" {\n  type = \"local\"\n  presign { max_ttl = \"forever\" }\n}\n", "Invalid presign.max_ttl", 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, diags := Parse([]byte(tt.src), "test.hcl", t.TempDir())
+			if !diags.HasErrors() {
+				t.Fatalf("no error for:\n%s", tt.src)
+			}
+			var found *hcl.Diagnostic
+			for _, d := range diags {
+				if strings.Contains(d.Summary+": "+d.Detail, tt.want) {
+					found = d
+				}
+			}
+			if found == nil {
+				t.Fatalf("want %q, got %v", tt.want, diags)
+			}
+			if tt.line != 0 {
+				if found.Subject == nil || found.Subject.Filename != "test.hcl" || found.Subject.Start.Line != tt.line {
+					t.Errorf("diagnostic %q at %v, want test.hcl line %d", found.Summary, found.Subject, tt.line)
+				}
+			}
+		})
+	}
+}
+
+func TestParseDefaultsAndFunctions(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "key.txt"), []byte("sk-from-file\n"), 0o600)
+	t.Setenv("LLMPROXY_TEST_LISTEN", "127.0.0.1:9999")
+	src := `
+server { listen = env("LLMPROXY_TEST_LISTEN", "x") }
+api_key "a" { key = file("key.txt") }
+api_key "b" { key = env("LLMPROXY_TEST_UNSET_VAR", "fallback") }
+provider "echo" {
+  type    = "echo"
+  enabled = env("LLMPROXY_TEST_UNSET_VAR", "") != ""
+}
+route "echo" {
+  target "echo" {}
+}
+`
+	f, diags := Parse([]byte(src), "test.hcl", dir)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if f.Server.Listen != "127.0.0.1:9999" || f.APIKeys[0].Key != "sk-from-file" || f.APIKeys[1].Key != "fallback" {
+		t.Errorf("functions: %+v %+v", f.Server, f.APIKeys)
+	}
+	if f.Providers[0].IsEnabled() {
+		t.Error("enabled expression ignored")
+	}
+}
+
+func TestEmbeddedDefaultParses(t *testing.T) {
+	src, err := os.ReadFile("../../cmd/llmproxy/default.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, diags := Parse(src, "default.hcl", t.TempDir())
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	names := map[string]bool{}
+	for _, p := range f.Providers {
+		names[p.Name] = true
+	}
+	for _, want := range []string{"echo", "bedrock_us1", "bedrock_eu1", "openai_prod", "azure_eastus", "vertex_us", "anthropic_direct", "ibm_watsonx", "oracle_ai"} {
+		if !names[want] {
+			t.Errorf("default config lacks instance %s", want)
+		}
+	}
+	if len(f.Storage) == 0 || f.Storage[0].Name != "dev" || f.Storage[0].Type != "local" {
+		t.Errorf("default config lacks the local storage instance dev")
+	}
+}
+
+var testSchema = schema.Schema{
+	Attributes: []schema.Attribute{
+		{Name: "base_url", Type: "string", Required: true},
+		{Name: "timeout", Type: "string"},
+		{Name: "headers", Type: "map(string)"},
+		{Name: "retries", Type: "number"},
+	},
+	Blocks: []schema.Block{{Name: "tls", Nesting: schema.NestingSingle, Schema: schema.Schema{
+		Attributes: []schema.Attribute{{Name: "insecure", Type: "bool"}},
+	}}},
+}
+
+func instance(t *testing.T, block string) *Instance {
+	t.Helper()
+	src := base + "provider \"o\" {\n  type = \"openai\"\n  config {\n" + block + "\n  }\n}\n"
+	f, diags := Parse([]byte(src), "test.hcl", t.TempDir())
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return &f.Providers[1]
+}
+
+func TestDecodeInstance(t *testing.T) {
+	in := instance(t, `    base_url = "https://x"
+    headers  = { "X-A" = "1" }
+    retries  = 3
+    tls { insecure = true }`)
+	js, diags := DecodeInstance(in, testSchema, ".")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	want := `{"base_url":"https://x","headers":{"X-A":"1"},"retries":3,"timeout":null,"tls":{"insecure":true}}`
+	if string(js) != want {
+		t.Errorf("json = %s\nwant %s", js, want)
+	}
+}
+
+func TestDecodeInstanceErrorsPointIntoTheBlock(t *testing.T) {
+	tests := []struct {
+		name, block, want string
+		line              int
+	}{
+		{"unknown attribute", "    base_url = \"x\"\n    colour = \"red\"", "Unsupported argument", 12},
+		{"wrong type", "    base_url = \"x\"\n    retries = \"many\"", "Incorrect attribute value type", 12},
+		{"missing required", "    timeout = \"1s\"", "Missing required argument", 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, diags := DecodeInstance(instance(t, tt.block), testSchema, ".")
+			if !diags.HasErrors() || !strings.Contains(diags.Error(), tt.want) {
+				t.Fatalf("want %q, got %v", tt.want, diags)
+			}
+			if s := diags[0].Subject; s == nil || s.Start.Line != tt.line {
+				t.Errorf("subject %v, want line %d", s, tt.line)
+			}
+		})
+	}
+}
+
+func TestPluginDiagnostics(t *testing.T) {
+	in := instance(t, "    base_url = \"x\"\n    timeout = \"soon\"")
+	diags := PluginDiagnostics(in, schema.Diagnostics{
+		{Summary: "timeout is not a duration", Path: []string{"timeout"}},
+		{Summary: "general problem"},
+		{Summary: "just a warning", Warning: true},
+	})
+	if len(diags) != 3 || diags[0].Subject.Start.Line != 12 || !strings.Contains(diags[0].Summary, "timeout") {
+		t.Errorf("attribute diagnostic: %+v", diags[0])
+	}
+	if diags[1].Subject.Start.Line != 8 {
+		t.Errorf("block-level diagnostic should point at the block: %v", diags[1].Subject)
+	}
+	if diags[2].Severity != hcl.DiagWarning {
+		t.Error("warning severity lost")
+	}
+}
