@@ -32,6 +32,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/auth"
 	"github.com/llmproxy/llmproxy/host/internal/config"
 	"github.com/llmproxy/llmproxy/host/internal/document"
+	"github.com/llmproxy/llmproxy/host/internal/metrics"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/host/internal/server"
@@ -161,7 +162,7 @@ func run() int {
 	srv = server.New(server.Options{
 		Keys: keys, Router: rtr, Plugins: mgr, Logger: logger.Named("http"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
-		Documents: docs, Policies: policies,
+		Documents: docs, Policies: policies, Metrics: metrics.New(mgr, docs),
 	})
 	hs := srv.HTTPServer()
 

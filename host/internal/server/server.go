@@ -29,6 +29,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/access"
 	"github.com/llmproxy/llmproxy/host/internal/auth"
 	"github.com/llmproxy/llmproxy/host/internal/document"
+	"github.com/llmproxy/llmproxy/host/internal/metrics"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/sdk/openai"
@@ -49,6 +50,8 @@ type Options struct {
 	Documents *document.Resolver
 	// Policies are the access rules of storage instances, by name.
 	Policies map[string]*access.Policy
+	// Metrics records requests and serves /metrics; nil disables both.
+	Metrics *metrics.Metrics
 }
 
 // Server handles HTTP requests.
@@ -136,6 +139,9 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	id := s.requestID(ctx)
 	ctx.Response.Header.Set("X-Request-Id", id)
 	key := s.dispatch(ctx, id)
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.Observe(endpoint(ctx.Path()), ctx.Response.StatusCode(), time.Since(start))
+	}
 	if s.opts.AccessLog {
 		name := ""
 		if key != nil {
@@ -156,6 +162,11 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, id string) *auth.Key {
 	case "/readyz":
 		s.ready(ctx)
 		return nil
+	case "/metrics":
+		if s.opts.Metrics != nil {
+			s.opts.Metrics.Serve(ctx)
+			return nil
+		}
 	}
 	if strings.HasPrefix(path, "/-") && isSignedObjectPath(path) {
 		s.signed(ctx, id)
@@ -210,6 +221,24 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, id string) *auth.Key {
 			fmt.Sprintf("no route for %s %s", ctx.Method(), path)))
 	}
 	return key
+}
+
+// endpoint names the class of a path for metrics, with a bounded set of
+// values.
+func endpoint(path []byte) string {
+	switch p := string(path); {
+	case p == "/v1/chat/completions":
+		return "chat"
+	case p == "/v1/embeddings":
+		return "embeddings"
+	case strings.HasPrefix(p, "/v1/models"):
+		return "models"
+	case strings.HasPrefix(p, "/-"):
+		return "instance"
+	case p == "/healthz" || p == "/readyz" || p == "/metrics":
+		return "host"
+	}
+	return "other"
 }
 
 // isSignedObjectPath reports whether path is /-{type}/{instance}/object/...

@@ -1,0 +1,109 @@
+// Package metrics exposes llmproxy's Prometheus metrics on /metrics.
+//
+// Request metrics are recorded once per request with a small, bounded
+// label set (endpoint class and status code); per-instance state and
+// document cache counters are read when scraped, so they cost nothing on
+// the request path.
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/llmproxy/llmproxy/host/internal/document"
+	"github.com/llmproxy/llmproxy/host/internal/plugins"
+)
+
+// Metrics holds the registry and the request instruments.
+type Metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	handler  fasthttp.RequestHandler
+}
+
+// New registers the metrics. Instance states come from m and document
+// cache counters from docs; either may be nil.
+func New(m *plugins.Manager, docs *document.Resolver) *Metrics {
+	reg := prometheus.NewRegistry()
+	x := &Metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "llmproxy_requests_total",
+			Help: "HTTP requests served, by endpoint class and status code.",
+		}, []string{"endpoint", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "llmproxy_request_duration_seconds",
+			Help:    "Time to the response header (streams: to the first chunk), by endpoint class.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"endpoint"}),
+	}
+	reg.MustRegister(x.requests, x.duration, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if m != nil {
+		reg.MustRegister(&instanceCollector{m: m})
+	}
+	if docs != nil {
+		reg.MustRegister(&documentCollector{docs: docs})
+	}
+	x.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return x
+}
+
+// Observe records one request.
+func (x *Metrics) Observe(endpoint string, code int, took time.Duration) {
+	x.requests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
+	x.duration.WithLabelValues(endpoint).Observe(took.Seconds())
+}
+
+// Serve answers a scrape.
+func (x *Metrics) Serve(ctx *fasthttp.RequestCtx) { x.handler(ctx) }
+
+var (
+	instanceUp = prometheus.NewDesc("llmproxy_instance_ready",
+		"1 when the instance's plugin is ready to serve, else 0.", []string{"instance", "kind", "type", "state"}, nil)
+	instanceRestarts = prometheus.NewDesc("llmproxy_instance_restarts_total",
+		"Plugin process restarts of the instance.", []string{"instance"}, nil)
+	cacheHits   = prometheus.NewDesc("llmproxy_document_cache_hits_total", "Document cache hits.", nil, nil)
+	cacheMisses = prometheus.NewDesc("llmproxy_document_cache_misses_total", "Document cache misses.", nil, nil)
+	cacheErrors = prometheus.NewDesc("llmproxy_document_cache_errors_total", "Document cache backend errors.", nil, nil)
+)
+
+type instanceCollector struct{ m *plugins.Manager }
+
+func (c *instanceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- instanceUp
+	ch <- instanceRestarts
+}
+
+func (c *instanceCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, in := range c.m.Instances() {
+		st := in.Status()
+		up := 0.0
+		if st.State == plugins.Ready {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(instanceUp, prometheus.GaugeValue, up, in.Name, in.Kind(), in.Type, string(st.State))
+		ch <- prometheus.MustNewConstMetric(instanceRestarts, prometheus.CounterValue, float64(st.Restarts), in.Name)
+	}
+}
+
+type documentCollector struct{ docs *document.Resolver }
+
+func (c *documentCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- cacheHits
+	ch <- cacheMisses
+	ch <- cacheErrors
+}
+
+func (c *documentCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.docs.Stats()
+	ch <- prometheus.MustNewConstMetric(cacheHits, prometheus.CounterValue, float64(s.Hits))
+	ch <- prometheus.MustNewConstMetric(cacheMisses, prometheus.CounterValue, float64(s.Misses))
+	ch <- prometheus.MustNewConstMetric(cacheErrors, prometheus.CounterValue, float64(s.Errors))
+}
