@@ -3,6 +3,9 @@ module github.com/llmproxy/llmproxy/test
 go 1.26.0
 
 require (
+	github.com/llmproxy/llmproxy/plugins/provider-anthropic v0.0.0
+	github.com/llmproxy/llmproxy/plugins/provider-azure v0.0.0
+	github.com/llmproxy/llmproxy/plugins/provider-bedrock v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-openai v0.0.0
 	github.com/llmproxy/llmproxy/sdk v0.0.0
 	github.com/openai/openai-go/v3 v3.98.0
@@ -10,7 +13,7 @@ require (
 )
 
 require (
-	github.com/aws/aws-sdk-go-v2 v1.48.0 // indirect
+	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream v1.7.27 // indirect
 	github.com/aws/smithy-go v1.28.9 // indirect
 )
@@ -18,9 +21,6 @@ require (
 require (
 	github.com/coder/websocket v1.8.15 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
-	github.com/llmproxy/llmproxy/plugins/provider-anthropic v0.0.0
-	github.com/llmproxy/llmproxy/plugins/provider-azure v0.0.0
-	github.com/llmproxy/llmproxy/plugins/provider-bedrock v0.0.0
 	github.com/molecule-man/go-brrr v1.3.1 // indirect
 	github.com/tidwall/gjson v1.20.2 // indirect
 	github.com/tidwall/match v1.1.1 // indirect

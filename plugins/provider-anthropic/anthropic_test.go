@@ -290,8 +290,8 @@ func TestCompactor(t *testing.T) {
 			t.Fatal(err)
 		}
 		for cut := 0; cut <= len(in); cut++ {
-			var c compactor
-			got := c.feed(in[:cut]) + c.feed(in[cut:])
+			var c openai.JSONCompactor
+			got := c.Compact(in[:cut]) + c.Compact(in[cut:])
 			if got != want.String() {
 				t.Errorf("compact %q cut at %d = %q, want %q", in, cut, got, want.String())
 			}

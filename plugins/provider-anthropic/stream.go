@@ -97,40 +97,6 @@ func (er *eventReader) line() ([]byte, error) {
 	}
 }
 
-// compactor removes insignificant whitespace from JSON text that arrives
-// in fragments, so that streamed tool arguments concatenate to exactly
-// what json.Compact makes of the whole input.
-type compactor struct {
-	inString, escaped bool
-}
-
-func (c *compactor) feed(s string) string {
-	var out []byte
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if c.inString {
-			switch {
-			case c.escaped:
-				c.escaped = false
-			case ch == '\\':
-				c.escaped = true
-			case ch == '"':
-				c.inString = false
-			}
-			out = append(out, ch)
-			continue
-		}
-		switch ch {
-		case ' ', '\t', '\n', '\r':
-			continue
-		case '"':
-			c.inString = true
-		}
-		out = append(out, ch)
-	}
-	return string(out)
-}
-
 // blockKind says what a content block of the stream becomes.
 type blockKind int
 
@@ -147,7 +113,7 @@ type blockState struct {
 	tool int
 	// wrote records that some argument text was emitted.
 	wrote bool
-	comp  compactor
+	comp  openai.JSONCompactor
 }
 
 // streamEvent is the data of any Messages API stream event.
@@ -317,7 +283,7 @@ func (s *streamer) blockDelta(se *streamEvent) error {
 			return s.text(se.Delta.Text)
 		}
 	case "input_json_delta":
-		return s.arguments(st, st.comp.feed(se.Delta.PartialJSON))
+		return s.arguments(st, st.comp.Compact(se.Delta.PartialJSON))
 	}
 	// thinking_delta, signature_delta, citations_delta: not part of the
 	// OpenAI message.

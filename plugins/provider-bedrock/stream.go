@@ -26,13 +26,16 @@ type chunker struct {
 	tools map[int32]int
 	// jsonBlocks are blocks of the JSON-mode tool, streamed as content.
 	jsonBlocks map[int32]bool
+	// compactors strip the whitespace of each block's streamed input.
+	compactors map[int32]*openai.JSONCompactor
 	stop       string
 	stopped    bool
 	usage      *tokens
 }
 
 func newChunker(w provider.ChunkWriter, conv *conversation, id string, created int64) *chunker {
-	return &chunker{w: w, conv: conv, id: id, created: created, tools: map[int32]int{}, jsonBlocks: map[int32]bool{}}
+	return &chunker{w: w, conv: conv, id: id, created: created, tools: map[int32]int{}, jsonBlocks: map[int32]bool{},
+		compactors: map[int32]*openai.JSONCompactor{}}
 }
 
 func (c *chunker) send(d openai.Delta, finish *string) error {
@@ -83,8 +86,15 @@ func (c *chunker) toolStart(block int32, id, name string) error {
 	}}}, nil)
 }
 
-// toolArgs sends a fragment of block's tool-call arguments.
+// toolArgs sends a fragment of block's tool-call arguments, compacted so
+// that the fragments add up to the arguments of a non-streamed response.
 func (c *chunker) toolArgs(block int32, s string) error {
+	comp := c.compactors[block]
+	if comp == nil {
+		comp = &openai.JSONCompactor{}
+		c.compactors[block] = comp
+	}
+	s = comp.Compact(s)
 	if c.jsonBlocks[block] {
 		return c.text(s)
 	}

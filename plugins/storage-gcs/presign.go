@@ -41,10 +41,12 @@ func (s *Store) Presign(_ context.Context, req *storage.PresignRequest) (*storag
 			"presigned URLs need the service_account_json credential when the instance is anonymous")
 	}
 	opts := &gcs.SignedURLOptions{
-		Scheme:   gcs.SigningSchemeV4,
-		Style:    gcs.PathStyle(),
-		Method:   req.Method,
-		Expires:  time.Now().Add(req.TTL),
+		Scheme: gcs.SigningSchemeV4,
+		Style:  gcs.PathStyle(),
+		Method: req.Method,
+		// SignedURL reads the clock again and truncates to whole seconds;
+		// half a second of slack keeps X-Goog-Expires at the full TTL.
+		Expires:  time.Now().Add(req.TTL + 500*time.Millisecond),
 		Hostname: b.signHost,
 		Insecure: b.insecure,
 	}

@@ -222,7 +222,19 @@ func servePut(w http.ResponseWriter, r *http.Request, objects ObjectIO, o *Signe
 }
 
 func serveGet(w http.ResponseWriter, r *http.Request, objects ObjectIO, o *SignedObject) {
-	rng, _ := ParseRangeHeader(r.Header.Get("Range"))
+	rng, err := ParseRangeHeader(r.Header.Get("Range"))
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if rng != nil && rng.Start < 0 {
+		head, err := objects.Head(r.Context(), o.Bucket, o.Key)
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		rng = ResolveSuffix(rng, head.Size)
+	}
 	info, body, err := objects.Get(r.Context(), &GetRequest{Bucket: o.Bucket, Key: o.Key, Range: rng})
 	if err != nil {
 		WriteError(w, err)
@@ -261,33 +273,53 @@ func setInfoHeader(h http.Header, info *ObjectInfo) {
 	h.Set("Accept-Ranges", "bytes")
 }
 
-// ParseRangeHeader parses an HTTP Range header holding one range of the
-// form "bytes=start-end" or "bytes=start-". It returns nil for an empty
-// header, and an error for any other form (suffix ranges and multiple
-// ranges included), which a server may answer by ignoring the header.
+// ParseRangeHeader parses an HTTP Range header holding one range:
+// "bytes=start-end", "bytes=start-" or the suffix form "bytes=-n", which
+// it returns as Start = -n, End = -1 (see ResolveSuffix). It returns nil
+// for an empty header and a 416 error for anything else (multiple ranges
+// included).
 func ParseRangeHeader(v string) (*ByteRange, error) {
 	if v == "" {
 		return nil, nil
 	}
+	bad := openai.NewError(http.StatusRequestedRangeNotSatisfiable, openai.TypeInvalidRequest, CodeInvalidRange,
+		fmt.Sprintf("unsupported Range header %q: use one range, bytes=start-end, bytes=start- or bytes=-suffix", v))
 	spec, ok := strings.CutPrefix(v, "bytes=")
 	if !ok || strings.Contains(spec, ",") {
-		return nil, fmt.Errorf("unsupported range %q", v)
+		return nil, bad
 	}
 	a, b, ok := strings.Cut(strings.TrimSpace(spec), "-")
-	if !ok || a == "" {
-		return nil, fmt.Errorf("unsupported range %q", v)
+	if !ok {
+		return nil, bad
+	}
+	if a == "" {
+		n, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, bad
+		}
+		return &ByteRange{Start: -n, End: -1}, nil
 	}
 	start, err := strconv.ParseInt(a, 10, 64)
 	if err != nil || start < 0 {
-		return nil, fmt.Errorf("malformed range %q", v)
+		return nil, bad
 	}
 	end := int64(-1)
 	if b != "" {
 		if end, err = strconv.ParseInt(b, 10, 64); err != nil || end < start {
-			return nil, fmt.Errorf("malformed range %q", v)
+			return nil, bad
 		}
 	}
 	return &ByteRange{Start: start, End: end}, nil
+}
+
+// ResolveSuffix turns a suffix range (Start < 0, from ParseRangeHeader)
+// into the last -Start bytes of an object of the given size; other ranges
+// are returned as they are.
+func ResolveSuffix(r *ByteRange, size int64) *ByteRange {
+	if r == nil || r.Start >= 0 {
+		return r
+	}
+	return &ByteRange{Start: max(size+r.Start, 0), End: size - 1}
 }
 
 // WriteError answers an HTTP request with err: an *openai.Error with its

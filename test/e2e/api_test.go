@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/test/harness"
@@ -138,8 +139,12 @@ func TestRequestIDIsKept(t *testing.T) {
 	if got := hdr.Get("X-Request-Id"); got != "trace-abc-123" {
 		t.Errorf("X-Request-Id = %q", got)
 	}
-	if !strings.Contains(h.Logs(), "trace-abc-123") && !strings.Contains(h.Logs(), "request_id") {
-		t.Log("request id not in debug log; access logging is off by default")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(h.Logs(), "request_id=trace-abc-123") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the access log does not carry the request id:\n%s", h.Logs())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

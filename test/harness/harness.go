@@ -105,7 +105,7 @@ func Start(t testing.TB, hcl string, opts Options) *Host {
 		plugins = filepath.Join(bin, "plugins")
 	}
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("server {\n  listen = %q\n  plugins_dir = %q\n  max_body_bytes = 1048576\n}\nlogging {\n  level = \"debug\"\n}\n%s\n", addr, plugins, hcl)
+	cfg := fmt.Sprintf("server {\n  listen = %q\n  plugins_dir = %q\n  max_body_bytes = 1048576\n}\nlogging {\n  level = \"debug\"\n  access_log = true\n}\n%s\n", addr, plugins, hcl)
 	path := filepath.Join(dir, "llmproxy.hcl")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -143,8 +143,8 @@ func run() int {
 			"public_url": cfg.Server.PublicURL,
 			"log_level":  logger.GetLevel().String(),
 		},
-		Logger:           logger.Named("plugin"),
-		DiagnosticWriter: printDiags,
+		Logger: logger.Named("plugin"),
+		Files:  cfg.Parser.Files(),
 	})
 	defer mgr.Stop()
 
@@ -250,6 +250,6 @@ func diagnosticPrinter(cfg *config.File) func(hcl.Diagnostics) {
 				width = w
 			}
 		}
-		hcl.NewDiagnosticTextWriter(os.Stderr, files, uint(width), color).WriteDiagnostics(d)
+		config.WriteDiagnostics(os.Stderr, files, d, uint(width), color)
 	}
 }

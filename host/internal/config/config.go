@@ -11,8 +11,10 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -204,9 +206,57 @@ func Parse(src []byte, filename, baseDir string) (*File, hcl.Diagnostics) {
 	ctx := EvalContext(baseDir)
 	diags = append(diags, gohcl.DecodeBody(f.Body, ctx, out)...)
 	if diags.HasErrors() {
-		return out, diags
+		return out, dropFollowOnUnknowns(diags)
 	}
 	recordRanges(f.Body, out)
+	diags = dropFollowOnUnknowns(diags)
 	diags = append(diags, out.validate()...)
 	return out, diags
+}
+
+// dropFollowOnUnknowns removes the "value must be known" errors gohcl adds
+// after a failed function call (env() of an unset variable, say), which
+// only repeat the first error less clearly.
+func dropFollowOnUnknowns(diags hcl.Diagnostics) hcl.Diagnostics {
+	failedCall := false
+	for _, d := range diags {
+		if d.Summary == "Error in function call" {
+			failedCall = true
+		}
+	}
+	if !failedCall {
+		return diags
+	}
+	out := diags[:0:0]
+	for _, d := range diags {
+		if d.Summary == "Unsuitable value type" && strings.Contains(d.Detail, "known") {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// Position returns "file:line:column" of a diagnostic's subject, or "".
+func Position(d *hcl.Diagnostic) string {
+	if d.Subject == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d:%d", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
+}
+
+// WriteDiagnostics prints each diagnostic as "file:line:column: Error:
+// summary" followed by the source snippet and the detail.
+func WriteDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics, width uint, color bool) {
+	snippets := hcl.NewDiagnosticTextWriter(w, files, width, color)
+	for _, d := range diags {
+		sev := "Error"
+		if d.Severity == hcl.DiagWarning {
+			sev = "Warning"
+		}
+		if pos := Position(d); pos != "" {
+			fmt.Fprintf(w, "%s: %s: %s\n", pos, sev, d.Summary)
+		}
+		snippets.WriteDiagnostic(d)
+	}
 }

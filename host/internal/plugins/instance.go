@@ -64,10 +64,11 @@ type Options struct {
 	// Settings go to every plugin's Configure (public_url, log_level).
 	Settings map[string]string
 	Logger   hclog.Logger
+	// Files are the parsed config sources, for quoting the line a
+	// diagnostic points at.
+	Files map[string]*hcl.File
 	// HealthInterval is how often a ready plugin is asked for its health.
 	HealthInterval time.Duration
-	// DiagnosticWriter prints config diagnostics with snippets.
-	DiagnosticWriter func(hcl.Diagnostics)
 }
 
 // driver is what differs between provider and storage plugins.
@@ -109,6 +110,8 @@ type Instance struct {
 	status   atomic.Pointer[Status]
 	cur      atomic.Pointer[live]
 	restarts atomic.Int64
+	// reported remembers the config diagnostics already logged.
+	reported sync.Map
 	// signingKey holds the storage signing key (a string).
 	signingKey atomic.Value
 	wake       chan struct{}
@@ -376,8 +379,7 @@ func (in *Instance) start() (*live, error) {
 	cfgJSON, diags := config.DecodeInstance(&in.cfg, desc.schema, in.opts.BaseDir)
 	if diags.HasErrors() {
 		client.Kill()
-		in.printDiagnostics(diags)
-		return nil, permanent{fmt.Errorf("config block: %s", diags.Error())}
+		return nil, permanent{fmt.Errorf("config block: %s", in.reportDiagnostics(diags))}
 	}
 	declared := slices.Clip(in.cfg.Credentials)
 	if kind == "storage" {
@@ -393,20 +395,60 @@ func (in *Instance) start() (*live, error) {
 		return nil, fmt.Errorf("configure: %w", err)
 	}
 	if len(pdiags) > 0 {
-		hd := config.PluginDiagnostics(&in.cfg, pdiags)
-		in.printDiagnostics(hd)
+		msg := in.reportDiagnostics(config.PluginDiagnostics(&in.cfg, pdiags))
 		if pdiags.HasErrors() {
 			client.Kill()
-			return nil, permanent{fmt.Errorf("plugin rejected its config: %s", pdiags.Error())}
+			return nil, permanent{fmt.Errorf("plugin rejected its config: %s", msg)}
 		}
 	}
 	return &live{client: client, raw: raw, desc: desc}, nil
 }
 
-func (in *Instance) printDiagnostics(d hcl.Diagnostics) {
-	if in.opts.DiagnosticWriter != nil {
-		in.opts.DiagnosticWriter(d)
+// reportDiagnostics logs config diagnostics once each, as structured
+// records with their file:line:column, and returns them as one line for
+// the instance's status.
+func (in *Instance) reportDiagnostics(diags hcl.Diagnostics) string {
+	var parts []string
+	for _, d := range diags {
+		pos := config.Position(d)
+		line := d.Summary
+		if d.Detail != "" {
+			line += ": " + d.Detail
+		}
+		if pos != "" {
+			line = pos + ": " + line
+		}
+		parts = append(parts, line)
+		if _, seen := in.reported.LoadOrStore(line, true); seen {
+			continue
+		}
+		args := []any{"at", pos, "summary", d.Summary, "detail", d.Detail}
+		if src := in.sourceLine(d.Subject); src != "" {
+			args = append(args, "source", src)
+		}
+		if d.Severity == hcl.DiagWarning {
+			in.log.Warn("config warning", args...)
+		} else {
+			in.log.Error("config error", args...)
+		}
 	}
+	return strings.Join(parts, "; ")
+}
+
+// sourceLine returns the trimmed config line a range starts on.
+func (in *Instance) sourceLine(r *hcl.Range) string {
+	if r == nil {
+		return ""
+	}
+	f := in.opts.Files[r.Filename]
+	if f == nil {
+		return ""
+	}
+	lines := strings.Split(string(f.Bytes), "\n")
+	if r.Start.Line < 1 || r.Start.Line > len(lines) {
+		return ""
+	}
+	return strings.TrimSpace(lines[r.Start.Line-1])
 }
 
 // environment is the plugin's explicit environment: nothing from the host

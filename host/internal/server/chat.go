@@ -164,7 +164,7 @@ func (r *call) chat() {
 		return
 	}
 	defer cancel()
-	stop := watchDisconnect(r.ctx.Conn(), cancel)
+	stop := r.watchClient(cancel)
 	defer stop()
 	var resp *provider.Response
 	err = r.attempt(rt, p.model, func(c *provider.Client, meta provider.Meta) error {
@@ -210,7 +210,7 @@ func (r *call) embeddings() {
 	}
 	ctx, cancel := r.context()
 	defer cancel()
-	stop := watchDisconnect(r.ctx.Conn(), cancel)
+	stop := r.watchClient(cancel)
 	defer stop()
 	body := r.ctx.PostBody()
 	var resp *provider.Response

@@ -61,3 +61,13 @@ func peerClosed(raw syscall.RawConn) bool {
 	})
 	return closed
 }
+
+// watchClient cancels the request's plugin call when the client goes away,
+// and logs it.
+func (r *call) watchClient(cancel context.CancelFunc) func() {
+	id, log := r.id, r.s.log
+	return watchDisconnect(r.ctx.Conn(), func() {
+		log.Debug("client closed the connection; cancelling the plugin call", "request_id", id)
+		cancel()
+	})
+}

@@ -82,7 +82,7 @@ func (r *call) passthrough(name string) {
 		}
 	}
 	ctx, cancel := r.context()
-	stop := watchDisconnect(r.ctx.Conn(), cancel)
+	stop := r.watchClient(cancel)
 	st, err := c.Passthrough(ctx, req)
 	if err != nil {
 		stop()

@@ -273,18 +273,34 @@ func (r *call) readBody() error {
 	limit := r.s.opts.MaxBodyBytes
 	tooLarge := openai.NewError(http.StatusRequestEntityTooLarge, openai.TypeInvalidRequest, "request_too_large",
 		fmt.Sprintf("request body exceeds the configured limit of %d bytes", limit))
+	body := r.ctx.RequestBodyStream()
 	if n := req.Header.ContentLength(); n > limit {
+		drain(body, n)
 		return tooLarge
 	}
-	b, err := io.ReadAll(io.LimitReader(r.ctx.RequestBodyStream(), int64(limit)+1))
+	b, err := io.ReadAll(io.LimitReader(body, int64(limit)+1))
 	if err != nil {
 		return openai.InvalidRequest("", "cannot read the request body: "+err.Error())
 	}
 	if len(b) > limit {
+		drain(body, -1)
 		return tooLarge
 	}
 	req.SetBodyRaw(b)
 	return nil
+}
+
+// maxDrain bounds how much of a refused body is read and discarded so
+// that the client, still sending, sees the 413 instead of a reset.
+const maxDrain = 64 << 20
+
+// drain discards up to maxDrain bytes of a refused body; a body known to
+// be larger is not read at all and the connection is closed.
+func drain(body io.Reader, size int) {
+	if size > maxDrain {
+		return
+	}
+	io.Copy(io.Discard, io.LimitReader(body, maxDrain))
 }
 
 // call is one authenticated request.

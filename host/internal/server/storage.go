@@ -189,8 +189,7 @@ func (r *call) getObject(ctx context.Context, cancel context.CancelFunc, c *stor
 				writeError(r.ctx, err)
 				return
 			}
-			n := -rng.Start
-			rng = &storage.ByteRange{Start: max(info.Size-n, 0), End: info.Size - 1}
+			rng = storage.ResolveSuffix(rng, info.Size)
 		}
 		req.Range = rng
 	}

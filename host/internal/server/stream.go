@@ -21,7 +21,7 @@ var (
 func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router.Route, model string, body []byte, docs []provider.Document) {
 	var st *provider.ChunkStream
 	var first []byte
-	stop := watchDisconnect(r.ctx.Conn(), cancel)
+	stop := r.watchClient(cancel)
 	err := r.attempt(rt, model, func(c *provider.Client, meta provider.Meta) error {
 		s, err := c.ChatCompletionStream(ctx, &provider.Request{Meta: meta, Body: body, Documents: docs})
 		if err != nil {

@@ -1,0 +1,407 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	// upstreamKey is the key the fakes accept and llmproxy's plugins send.
+	upstreamKey = "sk-bench-upstream"
+	// gatewayKey is the key llmproxy accepts from the load generator.
+	gatewayKey = "sk-bench-gateway"
+	// chatModel is served by the fast fake (one precomputed answer).
+	chatModel = "gpt-4o"
+	// streamModel is served by the regular fake, which streams one chunk
+	// per word of its answer.
+	streamModel = "gpt-4o-mini"
+	// startTimeout bounds how long a process may take to come up.
+	startTimeout = 30 * time.Second
+	// stopTimeout bounds how long a process may take to exit after SIGTERM.
+	stopTimeout = 10 * time.Second
+)
+
+// proc is a child process of the benchmark.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	logf   *os.File
+	exited chan struct{}
+}
+
+// start runs path with args, its output going to a log file in work.
+// When firstLine is set, it waits for the first line of stdout (the URL
+// that openaifake and bareproxy print) and returns it.
+func start(ctx context.Context, work, name, path string, env []string, firstLine bool, args ...string) (*proc, string, error) {
+	logf, err := os.Create(filepath.Join(work, name+".log"))
+	if err != nil {
+		return nil, "", fmt.Errorf("%s log: %w", name, err)
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = logf
+	setProcAttr(cmd)
+	var stdout io.ReadCloser
+	if firstLine {
+		if stdout, err = cmd.StdoutPipe(); err != nil {
+			logf.Close()
+			return nil, "", fmt.Errorf("%s stdout: %w", name, err)
+		}
+	} else {
+		cmd.Stdout = logf
+	}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, "", fmt.Errorf("start %s (%s): %w", name, path, err)
+	}
+	p := &proc{name: name, cmd: cmd, logf: logf, exited: make(chan struct{})}
+	lines := make(chan string, 1)
+	go func() {
+		if stdout != nil {
+			br := bufio.NewReader(stdout)
+			line, _ := br.ReadString('\n')
+			lines <- strings.TrimSpace(line)
+			io.Copy(logf, br)
+		}
+		cmd.Wait()
+		close(p.exited)
+	}()
+	if !firstLine {
+		return p, "", nil
+	}
+	select {
+	case line := <-lines:
+		if !strings.HasPrefix(line, "http://127.0.0.1:") {
+			p.stop()
+			return nil, "", fmt.Errorf("%s printed %q instead of its URL; log:\n%s", name, line, p.logTail())
+		}
+		return p, line, nil
+	case <-time.After(startTimeout):
+		p.stop()
+		return nil, "", fmt.Errorf("%s did not print its URL within %v", name, startTimeout)
+	case <-ctx.Done():
+		p.stop()
+		return nil, "", fmt.Errorf("start %s: %w", name, ctx.Err())
+	}
+}
+
+// stop sends SIGTERM, waits for the process to exit and kills it if it
+// does not.
+func (p *proc) stop() {
+	defer p.logf.Close()
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(stopTimeout):
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// logTail returns the end of the process's log.
+func (p *proc) logTail() string {
+	b, err := os.ReadFile(p.logf.Name())
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	const max = 4000
+	if len(b) > max {
+		b = b[len(b)-max:]
+	}
+	return string(b)
+}
+
+// rig is the set of processes under test.
+type rig struct {
+	procs []*proc
+	// host is the llmproxy process.
+	host *proc
+	// pluginPIDs are the PIDs of llmproxy's plugin processes.
+	pluginPIDs []int
+	// targets are direct, bare and llmproxy, in that order.
+	targets []target
+}
+
+// stop ends every process, the gateway first.
+func (r *rig) stop() {
+	for i := len(r.procs) - 1; i >= 0; i-- {
+		r.procs[i].stop()
+	}
+}
+
+// startRig builds what is missing and starts the fakes, the bare proxies
+// and llmproxy. The rig it returns must be stopped even on error.
+func startRig(ctx context.Context, o options, work string) (*rig, error) {
+	// The config names the plugins dir, and llmproxy resolves relative
+	// paths against the config's directory: make it absolute.
+	binDir, err := filepath.Abs(o.binDir)
+	if err != nil {
+		return nil, fmt.Errorf("bin directory: %w", err)
+	}
+	o.binDir = binDir
+	host := filepath.Join(binDir, "llmproxy")
+	if _, err := os.Stat(host); err != nil {
+		return nil, fmt.Errorf("llmproxy binary not found in %s: run `make build` first (or set -bin / LLMPROXY_BIN): %w", binDir, err)
+	}
+	fake, bare, err := buildTools(ctx, o, work)
+	if err != nil {
+		return nil, err
+	}
+	r := &rig{}
+	add := func(name, path string, env []string, args ...string) (string, error) {
+		p, url, err := start(ctx, work, name, path, env, true, args...)
+		if err != nil {
+			return "", err
+		}
+		r.procs = append(r.procs, p)
+		return url, nil
+	}
+	fastURL, err := add("fake-fast", fake, nil, "-addr", "127.0.0.1:0", "-key", upstreamKey, "-fast")
+	if err != nil {
+		return r, err
+	}
+	streamURL, err := add("fake-stream", fake, nil, "-addr", "127.0.0.1:0", "-key", upstreamKey)
+	if err != nil {
+		return r, err
+	}
+	bareFastURL, err := add("bare-fast", bare, nil, "-addr", "127.0.0.1:0", "-upstream", fastURL)
+	if err != nil {
+		return r, err
+	}
+	bareStreamURL, err := add("bare-stream", bare, nil, "-addr", "127.0.0.1:0", "-upstream", streamURL)
+	if err != nil {
+		return r, err
+	}
+	hostURL, err := r.startHost(ctx, o, work, host, fastURL, streamURL)
+	if err != nil {
+		return r, err
+	}
+	r.targets = []target{
+		newTarget("direct", fastURL, streamURL, upstreamKey),
+		newTarget("bare", bareFastURL, bareStreamURL, upstreamKey),
+		newTarget("llmproxy", hostURL, hostURL, gatewayKey),
+	}
+	return r, nil
+}
+
+// hostConfig is the HCL llmproxy runs with: one openai instance per fake,
+// a route to each, and production-like logging.
+func hostConfig(listen, pluginsDir, fastURL, streamURL string, env map[string]string) string {
+	var envHCL string
+	if len(env) > 0 {
+		var b strings.Builder
+		b.WriteString("  env = {\n")
+		for _, k := range sortedKeys(env) {
+			fmt.Fprintf(&b, "    %s = %q\n", k, env[k])
+		}
+		b.WriteString("  }\n")
+		envHCL = b.String()
+	}
+	provider := func(name, url string) string {
+		return fmt.Sprintf(`provider %q {
+  type = "openai"
+%s  credential "api_key" {
+    from "value" { value = %q }
+  }
+  config {
+    base_url = %q
+  }
+}
+`, name, envHCL, upstreamKey, url+"/v1")
+	}
+	return fmt.Sprintf(`server {
+  listen         = %q
+  plugins_dir    = %q
+  max_body_bytes = 1048576
+}
+logging {
+  level      = "info"
+  access_log = false
+}
+api_key "bench" {
+  key       = %q
+  models    = ["*"]
+  instances = ["*"]
+}
+%s%sroute %q {
+  target "fast" {}
+}
+route %q {
+  target "stream" {}
+}
+`, listen, pluginsDir, gatewayKey, provider("fast", fastURL), provider("stream", streamURL), chatModel, streamModel)
+}
+
+// startHost writes the config, starts llmproxy and waits until both
+// instances are ready.
+func (r *rig) startHost(ctx context.Context, o options, work, bin, fastURL, streamURL string) (string, error) {
+	listen, err := freeAddr()
+	if err != nil {
+		return "", err
+	}
+	env := map[string]string{}
+	if o.gogc != "" {
+		env["GOGC"] = o.gogc
+	}
+	if o.gomaxprocs != "" {
+		env["GOMAXPROCS"] = o.gomaxprocs
+	}
+	cfg := hostConfig(listen, filepath.Join(o.binDir, "plugins"), fastURL, streamURL, env)
+	path := filepath.Join(work, "llmproxy.hcl")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return "", fmt.Errorf("write llmproxy config: %w", err)
+	}
+	var hostEnv []string
+	for _, k := range sortedKeys(env) {
+		hostEnv = append(hostEnv, k+"="+env[k])
+	}
+	p, _, err := start(ctx, work, "llmproxy", bin, hostEnv, false, "-config", path)
+	if err != nil {
+		return "", err
+	}
+	r.procs = append(r.procs, p)
+	r.host = p
+	url := "http://" + listen
+	pids, err := waitReady(ctx, p, url, []string{"fast", "stream"})
+	if err != nil {
+		return "", err
+	}
+	r.pluginPIDs = pids
+	return url, nil
+}
+
+// waitReady polls /readyz until the instances are ready and returns their
+// plugin PIDs.
+func waitReady(ctx context.Context, p *proc, url string, instances []string) ([]int, error) {
+	deadline := time.Now().Add(startTimeout)
+	var last string
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.exited:
+			return nil, fmt.Errorf("llmproxy exited during start; log:\n%s", p.logTail())
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for llmproxy: %w", ctx.Err())
+		default:
+		}
+		pids, state, err := readyz(url, instances)
+		if err == nil {
+			return pids, nil
+		}
+		last = state
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("llmproxy instances %v not ready within %v (last /readyz: %s); log:\n%s", instances, startTimeout, last, p.logTail())
+}
+
+// errNotReady says that /readyz answered but an instance is not ready.
+var errNotReady = errors.New("not ready")
+
+func readyz(url string, instances []string) ([]int, string, error) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url + "/readyz")
+	if err != nil {
+		return nil, "", fmt.Errorf("GET /readyz: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, "", fmt.Errorf("read /readyz: %w", err)
+	}
+	var body struct {
+		Instances map[string]struct {
+			State string `json:"state"`
+			PID   int    `json:"pid"`
+		} `json:"instances"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return nil, string(raw), fmt.Errorf("decode /readyz: %w", err)
+	}
+	var pids []int
+	for _, n := range instances {
+		st := body.Instances[n]
+		if st.State != "ready" {
+			return nil, string(raw), fmt.Errorf("instance %s: %w", n, errNotReady)
+		}
+		pids = append(pids, st.PID)
+	}
+	return pids, string(raw), nil
+}
+
+// freeAddr returns a free 127.0.0.1 address.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// buildTools returns the openaifake and bareproxy binaries, building into
+// work those not given on the command line.
+func buildTools(ctx context.Context, o options, work string) (fake, bare string, err error) {
+	fake, bare = o.fakeBin, o.bareBin
+	if fake != "" && bare != "" {
+		return fake, bare, nil
+	}
+	testDir, err := testModuleDir(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	if fake == "" {
+		fake = filepath.Join(work, "openaifake")
+		dir := filepath.Join(testDir, "..", "plugins", "provider-openai")
+		if err := goBuild(ctx, dir, fake, "./cmd/openaifake"); err != nil {
+			return "", "", err
+		}
+	}
+	if bare == "" {
+		bare = filepath.Join(work, "bareproxy")
+		if err := goBuild(ctx, testDir, bare, "./cmd/bareproxy"); err != nil {
+			return "", "", err
+		}
+	}
+	return fake, bare, nil
+}
+
+// testModuleDir finds the test module from the working directory.
+func testModuleDir(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	b, err := os.ReadFile(gomod)
+	if err != nil || !strings.Contains(string(b), "module github.com/llmproxy/llmproxy/test\n") {
+		return "", fmt.Errorf("run bench from the test module (cd test && go run ./cmd/bench), or pass -fake and -bareproxy; go.mod here is %q", gomod)
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// goBuild builds pkg of the module in dir into out, as its own module.
+func goBuild(ctx context.Context, dir, out, pkg string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, pkg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s in %s: %w\n%s", pkg, dir, err, b)
+	}
+	return nil
+}
