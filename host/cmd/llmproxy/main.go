@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -48,7 +49,14 @@ func main() {
 	os.Exit(run())
 }
 
+// defaultGOGC trades memory for fewer collections on the request path;
+// GOGC overrides it (and reaches the plugins too).
+const defaultGOGC = 400
+
 func run() int {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGOGC)
+	}
 	configPath := flag.String("config", os.Getenv("LLMPROXY_CONFIG"), "HCL config file (default: the embedded default config)")
 	listen := flag.String("listen", "", "listen address, overriding server.listen")
 	pluginsDir := flag.String("plugins-dir", "", "plugins directory, overriding server.plugins_dir")

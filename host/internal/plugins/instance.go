@@ -459,8 +459,12 @@ func (in *Instance) environment() []string {
 		"LLMPROXY_INSTANCE=" + in.Name,
 		"LLMPROXY_LOG_LEVEL=" + in.opts.Settings["log_level"],
 	}
-	if tmp := os.Getenv("TMPDIR"); tmp != "" {
-		env = append(env, "TMPDIR="+tmp)
+	// Go runtime tuning the operator gave the host applies to its plugins
+	// too (an instance's own env below still wins).
+	for _, k := range []string{"TMPDIR", "GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"} {
+		if v := os.Getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
 	}
 	if len(in.cfg.InheritEnv) > 0 {
 		for _, kv := range os.Environ() {

@@ -47,6 +47,7 @@ func DialOptions() []grpc.DialOption {
 		grpc.WithInitialConnWindowSize(16 << 20),
 		grpc.WithReadBufferSize(64 << 10),
 		grpc.WithWriteBufferSize(64 << 10),
+		grpc.WithSharedWriteBuffer(true),
 	}
 }
 
