@@ -13,7 +13,7 @@ PLUGINS := $(patsubst plugins/%,$(BIN)/plugins/llmproxy-%,$(PLUGIN_DIRS))
 MODULES := sdk host $(PLUGIN_DIRS) $(wildcard test)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build run test bench lint fmt proto tidy clean FORCE
+.PHONY: all build run test bench bench-rag lint fmt proto tidy clean FORCE
 
 all: build
 
@@ -44,6 +44,9 @@ test: build
 
 bench: build
 	cd test && GOWORK=off LLMPROXY_BIN=$(CURDIR)/$(BIN) $(GO) run ./cmd/bench
+
+bench-rag: build
+	@eval "$$(scripts/services.sh start)"; cd test && GOWORK=off LLMPROXY_BIN=$(CURDIR)/$(BIN) $(GO) run ./cmd/ragbench
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
