@@ -131,29 +131,9 @@ type Description struct {
 	Models []openai.Model
 }
 
-// Config is what Configure receives.
-type Config struct {
-	// Instance is the configured instance name, e.g. "openai_prod".
-	Instance string
-	// JSON is the config block, decoded against the schema, as a JSON
-	// object.
-	JSON []byte
-	// Credentials are the secrets the host resolved, by credential name.
-	Credentials map[string]string
-	// Settings carries host settings a plugin may honour (e.g. log_level).
-	Settings map[string]string
-}
-
-// Decode unmarshals the config block into v.
-func (c *Config) Decode(v any) error {
-	if len(c.JSON) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(c.JSON, v); err != nil {
-		return schema.Diagnostics{{Summary: "invalid config", Detail: err.Error()}}
-	}
-	return nil
-}
+// Config is what Configure receives: the instance name, its config block
+// as JSON (see Config.Decode), its credentials and host settings.
+type Config = schema.Config
 
 // Meta describes the client request a call serves.
 type Meta struct {

@@ -9,6 +9,7 @@
 package schema
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -103,4 +104,32 @@ func (d Diagnostics) HasErrors() bool {
 // Errorf returns a one-element Diagnostics about the attribute at path.
 func Errorf(path []string, format string, args ...any) Diagnostics {
 	return Diagnostics{{Summary: fmt.Sprintf(format, args...), Path: path}}
+}
+
+// Config is an instance's configuration as a plugin's Configure receives
+// it.
+type Config struct {
+	// Instance is the configured instance name, e.g. "openai_prod".
+	Instance string
+	// JSON is the config block, decoded against the schema, as a JSON
+	// object.
+	JSON []byte
+	// Credentials are the secrets the host resolved, by credential name.
+	Credentials map[string]string
+	// Settings carries host settings a plugin may honour, e.g.
+	// "public_url" (the host's externally visible base URL) and
+	// "log_level".
+	Settings map[string]string
+}
+
+// Decode unmarshals the config block into v. A malformed block is
+// reported as Diagnostics.
+func (c *Config) Decode(v any) error {
+	if len(c.JSON) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(c.JSON, v); err != nil {
+		return Diagnostics{{Summary: "invalid config", Detail: err.Error()}}
+	}
+	return nil
 }

@@ -27,7 +27,6 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"time"
@@ -118,32 +117,9 @@ type Description struct {
 	Credentials  []schema.Credential
 }
 
-// Config is what Configure receives.
-type Config struct {
-	// Instance is the configured instance name, e.g. "docs".
-	Instance string
-	// JSON is the config block, decoded against the schema, as a JSON
-	// object.
-	JSON []byte
-	// Credentials are the secrets the host resolved, by credential name.
-	Credentials map[string]string
-	// Settings carries host settings a plugin may honour, e.g.
-	// "public_url" (the host's externally visible base URL) and
-	// "log_level".
-	Settings map[string]string
-}
-
-// Decode unmarshals the config block into v. A malformed block is
-// reported as schema.Diagnostics.
-func (c *Config) Decode(v any) error {
-	if len(c.JSON) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(c.JSON, v); err != nil {
-		return schema.Diagnostics{{Summary: "invalid config", Detail: err.Error()}}
-	}
-	return nil
-}
+// Config is what Configure receives: the instance name, its config block
+// as JSON (see Config.Decode), its credentials and host settings.
+type Config = schema.Config
 
 // Object names an object to store and describes its body.
 type Object struct {

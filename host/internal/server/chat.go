@@ -137,13 +137,21 @@ func (r *call) attempt(rt *router.Route, requested string, fn func(c *provider.C
 	return last
 }
 
-func (r *call) chat() {
-	p, err := r.parse(true)
+// resolve parses the body and finds the route of its model.
+func (r *call) resolve(chat bool) (*parsed, *router.Route, error) {
+	p, err := r.parse(chat)
 	if err != nil {
-		writeError(r.ctx, err)
-		return
+		return nil, nil, err
 	}
 	rt, err := r.route(p.model)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, rt, nil
+}
+
+func (r *call) chat() {
+	p, rt, err := r.resolve(true)
 	if err != nil {
 		writeError(r.ctx, err)
 		return
@@ -198,12 +206,7 @@ func (r *call) logError(err error) {
 }
 
 func (r *call) embeddings() {
-	p, err := r.parse(false)
-	if err != nil {
-		writeError(r.ctx, err)
-		return
-	}
-	rt, err := r.route(p.model)
+	p, rt, err := r.resolve(false)
 	if err != nil {
 		writeError(r.ctx, err)
 		return
