@@ -94,8 +94,6 @@ type live struct {
 	client *goplugin.Client
 	raw    any
 	desc   described
-	// gen counts starts, so that a stale process is not killed twice.
-	gen int64
 }
 
 // Instance is one configured instance and its supervised plugin process.

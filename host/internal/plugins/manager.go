@@ -3,7 +3,6 @@ package plugins
 import (
 	"fmt"
 	"net/http"
-	"sort"
 	"sync"
 
 	"github.com/llmproxy/llmproxy/host/internal/config"
@@ -62,13 +61,6 @@ func (m *Manager) Statuses() map[string]Status {
 	for n, in := range m.instances {
 		out[n] = in.Status()
 	}
-	return out
-}
-
-// Names returns the instance names, sorted.
-func (m *Manager) Names() []string {
-	out := append([]string(nil), m.order...)
-	sort.Strings(out)
 	return out
 }
 
