@@ -45,6 +45,9 @@ func (p *OpenAI) ChatCompletionStream(ctx context.Context, req *provider.Request
 	if resp.StatusCode/100 != 2 {
 		return upstreamError(resp)
 	}
+	if err := provider.StreamHeader(w, relayHeaders(resp.Header)); err != nil {
+		return err
+	}
 	return relayStream(ctx, resp.Body, w)
 }
 

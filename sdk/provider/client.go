@@ -91,21 +91,37 @@ func (c *Client) ChatCompletion(ctx context.Context, req *Request) (*Response, e
 
 // ChunkStream is a streamed chat response as the host reads it.
 type ChunkStream struct {
-	s providerv1.Provider_ChatCompletionStreamClient
+	s      providerv1.Provider_ChatCompletionStreamClient
+	header map[string]string
 }
 
 // Recv returns the next chunk JSON, io.EOF after the last one, or the
-// error that ended the stream.
+// error that ended the stream. Header messages are collected for Header.
 func (s *ChunkStream) Recv() ([]byte, error) {
-	m, err := s.s.Recv()
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, io.EOF
+	for {
+		m, err := s.s.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, io.EOF
+			}
+			return nil, rpc.FromStatus(err)
 		}
-		return nil, rpc.FromStatus(err)
+		if len(m.Header) > 0 && len(m.Data) == 0 {
+			if s.header == nil {
+				s.header = map[string]string{}
+			}
+			for k, v := range m.Header {
+				s.header[k] = v
+			}
+			continue
+		}
+		return m.Data, nil
 	}
-	return m.Data, nil
 }
+
+// Header returns the upstream headers the plugin relayed before the first
+// chunk; read it after the first Recv.
+func (s *ChunkStream) Header() map[string]string { return s.header }
 
 // ChatCompletionStream starts a streamed chat request. Cancel ctx to stop
 // it; the plugin's upstream call is cancelled with it.

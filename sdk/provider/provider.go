@@ -93,6 +93,17 @@ type ChunkWriter interface {
 	WriteChunk(chunk []byte) error
 }
 
+// StreamHeader relays upstream response headers of a stream (rate-limit
+// headers, say) to the client. Call it before the first chunk; later calls
+// are refused, since the client's response has started. It is a no-op for
+// writers that do not carry headers.
+func StreamHeader(w ChunkWriter, h map[string]string) error {
+	if hw, ok := w.(interface{ writeHeader(map[string]string) error }); ok && len(h) > 0 {
+		return hw.writeHeader(h)
+	}
+	return nil
+}
+
 // WriteChunk marshals c and writes it to w.
 func WriteChunk(w ChunkWriter, c *openai.ChatChunk) error {
 	b, err := json.Marshal(c)

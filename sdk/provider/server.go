@@ -3,6 +3,7 @@ package provider
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -129,18 +130,27 @@ func (s *server) ChatCompletion(ctx context.Context, r *providerv1.ChatRequest) 
 }
 
 type chunkStream struct {
-	s providerv1.Provider_ChatCompletionStreamServer
+	s       providerv1.Provider_ChatCompletionStreamServer
+	started bool
 }
 
-func (c chunkStream) WriteChunk(b []byte) error {
+func (c *chunkStream) WriteChunk(b []byte) error {
+	c.started = true
 	return c.s.Send(&providerv1.ChatChunk{Data: b})
+}
+
+func (c *chunkStream) writeHeader(h map[string]string) error {
+	if c.started {
+		return errors.New("provider: StreamHeader called after the first chunk")
+	}
+	return c.s.Send(&providerv1.ChatChunk{Header: h})
 }
 
 func (s *server) ChatCompletionStream(r *providerv1.ChatRequest, stream providerv1.Provider_ChatCompletionStreamServer) error {
 	req := requestFromProto(r)
 	ctx, cancel := withMeta(stream.Context(), req.Meta)
 	defer cancel()
-	return rpc.ToStatus(s.impl.ChatCompletionStream(ctx, req, chunkStream{stream}))
+	return rpc.ToStatus(s.impl.ChatCompletionStream(ctx, req, &chunkStream{s: stream}))
 }
 
 func (s *server) Embeddings(ctx context.Context, r *providerv1.EmbeddingsRequest) (*providerv1.EmbeddingsResponse, error) {

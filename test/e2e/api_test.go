@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/llmproxy/llmproxy/plugins/provider-openai/openaifake"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/test/harness"
 )
@@ -213,5 +215,37 @@ func TestHealthAndReady(t *testing.T) {
 	st, err := h.Instances()
 	if err != nil || st["echo"].State != "ready" || st["echo"].PID == 0 {
 		t.Fatalf("readyz: %+v %v", st, err)
+	}
+}
+
+// TestUpstreamHeadersRelayed checks that the openai plugin's upstream
+// rate-limit headers reach the client, streamed or not.
+func TestUpstreamHeadersRelayed(t *testing.T) {
+	fake := openaifake.New(openaifake.Options{})
+	fake.Start()
+	t.Cleanup(fake.Close)
+	h := harness.Start(t, harness.APIKeyBlock+`
+provider "openai_prod" {
+  type = "openai"
+  credential "api_key" {
+    from "value" { value = "`+openaifake.DefaultKey+`" }
+  }
+  config {
+    base_url = "`+fake.URL()+`/v1"
+  }
+}
+route "gpt-4o" {
+  target "openai_prod" {}
+}
+`, harness.Options{WaitFor: []string{"openai_prod"}})
+	for _, stream := range []bool{false, true} {
+		body := fmt.Sprintf(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":%v}`, stream)
+		status, hdr, resp := h.Do(t, "POST", "/v1/chat/completions", body)
+		if status != 200 {
+			t.Fatalf("stream=%v: %d %s", stream, status, resp)
+		}
+		if hdr.Get("X-Ratelimit-Remaining-Requests") == "" || hdr.Get("X-Upstream-Request-Id") == "" {
+			t.Errorf("stream=%v: upstream headers not relayed: %v", stream, hdr)
+		}
 	}
 }

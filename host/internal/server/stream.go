@@ -42,6 +42,9 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		return
 	}
 	h := &r.ctx.Response.Header
+	for k, v := range st.Header() {
+		h.Set(k, v)
+	}
 	h.SetContentType("text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")

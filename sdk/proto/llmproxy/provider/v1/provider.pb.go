@@ -415,10 +415,13 @@ func (x *ChatResponse) GetHeader() map[string]string {
 }
 
 // ChatChunk is one chat.completion.chunk JSON. Errors end the stream as a
-// gRPC status carrying a llmproxy.plugin.v1.ErrorDetail.
+// gRPC status carrying a llmproxy.plugin.v1.ErrorDetail. A message with a
+// header and no data may come before the first chunk: upstream response
+// headers worth relaying (x-ratelimit-*, ...).
 type ChatChunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	Header        map[string]string      `protobuf:"bytes,2,rep,name=header,proto3" json:"header,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -456,6 +459,13 @@ func (*ChatChunk) Descriptor() ([]byte, []int) {
 func (x *ChatChunk) GetData() []byte {
 	if x != nil {
 		return x.Data
+	}
+	return nil
+}
+
+func (x *ChatChunk) GetHeader() map[string]string {
+	if x != nil {
+		return x.Header
 	}
 	return nil
 }
@@ -886,9 +896,13 @@ const file_llmproxy_provider_v1_provider_proto_rawDesc = "" +
 	"\x06header\x18\x02 \x03(\v2..llmproxy.provider.v1.ChatResponse.HeaderEntryR\x06header\x1a9\n" +
 	"\vHeaderEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x1f\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9f\x01\n" +
 	"\tChatChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"U\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12C\n" +
+	"\x06header\x18\x02 \x03(\v2+.llmproxy.provider.v1.ChatChunk.HeaderEntryR\x06header\x1a9\n" +
+	"\vHeaderEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"U\n" +
 	"\x11EmbeddingsRequest\x12,\n" +
 	"\x04meta\x18\x01 \x01(\v2\x18.llmproxy.plugin.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\"\xb1\x01\n" +
@@ -940,7 +954,7 @@ func file_llmproxy_provider_v1_provider_proto_rawDescGZIP() []byte {
 	return file_llmproxy_provider_v1_provider_proto_rawDescData
 }
 
-var file_llmproxy_provider_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_llmproxy_provider_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_llmproxy_provider_v1_provider_proto_goTypes = []any{
 	(*DescribeRequest)(nil),      // 0: llmproxy.provider.v1.DescribeRequest
 	(*DescribeResponse)(nil),     // 1: llmproxy.provider.v1.DescribeResponse
@@ -957,50 +971,52 @@ var file_llmproxy_provider_v1_provider_proto_goTypes = []any{
 	(*PassthroughRequest)(nil),   // 12: llmproxy.provider.v1.PassthroughRequest
 	(*PassthroughResponse)(nil),  // 13: llmproxy.provider.v1.PassthroughResponse
 	nil,                          // 14: llmproxy.provider.v1.ChatResponse.HeaderEntry
-	nil,                          // 15: llmproxy.provider.v1.EmbeddingsResponse.HeaderEntry
-	(*v1.Schema)(nil),            // 16: llmproxy.plugin.v1.Schema
-	(*v1.Credential)(nil),        // 17: llmproxy.plugin.v1.Credential
-	(*v1.Meta)(nil),              // 18: llmproxy.plugin.v1.Meta
-	(*v1.ConfigureRequest)(nil),  // 19: llmproxy.plugin.v1.ConfigureRequest
-	(*v1.HealthRequest)(nil),     // 20: llmproxy.plugin.v1.HealthRequest
-	(*v1.ConfigureResponse)(nil), // 21: llmproxy.plugin.v1.ConfigureResponse
-	(*v1.HealthResponse)(nil),    // 22: llmproxy.plugin.v1.HealthResponse
+	nil,                          // 15: llmproxy.provider.v1.ChatChunk.HeaderEntry
+	nil,                          // 16: llmproxy.provider.v1.EmbeddingsResponse.HeaderEntry
+	(*v1.Schema)(nil),            // 17: llmproxy.plugin.v1.Schema
+	(*v1.Credential)(nil),        // 18: llmproxy.plugin.v1.Credential
+	(*v1.Meta)(nil),              // 19: llmproxy.plugin.v1.Meta
+	(*v1.ConfigureRequest)(nil),  // 20: llmproxy.plugin.v1.ConfigureRequest
+	(*v1.HealthRequest)(nil),     // 21: llmproxy.plugin.v1.HealthRequest
+	(*v1.ConfigureResponse)(nil), // 22: llmproxy.plugin.v1.ConfigureResponse
+	(*v1.HealthResponse)(nil),    // 23: llmproxy.plugin.v1.HealthResponse
 }
 var file_llmproxy_provider_v1_provider_proto_depIdxs = []int32{
-	16, // 0: llmproxy.provider.v1.DescribeResponse.config_schema:type_name -> llmproxy.plugin.v1.Schema
-	17, // 1: llmproxy.provider.v1.DescribeResponse.credentials:type_name -> llmproxy.plugin.v1.Credential
+	17, // 0: llmproxy.provider.v1.DescribeResponse.config_schema:type_name -> llmproxy.plugin.v1.Schema
+	18, // 1: llmproxy.provider.v1.DescribeResponse.credentials:type_name -> llmproxy.plugin.v1.Credential
 	2,  // 2: llmproxy.provider.v1.DescribeResponse.models:type_name -> llmproxy.provider.v1.Model
-	18, // 3: llmproxy.provider.v1.ChatRequest.meta:type_name -> llmproxy.plugin.v1.Meta
+	19, // 3: llmproxy.provider.v1.ChatRequest.meta:type_name -> llmproxy.plugin.v1.Meta
 	3,  // 4: llmproxy.provider.v1.ChatRequest.documents:type_name -> llmproxy.provider.v1.Document
 	14, // 5: llmproxy.provider.v1.ChatResponse.header:type_name -> llmproxy.provider.v1.ChatResponse.HeaderEntry
-	18, // 6: llmproxy.provider.v1.EmbeddingsRequest.meta:type_name -> llmproxy.plugin.v1.Meta
-	15, // 7: llmproxy.provider.v1.EmbeddingsResponse.header:type_name -> llmproxy.provider.v1.EmbeddingsResponse.HeaderEntry
-	18, // 8: llmproxy.provider.v1.ListModelsRequest.meta:type_name -> llmproxy.plugin.v1.Meta
-	2,  // 9: llmproxy.provider.v1.ListModelsResponse.models:type_name -> llmproxy.provider.v1.Model
-	18, // 10: llmproxy.provider.v1.PassthroughRequest.meta:type_name -> llmproxy.plugin.v1.Meta
-	11, // 11: llmproxy.provider.v1.PassthroughRequest.header:type_name -> llmproxy.provider.v1.Header
-	11, // 12: llmproxy.provider.v1.PassthroughResponse.header:type_name -> llmproxy.provider.v1.Header
-	0,  // 13: llmproxy.provider.v1.Provider.Describe:input_type -> llmproxy.provider.v1.DescribeRequest
-	19, // 14: llmproxy.provider.v1.Provider.Configure:input_type -> llmproxy.plugin.v1.ConfigureRequest
-	4,  // 15: llmproxy.provider.v1.Provider.ChatCompletion:input_type -> llmproxy.provider.v1.ChatRequest
-	4,  // 16: llmproxy.provider.v1.Provider.ChatCompletionStream:input_type -> llmproxy.provider.v1.ChatRequest
-	7,  // 17: llmproxy.provider.v1.Provider.Embeddings:input_type -> llmproxy.provider.v1.EmbeddingsRequest
-	9,  // 18: llmproxy.provider.v1.Provider.ListModels:input_type -> llmproxy.provider.v1.ListModelsRequest
-	12, // 19: llmproxy.provider.v1.Provider.Passthrough:input_type -> llmproxy.provider.v1.PassthroughRequest
-	20, // 20: llmproxy.provider.v1.Provider.Health:input_type -> llmproxy.plugin.v1.HealthRequest
-	1,  // 21: llmproxy.provider.v1.Provider.Describe:output_type -> llmproxy.provider.v1.DescribeResponse
-	21, // 22: llmproxy.provider.v1.Provider.Configure:output_type -> llmproxy.plugin.v1.ConfigureResponse
-	5,  // 23: llmproxy.provider.v1.Provider.ChatCompletion:output_type -> llmproxy.provider.v1.ChatResponse
-	6,  // 24: llmproxy.provider.v1.Provider.ChatCompletionStream:output_type -> llmproxy.provider.v1.ChatChunk
-	8,  // 25: llmproxy.provider.v1.Provider.Embeddings:output_type -> llmproxy.provider.v1.EmbeddingsResponse
-	10, // 26: llmproxy.provider.v1.Provider.ListModels:output_type -> llmproxy.provider.v1.ListModelsResponse
-	13, // 27: llmproxy.provider.v1.Provider.Passthrough:output_type -> llmproxy.provider.v1.PassthroughResponse
-	22, // 28: llmproxy.provider.v1.Provider.Health:output_type -> llmproxy.plugin.v1.HealthResponse
-	21, // [21:29] is the sub-list for method output_type
-	13, // [13:21] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	15, // 6: llmproxy.provider.v1.ChatChunk.header:type_name -> llmproxy.provider.v1.ChatChunk.HeaderEntry
+	19, // 7: llmproxy.provider.v1.EmbeddingsRequest.meta:type_name -> llmproxy.plugin.v1.Meta
+	16, // 8: llmproxy.provider.v1.EmbeddingsResponse.header:type_name -> llmproxy.provider.v1.EmbeddingsResponse.HeaderEntry
+	19, // 9: llmproxy.provider.v1.ListModelsRequest.meta:type_name -> llmproxy.plugin.v1.Meta
+	2,  // 10: llmproxy.provider.v1.ListModelsResponse.models:type_name -> llmproxy.provider.v1.Model
+	19, // 11: llmproxy.provider.v1.PassthroughRequest.meta:type_name -> llmproxy.plugin.v1.Meta
+	11, // 12: llmproxy.provider.v1.PassthroughRequest.header:type_name -> llmproxy.provider.v1.Header
+	11, // 13: llmproxy.provider.v1.PassthroughResponse.header:type_name -> llmproxy.provider.v1.Header
+	0,  // 14: llmproxy.provider.v1.Provider.Describe:input_type -> llmproxy.provider.v1.DescribeRequest
+	20, // 15: llmproxy.provider.v1.Provider.Configure:input_type -> llmproxy.plugin.v1.ConfigureRequest
+	4,  // 16: llmproxy.provider.v1.Provider.ChatCompletion:input_type -> llmproxy.provider.v1.ChatRequest
+	4,  // 17: llmproxy.provider.v1.Provider.ChatCompletionStream:input_type -> llmproxy.provider.v1.ChatRequest
+	7,  // 18: llmproxy.provider.v1.Provider.Embeddings:input_type -> llmproxy.provider.v1.EmbeddingsRequest
+	9,  // 19: llmproxy.provider.v1.Provider.ListModels:input_type -> llmproxy.provider.v1.ListModelsRequest
+	12, // 20: llmproxy.provider.v1.Provider.Passthrough:input_type -> llmproxy.provider.v1.PassthroughRequest
+	21, // 21: llmproxy.provider.v1.Provider.Health:input_type -> llmproxy.plugin.v1.HealthRequest
+	1,  // 22: llmproxy.provider.v1.Provider.Describe:output_type -> llmproxy.provider.v1.DescribeResponse
+	22, // 23: llmproxy.provider.v1.Provider.Configure:output_type -> llmproxy.plugin.v1.ConfigureResponse
+	5,  // 24: llmproxy.provider.v1.Provider.ChatCompletion:output_type -> llmproxy.provider.v1.ChatResponse
+	6,  // 25: llmproxy.provider.v1.Provider.ChatCompletionStream:output_type -> llmproxy.provider.v1.ChatChunk
+	8,  // 26: llmproxy.provider.v1.Provider.Embeddings:output_type -> llmproxy.provider.v1.EmbeddingsResponse
+	10, // 27: llmproxy.provider.v1.Provider.ListModels:output_type -> llmproxy.provider.v1.ListModelsResponse
+	13, // 28: llmproxy.provider.v1.Provider.Passthrough:output_type -> llmproxy.provider.v1.PassthroughResponse
+	23, // 29: llmproxy.provider.v1.Provider.Health:output_type -> llmproxy.plugin.v1.HealthResponse
+	22, // [22:30] is the sub-list for method output_type
+	14, // [14:22] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_llmproxy_provider_v1_provider_proto_init() }
@@ -1014,7 +1030,7 @@ func file_llmproxy_provider_v1_provider_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_llmproxy_provider_v1_provider_proto_rawDesc), len(file_llmproxy_provider_v1_provider_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,69 @@
+package provider_test
+
+import (
+	"context"
+	"io"
+	"testing"
+
+	"github.com/llmproxy/llmproxy/sdk/openai"
+	"github.com/llmproxy/llmproxy/sdk/provider"
+	"github.com/llmproxy/llmproxy/sdk/sdktest"
+)
+
+// headerProvider streams two chunks after relaying one header, then tries
+// to send a header too late.
+type headerProvider struct {
+	lateErr chan error
+}
+
+func (headerProvider) Describe(context.Context) (*provider.Description, error) {
+	return &provider.Description{Name: "header", Version: "test"}, nil
+}
+func (headerProvider) Configure(context.Context, *provider.Config) error { return nil }
+func (headerProvider) ChatCompletion(context.Context, *provider.Request) (*provider.Response, error) {
+	return nil, openai.InvalidRequest("", "streams only")
+}
+func (p headerProvider) ChatCompletionStream(_ context.Context, _ *provider.Request, w provider.ChunkWriter) error {
+	if err := provider.StreamHeader(w, map[string]string{"x-ratelimit-remaining-requests": "41"}); err != nil {
+		return err
+	}
+	for _, c := range []string{`{"n":1}`, `{"n":2}`} {
+		if err := w.WriteChunk([]byte(c)); err != nil {
+			return err
+		}
+	}
+	p.lateErr <- provider.StreamHeader(w, map[string]string{"late": "1"})
+	return nil
+}
+
+func TestStreamHeader(t *testing.T) {
+	p := headerProvider{lateErr: make(chan error, 1)}
+	c := sdktest.ConnectProvider(t, p)
+	st, err := c.ChatCompletionStream(context.Background(), &provider.Request{Body: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chunks []string
+	for {
+		b, err := st.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks = append(chunks, string(b))
+		if len(chunks) == 1 && st.Header()["x-ratelimit-remaining-requests"] != "41" {
+			t.Errorf("header after the first chunk = %v", st.Header())
+		}
+	}
+	if len(chunks) != 2 || chunks[0] != `{"n":1}` {
+		t.Errorf("chunks = %q; header messages must not show up as chunks", chunks)
+	}
+	if err := <-p.lateErr; err == nil {
+		t.Error("a header after the first chunk must be refused")
+	}
+	if _, late := st.Header()["late"]; late {
+		t.Error("late header was delivered")
+	}
+}
