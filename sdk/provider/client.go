@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync/atomic"
 
+	"github.com/llmproxy/llmproxy/sdk/internal/datapath"
 	"github.com/llmproxy/llmproxy/sdk/internal/rpc"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	pluginv1 "github.com/llmproxy/llmproxy/sdk/proto/llmproxy/plugin/v1"
@@ -20,6 +22,16 @@ import (
 // that died mid-call (502 plugin_unavailable).
 type Client struct {
 	rpc providerv1.ProviderClient
+	// data is the plugin's data path for unary chat calls, set by
+	// Describe when the plugin announces one.
+	data atomic.Pointer[datapath.Client]
+}
+
+// Close releases the data path's pooled connections.
+func (c *Client) Close() {
+	if d := c.data.Load(); d != nil {
+		d.Close()
+	}
 }
 
 // Describe asks the plugin what it is.
@@ -27,6 +39,11 @@ func (c *Client) Describe(ctx context.Context) (*Description, error) {
 	r, err := c.rpc.Describe(ctx, &providerv1.DescribeRequest{})
 	if err != nil {
 		return nil, rpc.FromStatus(err)
+	}
+	if r.DataAddress != "" && len(r.DataToken) > 0 {
+		if old := c.data.Swap(datapath.NewClient(r.DataAddress, r.DataToken)); old != nil {
+			old.Close()
+		}
 	}
 	d := &Description{
 		Name:         r.Name,
@@ -80,9 +97,17 @@ func chatToProto(req *Request) *providerv1.ChatRequest {
 	return p
 }
 
-// ChatCompletion runs a non-streamed chat request.
+// ChatCompletion runs a non-streamed chat request, over the plugin's data
+// path when it has one.
 func (c *Client) ChatCompletion(ctx context.Context, req *Request) (*Response, error) {
-	r, err := c.rpc.ChatCompletion(ctx, chatToProto(req))
+	var r *providerv1.ChatResponse
+	var err error
+	if d := c.data.Load(); d != nil {
+		r = &providerv1.ChatResponse{}
+		err = d.Call(ctx, chatToProto(req), r)
+	} else {
+		r, err = c.rpc.ChatCompletion(ctx, chatToProto(req))
+	}
 	if err != nil {
 		return nil, rpc.FromStatus(err)
 	}

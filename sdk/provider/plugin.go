@@ -6,6 +6,7 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/llmproxy/llmproxy/sdk/internal/datapath"
 	"github.com/llmproxy/llmproxy/sdk/internal/rpc"
 	providerv1 "github.com/llmproxy/llmproxy/sdk/proto/llmproxy/provider/v1"
 )
@@ -21,13 +22,34 @@ var Handshake = rpc.Handshake
 type Plugin struct {
 	goplugin.NetRPCUnsupportedPlugin
 	Impl Provider
+
+	data *datapath.Server
 }
 
 var _ goplugin.GRPCPlugin = (*Plugin)(nil)
 
-// GRPCServer registers the provider service.
+// GRPCServer registers the provider service and opens the data path for
+// unary calls (see sdk/internal/datapath); without it the host simply
+// calls over gRPC.
 func (p *Plugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
-	providerv1.RegisterProviderServer(s, &server{impl: p.Impl})
+	srv := &server{impl: p.Impl}
+	if ds, err := datapath.Listen(srv.dataCall); err == nil {
+		srv.data = ds
+		p.data = ds
+		rpc.OnExit(func() { ds.Close() })
+	} else {
+		rpc.Logger().Warn("no data path; unary calls go over gRPC", "error", err)
+	}
+	providerv1.RegisterProviderServer(s, srv)
+	return nil
+}
+
+// Close releases the data path's socket. Serve does this when the plugin
+// exits; tests serving a Plugin in-process call it when they end.
+func (p *Plugin) Close() error {
+	if p.data != nil {
+		return p.data.Close()
+	}
 	return nil
 }
 

@@ -11,7 +11,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/llmproxy/llmproxy/sdk/internal/datapath"
 	"github.com/llmproxy/llmproxy/sdk/internal/rpc"
 	pluginv1 "github.com/llmproxy/llmproxy/sdk/proto/llmproxy/plugin/v1"
 	providerv1 "github.com/llmproxy/llmproxy/sdk/proto/llmproxy/provider/v1"
@@ -21,6 +23,16 @@ import (
 type server struct {
 	providerv1.UnimplementedProviderServer
 	impl Provider
+	data *datapath.Server
+}
+
+// dataCall serves a ChatCompletion that arrived over the data path.
+func (s *server) dataCall(ctx context.Context, payload []byte) (proto.Message, error) {
+	var req providerv1.ChatRequest
+	if err := proto.Unmarshal(payload, &req); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "bad chat request: %v", err)
+	}
+	return s.ChatCompletion(ctx, &req)
 }
 
 func (s *server) Describe(ctx context.Context, _ *providerv1.DescribeRequest) (*providerv1.DescribeResponse, error) {
@@ -34,6 +46,9 @@ func (s *server) Describe(ctx context.Context, _ *providerv1.DescribeRequest) (*
 		Capabilities: capabilities(s.impl, d.Capabilities),
 		ConfigSchema: rpc.SchemaToProto(d.ConfigSchema),
 		Credentials:  rpc.CredentialsToProto(d.Credentials),
+	}
+	if s.data != nil {
+		out.DataAddress, out.DataToken = s.data.Address, s.data.Token
 	}
 	for _, m := range d.Models {
 		out.Models = append(out.Models, &providerv1.Model{Id: m.ID, OwnedBy: m.OwnedBy, Created: m.Created})

@@ -51,15 +51,24 @@ type ProviderSuite struct {
 // the host-side client, closed when the test ends.
 func ConnectProvider(t testing.TB, p provider.Provider) *provider.Client {
 	t.Helper()
-	client, _ := goplugin.TestPluginGRPCConn(t, false, map[string]goplugin.Plugin{
-		provider.PluginName: &provider.Plugin{Impl: p},
-	})
-	t.Cleanup(func() { client.Close() })
+	plug := &provider.Plugin{Impl: p}
+	client, _ := goplugin.TestPluginGRPCConn(t, false, map[string]goplugin.Plugin{provider.PluginName: plug})
 	raw, err := client.Dispense(provider.PluginName)
 	if err != nil {
 		t.Fatalf("dispense provider: %v", err)
 	}
-	return raw.(*provider.Client)
+	c := raw.(*provider.Client)
+	t.Cleanup(func() {
+		c.Close()
+		client.Close()
+		plug.Close()
+	})
+	// Describe announces the data path; the suite's unary calls use it
+	// as the host's do.
+	if _, err := c.Describe(context.Background()); err != nil {
+		t.Fatalf("Describe: %v", err)
+	}
+	return c
 }
 
 // RunProvider runs the provider conformance suite.

@@ -96,6 +96,14 @@ type live struct {
 	desc   described
 }
 
+// kill releases the client's connections and ends the process.
+func (l *live) kill() {
+	if c, ok := l.raw.(interface{ Close() }); ok {
+		c.Close()
+	}
+	l.client.Kill()
+}
+
 // Instance is one configured instance and its supervised plugin process.
 type Instance struct {
 	Name string
@@ -221,7 +229,7 @@ func (in *Instance) run() {
 		in.setStatus(Ready, "")
 		reason := in.watch(l)
 		in.cur.CompareAndSwap(l, nil)
-		l.client.Kill()
+		l.kill()
 		if reason == "" {
 			in.setStatus(Stopped, "")
 			return
@@ -483,7 +491,7 @@ func (in *Instance) Stop() {
 	in.stopOnce.Do(func() { close(in.stop) })
 	<-in.done
 	if l := in.cur.Swap(nil); l != nil {
-		l.client.Kill()
+		l.kill()
 	}
 }
 

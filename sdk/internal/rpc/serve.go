@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -54,7 +55,30 @@ func Serve(name string, p goplugin.Plugin) {
 			return grpc.NewServer(opts...)
 		},
 	})
+	runExitHooks()
 	os.Exit(0)
+}
+
+var (
+	exitMu    sync.Mutex
+	exitHooks []func()
+)
+
+// OnExit registers f to run when the plugin exits normally or because the
+// host went away.
+func OnExit(f func()) {
+	exitMu.Lock()
+	defer exitMu.Unlock()
+	exitHooks = append(exitHooks, f)
+}
+
+func runExitHooks() {
+	exitMu.Lock()
+	defer exitMu.Unlock()
+	for _, f := range exitHooks {
+		f()
+	}
+	exitHooks = nil
 }
 
 // DefaultGOGC is the garbage collector target of plugins (and the host)
@@ -75,6 +99,7 @@ func watchParent(ppid int) {
 	for range time.Tick(200 * time.Millisecond) {
 		if os.Getppid() != ppid {
 			logger.Warn("host process is gone; exiting", "host_pid", ppid)
+			runExitHooks()
 			os.Exit(2)
 		}
 	}

@@ -69,10 +69,16 @@ type DescribeResponse struct {
 	Version string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	// capabilities lists optional features: "chat", "chat_stream",
 	// "embeddings", "models", "passthrough", "documents", "health".
-	Capabilities  []string         `protobuf:"bytes,3,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
-	ConfigSchema  *v1.Schema       `protobuf:"bytes,4,opt,name=config_schema,json=configSchema,proto3" json:"config_schema,omitempty"`
-	Credentials   []*v1.Credential `protobuf:"bytes,5,rep,name=credentials,proto3" json:"credentials,omitempty"`
-	Models        []*Model         `protobuf:"bytes,6,rep,name=models,proto3" json:"models,omitempty"`
+	Capabilities []string         `protobuf:"bytes,3,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	ConfigSchema *v1.Schema       `protobuf:"bytes,4,opt,name=config_schema,json=configSchema,proto3" json:"config_schema,omitempty"`
+	Credentials  []*v1.Credential `protobuf:"bytes,5,rep,name=credentials,proto3" json:"credentials,omitempty"`
+	Models       []*Model         `protobuf:"bytes,6,rep,name=models,proto3" json:"models,omitempty"`
+	// data_address and data_token announce the plugin's data path: a unix
+	// socket for unary calls beside gRPC (see sdk/internal/datapath). Set by
+	// the SDK; empty when the plugin offers none, and the host then calls
+	// over gRPC.
+	DataAddress   string `protobuf:"bytes,7,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
+	DataToken     []byte `protobuf:"bytes,8,opt,name=data_token,json=dataToken,proto3" json:"data_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -145,6 +151,20 @@ func (x *DescribeResponse) GetCredentials() []*v1.Credential {
 func (x *DescribeResponse) GetModels() []*Model {
 	if x != nil {
 		return x.Models
+	}
+	return nil
+}
+
+func (x *DescribeResponse) GetDataAddress() string {
+	if x != nil {
+		return x.DataAddress
+	}
+	return ""
+}
+
+func (x *DescribeResponse) GetDataToken() []byte {
+	if x != nil {
+		return x.DataToken
 	}
 	return nil
 }
@@ -868,14 +888,17 @@ var File_llmproxy_provider_v1_provider_proto protoreflect.FileDescriptor
 const file_llmproxy_provider_v1_provider_proto_rawDesc = "" +
 	"\n" +
 	"#llmproxy/provider/v1/provider.proto\x12\x14llmproxy.provider.v1\x1a\x1fllmproxy/plugin/v1/plugin.proto\"\x11\n" +
-	"\x0fDescribeRequest\"\x9c\x02\n" +
+	"\x0fDescribeRequest\"\xde\x02\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\"\n" +
 	"\fcapabilities\x18\x03 \x03(\tR\fcapabilities\x12?\n" +
 	"\rconfig_schema\x18\x04 \x01(\v2\x1a.llmproxy.plugin.v1.SchemaR\fconfigSchema\x12@\n" +
 	"\vcredentials\x18\x05 \x03(\v2\x1e.llmproxy.plugin.v1.CredentialR\vcredentials\x123\n" +
-	"\x06models\x18\x06 \x03(\v2\x1b.llmproxy.provider.v1.ModelR\x06models\"L\n" +
+	"\x06models\x18\x06 \x03(\v2\x1b.llmproxy.provider.v1.ModelR\x06models\x12!\n" +
+	"\fdata_address\x18\a \x01(\tR\vdataAddress\x12\x1d\n" +
+	"\n" +
+	"data_token\x18\b \x01(\fR\tdataToken\"L\n" +
 	"\x05Model\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bowned_by\x18\x02 \x01(\tR\aownedBy\x12\x18\n" +

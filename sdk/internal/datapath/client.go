@@ -1,0 +1,145 @@
+package datapath
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// Client calls a plugin's data path over pooled connections.
+type Client struct {
+	addr  string
+	token []byte
+
+	mu   sync.Mutex
+	idle []*conn
+}
+
+type conn struct {
+	c   net.Conn
+	r   *bufio.Reader
+	w   *bufio.Writer
+	buf []byte
+}
+
+// maxIdle bounds the pooled connections of one plugin.
+const maxIdle = 64
+
+// NewClient returns a Client for the address and token a plugin announced.
+func NewClient(addr string, token []byte) *Client {
+	return &Client{addr: addr, token: token}
+}
+
+func (cl *Client) get(ctx context.Context) (*conn, error) {
+	cl.mu.Lock()
+	if n := len(cl.idle); n > 0 {
+		c := cl.idle[n-1]
+		cl.idle = cl.idle[:n-1]
+		cl.mu.Unlock()
+		return c, nil
+	}
+	cl.mu.Unlock()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", cl.addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{c: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10)}
+	if err := writeFrame(c.w, kindHello, cl.token); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (cl *Client) put(c *conn) {
+	cl.mu.Lock()
+	if len(cl.idle) < maxIdle {
+		cl.idle = append(cl.idle, c)
+		c = nil
+	}
+	cl.mu.Unlock()
+	if c != nil {
+		c.c.Close()
+	}
+}
+
+// Close closes the idle connections.
+func (cl *Client) Close() {
+	cl.mu.Lock()
+	idle := cl.idle
+	cl.idle = nil
+	cl.mu.Unlock()
+	for _, c := range idle {
+		c.c.Close()
+	}
+}
+
+// Call sends req and decodes the reply into resp. Errors are gRPC status
+// errors: the plugin's own, Canceled/DeadlineExceeded for ctx, or
+// Unavailable when the connection failed (the plugin died).
+func (cl *Client) Call(ctx context.Context, req, resp proto.Message) error {
+	payload, err := proto.Marshal(req)
+	if err != nil {
+		return status.Errorf(codes.Internal, "datapath: encode request: %v", err)
+	}
+	c, err := cl.get(ctx)
+	if err != nil {
+		return transportError(ctx, err)
+	}
+	// Cancelling ctx interrupts the blocking write or read; the connection
+	// is then closed, which tells the plugin to cancel the call.
+	stop := context.AfterFunc(ctx, func() { c.c.SetDeadline(time.Unix(1, 0)) })
+	kind, body, err := roundTrip(c, payload)
+	if !stop() || err != nil {
+		c.c.Close()
+		return transportError(ctx, err)
+	}
+	switch kind {
+	case kindReply:
+		if err := proto.Unmarshal(body, resp); err != nil {
+			c.c.Close()
+			return status.Errorf(codes.Internal, "datapath: decode reply: %v", err)
+		}
+	case kindError:
+		var st spb.Status
+		if err := proto.Unmarshal(body, &st); err != nil {
+			c.c.Close()
+			return status.Errorf(codes.Internal, "datapath: decode error: %v", err)
+		}
+		cl.put(c)
+		return status.FromProto(&st).Err()
+	default:
+		c.c.Close()
+		return status.Errorf(codes.Internal, "datapath: unexpected frame kind %d", kind)
+	}
+	cl.put(c)
+	return nil
+}
+
+func roundTrip(c *conn, payload []byte) (byte, []byte, error) {
+	if err := writeFrame(c.w, kindCall, payload); err != nil {
+		return 0, nil, err
+	}
+	kind, body, buf, err := readFrame(c.r, c.buf)
+	c.buf = buf
+	return kind, body, err
+}
+
+func transportError(ctx context.Context, err error) error {
+	switch ctx.Err() {
+	case context.Canceled:
+		return status.Error(codes.Canceled, "datapath: call cancelled")
+	case context.DeadlineExceeded:
+		return status.Error(codes.DeadlineExceeded, "datapath: deadline exceeded")
+	}
+	return status.Error(codes.Unavailable, fmt.Sprintf("datapath: %v", err))
+}
