@@ -116,7 +116,7 @@ func (c *Client) ChatCompletion(ctx context.Context, req *Request) (*Response, e
 
 // ChunkStream is a streamed chat response as the host reads it.
 type ChunkStream struct {
-	s      providerv1.Provider_ChatCompletionStreamClient
+	recv   func() (*providerv1.ChatChunk, error)
 	header map[string]string
 }
 
@@ -124,7 +124,7 @@ type ChunkStream struct {
 // error that ended the stream. Header messages are collected for Header.
 func (s *ChunkStream) Recv() ([]byte, error) {
 	for {
-		m, err := s.s.Recv()
+		m, err := s.recv()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil, io.EOF
@@ -148,14 +148,25 @@ func (s *ChunkStream) Recv() ([]byte, error) {
 // chunk; read it after the first Recv.
 func (s *ChunkStream) Header() map[string]string { return s.header }
 
-// ChatCompletionStream starts a streamed chat request. Cancel ctx to stop
-// it; the plugin's upstream call is cancelled with it.
+// ChatCompletionStream starts a streamed chat request, over the plugin's
+// data path when it has one. Cancel ctx to stop it; the plugin's upstream
+// call is cancelled with it.
 func (c *Client) ChatCompletionStream(ctx context.Context, req *Request) (*ChunkStream, error) {
+	if d := c.data.Load(); d != nil {
+		ds, err := d.Stream(ctx, chatToProto(req))
+		if err != nil {
+			return nil, rpc.FromStatus(err)
+		}
+		return &ChunkStream{recv: func() (*providerv1.ChatChunk, error) {
+			m := &providerv1.ChatChunk{}
+			return m, ds.Recv(m)
+		}}, nil
+	}
 	s, err := c.rpc.ChatCompletionStream(ctx, chatToProto(req))
 	if err != nil {
 		return nil, rpc.FromStatus(err)
 	}
-	return &ChunkStream{s: s}, nil
+	return &ChunkStream{recv: s.Recv}, nil
 }
 
 // Embeddings runs an embeddings request.

@@ -29,11 +29,11 @@ type Plugin struct {
 var _ goplugin.GRPCPlugin = (*Plugin)(nil)
 
 // GRPCServer registers the provider service and opens the data path for
-// unary calls (see sdk/internal/datapath); without it the host simply
+// chat calls (see sdk/internal/datapath); without it the host simply
 // calls over gRPC.
 func (p *Plugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
 	srv := &server{impl: p.Impl}
-	if ds, err := datapath.Listen(srv.dataCall); err == nil {
+	if ds, err := datapath.Listen(dataHandler{srv}); err == nil {
 		srv.data = ds
 		p.data = ds
 		rpc.OnExit(func() { ds.Close() })

@@ -26,13 +26,30 @@ type server struct {
 	data *datapath.Server
 }
 
-// dataCall serves a ChatCompletion that arrived over the data path.
-func (s *server) dataCall(ctx context.Context, payload []byte) (proto.Message, error) {
+// dataHandler serves the chat calls that arrive over the data path.
+type dataHandler struct{ s *server }
+
+var _ datapath.Handler = dataHandler{}
+
+// Call serves a ChatCompletion.
+func (d dataHandler) Call(ctx context.Context, payload []byte) (proto.Message, error) {
 	var req providerv1.ChatRequest
 	if err := proto.Unmarshal(payload, &req); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "bad chat request: %v", err)
 	}
-	return s.ChatCompletion(ctx, &req)
+	return d.s.ChatCompletion(ctx, &req)
+}
+
+// Stream serves a ChatCompletionStream.
+func (d dataHandler) Stream(ctx context.Context, payload []byte, send func(proto.Message) error) error {
+	var r providerv1.ChatRequest
+	if err := proto.Unmarshal(payload, &r); err != nil {
+		return status.Errorf(codes.InvalidArgument, "bad chat request: %v", err)
+	}
+	req := requestFromProto(&r)
+	ctx, cancel := withMeta(ctx, req.Meta)
+	defer cancel()
+	return rpc.ToStatus(d.s.impl.ChatCompletionStream(ctx, req, &chunkStream{send: func(c *providerv1.ChatChunk) error { return send(c) }}))
 }
 
 func (s *server) Describe(ctx context.Context, _ *providerv1.DescribeRequest) (*providerv1.DescribeResponse, error) {
@@ -144,28 +161,29 @@ func (s *server) ChatCompletion(ctx context.Context, r *providerv1.ChatRequest) 
 	return &providerv1.ChatResponse{Body: resp.Body, Header: resp.Header}, nil
 }
 
+// chunkStream is the ChunkWriter of a stream, over gRPC or the data path.
 type chunkStream struct {
-	s       providerv1.Provider_ChatCompletionStreamServer
+	send    func(*providerv1.ChatChunk) error
 	started bool
 }
 
 func (c *chunkStream) WriteChunk(b []byte) error {
 	c.started = true
-	return c.s.Send(&providerv1.ChatChunk{Data: b})
+	return c.send(&providerv1.ChatChunk{Data: b})
 }
 
 func (c *chunkStream) writeHeader(h map[string]string) error {
 	if c.started {
 		return errors.New("provider: StreamHeader called after the first chunk")
 	}
-	return c.s.Send(&providerv1.ChatChunk{Header: h})
+	return c.send(&providerv1.ChatChunk{Header: h})
 }
 
 func (s *server) ChatCompletionStream(r *providerv1.ChatRequest, stream providerv1.Provider_ChatCompletionStreamServer) error {
 	req := requestFromProto(r)
 	ctx, cancel := withMeta(stream.Context(), req.Meta)
 	defer cancel()
-	return rpc.ToStatus(s.impl.ChatCompletionStream(ctx, req, &chunkStream{s: stream}))
+	return rpc.ToStatus(s.impl.ChatCompletionStream(ctx, req, &chunkStream{send: stream.Send}))
 }
 
 func (s *server) Embeddings(ctx context.Context, r *providerv1.EmbeddingsRequest) (*providerv1.EmbeddingsResponse, error) {

@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"sync"
-	"time"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
@@ -95,9 +95,9 @@ func (cl *Client) Call(ctx context.Context, req, resp proto.Message) error {
 	if err != nil {
 		return transportError(ctx, err)
 	}
-	// Cancelling ctx interrupts the blocking write or read; the connection
-	// is then closed, which tells the plugin to cancel the call.
-	stop := context.AfterFunc(ctx, func() { c.c.SetDeadline(time.Unix(1, 0)) })
+	// Cancelling ctx closes the connection: that interrupts a blocking
+	// write or read here and tells the plugin to cancel the call.
+	stop := context.AfterFunc(ctx, func() { c.c.Close() })
 	kind, body, err := roundTrip(c, payload)
 	if !stop() || err != nil {
 		c.c.Close()
@@ -123,6 +123,77 @@ func (cl *Client) Call(ctx context.Context, req, resp proto.Message) error {
 	}
 	cl.put(c)
 	return nil
+}
+
+// Stream sends req as a streamed call. Recv on the result returns each
+// message of the answer, io.EOF after the last.
+func (cl *Client) Stream(ctx context.Context, req proto.Message) (*Stream, error) {
+	payload, err := proto.Marshal(req)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "datapath: encode request: %v", err)
+	}
+	c, err := cl.get(ctx)
+	if err != nil {
+		return nil, transportError(ctx, err)
+	}
+	// As in Call, cancelling ctx closes the connection.
+	stop := context.AfterFunc(ctx, func() { c.c.Close() })
+	if err := writeFrame(c.w, kindStream, payload); err != nil {
+		stop()
+		c.c.Close()
+		return nil, transportError(ctx, err)
+	}
+	return &Stream{cl: cl, c: c, ctx: ctx, stop: stop}, nil
+}
+
+// Stream is a streamed answer being read.
+type Stream struct {
+	cl   *Client
+	c    *conn
+	ctx  context.Context
+	stop func() bool
+	done error
+}
+
+// Recv decodes the next message into m. It returns io.EOF after the last
+// one, or the status error that ended the stream.
+func (s *Stream) Recv(m proto.Message) error {
+	if s.done != nil {
+		return s.done
+	}
+	kind, body, buf, err := readFrame(s.c.r, s.c.buf)
+	s.c.buf = buf
+	if err != nil {
+		return s.finish(transportError(s.ctx, err), false)
+	}
+	switch kind {
+	case kindChunk:
+		if err := proto.Unmarshal(body, m); err != nil {
+			return s.finish(status.Errorf(codes.Internal, "datapath: decode chunk: %v", err), false)
+		}
+		return nil
+	case kindEnd:
+		return s.finish(io.EOF, true)
+	case kindError:
+		var st spb.Status
+		if err := proto.Unmarshal(body, &st); err != nil {
+			return s.finish(status.Errorf(codes.Internal, "datapath: decode error: %v", err), false)
+		}
+		return s.finish(status.FromProto(&st).Err(), true)
+	}
+	return s.finish(status.Errorf(codes.Internal, "datapath: unexpected frame kind %d", kind), false)
+}
+
+// finish ends the stream with err, pooling the connection when the stream
+// ended cleanly and the caller did not cancel meanwhile.
+func (s *Stream) finish(err error, reusable bool) error {
+	s.done = err
+	if s.stop() && reusable {
+		s.cl.put(s.c)
+	} else {
+		s.c.c.Close()
+	}
+	return err
 }
 
 func roundTrip(c *conn, payload []byte) (byte, []byte, error) {

@@ -13,7 +13,10 @@
 // A plugin listens on a socket in a private (0700) directory and announces
 // its path and a random token through Describe, over gRPC with mutual TLS;
 // a connection that does not open with the token is dropped. Frames are a
-// 4-byte big-endian length, a kind byte and a protobuf payload.
+// 4-byte big-endian length, a kind byte and a protobuf payload. A
+// connection carries one call or stream at a time; the host pools them. The
+// host cancels by closing the connection, which the plugin notices after a
+// call has run for a millisecond.
 package datapath
 
 import (
@@ -26,10 +29,13 @@ import (
 
 // Frame kinds.
 const (
-	kindHello byte = 1 // host → plugin: the token
-	kindCall  byte = 2 // host → plugin: a request payload
-	kindReply byte = 3 // plugin → host: the response payload
-	kindError byte = 4 // plugin → host: a google.rpc.Status
+	kindHello  byte = 1 // host → plugin: the token
+	kindCall   byte = 2 // host → plugin: a request payload
+	kindReply  byte = 3 // plugin → host: the response payload
+	kindError  byte = 4 // plugin → host: a google.rpc.Status, ends a call or stream
+	kindStream byte = 5 // host → plugin: a request whose answer streams
+	kindChunk  byte = 6 // plugin → host: one message of a stream
+	kindEnd    byte = 7 // plugin → host: the stream ended well
 )
 
 // maxFrame bounds one frame; chat requests carry documents and images.

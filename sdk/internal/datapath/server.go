@@ -16,9 +16,15 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Handler serves one call: it decodes payload, runs it and returns the
-// encoded response or an error that carries a gRPC status.
-type Handler func(ctx context.Context, payload []byte) (proto.Message, error)
+// Handler serves what arrives on the data path. Errors carry gRPC
+// statuses.
+type Handler interface {
+	// Call decodes payload, runs it and returns the response.
+	Call(ctx context.Context, payload []byte) (proto.Message, error)
+	// Stream decodes payload and runs it, passing each message of the
+	// answer to send, which fails once the host is gone.
+	Stream(ctx context.Context, payload []byte, send func(proto.Message) error) error
+}
 
 // Server accepts host connections on a unix socket.
 type Server struct {
@@ -101,28 +107,66 @@ func (s *Server) serve(c net.Conn) {
 	for {
 		kind, payload, b, err := readFrame(r, buf)
 		buf = b
-		if err != nil || kind != kindCall {
+		if err != nil || (kind != kindCall && kind != kindStream) {
 			return
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		stop := watch(pc, r, cancel)
-		msg, err := s.handler(ctx, payload)
-		var out []byte
-		k := kindReply
-		if err != nil {
-			k = kindError
-			out, _ = proto.Marshal(status.Convert(err).Proto())
-		} else if out, err = proto.Marshal(msg); err != nil {
-			k = kindError
-			out, _ = proto.Marshal(status.Convert(err).Proto())
+		var werr error
+		if kind == kindCall {
+			werr = s.call(ctx, w, payload)
+		} else {
+			werr = s.stream(ctx, w, payload)
 		}
-		werr := writeFrame(w, k, out)
 		closed := stop()
 		cancel()
 		if werr != nil || closed {
 			return
 		}
 	}
+}
+
+// call runs one unary call and writes its reply or error.
+func (s *Server) call(ctx context.Context, w *bufio.Writer, payload []byte) error {
+	msg, err := s.handler.Call(ctx, payload)
+	if err != nil {
+		return writeStatus(w, err)
+	}
+	out, err := proto.Marshal(msg)
+	if err != nil {
+		return writeStatus(w, err)
+	}
+	return writeFrame(w, kindReply, out)
+}
+
+// stream runs one streamed call: a chunk frame per message, then an end
+// or error frame.
+func (s *Server) stream(ctx context.Context, w *bufio.Writer, payload []byte) error {
+	var werr error
+	send := func(m proto.Message) error {
+		if werr != nil {
+			return werr
+		}
+		out, err := proto.Marshal(m)
+		if err != nil {
+			return err
+		}
+		werr = writeFrame(w, kindChunk, out)
+		return werr
+	}
+	err := s.handler.Stream(ctx, payload, send)
+	if werr != nil {
+		return werr
+	}
+	if err != nil {
+		return writeStatus(w, err)
+	}
+	return writeFrame(w, kindEnd, nil)
+}
+
+func writeStatus(w *bufio.Writer, err error) error {
+	out, _ := proto.Marshal(status.Convert(err).Proto())
+	return writeFrame(w, kindError, out)
 }
 
 // watchDelay is how long a call runs before its connection is watched:
