@@ -27,7 +27,8 @@ type Client struct {
 	data atomic.Pointer[datapath.Client]
 }
 
-// Close releases the data path's pooled connections.
+// Close releases the data path's pooled connections and socket directory;
+// the host calls it once the plugin process is gone.
 func (c *Client) Close() {
 	if d := c.data.Load(); d != nil {
 		d.Close()
@@ -41,8 +42,10 @@ func (c *Client) Describe(ctx context.Context) (*Description, error) {
 		return nil, rpc.FromStatus(err)
 	}
 	if r.DataAddress != "" && len(r.DataToken) > 0 {
-		if old := c.data.Swap(datapath.NewClient(r.DataAddress, r.DataToken)); old != nil {
-			old.Close()
+		if cur := c.data.Load(); cur == nil || cur.Addr() != r.DataAddress {
+			if old := c.data.Swap(datapath.NewClient(r.DataAddress, r.DataToken)); old != nil {
+				old.CloseIdle()
+			}
 		}
 	}
 	d := &Description{

@@ -96,12 +96,12 @@ type live struct {
 	desc   described
 }
 
-// kill releases the client's connections and ends the process.
+// kill ends the process, then releases what the client held.
 func (l *live) kill() {
+	l.client.Kill()
 	if c, ok := l.raw.(interface{ Close() }); ok {
 		c.Close()
 	}
-	l.client.Kill()
 }
 
 // Instance is one configured instance and its supervised plugin process.

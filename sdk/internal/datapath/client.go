@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -72,14 +75,27 @@ func (cl *Client) put(c *conn) {
 	}
 }
 
-// Close closes the idle connections.
-func (cl *Client) Close() {
+// Addr returns the socket address the client dials.
+func (cl *Client) Addr() string { return cl.addr }
+
+// CloseIdle closes the pooled connections.
+func (cl *Client) CloseIdle() {
 	cl.mu.Lock()
 	idle := cl.idle
 	cl.idle = nil
 	cl.mu.Unlock()
 	for _, c := range idle {
 		c.c.Close()
+	}
+}
+
+// Close closes the pooled connections and removes the plugin's socket
+// directory, which a plugin killed outright cannot remove itself. Call it
+// once the plugin is gone.
+func (cl *Client) Close() {
+	cl.CloseIdle()
+	if dir := filepath.Dir(cl.addr); strings.HasPrefix(filepath.Base(dir), dirPrefix) {
+		os.RemoveAll(dir)
 	}
 }
 

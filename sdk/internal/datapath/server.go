@@ -26,6 +26,9 @@ type Handler interface {
 	Stream(ctx context.Context, payload []byte, send func(proto.Message) error) error
 }
 
+// dirPrefix starts the name of every socket directory.
+const dirPrefix = "llmproxy-data-"
+
 // Server accepts host connections on a unix socket.
 type Server struct {
 	// Address is the socket path; Token opens a connection.
@@ -40,7 +43,7 @@ type Server struct {
 
 // Listen starts a Server in a fresh private directory.
 func Listen(h Handler) (*Server, error) {
-	dir, err := os.MkdirTemp("", "llmproxy-data-")
+	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
 		return nil, err
 	}
