@@ -112,7 +112,15 @@ func Start(t testing.TB, hcl string, opts Options) *Host {
 	}
 	h := &Host{URL: "http://" + addr, Addr: addr, ConfigPath: path, PluginsDir: plugins, exited: make(chan struct{})}
 	cmd := exec.Command(filepath.Join(bin, "llmproxy"), "-config", path)
-	cmd.Env = append(os.Environ(), opts.Env...)
+	// Plugins put their data-path sockets under TMPDIR: a short private
+	// one per host keeps socket paths short and leaves nothing behind,
+	// even when a test kills the host outright.
+	tmp, err := os.MkdirTemp("", "llmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	cmd.Env = append(append(os.Environ(), "TMPDIR="+tmp), opts.Env...)
 	cmd.Stdout, cmd.Stderr = h, h
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start llmproxy: %v", err)
