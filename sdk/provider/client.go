@@ -27,6 +27,14 @@ type Client struct {
 	data atomic.Pointer[datapath.Client]
 }
 
+func (c *Client) dataPath() *datapath.Client { return c.data.Load() }
+
+// dropDataPath stops using a data path whose socket cannot be reached
+// (a sandbox without unix sockets, say); calls go over gRPC from then on.
+func (c *Client) dropDataPath(d *datapath.Client) {
+	c.data.CompareAndSwap(d, nil)
+}
+
 // Close releases the data path's pooled connections and socket directory;
 // the host calls it once the plugin process is gone.
 func (c *Client) Close() {
@@ -105,10 +113,15 @@ func chatToProto(req *Request) *providerv1.ChatRequest {
 func (c *Client) ChatCompletion(ctx context.Context, req *Request) (*Response, error) {
 	var r *providerv1.ChatResponse
 	var err error
-	if d := c.data.Load(); d != nil {
+	d := c.dataPath()
+	if d != nil {
 		r = &providerv1.ChatResponse{}
-		err = d.Call(ctx, chatToProto(req), r)
-	} else {
+		if err = d.Call(ctx, chatToProto(req), r); errors.Is(err, datapath.ErrDial) {
+			c.dropDataPath(d)
+			d = nil
+		}
+	}
+	if d == nil {
 		r, err = c.rpc.ChatCompletion(ctx, chatToProto(req))
 	}
 	if err != nil {
@@ -155,15 +168,19 @@ func (s *ChunkStream) Header() map[string]string { return s.header }
 // data path when it has one. Cancel ctx to stop it; the plugin's upstream
 // call is cancelled with it.
 func (c *Client) ChatCompletionStream(ctx context.Context, req *Request) (*ChunkStream, error) {
-	if d := c.data.Load(); d != nil {
+	if d := c.dataPath(); d != nil {
 		ds, err := d.Stream(ctx, chatToProto(req))
-		if err != nil {
+		switch {
+		case errors.Is(err, datapath.ErrDial):
+			c.dropDataPath(d)
+		case err != nil:
 			return nil, rpc.FromStatus(err)
+		default:
+			return &ChunkStream{recv: func() (*providerv1.ChatChunk, error) {
+				m := &providerv1.ChatChunk{}
+				return m, ds.Recv(m)
+			}}, nil
 		}
-		return &ChunkStream{recv: func() (*providerv1.ChatChunk, error) {
-			m := &providerv1.ChatChunk{}
-			return m, ds.Recv(m)
-		}}, nil
 	}
 	s, err := c.rpc.ChatCompletionStream(ctx, chatToProto(req))
 	if err != nil {

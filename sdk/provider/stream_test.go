@@ -2,8 +2,11 @@ package provider_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"testing"
+
+	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/provider"
@@ -65,5 +68,33 @@ func TestStreamHeader(t *testing.T) {
 	}
 	if _, late := st.Header()["late"]; late {
 		t.Error("late header was delivered")
+	}
+}
+
+func TestUnreachableDataPathFallsBackToGRPC(t *testing.T) {
+	p := headerProvider{lateErr: make(chan error, 1)}
+	plug := &provider.Plugin{Impl: p}
+	client, _ := goplugin.TestPluginGRPCConn(t, false, map[string]goplugin.Plugin{provider.PluginName: plug})
+	t.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense(provider.PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(*provider.Client)
+	if _, err := c.Describe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	plug.Close() // the data path's socket is gone; gRPC still serves
+	_, err = c.ChatCompletion(context.Background(), &provider.Request{Body: []byte(`{}`)})
+	var oe *openai.Error
+	if !errors.As(err, &oe) || oe.Status != 400 {
+		t.Fatalf("want the plugin's own 400 over gRPC, got %v", err)
+	}
+	st, err := c.ChatCompletionStream(context.Background(), &provider.Request{Body: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := st.Recv(); err != nil || string(b) != `{"n":1}` {
+		t.Fatalf("stream over gRPC: %q %v", b, err)
 	}
 }

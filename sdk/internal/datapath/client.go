@@ -3,6 +3,7 @@ package datapath
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,10 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
+
+// ErrDial reports that the plugin's socket could not be reached at all;
+// nothing was sent, so the caller may use gRPC instead.
+var ErrDial = errors.New("datapath: cannot reach the plugin's socket")
 
 // Client calls a plugin's data path over pooled connections.
 type Client struct {
@@ -53,7 +58,10 @@ func (cl *Client) get(ctx context.Context) (*conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unix", cl.addr)
 	if err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", ErrDial, err)
 	}
 	c := &conn{c: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10)}
 	if err := writeFrame(c.w, kindHello, cl.token); err != nil {
@@ -99,15 +107,19 @@ func (cl *Client) Close() {
 	}
 }
 
-// Call sends req and decodes the reply into resp. Errors are gRPC status
-// errors: the plugin's own, Canceled/DeadlineExceeded for ctx, or
-// Unavailable when the connection failed (the plugin died).
+// Call sends req and decodes the reply into resp. Errors are ErrDial when
+// the socket cannot be reached, else gRPC status errors: the plugin's own,
+// Canceled/DeadlineExceeded for ctx, or Unavailable when the connection
+// failed (the plugin died).
 func (cl *Client) Call(ctx context.Context, req, resp proto.Message) error {
 	payload, err := proto.Marshal(req)
 	if err != nil {
 		return status.Errorf(codes.Internal, "datapath: encode request: %v", err)
 	}
 	c, err := cl.get(ctx)
+	if errors.Is(err, ErrDial) {
+		return err
+	}
 	if err != nil {
 		return transportError(ctx, err)
 	}
@@ -149,6 +161,9 @@ func (cl *Client) Stream(ctx context.Context, req proto.Message) (*Stream, error
 		return nil, status.Errorf(codes.Internal, "datapath: encode request: %v", err)
 	}
 	c, err := cl.get(ctx)
+	if errors.Is(err, ErrDial) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, transportError(ctx, err)
 	}
