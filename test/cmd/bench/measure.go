@@ -246,7 +246,7 @@ func startPerf(ctx context.Context, o options, r *rig) (func() error, string, er
 	if err := os.MkdirAll(o.perfDir, 0o755); err != nil {
 		return nil, "", fmt.Errorf("perf directory: %w", err)
 	}
-	pids := []string{strconv.Itoa(r.host.cmd.Process.Pid)}
+	pids := []string{strconv.Itoa(r.host.Cmd.Process.Pid)}
 	for _, p := range r.pluginPIDs {
 		pids = append(pids, strconv.Itoa(p))
 	}

@@ -1,20 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/llmproxy/llmproxy/test/harness"
 )
 
 const (
@@ -33,106 +28,20 @@ const (
 	stopTimeout = 10 * time.Second
 )
 
-// proc is a child process of the benchmark.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	logf   *os.File
-	exited chan struct{}
-}
-
 // start runs path with args, its output going to a log file in work.
-// When firstLine is set, it waits for the first line of stdout (the URL
-// that openaifake and bareproxy print) and returns it.
-func start(ctx context.Context, work, name, path string, env []string, firstLine bool, args ...string) (*proc, string, error) {
-	logf, err := os.Create(filepath.Join(work, name+".log"))
-	if err != nil {
-		return nil, "", fmt.Errorf("%s log: %w", name, err)
-	}
+// With firstLine it waits for the first line of stdout (the URL that
+// openaifake and bareproxy print) and returns it.
+func start(ctx context.Context, work, name, path string, env []string, firstLine bool, args ...string) (*harness.Process, string, error) {
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = logf
-	setProcAttr(cmd)
-	var stdout io.ReadCloser
-	if firstLine {
-		if stdout, err = cmd.StdoutPipe(); err != nil {
-			logf.Close()
-			return nil, "", fmt.Errorf("%s stdout: %w", name, err)
-		}
-	} else {
-		cmd.Stdout = logf
-	}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, "", fmt.Errorf("start %s (%s): %w", name, path, err)
-	}
-	p := &proc{name: name, cmd: cmd, logf: logf, exited: make(chan struct{})}
-	lines := make(chan string, 1)
-	go func() {
-		if stdout != nil {
-			br := bufio.NewReader(stdout)
-			line, _ := br.ReadString('\n')
-			lines <- strings.TrimSpace(line)
-			io.Copy(logf, br)
-		}
-		cmd.Wait()
-		close(p.exited)
-	}()
-	if !firstLine {
-		return p, "", nil
-	}
-	select {
-	case line := <-lines:
-		if !strings.HasPrefix(line, "http://127.0.0.1:") {
-			p.stop()
-			return nil, "", fmt.Errorf("%s printed %q instead of its URL; log:\n%s", name, line, p.logTail())
-		}
-		return p, line, nil
-	case <-time.After(startTimeout):
-		p.stop()
-		return nil, "", fmt.Errorf("%s did not print its URL within %v", name, startTimeout)
-	case <-ctx.Done():
-		p.stop()
-		return nil, "", fmt.Errorf("start %s: %w", name, ctx.Err())
-	}
-}
-
-// stop sends SIGTERM, waits for the process to exit and kills it if it
-// does not.
-func (p *proc) stop() {
-	defer p.logf.Close()
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(stopTimeout):
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
-
-// logTail returns the end of the process's log.
-func (p *proc) logTail() string {
-	b, err := os.ReadFile(p.logf.Name())
-	if err != nil {
-		return "(no log: " + err.Error() + ")"
-	}
-	const max = 4000
-	if len(b) > max {
-		b = b[len(b)-max:]
-	}
-	return string(b)
+	return harness.Launch(ctx, name, filepath.Join(work, name+".log"), cmd, firstLine, startTimeout)
 }
 
 // rig is the set of processes under test.
 type rig struct {
-	procs []*proc
+	procs []*harness.Process
 	// host is the llmproxy process.
-	host *proc
+	host *harness.Process
 	// pluginPIDs are the PIDs of llmproxy's plugin processes.
 	pluginPIDs []int
 	// targets are direct, bare and llmproxy, in that order.
@@ -142,7 +51,7 @@ type rig struct {
 // stop ends every process, the gateway first.
 func (r *rig) stop() {
 	for i := len(r.procs) - 1; i >= 0; i-- {
-		r.procs[i].stop()
+		r.procs[i].Stop(stopTimeout)
 	}
 }
 
@@ -252,7 +161,7 @@ route %q {
 // startHost writes the config, starts llmproxy and waits until both
 // instances are ready.
 func (r *rig) startHost(ctx context.Context, o options, work, bin, fastURL, streamURL string) (string, error) {
-	listen, err := freeAddr()
+	listen, err := harness.FreeAddress()
 	if err != nil {
 		return "", err
 	}
@@ -279,79 +188,12 @@ func (r *rig) startHost(ctx context.Context, o options, work, bin, fastURL, stre
 	r.procs = append(r.procs, p)
 	r.host = p
 	url := "http://" + listen
-	pids, err := waitReady(ctx, p, url, []string{"fast", "stream"})
+	st, err := harness.WaitInstances(ctx, url, []string{"fast", "stream"}, p, startTimeout)
 	if err != nil {
 		return "", err
 	}
-	r.pluginPIDs = pids
+	r.pluginPIDs = []int{st["fast"].PID, st["stream"].PID}
 	return url, nil
-}
-
-// waitReady polls /readyz until the instances are ready and returns their
-// plugin PIDs.
-func waitReady(ctx context.Context, p *proc, url string, instances []string) ([]int, error) {
-	deadline := time.Now().Add(startTimeout)
-	var last string
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.exited:
-			return nil, fmt.Errorf("llmproxy exited during start; log:\n%s", p.logTail())
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for llmproxy: %w", ctx.Err())
-		default:
-		}
-		pids, state, err := readyz(url, instances)
-		if err == nil {
-			return pids, nil
-		}
-		last = state
-		time.Sleep(20 * time.Millisecond)
-	}
-	return nil, fmt.Errorf("llmproxy instances %v not ready within %v (last /readyz: %s); log:\n%s", instances, startTimeout, last, p.logTail())
-}
-
-// errNotReady says that /readyz answered but an instance is not ready.
-var errNotReady = errors.New("not ready")
-
-func readyz(url string, instances []string) ([]int, string, error) {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url + "/readyz")
-	if err != nil {
-		return nil, "", fmt.Errorf("GET /readyz: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, "", fmt.Errorf("read /readyz: %w", err)
-	}
-	var body struct {
-		Instances map[string]struct {
-			State string `json:"state"`
-			PID   int    `json:"pid"`
-		} `json:"instances"`
-	}
-	if err := json.Unmarshal(raw, &body); err != nil {
-		return nil, string(raw), fmt.Errorf("decode /readyz: %w", err)
-	}
-	var pids []int
-	for _, n := range instances {
-		st := body.Instances[n]
-		if st.State != "ready" {
-			return nil, string(raw), fmt.Errorf("instance %s: %w", n, errNotReady)
-		}
-		pids = append(pids, st.PID)
-	}
-	return pids, string(raw), nil
-}
-
-// freeAddr returns a free 127.0.0.1 address.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // buildTools returns the openaifake and bareproxy binaries, building into

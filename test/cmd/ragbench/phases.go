@@ -107,7 +107,7 @@ type memoryStats struct {
 // it by SHA-256, and reads the peak resident sets (VmHWM) of llmproxy and
 // of the storage plugin before and after.
 func memoryPhase(ctx context.Context, c *client, h *host, o options) (memoryStats, error) {
-	st := memoryStats{size: int64(o.largeMiB) << 20, hostPID: h.cmd.Process.Pid, pluginPID: h.pids[instance]}
+	st := memoryStats{size: int64(o.largeMiB) << 20, hostPID: h.proc.Cmd.Process.Pid, pluginPID: h.pids[instance]}
 	var err error
 	if st.hostBefore, err = readMemory(st.hostPID); err != nil {
 		return st, err
