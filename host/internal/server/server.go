@@ -95,14 +95,13 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 		MaxRequestBodySize: s.opts.MaxBodyBytes,
 		// Bodies larger than MaxRequestBodySize reach the handler as a
 		// stream: storage uploads stream through; everything else is
-		// refused with 413 (see body).
-		StreamRequestBody:             true,
-		ReadTimeout:                   5 * time.Minute,
-		IdleTimeout:                   2 * time.Minute,
-		DisablePreParseMultipartForm:  true,
-		NoDefaultContentType:          true,
-		DisableHeaderNamesNormalizing: false,
-		CloseOnShutdown:               true,
+		// refused with 413 (see readBody).
+		StreamRequestBody:            true,
+		ReadTimeout:                  5 * time.Minute,
+		IdleTimeout:                  2 * time.Minute,
+		DisablePreParseMultipartForm: true,
+		NoDefaultContentType:         true,
+		CloseOnShutdown:              true,
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			ctx.Response.Header.Set("X-Request-Id", s.requestID(ctx))
 			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
