@@ -10,6 +10,13 @@
 //   tools         a non-streamed request offering two tools (parallel calls)
 //   tools_stream  the same request streamed
 //   error         a non-streamed completion that is expected to fail
+//   tool_followup the tools request, then a second turn answering every tool
+//                 call it returned (tool results keyed by tool_call_id)
+//   tool_followup_stream  the same, with both turns streamed
+//   rate_limited  a non-streamed completion that must fail with 429; reports
+//                 the Retry-After the SDK saw
+//   stream_error  a streamed completion that must fail part-way: reports the
+//                 chunks seen before the SDK raised the error
 //
 // The script prints one JSON object on stdout describing what the SDK saw;
 // streamed scenarios also report every chunk as the SDK parsed it and the
@@ -138,6 +145,37 @@ async function streamed(params) {
   return out;
 }
 
+// answerTools builds the follow-up conversation: the first turn's assistant
+// message with its tool calls, then one tool result per call.
+function answerTools(calls) {
+  const assistant = {
+    role: "assistant",
+    content: null,
+    tool_calls: calls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } })),
+  };
+  const results = calls.map((c) => ({
+    role: "tool",
+    tool_call_id: c.id,
+    content: c.name === "get_weather" ? "18°C and sunny" : "14:05",
+  }));
+  return [...toolQuestion, assistant, ...results];
+}
+
+// apiError reports an OpenAI.APIError the way the error scenarios print it.
+function apiError(err) {
+  if (!(err instanceof OpenAI.APIError)) throw err;
+  return {
+    status: err.status ?? null,
+    class: err.constructor.name,
+    type: err.type ?? null,
+    code: err.code ?? null,
+    error: err.error ?? null,
+    message: err.message ?? null,
+    request_id: err.headers?.get?.("x-request-id") ?? null,
+    retry_after: err.headers?.get?.("retry-after") ?? null,
+  };
+}
+
 async function run() {
   switch (scenario) {
     case "chat": {
@@ -161,16 +199,57 @@ async function run() {
         const data = await client.chat.completions.create({ model, messages: question });
         throw new Error("the call was expected to fail but returned " + JSON.stringify(data));
       } catch (err) {
-        if (!(err instanceof OpenAI.APIError)) throw err;
-        return {
-          status: err.status ?? null,
-          class: err.constructor.name,
-          type: err.type ?? null,
-          code: err.code ?? null,
-          error: err.error ?? null,
-          request_id: err.headers?.get?.("x-request-id") ?? null,
-        };
+        return apiError(err);
       }
+    case "rate_limited":
+      try {
+        const data = await client.chat.completions.create({ model, messages: question });
+        throw new Error("the call was expected to be rate limited but returned " + JSON.stringify(data));
+      } catch (err) {
+        return apiError(err);
+      }
+    case "tool_followup": {
+      const first = await client.chat.completions.create({
+        model,
+        messages: toolQuestion,
+        tools,
+        tool_choice: "auto",
+        parallel_tool_calls: true,
+      });
+      const calls = (first.choices[0].message.tool_calls ?? []).map((tc) => ({
+        id: tc.id,
+        name: tc.function.name,
+        arguments: tc.function.arguments,
+      }));
+      if (calls.length === 0) throw new Error("the first turn returned no tool calls: " + JSON.stringify(first));
+      const { data, response } = await client.chat.completions
+        .create({ model, messages: answerTools(calls), tools })
+        .withResponse();
+      return { first_turn: completion(first, response), ...completion(data, response) };
+    }
+    case "tool_followup_stream": {
+      const first = await streamed({ model, messages: toolQuestion, tools, tool_choice: "auto", parallel_tool_calls: true });
+      if (first.tool_calls.length === 0) throw new Error("the first turn returned no tool calls: " + JSON.stringify(first));
+      const second = await streamed({ model, messages: answerTools(first.tool_calls), tools });
+      delete first.chunks;
+      return { first_turn: first, ...second };
+    }
+    case "stream_error": {
+      const seen = [];
+      try {
+        const stream = await client.chat.completions.create({
+          model,
+          messages: question,
+          max_tokens: 256,
+          stream: true,
+        });
+        for await (const chunk of stream) seen.push(chunk);
+        throw new Error("the stream was expected to fail but ended cleanly after " + seen.length + " chunks");
+      } catch (err) {
+        if (err instanceof OpenAI.APIError) return { chunks_before_error: seen.length, ...apiError(err) };
+        throw err;
+      }
+    }
     default:
       throw new Error(`unknown scenario ${JSON.stringify(scenario)}`);
   }
