@@ -209,6 +209,7 @@ func Parse(src []byte, filename, baseDir string) (*File, hcl.Diagnostics) {
 		return out, dropFollowOnUnknowns(diags)
 	}
 	recordRanges(f.Body, out)
+	out.canonicalizeTypes()
 	diags = dropFollowOnUnknowns(diags)
 	diags = append(diags, out.validate()...)
 	return out, diags

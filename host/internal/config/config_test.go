@@ -190,3 +190,22 @@ func TestPluginDiagnostics(t *testing.T) {
 		t.Error("warning severity lost")
 	}
 }
+
+func TestTypeAliases(t *testing.T) {
+	src := `
+server { listen = "127.0.0.1:0" }
+provider "ibm_watsonx" { type = "ibm" }
+provider "oracle_ai" { type = "oracle" }
+provider "openai_prod" { type = "openai" }
+`
+	f, diags := Parse([]byte(src), "aliases.hcl", t.TempDir())
+	if diags.HasErrors() {
+		t.Fatalf("parse: %s", diags.Error())
+	}
+	want := map[string]string{"ibm_watsonx": "watsonx", "oracle_ai": "oci", "openai_prod": "openai"}
+	for _, p := range f.Providers {
+		if p.Type != want[p.Name] {
+			t.Errorf("%s: type %q, want %q", p.Name, p.Type, want[p.Name])
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/llmproxy/llmproxy/host/internal/config"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/provider"
 )
@@ -26,7 +27,7 @@ func (r *call) instance() {
 	typ, rest, _ := strings.Cut(rest, "/")
 	name, _, _ := strings.Cut(rest, "/")
 	in := r.s.opts.Plugins.Get(name)
-	if in == nil || in.Type != typ || name == "" {
+	if in == nil || in.Type != config.CanonicalType(typ) || name == "" {
 		writeError(r.ctx, openai.NewError(http.StatusNotFound, openai.TypeNotFound, "instance_not_found",
 			fmt.Sprintf("no %s instance named %q is configured", typ, name)))
 		return
