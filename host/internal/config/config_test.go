@@ -190,3 +190,46 @@ func TestPluginDiagnostics(t *testing.T) {
 		t.Error("warning severity lost")
 	}
 }
+
+func TestServerBlockIsOptional(t *testing.T) {
+	src := "provider \"echo\" {\n  type = \"echo\"\n}\nroute \"echo\" {\n  target \"echo\" {}\n}\n"
+	f, diags := Parse([]byte(src), "min.hcl", t.TempDir())
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	s := f.Server
+	if s == nil {
+		t.Fatal("Server is nil")
+	}
+	if s.Listen != DefaultListen || s.MaxBodyBytes != DefaultMaxBodyBytes {
+		t.Errorf("defaults: listen %q, max_body_bytes %d", s.Listen, s.MaxBodyBytes)
+	}
+	if s.PluginsDir != DefaultPluginsDir() || !filepath.IsAbs(s.PluginsDir) {
+		t.Errorf("plugins_dir = %q, want the absolute default %q", s.PluginsDir, DefaultPluginsDir())
+	}
+}
+
+func TestPluginsDirIsRelativeToTheConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct{ value, want string }{
+		{"plugins", filepath.Join(dir, "plugins")},
+		{"../shared/plugins", filepath.Join(filepath.Dir(dir), "shared", "plugins")},
+		{"/opt/llmproxy/plugins", "/opt/llmproxy/plugins"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			path := filepath.Join(dir, "llmproxy.hcl")
+			src := "server {\n  plugins_dir = \"" + tt.value + "\"\n}\n"
+			if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, diags := Load(path)
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			if f.Server.PluginsDir != tt.want {
+				t.Errorf("plugins_dir %q resolved to %q, want %q", tt.value, f.Server.PluginsDir, tt.want)
+			}
+		})
+	}
+}
