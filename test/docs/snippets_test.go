@@ -1,0 +1,160 @@
+package docs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llmproxy/llmproxy/test/harness"
+)
+
+// root is the repository root, relative to this package.
+const root = "../.."
+
+// minimalConfig is what a ```hcl fragment``` snippet is merged into: a key,
+// an instance and a route, so that a fragment may be a route, a key or an
+// instance alone.
+const minimalConfig = `
+api_key "docs" {
+  key    = "sk-docs-test"
+  models = ["*"]
+}
+provider "docs_echo" {
+  type = "echo"
+}
+route "docs-echo" {
+  target "docs_echo" {}
+}
+`
+
+// documents lists the Markdown files whose snippets must run: README.md,
+// plugins/*/README.md, and every .md under sdk/ and docs/.
+func documents(t *testing.T) []string {
+	t.Helper()
+	files := []string{filepath.Join(root, "README.md")}
+	plugins, err := filepath.Glob(filepath.Join(root, "plugins", "*", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, plugins...)
+	for _, dir := range []string{"sdk", "docs"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if os.IsNotExist(err) {
+					return filepath.SkipDir
+				}
+				return err
+			}
+			if d.IsDir() && (d.Name() == "node_modules" || d.Name() == "testdata") {
+				return filepath.SkipDir
+			}
+			if !d.IsDir() && strings.HasSuffix(d.Name(), ".md") {
+				files = append(files, path)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	sort.Strings(files)
+	return files
+}
+
+// snippet is one HCL block of a document.
+type snippet struct {
+	doc string // path relative to the repository root
+	Block
+}
+
+func (s snippet) name() string { return fmt.Sprintf("%s:%d", s.doc, s.Line) }
+
+// source is the config file the snippet is checked as: blank lines first,
+// so that diagnostics carry the line numbers of the Markdown file, then
+// the snippet, then (for a fragment) the minimal config.
+func (s snippet) source() string {
+	var b strings.Builder
+	b.WriteString(strings.Repeat("\n", s.Line-1))
+	b.WriteString(s.Text)
+	if s.Has("fragment") {
+		b.WriteString(minimalConfig)
+	}
+	return b.String()
+}
+
+func snippets(t *testing.T) []snippet {
+	t.Helper()
+	var out []snippet
+	for _, path := range documents(t) {
+		md, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, path)
+		for _, b := range Blocks(md) {
+			if b.Lang == "hcl" {
+				out = append(out, snippet{doc: rel, Block: b})
+			}
+		}
+	}
+	return out
+}
+
+// TestConfigSnippets checks every fenced hcl block of the documentation
+// with `llmproxy validate -require-plugins`: the real loader, each
+// instance's config block against the schema its plugin describes, and
+// the credentials each plugin requires. A block whose fence says
+// "invalid" must fail; every other block must pass.
+func TestConfigSnippets(t *testing.T) {
+	bin := harness.BinDir(t)
+	all := snippets(t)
+	if len(all) < 10 {
+		t.Fatalf("found only %d hcl snippets; is the repository root %s?", len(all), root)
+	}
+	dir := t.TempDir()
+	for i, s := range all {
+		t.Run(s.name(), func(t *testing.T) {
+			path := filepath.Join(dir, fmt.Sprintf("%03d-%s.hcl", i, strings.NewReplacer("/", "_", ".", "_").Replace(s.doc)))
+			if err := os.WriteFile(path, []byte(s.source()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, out := validate(t, bin, dir, path)
+			// Diagnostics name the temporary file; point them at the
+			// document instead.
+			out = strings.ReplaceAll(out, path, s.doc)
+			switch {
+			case s.Has("invalid") && code == 0:
+				t.Errorf("%s: the snippet is marked invalid but llmproxy validate accepts it:\n%s", s.name(), s.Text)
+			case s.Has("invalid") && code != 1:
+				t.Errorf("%s: llmproxy validate exited %d, want 1:\n%s", s.name(), code, out)
+			case !s.Has("invalid") && code != 0:
+				t.Errorf("%s: llmproxy validate exited %d:\n%s", s.name(), code, out)
+			}
+		})
+	}
+}
+
+// validate runs `llmproxy validate` on path with the plugins beside the
+// binary and no provider credentials in the environment.
+func validate(t *testing.T, bin, dir, path string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "llmproxy"), "validate", "-require-plugins", "-config", path)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + os.TempDir()}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("run llmproxy validate: %v", err)
+	}
+	return cmd.ProcessState.ExitCode(), string(out)
+}
