@@ -268,3 +268,55 @@ func TestNoKeyRefusesNonLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestAbsentCredentialsLogAtInfo: an instance whose secret is simply not
+// provided is logged at INFO with what would enable it, not as an error;
+// a credential source that is broken (a directory where a file should be)
+// is still an ERROR.
+func TestAbsentCredentialsLogAtInfo(t *testing.T) {
+	const variable = "LLMPROXY_E2E_ABSENT_KEY"
+	broken := t.TempDir() // a directory: reading it as a file fails
+	h := harness.Start(t, harness.APIKeyBlock+`
+provider "echo" {
+  type = "echo"
+}
+provider "claude" {
+  type = "anthropic"
+  credential "api_key" {
+    from "env" { name = "`+variable+`" }
+  }
+}
+provider "claude_broken" {
+  type = "anthropic"
+  credential "api_key" {
+    from "file" { path = "`+broken+`" }
+  }
+}
+`, harness.Options{Env: []string{variable + "="}, WaitFor: []string{"echo"}})
+	h.WaitInstance(t, "claude", "failed", 10*time.Second)
+	h.WaitInstance(t, "claude_broken", "failed", 10*time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	var absentLine, brokenLine string
+	for time.Now().Before(deadline) && (absentLine == "" || brokenLine == "") {
+		for _, l := range strings.Split(h.Logs(), "\n") {
+			switch {
+			case strings.Contains(l, "plugin.claude:") && strings.Contains(l, "disabled"):
+				absentLine = l
+			case strings.Contains(l, "plugin.claude_broken:") && strings.Contains(l, "not ready"):
+				brokenLine = l
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(absentLine, "[INFO]") || !strings.Contains(absentLine, "disabled: set "+variable+" to enable") {
+		t.Errorf("absent credential: log line %q, want an INFO line saying \"disabled: set %s to enable\"\n%s", absentLine, variable, h.Logs())
+	}
+	if !strings.Contains(brokenLine, "[ERROR]") {
+		t.Errorf("broken credential source: log line %q, want an ERROR\n%s", brokenLine, h.Logs())
+	}
+	for _, l := range strings.Split(h.Logs(), "\n") {
+		if strings.Contains(l, "plugin.claude:") && strings.Contains(l, "[ERROR]") {
+			t.Errorf("absent credential logged as an error: %s", l)
+		}
+	}
+}
