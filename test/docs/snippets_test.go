@@ -130,6 +130,20 @@ func TestConfigSnippets(t *testing.T) {
 			// Diagnostics name the temporary file; point them at the
 			// document instead.
 			out = strings.ReplaceAll(out, path, s.doc)
+			// The quoted source lines hold the expectations themselves.
+			var said []string
+			for _, l := range strings.Split(out, "\n") {
+				if !strings.Contains(l, "# validate:") {
+					said = append(said, l)
+				}
+			}
+			messages := collapse(strings.Join(said, "\n"))
+			for _, want := range s.expectations() {
+				pos := fmt.Sprintf("%s:%d:", s.doc, want.line)
+				if !strings.Contains(out, pos) || !strings.Contains(messages, collapse(want.text)) {
+					t.Errorf("%s: llmproxy validate does not report %q at %s:\n%s", s.name(), want.text, pos, out)
+				}
+			}
 			switch {
 			case s.Has("invalid") && code == 0:
 				t.Errorf("%s: the snippet is marked invalid but llmproxy validate accepts it:\n%s", s.name(), s.Text)
@@ -141,6 +155,28 @@ func TestConfigSnippets(t *testing.T) {
 		})
 	}
 }
+
+// expectation is a message `llmproxy validate` must print about a line.
+type expectation struct {
+	line int
+	text string
+}
+
+// expectations returns the "# validate: <message>" comments of an
+// invalid snippet: each message must be reported at its line.
+func (s snippet) expectations() []expectation {
+	var out []expectation
+	for i, l := range strings.Split(s.Text, "\n") {
+		if _, msg, ok := strings.Cut(l, "# validate:"); ok {
+			out = append(out, expectation{line: s.Line + i, text: strings.TrimSpace(msg)})
+		}
+	}
+	return out
+}
+
+// collapse turns every run of white space into one space, so that a
+// message wrapped across lines still matches.
+func collapse(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // validate runs `llmproxy validate` on path with the plugins beside the
 // binary and no provider credentials in the environment.
