@@ -320,3 +320,42 @@ provider "claude_broken" {
 		}
 	}
 }
+
+// TestValidateChecksWhatTheHostBuilds: problems the host only finds when
+// it builds its keys and storage rules (after the HCL decoded cleanly)
+// fail validate too.
+func TestValidateChecksWhatTheHostBuilds(t *testing.T) {
+	tests := []struct{ name, hcl, want string }{
+		{"two keys with one secret", `api_key "a" {
+  key = "sk-same"
+}
+api_key "b" {
+  key = "sk-same"
+}
+`, "same secret as another key"},
+		{"presign bounds", `storage "files" {
+  type = "local"
+  presign {
+    min_ttl = "1h"
+    max_ttl = "1m"
+  }
+  config {
+    root = "objects"
+  }
+}
+`, "presign bounds must satisfy"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "llmproxy.hcl")
+			if err := os.WriteFile(path, []byte(tt.hcl), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			res := harness.RunLLMProxy(t, dir, nil, "validate", "-config", path)
+			if res.Code != 1 || !strings.Contains(res.Stderr, tt.want) {
+				t.Errorf("exit %d, want 1 and %q:\n%s", res.Code, tt.want, res.Stderr)
+			}
+		})
+	}
+}

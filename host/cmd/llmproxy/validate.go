@@ -11,9 +11,13 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/llmproxy/llmproxy/host/internal/access"
+	"github.com/llmproxy/llmproxy/host/internal/auth"
 	"github.com/llmproxy/llmproxy/host/internal/config"
 	"github.com/llmproxy/llmproxy/host/internal/credentials"
+	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
+	"github.com/llmproxy/llmproxy/host/internal/router"
 )
 
 // runValidate is the validate command.
@@ -41,12 +45,8 @@ func validateConfig(path, pluginsDir string, requirePlugins bool) int {
 	if !diags.HasErrors() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
+		diags = append(diags, checkHost(cfg)...)
 		diags = append(diags, checkInstances(ctx, cfg, base, requirePlugins)...)
-		if len(cfg.APIKeys) == 0 {
-			if _, _, err := newLocalKey(cfg.Server.Listen); err != nil {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No api_key block", Detail: err.Error()})
-			}
-		}
 	}
 	if len(diags) > 0 {
 		diagnosticPrinter(cfg)(diags)
@@ -63,6 +63,42 @@ func validateConfig(path, pluginsDir string, requirePlugins bool) int {
 	}
 	fmt.Fprintln(os.Stderr, "config is valid")
 	return 0
+}
+
+// checkHost builds what the host builds from the config before it starts
+// any plugin (keys, routes, storage policies, the document resolver) and
+// reports what fails.
+func checkHost(cfg *config.File) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	fail := func(summary string, err error, at *hcl.Range) {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: err.Error(), Subject: at})
+	}
+	if len(cfg.APIKeys) == 0 {
+		if _, _, err := newLocalKey(cfg.Server.Listen); err != nil {
+			fail("No api_key block", err, nil)
+		}
+	} else if _, err := auth.New(cfg.APIKeys); err != nil {
+		fail("Invalid api_key", err, nil)
+	}
+	if _, err := router.New(cfg.Routes); err != nil {
+		fail("Invalid route", err, nil)
+	}
+	for i := range cfg.Storage {
+		in := &cfg.Storage[i]
+		if _, err := access.NewPolicy(in); err != nil {
+			r := in.DeclRange
+			fail(fmt.Sprintf("storage %q: invalid access rules", in.Name), err, &r)
+		}
+	}
+	if cfg.Documents != nil {
+		docs, err := document.New(cfg.Documents.WithDefaults(), document.Options{})
+		if err != nil {
+			fail("Invalid documents block", err, nil)
+		} else {
+			docs.Close()
+		}
+	}
+	return diags
 }
 
 // checkInstances checks what the host checks when it starts each
