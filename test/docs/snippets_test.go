@@ -122,35 +122,82 @@ func TestConfigSnippets(t *testing.T) {
 	dir := t.TempDir()
 	for i, s := range all {
 		t.Run(s.name(), func(t *testing.T) {
-			path := filepath.Join(dir, fmt.Sprintf("%03d-%s.hcl", i, strings.NewReplacer("/", "_", ".", "_").Replace(s.doc)))
-			if err := os.WriteFile(path, []byte(s.source()), 0o600); err != nil {
-				t.Fatal(err)
+			for _, p := range check(t, bin, dir, i, s) {
+				t.Error(p)
 			}
-			code, out := validate(t, bin, dir, path)
-			// Diagnostics name the temporary file; point them at the
-			// document instead.
-			out = strings.ReplaceAll(out, path, s.doc)
-			// The quoted source lines hold the expectations themselves.
-			var said []string
-			for _, l := range strings.Split(out, "\n") {
-				if !strings.Contains(l, "# validate:") {
-					said = append(said, l)
-				}
+		})
+	}
+}
+
+// check validates one snippet and returns what is wrong with it, or
+// nothing.
+func check(t *testing.T, bin, dir string, i int, s snippet) []string {
+	t.Helper()
+	path := filepath.Join(dir, fmt.Sprintf("%03d-%s.hcl", i, strings.NewReplacer("/", "_", ".", "_").Replace(s.doc)))
+	if err := os.WriteFile(path, []byte(s.source()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out := validate(t, bin, dir, path)
+	// Diagnostics name the temporary file; point them at the document
+	// instead.
+	out = strings.ReplaceAll(out, path, s.doc)
+	// The quoted source lines hold the expectations themselves.
+	var said []string
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.Contains(l, "# validate:") {
+			said = append(said, l)
+		}
+	}
+	messages := collapse(strings.Join(said, "\n"))
+	var problems []string
+	for _, want := range s.expectations() {
+		pos := fmt.Sprintf("%s:%d:", s.doc, want.line)
+		if !strings.Contains(out, pos) || !strings.Contains(messages, collapse(want.text)) {
+			problems = append(problems, fmt.Sprintf("%s: llmproxy validate does not report %q at %s:\n%s", s.name(), want.text, pos, out))
+		}
+	}
+	switch {
+	case s.Has("invalid") && code == 0:
+		problems = append(problems, fmt.Sprintf("%s: the snippet is marked invalid but llmproxy validate accepts it:\n%s", s.name(), s.Text))
+	case s.Has("invalid") && code != 1:
+		problems = append(problems, fmt.Sprintf("%s: llmproxy validate exited %d, want 1:\n%s", s.name(), code, out))
+	case !s.Has("invalid") && code != 0:
+		problems = append(problems, fmt.Sprintf("%s: llmproxy validate exited %d:\n%s", s.name(), code, out))
+	}
+	return problems
+}
+
+// TestSnippetKinds runs the snippet check on made-up snippets of each
+// kind, so that a check that passes everything cannot go unnoticed.
+func TestSnippetKinds(t *testing.T) {
+	bin := harness.BinDir(t)
+	dir := t.TempDir()
+	tests := []struct {
+		name, info, text string
+		ok               bool
+	}{
+		{"whole file", "hcl", "provider \"e\" {\n  type = \"echo\"\n}\n", true},
+		{"type as a label", "hcl", "provider \"echo\" \"e\" {\n}\n", false},
+		{"fragment using the minimal config", "hcl fragment", "route \"docs-*\" {\n  target \"docs_echo\" {}\n}\n", true},
+		{"the same route as a whole file", "hcl", "route \"docs-*\" {\n  target \"docs_echo\" {}\n}\n", false},
+		{"plugin schema", "hcl", "provider \"e\" {\n  type = \"echo\"\n  config {\n    colour = \"red\"\n  }\n}\n", false},
+		{"plugin not installed", "hcl", "provider \"e\" {\n  type = \"nosuchplugin\"\n}\n", false},
+		{"invalid, but not as it says", "hcl invalid", "provider \"e\" { # validate: Missing required argument\n  type = \"echo\"\n  prefix = 1\n}\n", false},
+		{"invalid, reported as marked", "hcl invalid", "provider \"e\" {\n  type = \"echo\"\n  config {\n    colour = \"red\" # validate: Unsupported argument\n  }\n}\n", true},
+		{"marked invalid but valid", "hcl invalid", "provider \"e\" {\n  type = \"echo\"\n}\n", false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := Blocks([]byte("# Doc\n\n```" + tt.info + "\n" + tt.text + "```\n"))
+			if len(b) != 1 {
+				t.Fatalf("%d blocks", len(b))
 			}
-			messages := collapse(strings.Join(said, "\n"))
-			for _, want := range s.expectations() {
-				pos := fmt.Sprintf("%s:%d:", s.doc, want.line)
-				if !strings.Contains(out, pos) || !strings.Contains(messages, collapse(want.text)) {
-					t.Errorf("%s: llmproxy validate does not report %q at %s:\n%s", s.name(), want.text, pos, out)
-				}
+			problems := check(t, bin, dir, i, snippet{doc: "made-up.md", Block: b[0]})
+			if tt.ok && len(problems) > 0 {
+				t.Errorf("want no problems, got:\n%s", strings.Join(problems, "\n"))
 			}
-			switch {
-			case s.Has("invalid") && code == 0:
-				t.Errorf("%s: the snippet is marked invalid but llmproxy validate accepts it:\n%s", s.name(), s.Text)
-			case s.Has("invalid") && code != 1:
-				t.Errorf("%s: llmproxy validate exited %d, want 1:\n%s", s.name(), code, out)
-			case !s.Has("invalid") && code != 0:
-				t.Errorf("%s: llmproxy validate exited %d:\n%s", s.name(), code, out)
+			if !tt.ok && len(problems) == 0 {
+				t.Errorf("want a problem, got none")
 			}
 		})
 	}
