@@ -44,8 +44,10 @@ api_key "dev" {
 
 # ---------------------------------------------------------------- providers
 # An instance whose credentials are missing does not stop the host: it is
-# reported as failed, with the reason, in /readyz and the log. Instances that
-# rely on ambient cloud identity are switched on by `enabled` instead.
+# reported as failed, with the reason, in /readyz, and logged at INFO with
+# the variable that enables it. Instances that rely on ambient cloud
+# identity are switched on by `enabled` instead. `llmproxy validate` checks
+# every instance's config block against its plugin's schema.
 
 provider "echo" {
   type = "echo"
