@@ -21,6 +21,7 @@ package main
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -131,6 +132,14 @@ func serve(args []string) int {
 	requirePlugins := fs.Bool("require-plugins", false, "with -check: an instance whose plugin binary is missing is an error")
 	printDefault := fs.Bool("print-default-config", false, "print the embedded default config and exit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "llmproxy: unknown command %q\n", fs.Arg(0))
+		usage(os.Stderr)
 		return 2
 	}
 
