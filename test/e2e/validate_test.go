@@ -325,14 +325,14 @@ provider "claude_broken" {
 // it builds its keys and storage rules (after the HCL decoded cleanly)
 // fail validate too.
 func TestValidateChecksWhatTheHostBuilds(t *testing.T) {
-	tests := []struct{ name, hcl, want string }{
+	tests := []struct{ name, hcl, want, at string }{
 		{"two keys with one secret", `api_key "a" {
   key = "sk-same"
 }
 api_key "b" {
   key = "sk-same"
 }
-`, "same secret as another key"},
+`, "same secret as another key", `api_key "b" {`},
 		{"presign bounds", `storage "files" {
   type = "local"
   presign {
@@ -343,7 +343,7 @@ api_key "b" {
     root = "objects"
   }
 }
-`, "presign bounds must satisfy"},
+`, "presign bounds must satisfy", `storage "files" {`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -356,6 +356,8 @@ api_key "b" {
 			if res.Code != 1 || !strings.Contains(res.Stderr, tt.want) {
 				t.Errorf("exit %d, want 1 and %q:\n%s", res.Code, tt.want, res.Stderr)
 			}
+			line, col := spineLineOf(t, path, tt.at)
+			spineCheckPointsAt(t, res.Stderr, path, line, col, tt.at)
 		})
 	}
 }

@@ -79,13 +79,23 @@ func checkHost(cfg *config.File) hcl.Diagnostics {
 	}
 	if len(cfg.APIKeys) == 0 {
 		if _, _, err := newLocalKey(cfg.Server.Listen); err != nil {
-			fail("No api_key block", err, nil)
+			fail("No api_key block", err, cfg.Range("server.listen"))
 		}
-	} else if _, err := auth.New(cfg.APIKeys); err != nil {
-		fail("Invalid api_key", err, nil)
 	}
-	if _, err := router.New(cfg.Routes); err != nil {
-		fail("Invalid route", err, nil)
+	// Each key and route is added in turn, so that an error points at the
+	// block that causes it.
+	for i := range cfg.APIKeys {
+		if _, err := auth.New(cfg.APIKeys[:i+1]); err != nil {
+			fail("Invalid api_key", err, cfg.Range(fmt.Sprintf("api_key[%d]", i)))
+			break
+		}
+	}
+	for i := range cfg.Routes {
+		if _, err := router.New(cfg.Routes[:i+1]); err != nil {
+			r := cfg.Routes[i].DeclRange
+			fail("Invalid route", err, &r)
+			break
+		}
 	}
 	for i := range cfg.Storage {
 		in := &cfg.Storage[i]
@@ -97,7 +107,7 @@ func checkHost(cfg *config.File) hcl.Diagnostics {
 	if cfg.Documents != nil {
 		docs, err := document.New(cfg.Documents.WithDefaults(), document.Options{})
 		if err != nil {
-			fail("Invalid documents block", err, nil)
+			fail("Invalid documents block", err, cfg.Range("documents"))
 		} else {
 			docs.Close()
 		}

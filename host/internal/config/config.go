@@ -42,6 +42,21 @@ type File struct {
 	// Parser holds the parsed sources, for printing diagnostics with
 	// snippets.
 	Parser *hclparse.Parser
+
+	// ranges are source positions by path: "server", "server.listen",
+	// "logging.format", "documents", "api_key[0]" … (see Range).
+	ranges map[string]hcl.Range
+}
+
+// Range returns where the block or attribute at path starts, e.g.
+// "server.request_timeout", "documents" or "api_key[1]" (the second
+// api_key block), or nil when the file does not have it.
+func (f *File) Range(path string) *hcl.Range {
+	r, ok := f.ranges[path]
+	if !ok {
+		return nil
+	}
+	return &r
 }
 
 // Server configures the HTTP listener. Every attribute is optional; Parse
