@@ -253,7 +253,8 @@ func TestMinimalConfigServesChat(t *testing.T) {
 }
 
 // TestNoKeyRefusesNonLoopback: without an api_key block the host refuses
-// to listen beyond loopback, and validate says so.
+// to listen beyond loopback, and validate says so, also when -listen
+// names the address.
 func TestNoKeyRefusesNonLoopback(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "llmproxy.hcl")
@@ -261,11 +262,21 @@ func TestNoKeyRefusesNonLoopback(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"validate", "-config", cfg}, {"-config", cfg}} {
+	for _, args := range [][]string{{"validate", "-config", cfg}, {"-config", cfg}, {"-check", "-config", cfg}} {
 		res := harness.RunLLMProxy(t, dir, nil, args...)
 		if res.Code == 0 || !strings.Contains(res.Stderr, "api_key") || !strings.Contains(res.Stderr, "loopback") {
 			t.Errorf("llmproxy %v: exit %d:\n%s", args, res.Code, res.Stderr)
 		}
+	}
+	loopback := filepath.Join(dir, "loopback.hcl")
+	if err := os.WriteFile(loopback, []byte("provider \"echo\" {\n  type = \"echo\"\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res := harness.RunLLMProxy(t, dir, nil, "validate", "-config", loopback); res.Code != 0 {
+		t.Errorf("loopback by default: exit %d:\n%s", res.Code, res.Stderr)
+	}
+	if res := harness.RunLLMProxy(t, dir, nil, "validate", "-config", loopback, "-listen", "0.0.0.0:0"); res.Code != 1 {
+		t.Errorf("-listen 0.0.0.0:0: exit %d, want 1:\n%s", res.Code, res.Stderr)
 	}
 }
 

@@ -5,7 +5,7 @@
 // Usage:
 //
 //	llmproxy [-config file.hcl] [-listen addr] [-plugins-dir dir]
-//	llmproxy validate [-config file.hcl] [-plugins-dir dir] [-require-plugins]
+//	llmproxy validate [-config file.hcl] [-listen addr] [-plugins-dir dir] [-require-plugins]
 //	llmproxy -print-default-config
 //
 // Without -config (or LLMPROXY_CONFIG) it serves the embedded default
@@ -84,7 +84,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
   llmproxy [-config file.hcl] [-listen addr] [-plugins-dir dir]
       serve the configuration (the embedded default without -config)
-  llmproxy validate [-config file.hcl] [-plugins-dir dir] [-require-plugins]
+  llmproxy validate [-config file.hcl] [-listen addr] [-plugins-dir dir] [-require-plugins]
       check the configuration as the host would at start, plugins' config
       schemas and credentials included; exit 1 on errors
   llmproxy -print-default-config
@@ -148,7 +148,7 @@ func serve(args []string) int {
 		return 0
 	}
 	if *check {
-		return validateConfig(*configPath, *pluginsDir, *requirePlugins)
+		return validateConfig(*configPath, *pluginsDir, *listen, *requirePlugins)
 	}
 
 	cfg, base, diags := loadConfig(*configPath, *pluginsDir)

@@ -27,6 +27,7 @@ func runValidate(args []string) int {
 	fs.Usage = func() { usage(os.Stderr) }
 	configPath := fs.String("config", os.Getenv("LLMPROXY_CONFIG"), "HCL config file (default: the embedded default config)")
 	pluginsDir := fs.String("plugins-dir", "", "plugins directory, overriding server.plugins_dir (relative to the working directory)")
+	listen := fs.String("listen", "", "listen address, overriding server.listen")
 	requirePlugins := fs.Bool("require-plugins", false, "an instance whose plugin binary is missing is an error, not a warning")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -39,13 +40,16 @@ func runValidate(args []string) int {
 		usage(os.Stderr)
 		return 2
 	}
-	return validateConfig(*configPath, *pluginsDir, *requirePlugins)
+	return validateConfig(*configPath, *pluginsDir, *listen, *requirePlugins)
 }
 
 // validateConfig loads the config, checks it with its plugins and prints
 // every diagnostic. It returns 0 when the config is valid, 1 otherwise.
-func validateConfig(path, pluginsDir string, requirePlugins bool) int {
+func validateConfig(path, pluginsDir, listen string, requirePlugins bool) int {
 	cfg, base, diags := loadConfig(path, pluginsDir)
+	if listen != "" && cfg != nil {
+		cfg.Server.Listen = listen
+	}
 	if !diags.HasErrors() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
