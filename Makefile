@@ -1,7 +1,8 @@
 # llmproxy — build, run, test.
 #
 #   make run     build everything and serve the embedded default config
-#   make test    unit, conformance and end-to-end tests (needs scripts/ci-deps.sh once)
+#   make test    unit, conformance, end-to-end and documentation tests; installs
+#                what they need first (scripts/install-deps.sh) when it is missing
 #   make bench   gateway overhead benchmark (direct vs llmproxy vs bare proxy)
 #   make fuzz    every Go fuzz target for FUZZTIME (default 1m) each
 
@@ -14,7 +15,7 @@ PLUGINS := $(patsubst plugins/%,$(BIN)/plugins/llmproxy-%,$(PLUGIN_DIRS))
 MODULES := sdk host $(PLUGIN_DIRS) $(wildcard test)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build run test bench bench-rag fuzz lint fmt proto tidy clean FORCE
+.PHONY: all build run test deps bench bench-rag fuzz lint fmt proto tidy clean FORCE
 
 all: build
 
@@ -32,12 +33,26 @@ $(BIN)/plugins/llmproxy-%: FORCE
 run: build
 	./$(BIN)/llmproxy
 
+# deps runs scripts/install-deps.sh (idempotent, but slow: apt, go
+# install, npm ci) only when one of the tools the tests use is missing, so
+# that `make test` on a fresh clone needs nothing else and costs nothing
+# once everything is there.
+GOBIN_DIR := $(shell $(GO) env GOPATH 2>/dev/null)/bin
+deps:
+	@missing=; \
+	for c in protoc redis-server curl; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	for c in protoc-gen-go protoc-gen-go-grpc; do [ -x "$(GOBIN_DIR)/$$c" ] || command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -f test/node/package-lock.json ] && [ ! -d test/node/node_modules ]; then missing="$$missing test/node/node_modules"; fi; \
+	if [ -n "$$missing" ]; then echo "== missing:$$missing; running scripts/install-deps.sh"; scripts/install-deps.sh; fi
+
 # Every module is tested on its own (GOWORK=off) so that each can be
-# released alone; test/ then drives the built binaries end to end. The
-# storage emulators are started first (scripts/services.sh) and left
-# running for the next run.
-test: build
-	@eval "$$(scripts/services.sh start)"; set -e; \
+# released alone; test/ then drives the built binaries end to end, and
+# test/docs checks every config snippet and the quick start of the
+# documentation. The storage emulators are started first
+# (scripts/services.sh) and left running for the next run.
+test: deps build
+	@export PATH="$(GOBIN_DIR):$$PATH"; \
+	eval "$$(scripts/services.sh start)"; set -e; \
 	for m in $(filter-out test,$(MODULES)); do \
 	  echo "== go test $$m"; (cd $$m && GOWORK=off $(GO) test -count=1 ./...); done; \
 	if [ -d test ]; then echo "== go test test (end to end)"; \

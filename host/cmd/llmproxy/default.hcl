@@ -7,9 +7,13 @@
 #
 # Expressions may call env("NAME"), env("NAME", "default") and file("path").
 
+# Every server attribute is optional; these are the defaults.
 server {
-  listen      = env("LLMPROXY_LISTEN", "127.0.0.1:8080")
-  plugins_dir = env("LLMPROXY_PLUGINS_DIR", "bin/plugins")
+  listen = env("LLMPROXY_LISTEN", "127.0.0.1:8080")
+  # Plugin binaries are looked for in the "plugins" directory beside the
+  # llmproxy binary (bin/plugins after `make build`). A relative path here
+  # is relative to this file; -plugins-dir on the command line overrides it.
+  # plugins_dir = "/opt/llmproxy/plugins"
   # Largest accepted request body, in bytes.
   max_body_bytes  = 33554432
   request_timeout = "10m"
@@ -40,8 +44,10 @@ api_key "dev" {
 
 # ---------------------------------------------------------------- providers
 # An instance whose credentials are missing does not stop the host: it is
-# reported as failed, with the reason, in /readyz and the log. Instances that
-# rely on ambient cloud identity are switched on by `enabled` instead.
+# reported as failed, with the reason, in /readyz, and logged at INFO with
+# the variable that enables it. Instances that rely on ambient cloud
+# identity are switched on by `enabled` instead. `llmproxy validate` checks
+# every instance's config block against its plugin's schema.
 
 provider "echo" {
   type = "echo"

@@ -4,17 +4,27 @@
 //
 // Usage:
 //
-//	llmproxy [-config file.hcl] [-listen addr] [-plugins-dir dir] [-check]
+//	llmproxy [-config file.hcl] [-listen addr] [-plugins-dir dir]
+//	llmproxy validate [-config file.hcl] [-listen addr] [-plugins-dir dir] [-require-plugins]
+//	llmproxy -print-default-config
 //
 // Without -config (or LLMPROXY_CONFIG) it serves the embedded default
-// configuration, which needs no cloud account.
+// configuration, which needs no cloud account. The validate command (also
+// spelled -check) checks a configuration as the host would at start,
+// including each instance's config block against the schema its plugin
+// describes and that every credential the plugin requires has a source,
+// and exits 1 when anything is wrong. Paths on the command line are
+// relative to the working directory, paths in the config file relative to
+// the file.
 package main
 
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"os/signal"
@@ -57,31 +67,91 @@ func run() int {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGOGC)
 	}
-	configPath := flag.String("config", os.Getenv("LLMPROXY_CONFIG"), "HCL config file (default: the embedded default config)")
-	listen := flag.String("listen", "", "listen address, overriding server.listen")
-	pluginsDir := flag.String("plugins-dir", "", "plugins directory, overriding server.plugins_dir")
-	check := flag.Bool("check", false, "validate the config and exit")
-	printDefault := flag.Bool("print-default-config", false, "print the embedded default config and exit")
-	flag.Parse()
-
-	if *printDefault {
-		os.Stdout.Write(defaultConfig)
-		return 0
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "validate":
+			return runValidate(os.Args[2:])
+		case "help", "-h", "-help", "--help":
+			usage(os.Stdout)
+			return 0
+		}
 	}
+	return serve(os.Args[1:])
+}
 
+// usage prints the commands and their flags.
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage:
+  llmproxy [-config file.hcl] [-listen addr] [-plugins-dir dir]
+      serve the configuration (the embedded default without -config)
+  llmproxy validate [-config file.hcl] [-listen addr] [-plugins-dir dir] [-require-plugins]
+      check the configuration as the host would at start, plugins' config
+      schemas and credentials included; exit 1 on errors
+  llmproxy -print-default-config
+      print the embedded default configuration
+
+-check is kept as another name for validate. Paths on the command line are
+relative to the working directory; paths inside the config file are
+relative to the file.
+`)
+}
+
+// loadConfig reads the file at path, or the embedded default when path is
+// empty, and applies the command-line plugins dir (relative to the
+// working directory).
+func loadConfig(path, pluginsDir string) (*config.File, string, hcl.Diagnostics) {
 	var (
 		cfg   *config.File
 		diags hcl.Diagnostics
 		base  string
 	)
-	if *configPath == "" {
+	if path == "" {
 		wd, _ := os.Getwd()
 		base = wd
 		cfg, diags = config.Parse(defaultConfig, "<embedded default config>", wd)
 	} else {
-		base = filepath.Dir(*configPath)
-		cfg, diags = config.Load(*configPath)
+		base = filepath.Dir(path)
+		cfg, diags = config.Load(path)
 	}
+	if pluginsDir != "" && cfg != nil && cfg.Server != nil {
+		if abs, err := filepath.Abs(pluginsDir); err == nil {
+			pluginsDir = abs
+		}
+		cfg.Server.PluginsDir = pluginsDir
+	}
+	return cfg, base, diags
+}
+
+func serve(args []string) int {
+	fs := flag.NewFlagSet("llmproxy", flag.ContinueOnError)
+	fs.Usage = func() { usage(os.Stderr) }
+	configPath := fs.String("config", os.Getenv("LLMPROXY_CONFIG"), "HCL config file (default: the embedded default config)")
+	listen := fs.String("listen", "", "listen address, overriding server.listen")
+	pluginsDir := fs.String("plugins-dir", "", "plugins directory, overriding server.plugins_dir (relative to the working directory)")
+	check := fs.Bool("check", false, "validate the config and exit (same as the validate command)")
+	requirePlugins := fs.Bool("require-plugins", false, "with -check: an instance whose plugin binary is missing is an error")
+	printDefault := fs.Bool("print-default-config", false, "print the embedded default config and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "llmproxy: unknown command %q\n", fs.Arg(0))
+		usage(os.Stderr)
+		return 2
+	}
+
+	if *printDefault {
+		os.Stdout.Write(defaultConfig)
+		return 0
+	}
+	if *check {
+		return validateConfig(*configPath, *pluginsDir, *listen, *requirePlugins)
+	}
+
+	cfg, base, diags := loadConfig(*configPath, *pluginsDir)
 	printDiags := diagnosticPrinter(cfg)
 	if len(diags) > 0 {
 		printDiags(diags)
@@ -89,27 +159,8 @@ func run() int {
 	if diags.HasErrors() {
 		return 2
 	}
-	if *check {
-		fmt.Fprintln(os.Stderr, "config is valid")
-		return 0
-	}
 	if *listen != "" {
 		cfg.Server.Listen = *listen
-	}
-	if *pluginsDir != "" {
-		cfg.Server.PluginsDir = *pluginsDir
-	}
-	if cfg.Server.Listen == "" {
-		cfg.Server.Listen = config.DefaultListen
-	}
-	if cfg.Server.PluginsDir == "" {
-		cfg.Server.PluginsDir = "bin/plugins"
-	}
-	if !filepath.IsAbs(cfg.Server.PluginsDir) {
-		cfg.Server.PluginsDir = filepath.Join(base, cfg.Server.PluginsDir)
-	}
-	if cfg.Server.MaxBodyBytes <= 0 {
-		cfg.Server.MaxBodyBytes = config.DefaultMaxBodyBytes
 	}
 	if cfg.Server.PublicURL == "" {
 		cfg.Server.PublicURL = "http://" + cfg.Server.Listen
@@ -117,8 +168,19 @@ func run() int {
 
 	logger := newLogger(cfg.Logging)
 	timeout, _ := config.Duration(cfg.Server.RequestTimeout, config.DefaultRequestTimeout)
-	grace, _ := config.Duration(cfg.Server.ShutdownGrace, 30*time.Second)
+	grace, _ := config.Duration(cfg.Server.ShutdownGrace, config.DefaultShutdownGrace)
 
+	var local *localKey
+	if len(cfg.APIKeys) == 0 {
+		k, key, err := newLocalKey(cfg.Server.Listen)
+		if err != nil {
+			logger.Error("refusing to start", "error", err)
+			return 2
+		}
+		local = k
+		cfg.APIKeys = []config.APIKey{key}
+		logger.Warn("no api_key block: requests without a key are served, on the loopback address only", "listen", cfg.Server.Listen)
+	}
 	keys, err := auth.New(cfg.APIKeys)
 	if err != nil {
 		logger.Error("invalid api_key config", "error", err)
@@ -173,6 +235,9 @@ func run() int {
 		Documents: docs, Policies: policies, Metrics: metrics.New(mgr, docs),
 	})
 	hs := srv.HTTPServer()
+	if local != nil {
+		hs.Handler = local.wrap(hs.Handler)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ListenAndServe(cfg.Server.Listen) }()

@@ -26,7 +26,9 @@ import (
 
 // File is a whole configuration file.
 type File struct {
-	Server    Server           `hcl:"server,block"`
+	// Server is never nil after Parse: a file without a server block
+	// gets every default.
+	Server    *Server          `hcl:"server,block"`
 	Logging   *Logging         `hcl:"logging,block"`
 	APIKeys   []APIKey         `hcl:"api_key,block"`
 	Plugins   []Plugin         `hcl:"plugin,block"`
@@ -40,14 +42,34 @@ type File struct {
 	// Parser holds the parsed sources, for printing diagnostics with
 	// snippets.
 	Parser *hclparse.Parser
+
+	// ranges are source positions by path: "server", "server.listen",
+	// "logging.format", "documents", "api_key[0]" … (see Range).
+	ranges map[string]hcl.Range
 }
 
-// Server configures the HTTP listener.
+// Range returns where the block or attribute at path starts, e.g.
+// "server.request_timeout", "documents" or "api_key[1]" (the second
+// api_key block), or nil when the file does not have it.
+func (f *File) Range(path string) *hcl.Range {
+	r, ok := f.ranges[path]
+	if !ok {
+		return nil
+	}
+	return &r
+}
+
+// Server configures the HTTP listener. Every attribute is optional; Parse
+// fills in the defaults (see DefaultListen, DefaultPluginsDir and the
+// other Default constants).
 type Server struct {
 	Listen string `hcl:"listen,optional"`
 	// PublicURL is how clients reach the host; presigned URLs of the local
 	// storage backend point at it. Defaults to http://<listen>.
-	PublicURL      string `hcl:"public_url,optional"`
+	PublicURL string `hcl:"public_url,optional"`
+	// PluginsDir is where plugin binaries are looked for. A relative
+	// path in the file is relative to the file's directory; after Parse
+	// it is absolute.
 	PluginsDir     string `hcl:"plugins_dir,optional"`
 	MaxBodyBytes   int    `hcl:"max_body_bytes,optional"`
 	RequestTimeout string `hcl:"request_timeout,optional"`
@@ -166,12 +188,53 @@ type Target struct {
 	Weight   int    `hcl:"weight,optional"`
 }
 
-// Defaults.
+// Defaults of the server block's attributes.
 const (
 	DefaultListen         = "127.0.0.1:8080"
 	DefaultMaxBodyBytes   = 32 << 20
 	DefaultRequestTimeout = 10 * time.Minute
+	DefaultShutdownGrace  = 30 * time.Second
 )
+
+// DefaultPluginsDir returns the plugins directory used when neither the
+// config file nor the command line names one: the "plugins" directory
+// beside the llmproxy binary when it exists (the layout `make build`
+// produces in bin/), else bin/plugins under the working directory.
+func DefaultPluginsDir() string {
+	if exe, err := os.Executable(); err == nil {
+		if exe, err := filepath.EvalSymlinks(exe); err == nil {
+			dir := filepath.Join(filepath.Dir(exe), "plugins")
+			if st, err := os.Stat(dir); err == nil && st.IsDir() {
+				return dir
+			}
+		}
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return filepath.Join("bin", "plugins")
+	}
+	return filepath.Join(wd, "bin", "plugins")
+}
+
+// applyDefaults fills in what the server block leaves unset and makes a
+// configured plugins_dir absolute, relative to baseDir (the config file's
+// directory).
+func (s *Server) applyDefaults(baseDir string) {
+	if s.Listen == "" {
+		s.Listen = DefaultListen
+	}
+	if s.MaxBodyBytes <= 0 {
+		s.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	switch {
+	case s.PluginsDir == "":
+		s.PluginsDir = DefaultPluginsDir()
+	case !filepath.IsAbs(s.PluginsDir):
+		if abs, err := filepath.Abs(filepath.Join(baseDir, s.PluginsDir)); err == nil {
+			s.PluginsDir = abs
+		}
+	}
+}
 
 // Duration parses a duration attribute, using def when s is empty.
 func Duration(s string, def time.Duration) (time.Duration, error) {
@@ -200,14 +263,18 @@ func Parse(src []byte, filename, baseDir string) (*File, hcl.Diagnostics) {
 	p := hclparse.NewParser()
 	f, diags := p.ParseHCL(src, filename)
 	if diags.HasErrors() {
-		return &File{Path: filename, Parser: p}, diags
+		return &File{Server: &Server{}, Path: filename, Parser: p}, diags
 	}
 	out := &File{Path: filename, Parser: p}
 	ctx := EvalContext(baseDir)
 	diags = append(diags, gohcl.DecodeBody(f.Body, ctx, out)...)
+	if out.Server == nil {
+		out.Server = &Server{}
+	}
 	if diags.HasErrors() {
 		return out, dropFollowOnUnknowns(diags)
 	}
+	out.Server.applyDefaults(baseDir)
 	recordRanges(f.Body, out)
 	out.canonicalizeTypes()
 	diags = dropFollowOnUnknowns(diags)

@@ -32,8 +32,11 @@ func TestParseErrors(t *testing.T) {
 		{"unknown route target", base + "route \"gpt-*\" {\n  target \"nope\" {}\n}\n", "Unknown route target", 8},
 		{"bad strategy", base + "route \"x\" {\n  strategy = \"random\"\n  target \"echo\" {}\n}\n", "Invalid strategy", 8},
 		{"duplicate instance", base + "storage \"echo\" { type = \"local\" }\n", "Duplicate instance name", 8},
-		{"key without secret", base + "api_key \"x\" {}\n", "API key without a secret", 0},
-		{"bad key hash", base + "api_key \"x\" { key_sha256 = \"abc\" }\n", "Invalid key_sha256", 0},
+		{"key without secret", base + "api_key \"x\" {}\n", "API key without a secret", 8},
+		{"bad key hash", base + "api_key \"x\" { key_sha256 = \"abc\" }\n", "Invalid key_sha256", 8},
+		{"duplicate key name", base + "api_key \"dev\" { key = \"sk-2\" }\n", "Duplicate api_key", 8},
+		{"bad request timeout", "\n\n\nserver {\n  request_timeout = \"soon\"\n}\n", "Invalid server.request_timeout", 5},
+		{"bad log format", "logging {\n  format = \"xml\"\n}\n", "Invalid logging.format", 2},
 		{"env unset", base + "api_key \"x\" { key = env(\"LLMPROXY_TEST_UNSET_VAR\") }\n", "environment variable LLMPROXY_TEST_UNSET_VAR is not set", 8},
 		{"unknown credential source", base + "provider \"o\" {\n  type = \"openai\"\n  credential \"api_key\" {\n    from \"vaultish\" { name = \"x\" }\n  }\n}\n", "Unknown credential source", 11},
 		{"incomplete credential source", base + "provider \"o\" {\n  type = \"openai\"\n  credential \"api_key\" {\n    from \"env\" {}\n  }\n}\n", "Incomplete credential source", 11},
@@ -207,5 +210,48 @@ provider "openai_prod" { type = "openai" }
 		if p.Type != want[p.Name] {
 			t.Errorf("%s: type %q, want %q", p.Name, p.Type, want[p.Name])
 		}
+	}
+}
+
+func TestServerBlockIsOptional(t *testing.T) {
+	src := "provider \"echo\" {\n  type = \"echo\"\n}\nroute \"echo\" {\n  target \"echo\" {}\n}\n"
+	f, diags := Parse([]byte(src), "min.hcl", t.TempDir())
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	s := f.Server
+	if s == nil {
+		t.Fatal("Server is nil")
+	}
+	if s.Listen != DefaultListen || s.MaxBodyBytes != DefaultMaxBodyBytes {
+		t.Errorf("defaults: listen %q, max_body_bytes %d", s.Listen, s.MaxBodyBytes)
+	}
+	if s.PluginsDir != DefaultPluginsDir() || !filepath.IsAbs(s.PluginsDir) {
+		t.Errorf("plugins_dir = %q, want the absolute default %q", s.PluginsDir, DefaultPluginsDir())
+	}
+}
+
+func TestPluginsDirIsRelativeToTheConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct{ value, want string }{
+		{"plugins", filepath.Join(dir, "plugins")},
+		{"../shared/plugins", filepath.Join(filepath.Dir(dir), "shared", "plugins")},
+		{"/opt/llmproxy/plugins", "/opt/llmproxy/plugins"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			path := filepath.Join(dir, "llmproxy.hcl")
+			src := "server {\n  plugins_dir = \"" + tt.value + "\"\n}\n"
+			if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, diags := Load(path)
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			if f.Server.PluginsDir != tt.want {
+				t.Errorf("plugins_dir %q resolved to %q, want %q", tt.value, f.Server.PluginsDir, tt.want)
+			}
+		})
 	}
 }

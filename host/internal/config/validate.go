@@ -16,9 +16,18 @@ func recordRanges(body hcl.Body, f *File) {
 	if !ok {
 		return
 	}
-	var providers, storage, routes int
+	f.ranges = map[string]hcl.Range{}
+	var providers, storage, routes, keys int
 	for _, b := range sb.Blocks {
 		switch b.Type {
+		case "server", "logging", "documents":
+			f.ranges[b.Type] = b.DefRange()
+			for name, a := range b.Body.Attributes {
+				f.ranges[b.Type+"."+name] = a.Expr.Range()
+			}
+		case "api_key":
+			f.ranges[fmt.Sprintf("api_key[%d]", keys)] = b.DefRange()
+			keys++
 		case "provider":
 			if providers < len(f.Providers) {
 				f.Providers[providers].DeclRange = b.DefRange()
@@ -73,31 +82,32 @@ var validCredentialKinds = map[string]string{
 func (f *File) validate() hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	if _, err := Duration(f.Server.RequestTimeout, DefaultRequestTimeout); err != nil {
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid server.request_timeout", Detail: err.Error()})
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid server.request_timeout", Detail: err.Error(), Subject: f.Range("server.request_timeout")})
 	}
 	if _, err := Duration(f.Server.ShutdownGrace, 0); err != nil {
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid server.shutdown_grace", Detail: err.Error()})
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid server.shutdown_grace", Detail: err.Error(), Subject: f.Range("server.shutdown_grace")})
 	}
 	if f.Logging != nil && f.Logging.Format != "" && f.Logging.Format != "text" && f.Logging.Format != "json" {
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid logging.format", Detail: `format must be "text" or "json"`})
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid logging.format", Detail: `format must be "text" or "json"`, Subject: f.Range("logging.format")})
 	}
 	seenKeys := map[string]bool{}
-	for _, k := range f.APIKeys {
+	for i, k := range f.APIKeys {
+		at := f.Range(fmt.Sprintf("api_key[%d]", i))
 		switch {
 		case k.Key == "" && k.KeySHA256 == "":
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "API key without a secret",
-				Detail: fmt.Sprintf("api_key %q needs key or key_sha256", k.Name)})
+				Detail: fmt.Sprintf("api_key %q needs key or key_sha256", k.Name), Subject: at})
 		case k.Key != "" && k.KeySHA256 != "":
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "API key with two secrets",
-				Detail: fmt.Sprintf("api_key %q sets both key and key_sha256; keep one", k.Name)})
+				Detail: fmt.Sprintf("api_key %q sets both key and key_sha256; keep one", k.Name), Subject: at})
 		case k.KeySHA256 != "":
 			if b, err := hex.DecodeString(k.KeySHA256); err != nil || len(b) != 32 {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid key_sha256",
-					Detail: fmt.Sprintf("api_key %q: key_sha256 must be 64 hex digits", k.Name)})
+					Detail: fmt.Sprintf("api_key %q: key_sha256 must be 64 hex digits", k.Name), Subject: at})
 			}
 		}
 		if seenKeys[k.Name] {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate api_key", Detail: k.Name})
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate api_key", Detail: k.Name, Subject: at})
 		}
 		seenKeys[k.Name] = true
 	}

@@ -111,23 +111,34 @@ func (valueSource) String() string { return "inline value" }
 
 // Resolve resolves every configured credential of an instance. It fails
 // when a credential configured without optional = true yields nothing,
-// naming the sources it tried.
+// naming the sources it tried; when that is the only kind of problem, the
+// error is an *AbsentError.
 func Resolve(ctx context.Context, creds []config.Credential) (map[string]string, error) {
 	out := make(map[string]string, len(creds))
-	var problems []string
+	var (
+		problems []string
+		absent   []config.Credential
+		broken   bool
+	)
 	for _, c := range creds {
 		v, tried, err := resolveOne(ctx, c)
 		switch {
 		case err != nil:
+			broken = true
 			problems = append(problems, fmt.Sprintf("credential %s: %v", c.Name, err))
 		case v == "" && !c.Optional:
+			absent = append(absent, c)
 			problems = append(problems, fmt.Sprintf("credential %s: no source produced a value (tried %s)", c.Name, strings.Join(tried, ", ")))
 		case v != "":
 			out[c.Name] = v
 		}
 	}
 	if len(problems) > 0 {
-		return out, errors.New(strings.Join(problems, "; "))
+		msg := strings.Join(problems, "; ")
+		if !broken {
+			return out, &AbsentError{Credentials: absent, msg: msg}
+		}
+		return out, errors.New(msg)
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package credentials
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,5 +64,51 @@ func TestErrorsNeverHoldSecrets(t *testing.T) {
 	})
 	if err == nil || strings.Contains(err.Error(), "s3cr3t") {
 		t.Fatalf("error must name the failing source only: %v", err)
+	}
+}
+
+func TestAbsentCredentials(t *testing.T) {
+	dir := t.TempDir()
+	unreadable := filepath.Join(dir, "a-directory")
+	if err := os.Mkdir(unreadable, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	env := func(name string) config.Source { return config.Source{Kind: "env", Name: name} }
+	file := func(path string) config.Source { return config.Source{Kind: "file", Path: path} }
+	tests := []struct {
+		name     string
+		creds    []config.Credential
+		wantHint string // "" = the error is not an *AbsentError
+	}{
+		{"one variable", []config.Credential{{Name: "api_key", Sources: []config.Source{env("LLMPROXY_TEST_UNSET_A")}}},
+			"set LLMPROXY_TEST_UNSET_A"},
+		{"two credentials", []config.Credential{
+			{Name: "access_key_id", Sources: []config.Source{env("LLMPROXY_TEST_UNSET_A")}},
+			{Name: "secret_access_key", Sources: []config.Source{env("LLMPROXY_TEST_UNSET_B")}},
+		}, "set LLMPROXY_TEST_UNSET_A and LLMPROXY_TEST_UNSET_B"},
+		{"file only", []config.Credential{{Name: "api_key", Sources: []config.Source{file(filepath.Join(dir, "missing"))}}},
+			"create " + filepath.Join(dir, "missing")},
+		{"broken source", []config.Credential{{Name: "api_key", Sources: []config.Source{file(unreadable)}}}, ""},
+		{"absent and broken", []config.Credential{
+			{Name: "api_key", Sources: []config.Source{env("LLMPROXY_TEST_UNSET_A")}},
+			{Name: "other", Sources: []config.Source{file(unreadable)}},
+		}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Resolve(context.Background(), tt.creds)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var absent *AbsentError
+			switch {
+			case tt.wantHint == "" && errors.As(err, &absent):
+				t.Fatalf("a broken source reported as absent: %v", err)
+			case tt.wantHint != "" && !errors.As(err, &absent):
+				t.Fatalf("want *AbsentError, got %T: %v", err, err)
+			case tt.wantHint != "" && absent.Hint() != tt.wantHint:
+				t.Errorf("Hint() = %q, want %q", absent.Hint(), tt.wantHint)
+			}
+		})
 	}
 }

@@ -146,16 +146,8 @@ func (in *Instance) Kind() string { return in.drv.kind() }
 func (in *Instance) Status() Status { return *in.status.Load() }
 
 func (in *Instance) setStatus(s State, reason string) {
-	prev := in.status.Load()
-	st := &Status{State: s, Reason: reason, Since: time.Now(), Restarts: in.restarts.Load()}
-	if l := in.cur.Load(); l != nil {
-		st.Plugin, st.Version = l.desc.name, l.desc.version
-		if rc := l.client.ReattachConfig(); rc != nil {
-			st.PID = rc.Pid
-		}
-	}
-	in.status.Store(st)
-	if prev != nil && prev.State == s && prev.Reason == reason {
+	st, changed := in.storeStatus(s, reason)
+	if !changed {
 		return
 	}
 	switch s {
@@ -165,6 +157,36 @@ func (in *Instance) setStatus(s State, reason string) {
 		in.log.Error("instance not ready", "reason", reason)
 	case Restarting:
 		in.log.Warn("instance restarting", "reason", reason)
+	}
+}
+
+// storeStatus records a new status and reports whether its state or
+// reason changed.
+func (in *Instance) storeStatus(s State, reason string) (*Status, bool) {
+	prev := in.status.Load()
+	st := &Status{State: s, Reason: reason, Since: time.Now(), Restarts: in.restarts.Load()}
+	if l := in.cur.Load(); l != nil {
+		st.Plugin, st.Version = l.desc.name, l.desc.version
+		if rc := l.client.ReattachConfig(); rc != nil {
+			st.PID = rc.Pid
+		}
+	}
+	in.status.Store(st)
+	return st, prev == nil || prev.State != s || prev.Reason != reason
+}
+
+// fail marks the instance failed for a reason a restart cannot fix.
+// Credentials that are simply absent are the operator's choice, not a
+// fault: they are logged at INFO with what would enable the instance;
+// every other reason is logged at ERROR.
+func (in *Instance) fail(err error) {
+	var absent *credentials.AbsentError
+	if !errors.As(err, &absent) {
+		in.setStatus(Failed, err.Error())
+		return
+	}
+	if _, changed := in.storeStatus(Failed, err.Error()); changed {
+		in.log.Info("disabled: "+absent.Hint()+" to enable", "reason", err.Error())
 	}
 }
 
@@ -213,7 +235,7 @@ func (in *Instance) run() {
 		if err != nil {
 			var p permanent
 			if errors.As(err, &p) {
-				in.setStatus(Failed, err.Error())
+				in.fail(err)
 				backoff = max(backoff*2, 5*time.Second)
 				backoff = min(backoff, time.Minute)
 			} else {
