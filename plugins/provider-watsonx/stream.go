@@ -257,7 +257,9 @@ func (st *streamer) toolFragments(choice int, cs *choiceState, frags []toolCall)
 			key = fmt.Sprintf("i%d", *f.Index)
 		case f.ID != "":
 			key = "id:" + f.ID
-		default:
+		case f.Function.Name == "":
+			// An arguments-only fragment continues the current call; a
+			// named one without index or id starts the next.
 			key = cs.lastCall
 		}
 		if key == "" {
