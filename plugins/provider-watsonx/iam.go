@@ -181,16 +181,15 @@ func (ts *tokenSource) exchange(ctx context.Context) (*token, error) {
 }
 
 // newToken computes the expiry and refresh point of an exchanged token.
-// expiration (Unix seconds) wins over expires_in when both are given.
+// expires_in counts from the local time the exchange started, which is
+// immune to clock skew between this host and IAM; expiration (Unix
+// seconds) serves only when expires_in is missing.
 func newToken(ir iamResponse, issued time.Time) *token {
 	lifetime := time.Duration(ir.ExpiresIn) * time.Second
-	expires := issued.Add(lifetime)
-	if ir.Expiration > 0 {
-		expires = time.Unix(ir.Expiration, 0)
-		if lifetime <= 0 {
-			lifetime = expires.Sub(issued)
-		}
+	if lifetime <= 0 && ir.Expiration > 0 {
+		lifetime = time.Unix(ir.Expiration, 0).Sub(issued)
 	}
+	expires := issued.Add(lifetime)
 	if lifetime <= 0 {
 		// No usable lifetime: use the token for this request only.
 		return &token{value: ir.AccessToken, expires: issued, refreshAt: issued}

@@ -11,6 +11,9 @@ import (
 	"github.com/llmproxy/llmproxy/sdk/openai"
 )
 
+// maxChoices bounds the choices accepted in a stream.
+const maxChoices = 128
+
 // translateResponse maps a watsonx.ai chat response to an OpenAI
 // chat.completion. The id, created time, choices and usage are kept;
 // model_id, model_version, created_at and system warnings are dropped.
@@ -36,7 +39,7 @@ func translateResponse(wr *chatResponse, model string, now time.Time) (*openai.C
 					fmt.Sprintf("watsonx: tool call %d of choice %d has no function name", j, i))
 			}
 			msg.ToolCalls = append(msg.ToolCalls, openai.ToolCall{
-				ID:       callID(tc.ID, cc.ID, ch.Index, j),
+				ID:       callID(tc.ID, cc.ID, i, j),
 				Type:     "function",
 				Function: openai.FunctionCall{Name: tc.Function.Name, Arguments: tc.Function.Arguments},
 			})
@@ -53,7 +56,7 @@ func translateResponse(wr *chatResponse, model string, now time.Time) (*openai.C
 			lp = ch.Logprobs
 		}
 		cc.Choices = append(cc.Choices, openai.Choice{
-			Index:        ch.Index,
+			Index:        i,
 			Message:      msg,
 			Logprobs:     lp,
 			FinishReason: finishReason(ch.FinishReason, len(msg.ToolCalls) > 0),

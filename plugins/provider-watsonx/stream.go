@@ -19,7 +19,7 @@ import (
 
 // idleTimeout ends a stream on which watsonx.ai has sent nothing for that
 // long; streams have been seen to stall silently.
-const idleTimeout = 2 * time.Minute
+var idleTimeout = 2 * time.Minute
 
 // ChatCompletionStream implements provider.Provider.
 func (w *Watsonx) ChatCompletionStream(ctx context.Context, req *provider.Request, cw provider.ChunkWriter) error {
@@ -108,13 +108,15 @@ type streamer struct {
 	id      string
 	created int64
 	choices map[int]*choiceState
-	usage   *usage
+	// index maps watsonx.ai's choice index to the one relayed.
+	index map[int]int
+	usage *usage
 	// writeErr is the host's error from WriteChunk, returned unchanged.
 	writeErr error
 }
 
 func newStreamer(w provider.ChunkWriter, model string, includeUsage bool, now time.Time) *streamer {
-	return &streamer{w: w, model: model, includeUsage: includeUsage, now: now, choices: map[int]*choiceState{}}
+	return &streamer{w: w, model: model, includeUsage: includeUsage, now: now, choices: map[int]*choiceState{}, index: map[int]int{}}
 }
 
 // errDone ends the event loop early.
@@ -196,39 +198,45 @@ func (st *streamer) event(ev event) error {
 		st.usage = &u
 	}
 	for _, c := range ch.Choices {
-		cs := st.choices[c.Index]
-		if cs == nil {
-			cs = &choiceState{calls: map[string]int{}}
-			st.choices[c.Index] = cs
+		// Choices are numbered densely in order of first appearance.
+		idx, ok := st.index[c.Index]
+		if !ok {
+			if len(st.index) >= maxChoices {
+				return streamBroken(fmt.Sprintf("the stream has more than %d choices", maxChoices))
+			}
+			idx = len(st.index)
+			st.index[c.Index] = idx
+			st.choices[idx] = &choiceState{calls: map[string]int{}}
 		}
+		cs := st.choices[idx]
 		if cs.finish != "" {
 			continue
 		}
 		if !cs.started {
 			cs.started = true
-			if err := st.write(c.Index, openai.Delta{Role: openai.RoleAssistant}, nil); err != nil {
+			if err := st.write(idx, openai.Delta{Role: openai.RoleAssistant}, nil); err != nil {
 				return err
 			}
 		}
 		d := c.Delta
 		if d.Content != nil && *d.Content != "" {
 			cs.content = true
-			if err := st.write(c.Index, openai.Delta{Content: d.Content}, nil); err != nil {
+			if err := st.write(idx, openai.Delta{Content: d.Content}, nil); err != nil {
 				return err
 			}
 		}
 		if d.Refusal != nil && *d.Refusal != "" {
-			if err := st.write(c.Index, openai.Delta{Refusal: d.Refusal}, nil); err != nil {
+			if err := st.write(idx, openai.Delta{Refusal: d.Refusal}, nil); err != nil {
 				return err
 			}
 		}
 		if len(d.ToolCalls) > 0 {
-			calls, err := st.toolFragments(c.Index, cs, d.ToolCalls)
+			calls, err := st.toolFragments(idx, cs, d.ToolCalls)
 			if err != nil {
 				return err
 			}
 			if len(calls) > 0 {
-				if err := st.write(c.Index, openai.Delta{ToolCalls: calls}, nil); err != nil {
+				if err := st.write(idx, openai.Delta{ToolCalls: calls}, nil); err != nil {
 					return err
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -225,6 +226,9 @@ func relayHeaders(h http.Header) map[string]string {
 	return nil
 }
 
+// modelsPageSize is how many model specs one page asks for.
+var modelsPageSize = 200
+
 // ListModels implements provider.ModelLister from
 // GET /ml/v1/foundation_model_specs, following its pages.
 func (w *Watsonx) ListModels(ctx context.Context, _ provider.Meta) ([]openai.Model, error) {
@@ -235,7 +239,7 @@ func (w *Watsonx) ListModels(ctx context.Context, _ provider.Meta) ([]openai.Mod
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var out []openai.Model
-	q := url.Values{"limit": {"200"}}
+	q := url.Values{"limit": {strconv.Itoa(modelsPageSize)}}
 	for page := 0; page < 50; page++ {
 		var specs modelSpecs
 		if err := w.getJSON(ctx, s, "/ml/v1/foundation_model_specs", q, &specs); err != nil {
@@ -258,7 +262,7 @@ func (w *Watsonx) ListModels(ctx context.Context, _ provider.Meta) ([]openai.Mod
 		if err != nil || next.Query().Get("start") == "" {
 			break
 		}
-		q = url.Values{"limit": {"200"}, "start": {next.Query().Get("start")}}
+		q = url.Values{"limit": {strconv.Itoa(modelsPageSize)}, "start": {next.Query().Get("start")}}
 	}
 	return out, nil
 }

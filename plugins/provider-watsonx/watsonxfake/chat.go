@@ -373,6 +373,13 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, sc Scenario,
 	}
 	evs := a.chunks(size, sc.OmitIndex, sc.UsageChunk)
 	for i, c := range evs {
+		if sc.EventDelay > 0 && i > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(sc.EventDelay):
+			}
+		}
 		if ctx.Err() != nil {
 			return
 		}

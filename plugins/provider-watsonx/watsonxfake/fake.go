@@ -135,6 +135,8 @@ type Scenario struct {
 	OmitIndex bool
 	// ResponseDelay pauses before the response headers.
 	ResponseDelay time.Duration
+	// EventDelay pauses before each stream event after the first.
+	EventDelay time.Duration
 	// ErrorAfter, when positive, sends an error event after that many
 	// events and ends the stream.
 	ErrorAfter int
