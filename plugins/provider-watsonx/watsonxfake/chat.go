@@ -225,6 +225,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, body []byte, deplo
 		case <-time.After(sc.ResponseDelay):
 		}
 	}
+	if sc.ToolResultText != "" && req.Messages[len(req.Messages)-1].Role == "tool" {
+		sc.Text, sc.ToolCalls, sc.FinishReason = sc.ToolResultText, nil, ""
+	}
 	a := newAnswer(sc, model)
 	if !stream {
 		w.Header().Set("Content-Type", "application/json")

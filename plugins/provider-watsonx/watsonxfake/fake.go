@@ -115,6 +115,10 @@ type Scenario struct {
 	// are no tool calls.
 	Text      string
 	ToolCalls []ToolCall
+	// ToolResultText, when set, is the text answered instead (with no
+	// tool calls) to a request whose last message is a tool result: the
+	// second turn of a tool flow.
+	ToolResultText string
 	// FinishReason defaults to tool_calls when there are tool calls, else
 	// stop.
 	FinishReason string
