@@ -520,3 +520,84 @@ func TestWatsonxTransparent(t *testing.T) {
 		})
 	}
 }
+
+// TestWatsonxFailover routes a model over two watsonx.ai instances, each
+// naming the upstream model: when the first answers 503 (or 429), the
+// second serves, JSON and streamed, and the client never sees the
+// failure.
+func TestWatsonxFailover(t *testing.T) {
+	down := watsonxfake.New(watsonxfake.Options{APIKey: wxAPIKey, ProjectID: wxProject})
+	up := watsonxfake.New(watsonxfake.Options{APIKey: wxAPIKey, ProjectID: wxProject})
+	downRec, upRec := newProvRecorder(t, down.Handler()), newProvRecorder(t, up.Handler())
+	instance := func(name string, rec *provRecorder) string {
+		return fmt.Sprintf(`
+provider %q {
+  type = "watsonx"
+  credential "api_key" {
+    from "value" { value = %q }
+  }
+  config {
+    url        = %q
+    iam_url    = %q
+    project_id = %q
+  }
+}
+`, name, wxAPIKey, rec.URL(), rec.URL(), wxProject)
+	}
+	hcl := harness.APIKeyBlock + instance("ibm_watsonx_a", downRec) + instance("ibm_watsonx_b", upRec) + `
+route "gemini-2.5-flash" {
+  strategy = "failover"
+  target "ibm_watsonx_a" { model = "ibm/granite-3-3-8b-instruct" }
+  target "ibm_watsonx_b" { model = "meta-llama/llama-3-3-70b-instruct" }
+}
+`
+	h := harness.Start(t, hcl, harness.Options{WaitFor: []string{"ibm_watsonx_a", "ibm_watsonx_b"}})
+	const fromB = "Served by the second watsonx.ai instance."
+	up.SetScenario(watsonxfake.Scenario{Text: fromB})
+	for _, tc := range []struct {
+		name   string
+		stream bool
+		fail   watsonxfake.Failure
+	}{
+		{"503", false, watsonxfake.Failure{Status: http.StatusServiceUnavailable}},
+		{"429", false, watsonxfake.Failure{Status: http.StatusTooManyRequests, RetryAfter: "5"}},
+		{"503 stream", true, watsonxfake.Failure{Status: http.StatusServiceUnavailable}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			downRec.Reset()
+			upRec.Reset()
+			down.FailNext(1, tc.fail)
+			body := fmt.Sprintf(`{"model":"gemini-2.5-flash","stream":%v,"messages":[{"role":"user","content":"Who answers?"}]}`, tc.stream)
+			status, _, resp := h.Do(t, "POST", "/v1/chat/completions", body)
+			if status != 200 {
+				t.Fatalf("status %d: %s", status, resp)
+			}
+			var content string
+			if tc.stream {
+				content = provStr(foldProvSSE(t, resp).Choices[0].Message.Content)
+			} else {
+				var cc openai.ChatCompletion
+				if err := json.Unmarshal(resp, &cc); err != nil || len(cc.Choices) != 1 {
+					t.Fatalf("not a completion: %s", resp)
+				}
+				content = provStr(cc.Choices[0].Message.Content)
+			}
+			if content != fmt.Sprintf("%q", fromB) {
+				t.Errorf("content %s, want the second instance's answer", content)
+			}
+			var downStatuses []int
+			for _, r := range downRec.Posts() {
+				if r.Path != "/identity/token" {
+					downStatuses = append(downStatuses, r.Status)
+				}
+			}
+			if !slices.Equal(downStatuses, []int{tc.fail.Status}) {
+				t.Errorf("the first instance answered %v, want [%d]", downStatuses, tc.fail.Status)
+			}
+			last := upRec.LastPost(t)
+			if !bytes.Contains(last.Body, []byte(`"model_id":"meta-llama/llama-3-3-70b-instruct"`)) {
+				t.Errorf("the second instance was not asked for its target's model: %s", last.Body)
+			}
+		})
+	}
+}
