@@ -79,6 +79,21 @@ func (ts *tokenSource) Token(ctx context.Context) (string, error) {
 	return tok.value, nil
 }
 
+// adopt takes over old's cached token when both exchange the same API
+// key at the same IAM endpoint, so that a reconfiguration does not cost
+// a token exchange.
+func (ts *tokenSource) adopt(old *tokenSource) {
+	if old == nil || old.apiKey != ts.apiKey || old.endpoint != ts.endpoint {
+		return
+	}
+	old.mu.Lock()
+	cur := old.current
+	old.mu.Unlock()
+	ts.mu.Lock()
+	ts.current = cur
+	ts.mu.Unlock()
+}
+
 // Invalidate drops the cached token when it is still bad, the one a
 // request was refused with, so that the next Token call exchanges the key
 // again. A token that was already replaced is left alone.

@@ -56,11 +56,15 @@ func (w *Watsonx) Describe(context.Context) (*provider.Description, error) {
 
 // Configure implements provider.Provider. It validates the config and
 // credentials and swaps them in atomically; requests in flight finish with
-// the settings they started with. A new API key starts a new token cache.
+// the settings they started with. A token obtained with the same API key
+// from the same IAM stays in use; a new key starts a new token cache.
 func (w *Watsonx) Configure(_ context.Context, cfg *provider.Config) error {
 	s, err := parseConfig(cfg)
 	if err != nil {
 		return err
+	}
+	if old := w.state.Load(); old != nil {
+		s.tokens.adopt(old.tokens)
 	}
 	if old := w.state.Swap(s); old != nil {
 		old.client.CloseIdleConnections()

@@ -536,3 +536,33 @@ func TestPassthrough(t *testing.T) {
 		t.Errorf("native error %d %v %s", rec.Code, rec.Header(), rec.Body)
 	}
 }
+
+// TestReconfigureKeepsToken: a new configuration with the same key keeps
+// the cached token; a new key exchanges again.
+func TestReconfigureKeepsToken(t *testing.T) {
+	f := startFake(t, watsonxfake.Options{})
+	w := newProvider(t, f)
+	ctx := context.Background()
+	if err := calls[0].do(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Configure(ctx, fakeConfig(f, `,"timeout":"30s"`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := calls[0].do(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if f.Exchanges() != 1 {
+		t.Errorf("exchanges %d after a reconfiguration with the same key, want 1", f.Exchanges())
+	}
+	cfg := fakeConfig(f, "")
+	cfg.Credentials["api_key"] = "rotated-key"
+	if err := w.Configure(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	err := calls[0].do(ctx, w)
+	var oe *openai.Error
+	if !errors.As(err, &oe) || oe.Status != http.StatusUnauthorized {
+		t.Errorf("a rotated (unknown) key kept the old token: %v", err)
+	}
+}
