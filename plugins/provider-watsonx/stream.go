@@ -46,7 +46,9 @@ func (w *Watsonx) ChatCompletionStream(ctx context.Context, req *provider.Reques
 		return err
 	}
 	st := newStreamer(cw, chat.Model, chat.IncludeUsage(), w.clock())
-	err = st.run(newEventReader(&idleReader{r: resp.Body, timeout: idleTimeout, cancel: cancel}))
+	idle := &idleReader{r: resp.Body, timeout: idleTimeout, cancel: cancel}
+	defer idle.stop()
+	err = st.run(newEventReader(idle))
 	if err != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, errIdle) {
 			return streamBroken(fmt.Sprintf("no data for %s", idleTimeout))
@@ -76,6 +78,13 @@ func (ir *idleReader) Read(p []byte) (int, error) {
 		ir.timer.Stop()
 	}
 	return n, err
+}
+
+// stop disarms the timer once the stream is over.
+func (ir *idleReader) stop() {
+	if ir.timer != nil {
+		ir.timer.Stop()
+	}
 }
 
 // choiceState is what a streamer remembers about one choice.
