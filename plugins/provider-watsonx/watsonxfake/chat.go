@@ -424,6 +424,12 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, sc Scenario,
 		_, _ = w.Write([]byte("id: " + fmt.Sprint(len(evs)+1) + "\nevent: message\ndata: [DONE]\n\n"))
 		flush()
 	}
+	if sc.HoldOpen > 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(sc.HoldOpen):
+		}
+	}
 }
 
 // embeddings serves POST /ml/v1/text/embeddings with deterministic

@@ -152,6 +152,9 @@ type Scenario struct {
 	// CutAfter, when positive, ends the body after that many events plus
 	// half of the next one.
 	CutAfter int
+	// HoldOpen keeps the connection open that long after the last event
+	// before the body ends.
+	HoldOpen time.Duration
 }
 
 // Failure is a forced error response.
