@@ -69,7 +69,11 @@ func errorFor(ue upstreamError) *openai.Error {
 	}
 	msg = "watsonx: " + msg
 	code := ue.code
-	if code == "" {
+	switch {
+	case code != "":
+	case ue.status == 0:
+		code = "upstream_error"
+	default:
 		code = "upstream_status_" + strconv.Itoa(ue.status)
 	}
 	switch s := ue.status; {

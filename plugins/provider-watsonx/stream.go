@@ -230,7 +230,7 @@ func (st *streamer) event(ev event) error {
 		d := c.Delta
 		if d.Content != nil && *d.Content != "" {
 			cs.content = true
-			if err := st.write(idx, openai.Delta{Content: d.Content}, nil); err != nil {
+			if err := st.writeLogprobs(idx, openai.Delta{Content: d.Content}, c.Logprobs); err != nil {
 				return err
 			}
 		}
@@ -348,6 +348,17 @@ func (st *streamer) finish() error {
 		}
 	}
 	return nil
+}
+
+// writeLogprobs sends a content chunk with the token log probabilities
+// that came with it, when the client asked for them.
+func (st *streamer) writeLogprobs(choice int, d openai.Delta, logprobs json.RawMessage) error {
+	c := openai.ChatChunk{ID: st.id, Object: openai.ObjectChatChunk, Created: st.created, Model: st.model,
+		Choices: []openai.ChunkChoice{{Index: choice, Delta: d}}}
+	if len(logprobs) > 0 && string(logprobs) != "null" {
+		c.Choices[0].Logprobs = logprobs
+	}
+	return st.send(&c)
 }
 
 // write sends one chunk with one choice.

@@ -130,7 +130,8 @@ type chatChunk struct {
 			Refusal          *string    `json:"refusal"`
 			ToolCalls        []toolCall `json:"tool_calls"`
 		} `json:"delta"`
-		FinishReason *string `json:"finish_reason"`
+		Logprobs     json.RawMessage `json:"logprobs"`
+		FinishReason *string         `json:"finish_reason"`
 	} `json:"choices"`
 	Usage *usage `json:"usage"`
 	// Errors is set when the event is an error.
