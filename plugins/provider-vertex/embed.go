@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strings"
 
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/provider"
@@ -56,13 +57,48 @@ func (v *Vertex) Embeddings(ctx context.Context, req *provider.Request) (*provid
 		}
 		pr.Parameters = &embedParams{OutputDimensionality: er.Dimensions}
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	// gemini-embedding models take one text per call.
+	batch := len(pr.Instances)
+	if strings.HasPrefix(er.Model, "gemini-embedding") {
+		batch = 1
+	}
+	var preds []prediction
+	for start := 0; start < len(pr.Instances); start += batch {
+		part := pr
+		part.Instances = pr.Instances[start:min(start+batch, len(pr.Instances))]
+		got, err := v.predict(ctx, s, er.Model, &part)
+		if err != nil {
+			return nil, err
+		}
+		preds = append(preds, got...)
+	}
+	res := openai.EmbeddingsResponse{Object: openai.ObjectList, Model: er.Model, Data: make([]openai.Embedding, 0, len(preds))}
+	tokens := 0
+	for i, p := range preds {
+		tokens += int(p.Embeddings.Statistics.TokenCount)
+		vec, err := encodeVector(p.Embeddings.Values, er.EncodingFormat)
+		if err != nil {
+			return nil, fmt.Errorf("vertex: encode embedding: %w", err)
+		}
+		res.Data = append(res.Data, openai.Embedding{Object: openai.ObjectEmbedding, Index: i, Embedding: vec})
+	}
+	res.Usage = openai.Usage{PromptTokens: tokens, TotalTokens: tokens}
+	r, err := provider.JSONResponse(res)
+	if err != nil {
+		return nil, fmt.Errorf("vertex: encode embeddings: %w", err)
+	}
+	return r, nil
+}
+
+// predict makes one :predict call and checks it answered every instance.
+func (v *Vertex) predict(ctx context.Context, s *settings, model string, pr *predictRequest) ([]prediction, error) {
 	body, err := json.Marshal(pr)
 	if err != nil {
 		return nil, fmt.Errorf("vertex: encode predict request: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	resp, err := v.send(ctx, s, http.MethodPost, s.modelPath("google", er.Model)+":predict", nil, body)
+	resp, err := v.send(ctx, s, http.MethodPost, s.modelPath("google", model)+":predict", nil, body)
 	if err != nil {
 		return nil, err
 	}
@@ -78,22 +114,7 @@ func (v *Vertex) Embeddings(ctx context.Context, req *provider.Request) (*provid
 	if len(out.Predictions) != len(pr.Instances) {
 		return nil, invalidResponse(fmt.Sprintf("predict returned %d embeddings for %d inputs", len(out.Predictions), len(pr.Instances)))
 	}
-	res := openai.EmbeddingsResponse{Object: openai.ObjectList, Model: er.Model, Data: make([]openai.Embedding, 0, len(out.Predictions))}
-	tokens := 0
-	for i, p := range out.Predictions {
-		tokens += int(p.Embeddings.Statistics.TokenCount)
-		vec, err := encodeVector(p.Embeddings.Values, er.EncodingFormat)
-		if err != nil {
-			return nil, fmt.Errorf("vertex: encode embedding: %w", err)
-		}
-		res.Data = append(res.Data, openai.Embedding{Object: openai.ObjectEmbedding, Index: i, Embedding: vec})
-	}
-	res.Usage = openai.Usage{PromptTokens: tokens, TotalTokens: tokens}
-	r, err := provider.JSONResponse(res)
-	if err != nil {
-		return nil, fmt.Errorf("vertex: encode embeddings: %w", err)
-	}
-	return r, nil
+	return out.Predictions, nil
 }
 
 // encodeVector renders a vector as a JSON array of floats or, for

@@ -168,15 +168,18 @@ type embedParams struct {
 
 // predictResponse is the answer of :predict.
 type predictResponse struct {
-	Predictions []struct {
-		Embeddings struct {
-			Values     []float64 `json:"values"`
-			Statistics struct {
-				TokenCount float64 `json:"token_count"`
-				Truncated  bool    `json:"truncated"`
-			} `json:"statistics"`
-		} `json:"embeddings"`
-	} `json:"predictions"`
+	Predictions []prediction `json:"predictions"`
+}
+
+// prediction is one embedding of a :predict answer.
+type prediction struct {
+	Embeddings struct {
+		Values     []float64 `json:"values"`
+		Statistics struct {
+			TokenCount float64 `json:"token_count"`
+			Truncated  bool    `json:"truncated"`
+		} `json:"statistics"`
+	} `json:"embeddings"`
 }
 
 // modelList is a page of GET v1beta1/publishers/google/models.
