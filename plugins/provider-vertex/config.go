@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"math"
 	"net/http"
@@ -73,7 +76,7 @@ var projectRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.:-]{0,62}$`)
 
 // parseConfig validates cfg and builds settings from it. detect finds
 // Application Default Credentials when no credential is given.
-func parseConfig(ctx context.Context, cfg *provider.Config, detect adcFunc) (*settings, error) {
+func parseConfig(ctx context.Context, cfg *provider.Config, detect adcFunc, earlyRefresh time.Duration) (*settings, error) {
 	var raw rawConfig
 	if err := cfg.Decode(&raw); err != nil {
 		return nil, err
@@ -161,6 +164,11 @@ func parseConfig(ctx context.Context, cfg *provider.Config, detect adcFunc) (*se
 				Detail: "service_account_json must be a service-account key file (type \"service_account\" with client_email and private_key)",
 				Path:   []string{"credentials", "service_account_json"}}}
 		}
+		if !rsaKey(probe.PrivateKey) {
+			return nil, schema.Diagnostics{{Summary: "invalid service_account_json",
+				Detail: "private_key must be a PEM-encoded RSA key (PKCS#8 or PKCS#1)",
+				Path:   []string{"credentials", "service_account_json"}}}
+		}
 		if probe.TokenURI != "" {
 			if tu, err := url.Parse(probe.TokenURI); err != nil || (tu.Scheme != "https" && tu.Scheme != "http") || tu.Host == "" {
 				return nil, schema.Diagnostics{{Summary: "invalid service_account_json",
@@ -168,8 +176,9 @@ func parseConfig(ctx context.Context, cfg *provider.Config, detect adcFunc) (*se
 			}
 		}
 		creds, err := credentials.NewCredentialsFromJSON(credentials.ServiceAccount, []byte(saJSON), &credentials.DetectOptions{
-			Scopes: []string{cloudPlatformScope},
-			Client: tokenClient,
+			Scopes:            []string{cloudPlatformScope},
+			Client:            tokenClient,
+			EarlyTokenRefresh: earlyRefresh,
 		})
 		if err != nil {
 			// The library's message may quote the key material; keep it out.
@@ -182,7 +191,8 @@ func parseConfig(ctx context.Context, cfg *provider.Config, detect adcFunc) (*se
 			s.project = probe.ProjectID
 		}
 	default:
-		creds, err := detect(ctx, &credentials.DetectOptions{Scopes: []string{cloudPlatformScope}, Client: tokenClient})
+		creds, err := detect(ctx, &credentials.DetectOptions{Scopes: []string{cloudPlatformScope}, Client: tokenClient,
+			EarlyTokenRefresh: earlyRefresh})
 		if err != nil {
 			return nil, schema.Diagnostics{{Summary: "no Google credentials",
 				Detail: fmt.Sprintf("no service_account_json or api_key was given and Application Default Credentials were not found: %v", err),
@@ -200,6 +210,20 @@ func parseConfig(ctx context.Context, cfg *provider.Config, detect adcFunc) (*se
 			Detail: "project is required: the credentials do not name one", Path: []string{"project"}}}
 	}
 	return s, nil
+}
+
+// rsaKey reports whether s is a PEM RSA private key.
+func rsaKey(s string) bool {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil {
+		return false
+	}
+	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		_, ok := k.(*rsa.PrivateKey)
+		return ok
+	}
+	_, err := x509.ParsePKCS1PrivateKey(block.Bytes)
+	return err == nil
 }
 
 // modelPath is the resource path of a publisher model: below the project

@@ -42,6 +42,9 @@ type Vertex struct {
 	// detect finds Application Default Credentials; nil means
 	// credentials.DetectDefault.
 	detect adcFunc
+	// earlyRefresh is how long before expiry tokens are refreshed; zero
+	// means the library's default (3m45s).
+	earlyRefresh time.Duration
 }
 
 var (
@@ -76,7 +79,7 @@ func (v *Vertex) Configure(ctx context.Context, cfg *provider.Config) error {
 	if detect == nil {
 		detect = detectDefault
 	}
-	s, err := parseConfig(ctx, cfg, detect)
+	s, err := parseConfig(ctx, cfg, detect, v.earlyRefresh)
 	if err != nil {
 		return err
 	}
