@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -95,9 +96,14 @@ func translateResponse(gr *generateResponse, model string, created int64, newID 
 		cc.Choices = append(cc.Choices, openai.Choice{Message: openai.ResponseMessage{Role: openai.RoleAssistant},
 			FinishReason: openai.FinishContentFilter})
 	}
+	seen := map[int]bool{}
 	for pos := range gr.Candidates {
 		c := &gr.Candidates[pos]
 		idx := candidateIndex(c, pos)
+		if seen[idx] {
+			return nil, invalidResponse(fmt.Sprintf("candidate %d appears twice", idx))
+		}
+		seen[idx] = true
 		for len(cc.Choices) <= idx {
 			cc.Choices = append(cc.Choices, openai.Choice{Index: len(cc.Choices),
 				Message: openai.ResponseMessage{Role: openai.RoleAssistant}, FinishReason: openai.FinishStop})
@@ -129,6 +135,9 @@ func translateResponse(gr *generateResponse, model string, created int64, newID 
 			ch.Message.Content = &s
 		}
 		ch.FinishReason = finishReason(c.FinishReason, len(ch.Message.ToolCalls) > 0)
+	}
+	if len(seen) != len(cc.Choices) && len(gr.Candidates) > 0 {
+		return nil, invalidResponse("candidate indexes leave gaps")
 	}
 	if gr.UsageMetadata != nil {
 		u := openAIUsage(gr.UsageMetadata)

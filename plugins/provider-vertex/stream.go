@@ -302,6 +302,9 @@ func (s *streamer) finish() error {
 		idxs = append(idxs, i)
 	}
 	sort.Ints(idxs)
+	if idxs[len(idxs)-1] != len(idxs)-1 {
+		return protocolError("candidate indexes %v leave gaps", idxs)
+	}
 	for _, i := range idxs {
 		st := s.choices[i]
 		reason := finishReason(st.finish, st.calls > 0)
