@@ -90,6 +90,10 @@ type Scenario struct {
 	// CutAfter, when positive, ends the body after that many events plus
 	// half of the next one.
 	CutAfter int
+	// FollowUp, when set, answers instead of this scenario the requests
+	// whose last turn carries function responses: the second turn of a
+	// tool flow.
+	FollowUp *Scenario
 }
 
 // answer is a prepared response.
@@ -295,6 +299,9 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, body []byte, m
 	s.mu.Lock()
 	sc := s.scenario
 	s.mu.Unlock()
+	if sc.FollowUp != nil && req.toolResults {
+		sc = *sc.FollowUp
+	}
 	if sc.ResponseDelay > 0 {
 		select {
 		case <-r.Context().Done():

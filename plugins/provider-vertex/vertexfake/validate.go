@@ -21,6 +21,8 @@ type request struct {
 	candidateCount int
 	promptChars    int
 	jsonMode       bool
+	// toolResults says the last turn carries function responses.
+	toolResults bool
 }
 
 var (
@@ -172,6 +174,7 @@ func (s *Server) validateGenerate(body []byte, model string) (*request, error) {
 		}
 		turns = append(turns, t)
 	}
+	req.toolResults = len(turns[len(turns)-1].resps) > 0
 	for i, t := range turns {
 		if i > 0 && turns[i-1].role == t.role {
 			return nil, invalidf("Please ensure that multiturn requests alternate between user and model.")
