@@ -21,7 +21,7 @@ var hopHeaders = []string{
 // request (e.g. POST /v1/projects/p/locations/l/publishers/google/models/m:generateContent)
 // goes to the endpoint unchanged with the instance's access token (or API
 // key); the native response, streams included, is copied back as it
-// arrives. Only /v1, /v1beta1 and /v1beta paths are forwarded.
+// arrives. Only /v1/... and /v1beta1/... paths are forwarded.
 func (v *Vertex) Passthrough(w http.ResponseWriter, r *http.Request) {
 	s, err := v.settings()
 	if err != nil {
