@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -45,7 +47,12 @@ type vertexEnv struct {
 // vertex_eu in front of other when other is not nil, second in the
 // failover route "gemini-failover".
 func vertexHCL(fake *vertexfake.Server, url string, other *vertexEnv) string {
-	inst := func(name, url string, fake *vertexfake.Server) string {
+	return vertexHCLWithKey(fake, url, other, fake.ServiceAccountJSON())
+}
+
+// vertexHCLWithKey is vertexHCL with vertex_us presenting saJSON.
+func vertexHCLWithKey(fake *vertexfake.Server, url string, other *vertexEnv, saJSON []byte) string {
+	inst := func(name, url string, fake *vertexfake.Server, sa []byte) string {
 		return fmt.Sprintf(`
 provider %q {
   type = "vertex"
@@ -59,9 +66,9 @@ provider %q {
     timeout  = "30s"
   }
 }
-`, name, string(fake.ServiceAccountJSON()), fake.Project(), fake.Location(), url)
+`, name, string(sa), fake.Project(), fake.Location(), url)
 	}
-	hcl := harness.APIKeyBlock + inst("vertex_us", url, fake) + `
+	hcl := harness.APIKeyBlock + inst("vertex_us", url, fake, saJSON) + `
 route "gemini-*" {
   target "vertex_us" {}
 }
@@ -71,7 +78,7 @@ route "text-embedding-*" {
 }
 `
 	if other != nil {
-		hcl += inst("vertex_eu", other.rec.URL(), other.fake) + `
+		hcl += inst("vertex_eu", other.rec.URL(), other.fake, other.fake.ServiceAccountJSON()) + `
 route "gemini-failover" {
   strategy = "failover"
   target "vertex_us" { model = "gemini-2.5-flash" }
@@ -520,5 +527,64 @@ func TestVertexFailover(t *testing.T) {
 				t.Errorf("vertex_eu got %d model calls, want 1", n)
 			}
 		})
+	}
+}
+
+// TestVertexWrongKey configures vertex_us with a service-account key the
+// fake does not know: the fake's token endpoint verifies the assertion's
+// signature and refuses it, no model call is made, and the client gets a
+// credential error (401/403 from the plugin, or the host's 502
+// upstream_auth_failed) that names no secret.
+func TestVertexWrongKey(t *testing.T) {
+	fake, rec := newVertexFake(t)
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := fake.ServiceAccountJSONWithKey(other)
+	h := harness.Start(t, vertexHCLWithKey(fake, rec.URL(), nil, wrong), harness.Options{})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := h.Instances()
+		if err == nil && st["vertex_us"].State != "" && st["vertex_us"].State != "starting" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vertex_us did not start: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var pemKey struct {
+		PrivateKey string `json:"private_key"`
+	}
+	if err := json.Unmarshal(wrong, &pemKey); err != nil {
+		t.Fatal(err)
+	}
+	keyLine := strings.Split(pemKey.PrivateKey, "\n")[1]
+	for _, stream := range []bool{false, true} {
+		status, _, body := h.Do(t, "POST", "/v1/chat/completions",
+			fmt.Sprintf(`{"model":"gemini-2.5-flash","stream":%v,"messages":[{"role":"user","content":"hi"}]}`, stream))
+		e := checkProvErrorShape(t, body)
+		if status != 401 && status != 403 && !(status == 502 && e["code"] == "upstream_auth_failed") {
+			t.Errorf("stream=%v: %d %s, want a credential error", stream, status, body)
+		}
+		if bytes.Contains(body, []byte(keyLine[:20])) || bytes.Contains(body, []byte("PRIVATE KEY")) || bytes.Contains(body, []byte(vertexfake.DefaultClientEmail)) {
+			t.Errorf("stream=%v: the error leaks credential detail: %s", stream, body)
+		}
+	}
+	tokens, calls := 0, 0
+	for _, r := range rec.Posts() {
+		switch {
+		case r.Path == vertexfake.TokenPath:
+			tokens++
+			if r.Status != http.StatusBadRequest || !bytes.Contains(r.Body, []byte("assertion=")) {
+				t.Errorf("token request answered %d", r.Status)
+			}
+		case strings.Contains(r.Path, "/publishers/google/models/"):
+			calls++
+		}
+	}
+	if tokens == 0 || calls != 0 {
+		t.Errorf("%d token exchanges, %d model calls; want refused exchanges and no model call", tokens, calls)
 	}
 }
