@@ -101,22 +101,29 @@ func rpcError(httpStatus int, st *rpcStatus) *openai.Error {
 		code = "upstream_status_" + strconv.Itoa(status)
 	}
 	var e *openai.Error
-	switch status {
-	case http.StatusUnauthorized, http.StatusForbidden:
+	if status == http.StatusUnauthorized || status == http.StatusForbidden {
 		// Credential trouble is the operator's: the client gets a
 		// generic message, the log the detail.
 		provider.Logger().Warn("vertex: upstream refused the instance's credentials", "status", status, "detail", st.Message)
 		e = openai.NewError(status, openai.TypeForStatus(status), code, "vertex: the upstream refused the instance's credentials")
-	case http.StatusInternalServerError, http.StatusNotImplemented:
-		e = openai.NewError(status, openai.TypeServer, code, msg)
-	default:
-		e = openai.NewError(status, openai.TypeForStatus(status), code, msg)
-	}
-	if status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout && status != http.StatusInternalServerError && status != http.StatusNotImplemented {
-		e.Type = openai.TypeUpstream
+	} else {
+		e = openai.NewError(status, errorType(status), code, msg)
 	}
 	e.RetryAfter = retryInfo(st.Details)
 	return e
+}
+
+// errorType is the OpenAI error type of a mapped status: Google's own
+// server errors are server_error, other 5xx (a proxy's 502, say)
+// upstream_error.
+func errorType(status int) string {
+	switch {
+	case status == http.StatusInternalServerError, status == http.StatusNotImplemented:
+		return openai.TypeServer
+	case status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout:
+		return openai.TypeUpstream
+	}
+	return openai.TypeForStatus(status)
 }
 
 // retryInfo reads the delay of a google.rpc.RetryInfo detail.
