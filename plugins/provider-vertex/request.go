@@ -20,7 +20,8 @@ const (
 	roleModel = "model"
 )
 
-// inlineTypes are the media types Gemini reads as inline data or by URI.
+// inlineType reports whether Gemini reads a media type as inline data or
+// by URI.
 func inlineType(mime string) bool {
 	switch {
 	case mime == "application/pdf", mime == "text/plain":

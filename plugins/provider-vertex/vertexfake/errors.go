@@ -71,9 +71,10 @@ func writeFailure(w http.ResponseWriter, f Failure) {
 	writeStatus(w, f.Status, f.Message, details)
 }
 
-// invalidf is a 400 INVALID_ARGUMENT with a formatted message.
+// invalidError is the message of a 400 INVALID_ARGUMENT.
 type invalidError string
 
 func (e invalidError) Error() string { return string(e) }
 
+// invalidf returns an invalidError with a formatted message.
 func invalidf(format string, args ...any) error { return invalidError(fmt.Sprintf(format, args...)) }
