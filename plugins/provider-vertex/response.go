@@ -117,6 +117,9 @@ func translateResponse(gr *generateResponse, model string, created int64, newID 
 				case p.Thought:
 					// Reasoning summaries have no place in the OpenAI message.
 				case p.FunctionCall != nil:
+					if p.FunctionCall.Name == "" {
+						return nil, invalidResponse("function call without a name")
+					}
 					args, err := compactArgs(p.FunctionCall.Args)
 					if err != nil {
 						return nil, invalidResponse("function call args are not JSON")

@@ -176,12 +176,18 @@ func (s *streamer) run(sr *sseReader) error {
 		if len(bytes.TrimSpace(data)) == 0 {
 			continue
 		}
-		if st := parseStatus(data); st != nil {
-			return rpcError(0, st)
+		if bytes.HasPrefix(bytes.TrimSpace(data), []byte("[")) {
+			if st := parseStatus(data); st != nil {
+				return rpcError(0, st)
+			}
+			return protocolError("stream event is an array, not a GenerateContentResponse")
 		}
 		var gr generateResponse
 		if err := json.Unmarshal(data, &gr); err != nil {
 			return protocolError("stream event is not a GenerateContentResponse: %v", err)
+		}
+		if gr.Error != nil {
+			return rpcError(0, gr.Error)
 		}
 		if err := s.handle(&gr); err != nil {
 			return err
@@ -257,6 +263,9 @@ func (s *streamer) part(idx int, st *choiceState, p *part) error {
 	case p.Thought:
 		return nil
 	case p.FunctionCall != nil:
+		if p.FunctionCall.Name == "" {
+			return protocolError("function call without a name")
+		}
 		args, err := compactArgs(p.FunctionCall.Args)
 		if err != nil {
 			return protocolError("function call args are not JSON")
