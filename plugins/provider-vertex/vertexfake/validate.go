@@ -33,8 +33,10 @@ var (
 		"thoughtSignature", "videoMetadata", "executableCode", "codeExecutionResult")
 	blobFields     = fields("mimeType", "data", "displayName")
 	fileDataFields = fields("mimeType", "fileUri", "displayName")
-	callFields     = fields("id", "name", "args")
-	responseFields = fields("id", "name", "response")
+	// Vertex AI's v1 refuses the id fields of the Gemini Developer API on
+	// function calls and responses.
+	callFields     = fields("name", "args")
+	responseFields = fields("name", "response")
 	toolFields     = fields("functionDeclarations", "googleSearch", "googleSearchRetrieval", "codeExecution", "retrieval")
 	declFields     = fields("name", "description", "parameters", "parametersJsonSchema", "response")
 	toolConfFields = fields("functionCallingConfig", "retrievalConfig")
