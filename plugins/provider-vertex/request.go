@@ -282,11 +282,11 @@ func userParts(param string, c openai.Content, req *provider.Request) ([]part, e
 			}
 			out = append(out, x)
 		case openai.PartFile:
-			x, err := filePart(pp, p.File)
+			xs, err := fileParts(pp, p.File)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, x)
+			out = append(out, xs...)
 		case openai.PartDocument:
 			if p.Document == nil || p.Document.ID == "" {
 				return nil, openai.InvalidRequest(pp+".document", "document part was not resolved by the gateway")
@@ -299,11 +299,11 @@ func userParts(param string, c openai.Content, req *provider.Request) ([]part, e
 			if name == "" {
 				name = p.Document.Name
 			}
-			x, err := documentPart(pp, name, d.MIMEType, d.Data, d.Text)
+			xs, err := documentParts(pp, name, d.MIMEType, d.Data, d.Text)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, x)
+			out = append(out, xs...)
 		default:
 			return nil, openai.InvalidRequest(pp+".type", fmt.Sprintf("content part type %q is not supported by the vertex provider", p.Type))
 		}
@@ -339,49 +339,48 @@ func urlPart(param, u string) (part, error) {
 	return part{}, openai.InvalidRequest(param, "image url must be a gs://, http(s) or base64 data URL")
 }
 
-// filePart maps an OpenAI file part carrying inline data.
-func filePart(param string, f *openai.File) (part, error) {
+// fileParts maps an OpenAI file part carrying inline data.
+func fileParts(param string, f *openai.File) ([]part, error) {
 	if f == nil || f.FileData == "" {
-		return part{}, openai.InvalidRequest(param+".file", "file parts need file_data; uploaded file ids are not supported by the vertex provider")
+		return nil, openai.InvalidRequest(param+".file", "file parts need file_data; uploaded file ids are not supported by the vertex provider")
 	}
 	if strings.HasPrefix(f.FileData, "gs://") {
-		return urlPart(param+".file.file_data", f.FileData)
+		x, err := urlPart(param+".file.file_data", f.FileData)
+		return []part{x}, err
 	}
 	mime, data, err := parseDataURL(param+".file.file_data", f.FileData)
 	if err != nil {
-		return part{}, err
-	}
-	if inlineType(mime) {
-		if _, err := base64.StdEncoding.DecodeString(data); err != nil {
-			return part{}, openai.InvalidRequest(param+".file.file_data", "file_data is not valid base64")
-		}
-		return part{InlineData: &blob{MIMEType: mime, Data: data}}, nil
+		return nil, err
 	}
 	raw, err := base64.StdEncoding.DecodeString(data)
 	if err != nil {
-		return part{}, openai.InvalidRequest(param+".file.file_data", "file_data is not valid base64")
+		return nil, openai.InvalidRequest(param+".file.file_data", "file_data is not valid base64")
 	}
-	return documentPart(param, f.Filename, mime, raw, "")
+	return documentParts(param, f.Filename, mime, raw, "")
 }
 
-// documentPart maps a document: PDFs, images, audio and video as inline
-// data; anything with text (extracted, or text-like bytes) as a text part
-// headed by its name.
-func documentPart(param, name, mime string, data []byte, text string) (part, error) {
+// documentParts maps a document: a PDF as inline data after a text part
+// naming it, images, audio and video as inline data; anything with text
+// (extracted, or text-like bytes) as a text part headed by its name.
+func documentParts(param, name, mime string, data []byte, text string) ([]part, error) {
 	mime = strings.ToLower(strings.TrimSpace(strings.SplitN(mime, ";", 2)[0]))
 	switch {
 	case inlineType(mime) && mime != "text/plain" && len(data) > 0:
-		return part{InlineData: &blob{MIMEType: mime, Data: base64.StdEncoding.EncodeToString(data)}}, nil
+		inline := part{InlineData: &blob{MIMEType: mime, Data: base64.StdEncoding.EncodeToString(data)}}
+		if mime == "application/pdf" && name != "" {
+			return []part{{Text: "Document " + name + ":"}, inline}, nil
+		}
+		return []part{inline}, nil
 	case text != "":
 	case textLike(mime) && utf8.Valid(data) && len(data) > 0:
 		text = string(data)
 	default:
-		return part{}, openai.InvalidRequest(param, fmt.Sprintf("document %q (%s) has no text and is not a PDF or image; gemini models cannot read it", name, mime))
+		return nil, openai.InvalidRequest(param, fmt.Sprintf("document %q (%s) has no text and is not a PDF or image; gemini models cannot read it", name, mime))
 	}
 	if name != "" {
 		text = "Document " + name + ":\n" + text
 	}
-	return part{Text: text}, nil
+	return []part{{Text: text}}, nil
 }
 
 // textLike reports whether a media type is text a model can read as is.
