@@ -7,6 +7,7 @@ require (
 	github.com/llmproxy/llmproxy/plugins/provider-azure v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-bedrock v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-openai v0.0.0
+	github.com/llmproxy/llmproxy/plugins/provider-vertex v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-watsonx v0.0.0
 	github.com/llmproxy/llmproxy/sdk v0.0.0
 	github.com/openai/openai-go/v3 v3.98.0
@@ -41,3 +42,5 @@ replace github.com/llmproxy/llmproxy/plugins/provider-azure => ../plugins/provid
 replace github.com/llmproxy/llmproxy/plugins/provider-bedrock => ../plugins/provider-bedrock
 
 replace github.com/llmproxy/llmproxy/plugins/provider-watsonx => ../plugins/provider-watsonx
+
+replace github.com/llmproxy/llmproxy/plugins/provider-vertex => ../plugins/provider-vertex
