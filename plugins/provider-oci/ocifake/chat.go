@@ -365,7 +365,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, cr *chatRequest,
 		fin := msg(map[string]any{})
 		fin["finishReason"] = genericFinish(sc)
 		events = append(events, fin)
-		if cr.StreamOptions != nil && cr.StreamOptions.IsIncludeUsage {
+		if cr.StreamOptions != nil && cr.StreamOptions.IsIncludeUsage && !sc.OmitUsage {
 			events = append(events, map[string]any{"usage": usageJSON(sc.Usage)})
 		}
 	}

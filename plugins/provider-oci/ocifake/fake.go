@@ -100,6 +100,9 @@ type Scenario struct {
 	SplitWrites bool
 	// Pad adds a "pad" field of varying length to GENERIC events.
 	Pad bool
+	// OmitUsage leaves out the usage event of a GENERIC stream even when
+	// the request asked for it.
+	OmitUsage bool
 	// KeepOpen holds the connection open after the last event until the
 	// client goes away or the fake closes.
 	KeepOpen bool
