@@ -294,6 +294,9 @@ func translateCohereResponse(raw json.RawMessage, rm responseMeta) (*openai.Chat
 		msg.Content = &s
 	}
 	for i, tc := range cr.ToolCalls {
+		if tc.Name == "" {
+			return nil, badUpstream("a COHERE tool call has no name", nil)
+		}
 		msg.ToolCalls = append(msg.ToolCalls, openai.ToolCall{ID: callID(rm.id, i), Type: "function",
 			Function: openai.FunctionCall{Name: tc.Name, Arguments: cohereArgs(tc.Parameters)}})
 	}

@@ -284,6 +284,9 @@ func translateGenericResponse(raw json.RawMessage, rm responseMeta) (*openai.Cha
 			}
 			msg.Refusal = ch.Message.Refusal
 			for _, tc := range ch.Message.ToolCalls {
+				if tc.Name == "" {
+					return nil, badUpstream("a GENERIC tool call has no name", nil)
+				}
 				id := tc.ID
 				if id == "" {
 					id = callID(rm.id, calls)

@@ -336,6 +336,9 @@ func (st *streamer) cohereEvent(data []byte) error {
 // cohereCalls emits complete Cohere tool calls as new OpenAI calls.
 func (st *streamer) cohereCalls(cs *callState, calls []cohereToolCall) error {
 	for _, tc := range calls {
+		if tc.Name == "" {
+			return badUpstream("a streamed COHERE tool call has no name", nil)
+		}
 		i := len(cs.ids)
 		id := callID(st.meta.id, i)
 		cs.ids = append(cs.ids, id)
