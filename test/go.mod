@@ -6,6 +6,7 @@ require (
 	github.com/llmproxy/llmproxy/plugins/provider-anthropic v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-azure v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-bedrock v0.0.0
+	github.com/llmproxy/llmproxy/plugins/provider-oci v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-openai v0.0.0
 	github.com/llmproxy/llmproxy/sdk v0.0.0
 	github.com/openai/openai-go/v3 v3.98.0
@@ -38,3 +39,5 @@ replace github.com/llmproxy/llmproxy/plugins/provider-anthropic => ../plugins/pr
 replace github.com/llmproxy/llmproxy/plugins/provider-azure => ../plugins/provider-azure
 
 replace github.com/llmproxy/llmproxy/plugins/provider-bedrock => ../plugins/provider-bedrock
+
+replace github.com/llmproxy/llmproxy/plugins/provider-oci => ../plugins/provider-oci

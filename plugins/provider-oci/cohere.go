@@ -297,7 +297,7 @@ func translateCohereResponse(raw json.RawMessage, rm responseMeta) (*openai.Chat
 		if tc.Name == "" {
 			return nil, badUpstream("a COHERE tool call has no name", nil)
 		}
-		msg.ToolCalls = append(msg.ToolCalls, openai.ToolCall{ID: callID(rm.id, i), Type: "function",
+		msg.ToolCalls = append(msg.ToolCalls, openai.ToolCall{ID: callID(rm.seed, i), Type: "function",
 			Function: openai.FunctionCall{Name: tc.Name, Arguments: cohereArgs(tc.Parameters)}})
 	}
 	return &openai.ChatCompletion{ID: rm.id, Object: openai.ObjectChatCompletion, Created: rm.created, Model: rm.model,

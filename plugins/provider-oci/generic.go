@@ -251,7 +251,9 @@ func documentText(name, text string) string {
 
 // responseMeta is what every chunk or completion of one response shares.
 type responseMeta struct {
-	id      string
+	id string
+	// seed makes generated tool-call ids (see callID).
+	seed    string
 	model   string
 	created int64
 }
@@ -289,7 +291,7 @@ func translateGenericResponse(raw json.RawMessage, rm responseMeta) (*openai.Cha
 				}
 				id := tc.ID
 				if id == "" {
-					id = callID(rm.id, calls)
+					id = callID(rm.seed, calls)
 				}
 				calls++
 				msg.ToolCalls = append(msg.ToolCalls, openai.ToolCall{ID: id, Type: "function",

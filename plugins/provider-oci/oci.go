@@ -121,7 +121,7 @@ func (o *OCI) ChatCompletion(ctx context.Context, req *provider.Request) (*provi
 	if err := json.Unmarshal(raw, &cr); err != nil || len(cr.ChatResponse) == 0 {
 		return nil, badUpstream("response is not a chat result", err)
 	}
-	rm := responseMeta{id: completionID(resp.Header), model: chat.Model, created: o.created()}
+	rm := responseMeta{id: completionID(resp.Header), seed: callSeed(chat), model: chat.Model, created: o.created()}
 	var cc *openai.ChatCompletion
 	if tr.format == formatCohere {
 		cc, err = translateCohereResponse(cr.ChatResponse, rm)
@@ -164,7 +164,7 @@ func (o *OCI) ChatCompletionStream(ctx context.Context, req *provider.Request, w
 	st := &streamer{
 		w:            w,
 		format:       tr.format,
-		meta:         responseMeta{id: completionID(resp.Header), model: chat.Model, created: o.created()},
+		meta:         responseMeta{id: completionID(resp.Header), seed: callSeed(chat), model: chat.Model, created: o.created()},
 		includeUsage: chat.IncludeUsage(),
 		choices:      tr.choices,
 		usageWait:    s.usageWait,

@@ -513,3 +513,39 @@ func TestEventReaderLongLine(t *testing.T) {
 		t.Fatalf("want EOF, got %v", err)
 	}
 }
+
+// TestGeneratedIDs: ids made up for calls without one (COHERE, Google
+// models) are the same streamed or not, and new on every turn.
+func TestGeneratedIDs(t *testing.T) {
+	f := startFake(t)
+	o := newProvider(t, f, "")
+	f.SetScenario(ocifake.Scenario{ToolCalls: []ocifake.ToolCall{{Name: "get_weather", Arguments: `{"city":"Paris"}`}}})
+	first := body(cohereModel, `"messages":[{"role":"user","content":"Weather?"}],`+weatherTools)
+	ids := func(b string) (string, string) {
+		resp, err := o.ChatCompletion(context.Background(), &provider.Request{Body: []byte(b)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cc openai.ChatCompletion
+		_ = json.Unmarshal(resp.Body, &cc)
+		var got chunks
+		if err := o.ChatCompletionStream(context.Background(), &provider.Request{Body: withStream(t, []byte(b))}, &got); err != nil {
+			t.Fatal(err)
+		}
+		var acc openai.Accumulator
+		for _, c := range got {
+			_ = acc.Add(c)
+		}
+		return cc.Choices[0].Message.ToolCalls[0].ID, acc.Completion().Choices[0].Message.ToolCalls[0].ID
+	}
+	u1, s1 := ids(first)
+	if u1 != s1 {
+		t.Errorf("unary id %s, streamed id %s", u1, s1)
+	}
+	second := body(cohereModel, `"messages":[{"role":"user","content":"Weather?"},{"role":"assistant","tool_calls":[{"id":"`+u1+`","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},`+
+		`{"role":"tool","tool_call_id":"`+u1+`","content":"sunny"},{"role":"user","content":"And again?"}],`+weatherTools)
+	u2, s2 := ids(second)
+	if u2 != s2 || u2 == u1 {
+		t.Errorf("second turn ids %s/%s, first turn %s", u2, s2, u1)
+	}
+}

@@ -274,7 +274,7 @@ func (st *streamer) toolFragment(idx int, tc genericToolCall) error {
 		id = cs.pendingID
 	}
 	if id == "" {
-		id = callID(st.meta.id, st.callCount())
+		id = callID(st.meta.seed, st.callCount())
 	}
 	args := cs.pendingArgs + tc.Arguments
 	cs.pendingID, cs.pendingArgs = "", ""
@@ -340,7 +340,7 @@ func (st *streamer) cohereCalls(cs *callState, calls []cohereToolCall) error {
 			return badUpstream("a streamed COHERE tool call has no name", nil)
 		}
 		i := len(cs.ids)
-		id := callID(st.meta.id, i)
+		id := callID(st.meta.seed, i)
 		cs.ids = append(cs.ids, id)
 		if err := st.write(st.chunk(0, openai.Delta{ToolCalls: []openai.ToolCall{{Index: &i, ID: id, Type: "function",
 			Function: openai.FunctionCall{Name: tc.Name, Arguments: ""}}}}, nil)); err != nil {

@@ -228,9 +228,20 @@ func compactObject(param, args string) (json.RawMessage, error) {
 
 // callID is the id given to the index-th tool call of a response that
 // came without one (Cohere never sends ids, Google models on OCI often
-// do not): stable for one response and unique across responses, since
-// the response id is.
-func callID(responseID string, index int) string {
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", responseID, index)))
+// do not). seed is the conversation's fingerprint (see callSeed), so the
+// id is the same whether the answer is streamed or not, and differs from
+// turn to turn because every turn's conversation is longer.
+func callID(seed string, index int) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", seed, index)))
 	return "call_" + hex.EncodeToString(sum[:12])
+}
+
+// callSeed fingerprints what a request asks: model, messages and tools.
+func callSeed(chat *openai.ChatRequest) string {
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	_ = enc.Encode(chat.Model)
+	_ = enc.Encode(chat.Messages)
+	_ = enc.Encode(chat.Tools)
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -195,6 +195,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	s.mu.Lock()
 	sc := s.scenario
+	if len(s.queue) > 0 {
+		sc, s.queue = s.queue[0], s.queue[1:]
+	}
 	s.mu.Unlock()
 	if sc.Text == "" && len(sc.ToolCalls) == 0 {
 		sc.Text = "Hello from OCI."

@@ -153,6 +153,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	scenario Scenario
+	queue    []Scenario
 	failures []Failure
 	requests int
 	log      []Request
@@ -256,6 +257,15 @@ func (s *Server) SetScenario(sc Scenario) {
 	s.scenario = sc
 }
 
+// QueueScenarios sets the answers to the next chat requests, one each, in
+// order; later requests get the SetScenario answer again. A two-turn tool
+// flow queues the tool calls, then the final text.
+func (s *Server) QueueScenarios(scs ...Scenario) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queue = append(s.queue, scs...)
+}
+
 // FailNext makes the next n correctly signed requests fail with f.
 func (s *Server) FailNext(n int, f Failure) {
 	s.mu.Lock()
@@ -270,7 +280,7 @@ func (s *Server) FailNext(n int, f Failure) {
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.scenario, s.failures, s.requests, s.log = Scenario{}, nil, 0, nil
+	s.scenario, s.queue, s.failures, s.requests, s.log = Scenario{}, nil, nil, 0, nil
 }
 
 // Requests returns a copy of every request received since the last Reset.
