@@ -495,3 +495,38 @@ func TestOCIStreamsHeldOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestOCITransparentAndEmbeddings: a native chat request through
+// /-oci/oracle_ai/... is re-signed by the plugin (the client's llmproxy key
+// never reaches OCI) and relayed, streamed too; /v1/embeddings is served
+// by embedText.
+func TestOCITransparentAndEmbeddings(t *testing.T) {
+	h, f, rec := startOCIGateway(t, "")
+	f.SetScenario(ocifake.Scenario{Text: "native answer", KeepOpen: false})
+	for _, stream := range []string{"false", "true"} {
+		native := `{"compartmentId":"` + f.Compartment() + `","servingMode":{"servingType":"ON_DEMAND","modelId":"` + ociGenericModel + `"},` +
+			`"chatRequest":{"apiFormat":"GENERIC","messages":[{"role":"USER","content":[{"type":"TEXT","text":"hi"}]}],"maxTokens":20,"isStream":` + stream + `}}`
+		status, hdr, body := h.Do(t, "POST", "/-oci/oracle_ai/20231130/actions/chat", native, "Content-Type", "application/json")
+		if status != 200 || !strings.Contains(string(body), "native") {
+			t.Fatalf("transparent chat (stream %s): %d %s", stream, status, body)
+		}
+		if hdr.Get("opc-request-id") == "" {
+			t.Errorf("opc-request-id not relayed")
+		}
+		up := rec.LastPost(t)
+		if auth := up.Header.Get("Authorization"); strings.Contains(auth, harness.Key) || !strings.HasPrefix(auth, "Signature ") || up.Status != 200 {
+			t.Errorf("upstream saw Authorization %q, answered %d", auth, up.Status)
+		}
+	}
+	status, _, body := h.Do(t, "POST", "/v1/embeddings", `{"model":"cohere.embed-english-v3.0","input":["first input","second input"]}`)
+	if status != 200 {
+		t.Fatalf("embeddings: %d %s", status, body)
+	}
+	var er openai.EmbeddingsResponse
+	if err := json.Unmarshal(body, &er); err != nil || len(er.Data) != 2 || er.Data[1].Index != 1 || er.Usage.PromptTokens != 4 {
+		t.Errorf("embeddings response %s", body)
+	}
+	if up := rec.LastPost(t); up.Path != "/20231130/actions/embedText" {
+		t.Errorf("embeddings went to %s", up.Path)
+	}
+}
