@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -547,5 +548,40 @@ func TestGeneratedIDs(t *testing.T) {
 	u2, s2 := ids(second)
 	if u2 != s2 || u2 == u1 {
 		t.Errorf("second turn ids %s/%s, first turn %s", u2, s2, u1)
+	}
+}
+
+// TestResourcePrincipalAuth signs with an OCI resource principal (version
+// 2.2: session token and key in the environment, no network call): the
+// fake trusts the session key under keyId "ST$<token>".
+func TestResourcePrincipalAuth(t *testing.T) {
+	f := startFake(t)
+	seg := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	rpst := seg(map[string]string{"alg": "RS256", "typ": "JWT"}) + "." +
+		seg(map[string]any{"exp": time.Now().Add(time.Hour).Unix(), "res_tenant": ocifake.DefaultTenancy, "res_compartment": f.Compartment(), "res_type": "datasciencenotebooksession"}) +
+		"." + base64.RawURLEncoding.EncodeToString([]byte("signature"))
+	t.Setenv("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2")
+	t.Setenv("OCI_RESOURCE_PRINCIPAL_RPST", rpst)
+	t.Setenv("OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM", f.Key().PrivatePEM)
+	t.Setenv("OCI_RESOURCE_PRINCIPAL_REGION", "us-chicago-1")
+	o := &OCI{}
+	err := o.Configure(context.Background(), &provider.Config{Instance: "rp",
+		JSON: []byte(`{"auth":"resource_principal","endpoint":"` + f.URL() + `","compartment_id":"` + f.Compartment() + `"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &provider.Request{Body: []byte(body(genericModel, hello))}
+	if _, err := o.ChatCompletion(context.Background(), req); errorStatus(err) != 401 {
+		t.Fatalf("before the fake trusts the session key: want 401, got %v", err)
+	}
+	f.TrustKey("ST$"+rpst, f.Key().Public)
+	if _, err := o.ChatCompletion(context.Background(), req); err != nil {
+		t.Fatalf("chat signed by the resource principal: %v", err)
+	}
+	if auth := f.LastRequest().Header.Get("Authorization"); !strings.Contains(auth, `keyId="ST$`+rpst+`"`) {
+		t.Errorf("Authorization %q does not use the session token", auth)
 	}
 }
