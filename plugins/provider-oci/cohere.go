@@ -74,6 +74,13 @@ func cohereRequestFor(chat *openai.ChatRequest, req *provider.Request, maxTokens
 				return nil, err
 			}
 			c.Documents = append(c.Documents, docs...)
+			// Consecutive user messages are one turn for Cohere.
+			if n := len(history); n > 0 && history[n-1].Role == cohereUser {
+				if s != "" {
+					history[n-1].Message = strings.TrimPrefix(history[n-1].Message+"\n\n"+s, "\n\n")
+				}
+				continue
+			}
 			history = append(history, cohereMsg{Role: cohereUser, Message: s})
 		case openai.RoleAssistant:
 			s, err := textOnly(param, m.Content)
