@@ -54,6 +54,10 @@ func (er *eventReader) next() ([]byte, error) {
 		payload, ok := bytes.CutPrefix(line, []byte("data:"))
 		if ok {
 			payload = bytes.TrimSpace(payload)
+			if err != nil && !json.Valid(payload) {
+				// The body ended inside an event.
+				return nil, errCut
+			}
 			if len(payload) > 0 && !bytes.Equal(payload, []byte("[DONE]")) {
 				return payload, nil
 			}
@@ -64,6 +68,9 @@ func (er *eventReader) next() ([]byte, error) {
 		line = line[:0]
 	}
 }
+
+// errCut reports a body that ended in the middle of an event.
+var errCut = errors.New("oci: the stream was cut off inside an event")
 
 // readResult is one event or the error that ended the body.
 type readResult struct {
@@ -139,7 +146,7 @@ func (st *streamer) run(ctx context.Context, body io.Reader) error {
 			return ctx.Err()
 		}
 		if ev.err != nil {
-			if errors.Is(ev.err, io.EOF) {
+			if errors.Is(ev.err, io.EOF) || errors.Is(ev.err, errCut) {
 				if st.done() {
 					return st.end()
 				}
