@@ -585,3 +585,39 @@ func TestResourcePrincipalAuth(t *testing.T) {
 		t.Errorf("Authorization %q does not use the session token", auth)
 	}
 }
+
+// TestInstancePrincipalAuth signs as an OCI compute instance: oci-go-sdk
+// reads the identity certificate from the (fake) metadata service,
+// exchanges it at the (fake) federation endpoint for a security token,
+// and signs with its session key; the fake verifies every step.
+func TestInstancePrincipalAuth(t *testing.T) {
+	f := startFake(t)
+	ip, err := ocifake.NewInstancePrincipal(f, "us-chicago-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ip.Close() })
+	for k, v := range ip.Env() {
+		t.Setenv(k, v)
+	}
+	o := &OCI{}
+	err = o.Configure(context.Background(), &provider.Config{Instance: "ip",
+		JSON: []byte(`{"auth":"instance_principal","endpoint":"` + f.URL() + `","compartment_id":"` + f.Compartment() + `"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := o.ChatCompletion(context.Background(), &provider.Request{Body: []byte(body(genericModel, hello))}); err != nil {
+			t.Fatalf("chat signed by the instance principal: %v", err)
+		}
+	}
+	if auth := f.LastRequest().Header.Get("Authorization"); !strings.Contains(auth, `keyId="ST$`) {
+		t.Errorf("Authorization %q does not use a security token", auth)
+	}
+	if n := ip.Tokens(); n != 1 {
+		t.Errorf("%d security tokens issued; the token must be cached", n)
+	}
+	if s := o.state.Load(); s.region != "us-chicago-1" {
+		t.Errorf("region %q, want the metadata service's", s.region)
+	}
+}

@@ -96,7 +96,10 @@ func parseSignature(h string) (signatureParams, error) {
 // x-content-sha256 for bodies), x-content-sha256 and content-length must
 // match the body, the date must be fresh, and the RSA-SHA256 signature
 // over the signing string must verify with the public key.
-func verify(r *http.Request, body []byte, keys map[string]*rsa.PublicKey, now time.Time) error {
+//
+// generic lists the headers every request must sign; nil means date,
+// (request-target) and host.
+func verify(r *http.Request, body []byte, keys map[string]*rsa.PublicKey, now time.Time, generic ...string) error {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
 		return errors.New("missing authorization header")
@@ -113,7 +116,10 @@ func verify(r *http.Request, body []byte, keys map[string]*rsa.PublicKey, now ti
 		return fmt.Errorf("unknown keyId %q", p.keyID)
 	}
 	headers := strings.Fields(strings.ToLower(p.headers))
-	required := []string{"date", "(request-target)", "host"}
+	required := append([]string(nil), generic...)
+	if len(required) == 0 {
+		required = []string{"date", "(request-target)", "host"}
+	}
 	if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
 		required = append(required, "content-length", "content-type", "x-content-sha256")
 	}
@@ -171,4 +177,10 @@ func verify(r *http.Request, body []byte, keys map[string]*rsa.PublicKey, now ti
 		return errors.New("signature does not verify")
 	}
 	return nil
+}
+
+// sha256Sum is sha256.Sum256 as a slice.
+func sha256Sum(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
 }
