@@ -232,9 +232,9 @@ func TestOCINodeSDK(t *testing.T) {
 			sc := of.text()
 			sc.ErrorAfter = 3
 			f.SetScenario(sc)
-			se := runProvidersNode(t, h, "stream_error", of.model)
-			if se.Class == "" || se.Error == nil && se.Status == 0 {
-				t.Errorf("mid-stream error not raised as an API error: %+v", se)
+			se := ociRunNode(t, h, "stream_error", of.model)
+			if n, _ := se["chunks_before_error"].(float64); n < 1 || se["class"] == nil || !strings.Contains(fmt.Sprint(se["message"]), "failed") {
+				t.Errorf("mid-stream error not raised by the SDK as an API error after the first chunks: %v", se)
 			}
 		})
 	}
