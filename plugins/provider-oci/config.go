@@ -99,8 +99,8 @@ type keySource interface {
 }
 
 // newKeySource builds the oci-go-sdk configuration provider for an auth
-// mode. It is a variable so tests can count or replace it.
-var newKeySource = func(mode string, raw *rawConfig, creds map[string]string) (keySource, error) {
+// mode.
+func newKeySource(mode string, raw *rawConfig, creds map[string]string) (keySource, error) {
 	switch mode {
 	case authAPIKey:
 		var pass *string
@@ -209,15 +209,20 @@ func parseConfig(cfg *provider.Config) (*settings, error) {
 		return nil, schema.Errorf([]string{"auth"}, "cannot set up OCI %s authentication: %s", mode, redact(err.Error(), cfg.Credentials))
 	}
 	// A key that does not parse fails here, not on the first request.
-	if _, err := src.PrivateRSAKey(); err != nil {
-		path := []string{"auth"}
-		if mode == authAPIKey {
-			path = []string{"credentials", "private_key"}
+	// Principals obtain their session key and token from OCI on first
+	// use: a refused token exchange then fails requests with 401, which
+	// the host reports as an upstream credential failure.
+	if mode == authAPIKey || mode == authConfigFile {
+		if _, err := src.PrivateRSAKey(); err != nil {
+			path := []string{"auth"}
+			if mode == authAPIKey {
+				path = []string{"credentials", "private_key"}
+			}
+			return nil, schema.Errorf(path, "cannot load the OCI signing key: %s", redact(err.Error(), cfg.Credentials))
 		}
-		return nil, schema.Errorf(path, "cannot load the OCI signing key: %s", redact(err.Error(), cfg.Credentials))
-	}
-	if _, err := src.KeyID(); err != nil {
-		return nil, schema.Errorf([]string{"auth"}, "cannot build the OCI key id: %s", redact(err.Error(), cfg.Credentials))
+		if _, err := src.KeyID(); err != nil {
+			return nil, schema.Errorf([]string{"auth"}, "cannot build the OCI key id: %s", redact(err.Error(), cfg.Credentials))
+		}
 	}
 	s.signer = common.DefaultRequestSigner(src)
 

@@ -621,3 +621,35 @@ func TestInstancePrincipalAuth(t *testing.T) {
 		t.Errorf("region %q, want the metadata service's", s.region)
 	}
 }
+
+// TestInstancePrincipalTokenRefused: when the federation endpoint refuses
+// the token exchange, requests fail with a 401 the host treats as an
+// upstream credential failure, and the message names no secret.
+func TestInstancePrincipalTokenRefused(t *testing.T) {
+	f := startFake(t)
+	ip, err := ocifake.NewInstancePrincipal(f, "us-chicago-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ip.Close() })
+	t.Setenv("OCI_METADATA_BASE_URL", ip.Env()["OCI_METADATA_BASE_URL"])
+	// The inference fake does not know the instance's leaf key: it
+	// refuses the federation request.
+	t.Setenv("OCI_SDK_AUTH_CLIENT_REGION_URL", f.URL())
+	o := &OCI{}
+	err = o.Configure(context.Background(), &provider.Config{Instance: "ip",
+		JSON: []byte(`{"auth":"instance_principal","endpoint":"` + f.URL() + `","compartment_id":"` + f.Compartment() + `"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = o.ChatCompletion(context.Background(), &provider.Request{Body: []byte(body(genericModel, hello))})
+	var oe *openai.Error
+	if !errors.As(err, &oe) || oe.Status != http.StatusUnauthorized || strings.Contains(oe.Message, "PRIVATE KEY") {
+		t.Fatalf("want a generic 401, got %v", err)
+	}
+	for _, r := range f.Requests() {
+		if r.Path == chatPath {
+			t.Errorf("a chat request went out unsigned or signed without a token")
+		}
+	}
+}
