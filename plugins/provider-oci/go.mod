@@ -2,7 +2,10 @@ module github.com/llmproxy/llmproxy/plugins/provider-oci
 
 go 1.26.0
 
-require github.com/llmproxy/llmproxy/sdk v0.0.0
+require (
+	github.com/llmproxy/llmproxy/sdk v0.0.0
+	github.com/oracle/oci-go-sdk/v65 v65.131.0
+)
 
 require (
 	github.com/agext/levenshtein v1.2.1 // indirect
@@ -26,7 +29,6 @@ require (
 	github.com/mattn/go-colorable v0.1.12 // indirect
 	github.com/mattn/go-isatty v0.0.17 // indirect
 	github.com/oklog/run v1.1.0 // indirect
-	github.com/oracle/oci-go-sdk/v65 v65.131.0
 	github.com/sony/gobreaker/v2 v2.4.0 // indirect
 	github.com/youmark/pkcs8 v0.0.0-20240726163527-a2c0da244d78 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
