@@ -6,6 +6,7 @@ require (
 	github.com/llmproxy/llmproxy/plugins/provider-anthropic v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-azure v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-bedrock v0.0.0
+	github.com/llmproxy/llmproxy/plugins/provider-oci v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-openai v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-vertex v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-watsonx v0.0.0
@@ -44,3 +45,4 @@ replace github.com/llmproxy/llmproxy/plugins/provider-bedrock => ../plugins/prov
 replace github.com/llmproxy/llmproxy/plugins/provider-watsonx => ../plugins/provider-watsonx
 
 replace github.com/llmproxy/llmproxy/plugins/provider-vertex => ../plugins/provider-vertex
+replace github.com/llmproxy/llmproxy/plugins/provider-oci => ../plugins/provider-oci
