@@ -45,4 +45,5 @@ replace github.com/llmproxy/llmproxy/plugins/provider-bedrock => ../plugins/prov
 replace github.com/llmproxy/llmproxy/plugins/provider-watsonx => ../plugins/provider-watsonx
 
 replace github.com/llmproxy/llmproxy/plugins/provider-vertex => ../plugins/provider-vertex
+
 replace github.com/llmproxy/llmproxy/plugins/provider-oci => ../plugins/provider-oci
