@@ -68,15 +68,7 @@ route "ibm/*" {
 
 // wxModelPosts are the recorded POSTs to the watsonx.ai API (token
 // exchanges left out).
-func (g *wxGateway) wxModelPosts() []provRecord {
-	var out []provRecord
-	for _, r := range g.rec.Posts() {
-		if r.Path != "/identity/token" {
-			out = append(out, r)
-		}
-	}
-	return out
-}
+func (g *wxGateway) wxModelPosts() []provRecord { return wxModelPosts(g.rec) }
 
 // wxText and wxTools script the fake's plain and tool-calling answers.
 func wxText(f *watsonxfake.Server) {
