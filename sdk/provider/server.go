@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -63,6 +64,9 @@ func (s *server) Describe(ctx context.Context, _ *providerv1.DescribeRequest) (*
 		Capabilities: capabilities(s.impl, d.Capabilities),
 		ConfigSchema: rpc.SchemaToProto(d.ConfigSchema),
 		Credentials:  rpc.CredentialsToProto(d.Credentials),
+		// The interceptors of rpc.Serve send response headers as each call
+		// starts, and the data path sends accept frames.
+		AcknowledgesCalls: true,
 	}
 	if s.data != nil {
 		out.DataAddress, out.DataToken = s.data.Address, s.data.Token
@@ -217,15 +221,47 @@ func (s *server) ListModels(ctx context.Context, r *providerv1.ListModelsRequest
 	return out, nil
 }
 
+// Health runs the HealthChecker within three quarters of the host's
+// deadline. A check that takes longer (a slow upstream) is answered "not
+// ok" in time, so that the host marks the instance degraded rather than
+// counting a missed check, which it reserves for a plugin that does not
+// answer at all.
 func (s *server) Health(ctx context.Context, _ *pluginv1.HealthRequest) (*pluginv1.HealthResponse, error) {
 	h, ok := s.impl.(HealthChecker)
 	if !ok {
 		return &pluginv1.HealthResponse{Ok: true}, nil
 	}
-	if err := h.Health(ctx); err != nil {
+	if err := checkHealth(ctx, h); err != nil {
 		return &pluginv1.HealthResponse{Ok: false, Message: err.Error()}, nil
 	}
 	return &pluginv1.HealthResponse{Ok: true}, nil
+}
+
+// checkHealth runs h.Health, giving up (with an error) at three quarters
+// of ctx's remaining time.
+func checkHealth(ctx context.Context, h HealthChecker) error {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return h.Health(ctx)
+	}
+	budget := time.Until(dl) * 3 / 4
+	cctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- rpc.Recovered("Health", r)
+			}
+		}()
+		done <- h.Health(cctx)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-cctx.Done():
+		return fmt.Errorf("the health check did not finish within %v", budget.Round(time.Millisecond))
+	}
 }
 
 func (s *server) Passthrough(r *providerv1.PassthroughRequest, stream providerv1.Provider_PassthroughServer) error {
