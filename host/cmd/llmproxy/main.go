@@ -124,7 +124,7 @@ func run() int {
 		logger.Error("invalid api_key config", "error", err)
 		return 2
 	}
-	rtr, err := router.New(cfg.Routes)
+	rtr, err := router.New(cfg.Routes, &cfg.Server)
 	if err != nil {
 		logger.Error("invalid route config", "error", err)
 		return 2
@@ -144,9 +144,13 @@ func run() int {
 		docCfg = cfg.Documents.WithDefaults()
 	}
 
+	sup := cfg.Server.Supervision()
 	mgr := plugins.Start(cfg, plugins.Options{
-		Dir:     cfg.Server.PluginsDir,
-		BaseDir: base,
+		Dir:            cfg.Server.PluginsDir,
+		BaseDir:        base,
+		HealthInterval: sup.Interval,
+		HealthTimeout:  sup.Timeout,
+		HealthFailures: sup.Failures,
 		Settings: map[string]string{
 			"public_url": cfg.Server.PublicURL,
 			"log_level":  logger.GetLevel().String(),
@@ -220,13 +224,13 @@ func reportInstances(log hclog.Logger, m *plugins.Manager) {
 	sort.Strings(names)
 	var ready []string
 	for _, n := range names {
-		if st[n].State == plugins.Ready {
+		if st[n].Serving() {
 			ready = append(ready, n)
 		}
 	}
 	log.Info("instances settled", "ready", strings.Join(ready, ","), "total", len(names))
 	for _, n := range names {
-		if s := st[n]; s.State != plugins.Ready {
+		if s := st[n]; !s.Serving() {
 			log.Info("instance not serving", "instance", n, "state", s.State, "reason", s.Reason)
 		}
 	}
