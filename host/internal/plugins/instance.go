@@ -262,6 +262,14 @@ func (in *Instance) UpstreamRejectedCredentials() {
 	in.degrade(reasonUpstream, "upstream rejected credentials")
 }
 
+// Unresponsive marks the instance degraded because a request saw its
+// plugin fail to take a call in time, and asks for a health check now;
+// the next answered health check clears it.
+func (in *Instance) Unresponsive(why string) {
+	in.degrade(reasonMissed, why)
+	in.Poke()
+}
+
 // Served records that a call through the instance succeeded, clearing a
 // credentials degradation.
 func (in *Instance) Served() {

@@ -158,7 +158,7 @@ func (a *try) end() {
 func (r *call) explain(a *try, err error) error {
 	switch cause := context.Cause(a.ctx); {
 	case errors.Is(cause, errConnectTimeout):
-		a.in.Poke()
+		a.in.Unresponsive(fmt.Sprintf("plugin did not take a call within %v", a.target.Bounds.Connect))
 		return openai.NewError(http.StatusGatewayTimeout, openai.TypeTimeout, "plugin_connect_timeout",
 			fmt.Sprintf("instance %s did not take the call within %v", a.target.Instance, a.target.Bounds.Connect))
 	case errors.Is(cause, errFirstByteTimeout):
