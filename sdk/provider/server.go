@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -231,37 +230,10 @@ func (s *server) Health(ctx context.Context, _ *pluginv1.HealthRequest) (*plugin
 	if !ok {
 		return &pluginv1.HealthResponse{Ok: true}, nil
 	}
-	if err := checkHealth(ctx, h); err != nil {
+	if err := rpc.CheckHealth(ctx, h.Health); err != nil {
 		return &pluginv1.HealthResponse{Ok: false, Message: err.Error()}, nil
 	}
 	return &pluginv1.HealthResponse{Ok: true}, nil
-}
-
-// checkHealth runs h.Health, giving up (with an error) at three quarters
-// of ctx's remaining time.
-func checkHealth(ctx context.Context, h HealthChecker) error {
-	dl, ok := ctx.Deadline()
-	if !ok {
-		return h.Health(ctx)
-	}
-	budget := time.Until(dl) * 3 / 4
-	cctx, cancel := context.WithTimeout(ctx, budget)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				done <- rpc.Recovered("Health", r)
-			}
-		}()
-		done <- h.Health(cctx)
-	}()
-	select {
-	case err := <-done:
-		return err
-	case <-cctx.Done():
-		return fmt.Errorf("the health check did not finish within %v", budget.Round(time.Millisecond))
-	}
 }
 
 func (s *server) Passthrough(r *providerv1.PassthroughRequest, stream providerv1.Provider_PassthroughServer) error {
