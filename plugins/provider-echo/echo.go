@@ -25,12 +25,16 @@ const Version = "0.1.0"
 // them; streams send the reply word by word.
 type Echo struct {
 	cfg atomic.Pointer[echoConfig]
+	// sickUntil is when a fault-sick-* request's unhealthiness ends
+	// (unix nanoseconds).
+	sickUntil atomic.Int64
 }
 
 var (
 	_ provider.Provider      = (*Echo)(nil)
 	_ provider.Embedder      = (*Echo)(nil)
 	_ provider.Passthrougher = (*Echo)(nil)
+	_ provider.HealthChecker = (*Echo)(nil)
 )
 
 type echoConfig struct {

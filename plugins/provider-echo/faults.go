@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 //	fault-forbidden      the "upstream" answers 403
 //	fault-newline        stream chunks are pretty-printed JSON, with raw newlines
 //	fault-silent-<dur>   a stream sends nothing for <dur> (e.g. "5s"), then replies
+//	fault-sick-<dur>     replies, then fails its health checks for <dur>
 //
 // Any other model name behaves normally.
 const faultPrefix = "fault-"
@@ -45,6 +47,12 @@ func (e *Echo) fault(ctx context.Context, req *provider.Request, stream bool) er
 	case name == "forbidden":
 		return openai.NewError(http.StatusForbidden, openai.TypePermission, "permission_denied",
 			"The key "+upstreamSecret+" may not use this project")
+	case strings.HasPrefix(name, "sick-"):
+		d, err := time.ParseDuration(strings.TrimPrefix(name, "sick-"))
+		if err != nil {
+			return openai.InvalidRequest("model", "fault-sick-<duration>: "+err.Error())
+		}
+		e.sickUntil.Store(time.Now().Add(d).UnixNano())
 	case strings.HasPrefix(name, "silent-") && stream:
 		d, err := time.ParseDuration(strings.TrimPrefix(name, "silent-"))
 		if err != nil {
@@ -70,4 +78,13 @@ func (e *Echo) writeChunk(w provider.ChunkWriter, req *provider.Request, c *open
 		return w.WriteChunk(b)
 	}
 	return provider.WriteChunk(w, c)
+}
+
+// Health implements provider.HealthChecker: healthy, except after a
+// fault-sick-<dur> request, for that long.
+func (e *Echo) Health(context.Context) error {
+	if time.Now().UnixNano() < e.sickUntil.Load() {
+		return errors.New("echo: the upstream is unreachable (fault-sick)")
+	}
+	return nil
 }

@@ -65,6 +65,20 @@ func TestFaults(t *testing.T) {
 		t.Errorf("fault-newline chunks have no raw newline: %q", got)
 	}
 
+	if err := on.Health(context.Background()); err != nil {
+		t.Fatalf("healthy echo: %v", err)
+	}
+	if _, err := on.ChatCompletion(context.Background(), faultRequest("fault-sick-300ms")); err != nil {
+		t.Fatal(err)
+	}
+	if err := on.Health(context.Background()); err == nil {
+		t.Error("healthy right after fault-sick-300ms")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := on.Health(context.Background()); err != nil {
+		t.Errorf("still sick after 300ms: %v", err)
+	}
+
 	start := time.Now()
 	got = nil
 	if err := on.ChatCompletionStream(context.Background(), faultRequest("fault-silent-200ms"), &got); err != nil {

@@ -386,6 +386,36 @@ func TestSupervisorUpstreamAuth(t *testing.T) {
 	}
 }
 
+// TestSupervisorHealthChecker makes a provider's HealthChecker fail for
+// three seconds: /readyz reports the instance degraded with the checker's
+// reason within a health interval, routes prefer the healthy target, the
+// process is not restarted, and the instance is ready again once its
+// checks pass.
+func TestSupervisorHealthChecker(t *testing.T) {
+	h := startFaults(t)
+	before := spineInstances(t, h)["faulty"]
+	if status, body := supChat(t, h, "fault-sick-3s", false); status != 200 {
+		t.Fatalf("fault-sick-3s: %d %s", status, body)
+	}
+	sick := time.Now()
+	st := h.WaitInstance(t, "faulty", "degraded", supHealthInterval+time.Second)
+	t.Logf("degraded %v after the checker turned: %+v", time.Since(sick), st)
+	if !strings.Contains(st.Reason, "health check failed: echo: the upstream is unreachable") {
+		t.Errorf("reason %q", st.Reason)
+	}
+	if status, body := supChat(t, h, "prefer-healthy", false); status != 200 || !strings.HasPrefix(supContent(t, body), "good: ") {
+		t.Errorf("prefer-healthy with faulty degraded: %d %s", status, body)
+	}
+	st = h.WaitInstance(t, "faulty", "ready", 3*time.Second+2*supHealthInterval)
+	t.Logf("ready again %v after the checker turned", time.Since(sick))
+	if st.PID != before.PID || st.Restarts != before.Restarts {
+		t.Errorf("before %+v, after %+v; a failing health checker must not restart the plugin", before, st)
+	}
+	if status, body := supChat(t, h, "prefer-healthy", false); status != 200 || !strings.HasPrefix(supContent(t, body), "You said: ") {
+		t.Errorf("prefer-healthy with faulty healthy again: %d %s", status, body)
+	}
+}
+
 // TestSupervisorStreams covers the framing and timing of streams: chunks
 // with raw newlines, an upstream silent for longer than the keepalive
 // period, and a first-byte timeout that fails over.
