@@ -133,6 +133,8 @@ type keepalive struct {
 
 func startKeepalive(w *bufio.Writer, every time.Duration) *keepalive {
 	k := &keepalive{w: w, every: every}
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	k.t = time.AfterFunc(every, k.fire)
 	return k
 }

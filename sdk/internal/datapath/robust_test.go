@@ -89,8 +89,12 @@ func TestHelloIsBoundedInSizeAndTime(t *testing.T) {
 		}
 	})
 	t.Run("silent", func(t *testing.T) {
-		defer func(d time.Duration) { helloTimeout = d }(helloTimeout)
-		helloTimeout = 300 * time.Millisecond
+		const helloTimeout = 300 * time.Millisecond
+		s, err := listen(echoHandler{}, helloTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
 		nc, err := net.Dial("unix", s.Address)
 		if err != nil {
 			t.Fatal(err)

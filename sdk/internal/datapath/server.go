@@ -40,11 +40,15 @@ type Server struct {
 	dir     string
 	ln      net.Listener
 	handler Handler
+	// hello bounds the wait for a connection's hello frame.
+	hello time.Duration
 	wg      sync.WaitGroup
 }
 
 // Listen starts a Server in a fresh private directory.
-func Listen(h Handler) (*Server, error) {
+func Listen(h Handler) (*Server, error) { return listen(h, helloTimeout) }
+
+func listen(h Handler, hello time.Duration) (*Server, error) {
 	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
 		return nil, err
@@ -61,7 +65,7 @@ func Listen(h Handler) (*Server, error) {
 	}
 	token := make([]byte, 32)
 	rand.Read(token)
-	s := &Server{Address: addr, Token: token, dir: dir, ln: ln, handler: h}
+	s := &Server{Address: addr, Token: token, dir: dir, ln: ln, handler: h, hello: hello}
 	go s.accept()
 	return s, nil
 }
@@ -101,7 +105,7 @@ func (p *pushback) Read(b []byte) (int, error) {
 
 // helloTimeout bounds how long a new connection may take to present its
 // token.
-var helloTimeout = 5 * time.Second
+const helloTimeout = 5 * time.Second
 
 // flagAccept, appended to the token in the hello frame, asks for accept
 // frames.
@@ -145,7 +149,7 @@ func (s *Server) serve(c net.Conn) {
 	pc := &pushback{Conn: c}
 	r := bufio.NewReaderSize(pc, 64<<10)
 	w := &frameWriter{w: bufio.NewWriterSize(c, 64<<10)}
-	c.SetReadDeadline(time.Now().Add(helloTimeout))
+	c.SetReadDeadline(time.Now().Add(s.hello))
 	kind, hello, _, err := readFrame(r, nil, maxHello)
 	if err != nil || kind != kindHello {
 		return
