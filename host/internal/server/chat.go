@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/valyala/fastjson"
@@ -109,8 +110,9 @@ var (
 // try is one attempt against one target. Its context ends with
 // errConnectTimeout when the plugin does not confirm the call within the
 // target's connect timeout, and with errFirstByteTimeout when the answer
-// does not start within its first-byte timeout; both timers stop once the
-// attempt succeeds.
+// does not start within its first-byte timeout. The timers and the events
+// that disarm them (the plugin's confirmation, the answer) may race; mu
+// makes exactly one side win.
 type try struct {
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
@@ -118,30 +120,60 @@ type try struct {
 	target    router.Target
 	connect   *time.Timer
 	firstByte *time.Timer
+
+	mu       sync.Mutex
+	accepted bool // the plugin confirmed the call
+	begun    bool // the answer began, or the request stopped failing over
 }
 
 func newTry(parent context.Context, in *plugins.Instance, c *provider.Client, t router.Target) *try {
 	a := &try{in: in, target: t}
 	a.ctx, a.cancel = context.WithCancelCause(parent)
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if d := t.Bounds.Connect; d > 0 && c.AcknowledgesCalls() {
-		a.connect = time.AfterFunc(d, func() { a.cancel(errConnectTimeout) })
-		a.ctx = provider.WithAccepted(a.ctx, func() { a.connect.Stop() })
+		a.connect = time.AfterFunc(d, func() { a.expire(errConnectTimeout) })
+		a.ctx = provider.WithAccepted(a.ctx, a.accept)
 	}
 	if d := t.Bounds.FirstByte; d > 0 {
-		a.firstByte = time.AfterFunc(d, func() { a.cancel(errFirstByteTimeout) })
+		a.firstByte = time.AfterFunc(d, func() { a.expire(errFirstByteTimeout) })
 	}
 	return a
 }
 
-// started stops the attempt's timers: the answer has begun (or the
-// request gave up failing over).
-func (a *try) started() {
+// expire ends the attempt with cause, unless what the timer waited for
+// happened first.
+func (a *try) expire(cause error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.begun || cause == errConnectTimeout && a.accepted {
+		return
+	}
+	a.cancel(cause)
+}
+
+// accept records the plugin's confirmation of the call.
+func (a *try) accept() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.accepted = true
+	a.connect.Stop()
+}
+
+// started disarms the attempt's timers: the answer has begun (or the
+// request gave up failing over). It reports false when a timer ended the
+// attempt first.
+func (a *try) started() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.begun = true
 	if a.connect != nil {
 		a.connect.Stop()
 	}
 	if a.firstByte != nil {
 		a.firstByte.Stop()
 	}
+	return a.ctx.Err() == nil
 }
 
 // end releases the attempt once its answer is consumed or abandoned.
@@ -214,10 +246,14 @@ func (r *call) attempt(ctx context.Context, rt *router.Route, requested string, 
 			err = fn(a, c, provider.Meta{
 				RequestID: r.id, Instance: t.Instance, Model: t.Model, RequestedModel: requested, Deadline: deadline,
 			})
-			if err == nil {
-				a.started()
+			if err == nil && a.started() {
 				in.Served()
 				return a, nil
+			}
+			if err == nil {
+				// A timer fired as the answer arrived; the attempt's
+				// context is gone with it.
+				err = context.Cause(a.ctx)
 			}
 			err = r.explain(a, err)
 			a.end()
