@@ -42,7 +42,7 @@ type Server struct {
 	handler Handler
 	// hello bounds the wait for a connection's hello frame.
 	hello time.Duration
-	wg      sync.WaitGroup
+	wg    sync.WaitGroup
 }
 
 // Listen starts a Server in a fresh private directory.
