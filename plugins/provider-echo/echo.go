@@ -25,12 +25,16 @@ const Version = "0.1.0"
 // them; streams send the reply word by word.
 type Echo struct {
 	cfg atomic.Pointer[echoConfig]
+	// sickUntil is when a fault-sick-* request's unhealthiness ends
+	// (unix nanoseconds).
+	sickUntil atomic.Int64
 }
 
 var (
 	_ provider.Provider      = (*Echo)(nil)
 	_ provider.Embedder      = (*Echo)(nil)
 	_ provider.Passthrougher = (*Echo)(nil)
+	_ provider.HealthChecker = (*Echo)(nil)
 )
 
 type echoConfig struct {
@@ -39,6 +43,8 @@ type echoConfig struct {
 	// ChunkDelay is a pause between streamed words, e.g. "20ms".
 	ChunkDelay string `json:"chunk_delay"`
 	delay      time.Duration
+	// Faults turns on the fault models (see faults.go).
+	Faults bool `json:"faults"`
 }
 
 // Describe implements provider.Provider.
@@ -49,6 +55,7 @@ func (e *Echo) Describe(context.Context) (*provider.Description, error) {
 		ConfigSchema: schema.Schema{Attributes: []schema.Attribute{
 			{Name: "prefix", Type: "string", Description: `Text every reply starts with (default "You said: ").`},
 			{Name: "chunk_delay", Type: "string", Description: `Pause between streamed words, a Go duration such as "20ms".`},
+			{Name: "faults", Type: "bool", Description: `Serve the fault-* models that panic, fail upstream auth, stay silent or send chunks with raw newlines (for testing the host).`},
 		}},
 		Models: []openai.Model{{ID: "echo", Object: openai.ObjectModel, OwnedBy: "llmproxy"}},
 	}, nil
@@ -158,7 +165,10 @@ func describeDocuments(chat *openai.ChatRequest, req *provider.Request) string {
 const created = 1700000000
 
 // ChatCompletion implements provider.Provider.
-func (e *Echo) ChatCompletion(_ context.Context, req *provider.Request) (*provider.Response, error) {
+func (e *Echo) ChatCompletion(ctx context.Context, req *provider.Request) (*provider.Response, error) {
+	if err := e.fault(ctx, req, false); err != nil {
+		return nil, err
+	}
 	r, err := e.answer(req)
 	if err != nil {
 		return nil, err
@@ -180,6 +190,9 @@ func (e *Echo) ChatCompletion(_ context.Context, req *provider.Request) (*provid
 
 // ChatCompletionStream implements provider.Provider.
 func (e *Echo) ChatCompletionStream(ctx context.Context, req *provider.Request, w provider.ChunkWriter) error {
+	if err := e.fault(ctx, req, true); err != nil {
+		return err
+	}
 	r, err := e.answer(req)
 	if err != nil {
 		return err
@@ -193,7 +206,7 @@ func (e *Echo) ChatCompletionStream(ctx context.Context, req *provider.Request, 
 		}
 	}
 	empty := ""
-	if err := provider.WriteChunk(w, chunk(openai.Delta{Role: openai.RoleAssistant, Content: &empty}, nil)); err != nil {
+	if err := e.writeChunk(w, req, chunk(openai.Delta{Role: openai.RoleAssistant, Content: &empty}, nil)); err != nil {
 		return err
 	}
 	words := strings.SplitAfter(r.text, " ")
@@ -211,17 +224,17 @@ func (e *Echo) ChatCompletionStream(ctx context.Context, req *provider.Request, 
 			return err
 		}
 		wd := word
-		if err := provider.WriteChunk(w, chunk(openai.Delta{Content: &wd}, nil)); err != nil {
+		if err := e.writeChunk(w, req, chunk(openai.Delta{Content: &wd}, nil)); err != nil {
 			return err
 		}
 	}
 	finish := r.finish
-	if err := provider.WriteChunk(w, chunk(openai.Delta{}, &finish)); err != nil {
+	if err := e.writeChunk(w, req, chunk(openai.Delta{}, &finish)); err != nil {
 		return err
 	}
 	if chat.IncludeUsage() {
 		u := r.usage
-		return provider.WriteChunk(w, &openai.ChatChunk{
+		return e.writeChunk(w, req, &openai.ChatChunk{
 			ID: r.id, Object: openai.ObjectChatChunk, Created: created, Model: r.model,
 			Choices: []openai.ChunkChoice{}, Usage: &u,
 		})
@@ -231,7 +244,10 @@ func (e *Echo) ChatCompletionStream(ctx context.Context, req *provider.Request, 
 
 // Embeddings implements provider.Embedder with deterministic unit vectors
 // of 8 dimensions derived from each input's hash.
-func (e *Echo) Embeddings(_ context.Context, req *provider.Request) (*provider.Response, error) {
+func (e *Echo) Embeddings(ctx context.Context, req *provider.Request) (*provider.Response, error) {
+	if err := e.fault(ctx, req, false); err != nil {
+		return nil, err
+	}
 	var in openai.EmbeddingsRequest
 	if err := json.Unmarshal(req.Body, &in); err != nil {
 		return nil, openai.InvalidRequest("", "invalid embeddings request: "+err.Error())

@@ -25,6 +25,22 @@ type Client struct {
 	// data is the plugin's data path for unary chat calls, set by
 	// Describe when the plugin announces one.
 	data atomic.Pointer[datapath.Client]
+	// acks is set by Describe when the plugin acknowledges calls.
+	acks atomic.Bool
+}
+
+// AcknowledgesCalls reports whether the plugin, as last described,
+// confirms each call as soon as it starts running it; only then does the
+// hook of WithAccepted run before the answer arrives.
+func (c *Client) AcknowledgesCalls() bool { return c.acks.Load() }
+
+// WithAccepted returns a context whose calls through a Client run f as soon
+// as the plugin confirms that it is running the call (before the upstream
+// answers), or when the answer arrives from a plugin that confirms nothing
+// earlier. The host uses it to tell a plugin that cannot be reached from
+// an upstream that is slow. f may run more than once, from any goroutine.
+func WithAccepted(ctx context.Context, f func()) context.Context {
+	return rpc.WithAccepted(ctx, f)
 }
 
 func (c *Client) dataPath() *datapath.Client { return c.data.Load() }
@@ -49,9 +65,10 @@ func (c *Client) Describe(ctx context.Context) (*Description, error) {
 	if err != nil {
 		return nil, rpc.FromStatus(err)
 	}
+	c.acks.Store(r.AcknowledgesCalls)
 	if r.DataAddress != "" && len(r.DataToken) > 0 {
 		if cur := c.data.Load(); cur == nil || cur.Addr() != r.DataAddress {
-			if old := c.data.Swap(datapath.NewClient(r.DataAddress, r.DataToken)); old != nil {
+			if old := c.data.Swap(datapath.NewClient(r.DataAddress, r.DataToken, r.AcknowledgesCalls)); old != nil {
 				old.CloseIdle()
 			}
 		}

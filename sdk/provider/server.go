@@ -63,6 +63,9 @@ func (s *server) Describe(ctx context.Context, _ *providerv1.DescribeRequest) (*
 		Capabilities: capabilities(s.impl, d.Capabilities),
 		ConfigSchema: rpc.SchemaToProto(d.ConfigSchema),
 		Credentials:  rpc.CredentialsToProto(d.Credentials),
+		// The interceptors of rpc.Serve send response headers as each call
+		// starts, and the data path sends accept frames.
+		AcknowledgesCalls: true,
 	}
 	if s.data != nil {
 		out.DataAddress, out.DataToken = s.data.Address, s.data.Token
@@ -217,12 +220,17 @@ func (s *server) ListModels(ctx context.Context, r *providerv1.ListModelsRequest
 	return out, nil
 }
 
+// Health runs the HealthChecker within three quarters of the host's
+// deadline. A check that takes longer (a slow upstream) is answered "not
+// ok" in time, so that the host marks the instance degraded rather than
+// counting a missed check, which it reserves for a plugin that does not
+// answer at all.
 func (s *server) Health(ctx context.Context, _ *pluginv1.HealthRequest) (*pluginv1.HealthResponse, error) {
 	h, ok := s.impl.(HealthChecker)
 	if !ok {
 		return &pluginv1.HealthResponse{Ok: true}, nil
 	}
-	if err := h.Health(ctx); err != nil {
+	if err := rpc.CheckHealth(ctx, h.Health); err != nil {
 		return &pluginv1.HealthResponse{Ok: false, Message: err.Error()}, nil
 	}
 	return &pluginv1.HealthResponse{Ok: true}, nil

@@ -297,7 +297,7 @@ func (s *server) Health(ctx context.Context, _ *pluginv1.HealthRequest) (*plugin
 	if !ok {
 		return &pluginv1.HealthResponse{Ok: true}, nil
 	}
-	if err := h.Health(ctx); err != nil {
+	if err := rpc.CheckHealth(ctx, h.Health); err != nil {
 		return &pluginv1.HealthResponse{Ok: false, Message: err.Error()}, nil
 	}
 	return &pluginv1.HealthResponse{Ok: true}, nil

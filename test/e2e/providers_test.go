@@ -722,8 +722,9 @@ func checkProvToolFragments(t *testing.T, got, twin provNodeResult) {
 
 // TestProvidersBedrockWrongSecret configures bedrock_us1 with a wrong
 // secret access key: the fake rejects the signature, and clients (plain
-// HTTP, a stream, the Node SDK) get 401 or 403 in OpenAI's error shape
-// without the secret.
+// HTTP, a stream, the Node SDK) get 502 upstream_auth_failed in OpenAI's
+// error shape — the gateway's credentials are the operator's problem, not
+// the client's — without the secret, and the instance is degraded.
 func TestProvidersBedrockWrongSecret(t *testing.T) {
 	const wrongSecret = "not-the-e2e-upstream-secret"
 	f := startProvFakes(t)
@@ -733,8 +734,8 @@ func TestProvidersBedrockWrongSecret(t *testing.T) {
 	for _, tt := range []struct{ name, body string }{{"json", chat}, {"stream", stream}} {
 		t.Run(tt.name, func(t *testing.T) {
 			status, hdr, body := h.Do(t, "POST", "/v1/chat/completions", tt.body)
-			if status != http.StatusUnauthorized && status != http.StatusForbidden {
-				t.Fatalf("status %d, want 401 or 403: %s", status, body)
+			if status != http.StatusBadGateway || !bytes.Contains(body, []byte(`"code":"upstream_auth_failed"`)) {
+				t.Fatalf("status %d, want 502 upstream_auth_failed: %s", status, body)
 			}
 			if ct := hdr.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 				t.Errorf("content type %q, want a JSON error", ct)
@@ -747,11 +748,14 @@ func TestProvidersBedrockWrongSecret(t *testing.T) {
 	}
 	t.Run("node sdk", func(t *testing.T) {
 		res := runProvidersNode(t, h, "error", provBedrockModel)
-		if res.Status != http.StatusUnauthorized && res.Status != http.StatusForbidden {
-			t.Fatalf("SDK error status %d (%s), want 401 or 403: %+v", res.Status, res.Class, res.Error)
+		if res.Status != http.StatusBadGateway || res.Code == nil || *res.Code != "upstream_auth_failed" {
+			t.Fatalf("SDK error status %d (%s), want 502 upstream_auth_failed: %+v", res.Status, res.Class, res.Error)
 		}
-		if res.Class != "AuthenticationError" && res.Class != "PermissionDeniedError" {
+		if res.Class != "InternalServerError" {
 			t.Errorf("SDK error class %q", res.Class)
+		}
+		if st := spineInstances(t, h)["bedrock_us1"]; st.State != "degraded" || !strings.Contains(st.Reason, "upstream rejected credentials") {
+			t.Errorf("bedrock_us1 after its upstream refused the signature: %+v", st)
 		}
 		if res.Error["message"] == nil || res.Error["type"] == nil {
 			t.Errorf("SDK error body %v lacks message or type", res.Error)

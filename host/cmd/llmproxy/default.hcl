@@ -18,6 +18,24 @@ server {
   max_body_bytes  = 33554432
   request_timeout = "10m"
   shutdown_grace  = "30s"
+
+  # Supervision: every plugin is asked for its health each interval and
+  # must answer within the timeout. An unhealthy answer marks the instance
+  # "degraded" in /readyz (routes then try it after healthy targets); a
+  # plugin that misses health_failures answers in a row is killed and
+  # replaced.
+  health_interval = "10s"
+  health_timeout  = "2s"
+  health_failures = 3
+
+  # Each attempt against a route target is bounded, so that a failover
+  # route moves on in seconds (routes and targets may override these):
+  # connect_timeout until the plugin confirms it is running the call,
+  # first_byte_timeout (unset: none) until the answer or the first chunk
+  # begins. A stream silent for stream_keepalive gets an SSE comment; the
+  # first one starts the response and ends failover for that request.
+  connect_timeout  = "3s"
+  stream_keepalive = "15s"
 }
 
 logging {
@@ -190,6 +208,8 @@ route "echo-embed" {
 route "claude-3-sonnet-20240229" {
   strategy = "failover"
   aliases  = ["sonnet"]
+  # Move on to the next target when Bedrock sends nothing for 20 s.
+  first_byte_timeout = "20s"
   target "bedrock_us1" { model = "anthropic.claude-3-sonnet-20240229-v1:0" }
   target "bedrock_eu1" { model = "anthropic.claude-3-sonnet-20240229-v1:0" }
   target "anthropic_direct" {}

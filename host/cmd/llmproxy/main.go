@@ -186,7 +186,7 @@ func serve(args []string) int {
 		logger.Error("invalid api_key config", "error", err)
 		return 2
 	}
-	rtr, err := router.New(cfg.Routes)
+	rtr, err := router.New(cfg.Routes, cfg.Server)
 	if err != nil {
 		logger.Error("invalid route config", "error", err)
 		return 2
@@ -206,9 +206,13 @@ func serve(args []string) int {
 		docCfg = cfg.Documents.WithDefaults()
 	}
 
+	sup := cfg.Server.Supervision()
 	mgr := plugins.Start(cfg, plugins.Options{
-		Dir:     cfg.Server.PluginsDir,
-		BaseDir: base,
+		Dir:            cfg.Server.PluginsDir,
+		BaseDir:        base,
+		HealthInterval: sup.Interval,
+		HealthTimeout:  sup.Timeout,
+		HealthFailures: sup.Failures,
 		Settings: map[string]string{
 			"public_url": cfg.Server.PublicURL,
 			"log_level":  logger.GetLevel().String(),
@@ -285,13 +289,13 @@ func reportInstances(log hclog.Logger, m *plugins.Manager) {
 	sort.Strings(names)
 	var ready []string
 	for _, n := range names {
-		if st[n].State == plugins.Ready {
+		if st[n].Serving() {
 			ready = append(ready, n)
 		}
 	}
 	log.Info("instances settled", "ready", strings.Join(ready, ","), "total", len(names))
 	for _, n := range names {
-		if s := st[n]; s.State != plugins.Ready {
+		if s := st[n]; !s.Serving() {
 			log.Info("instance not serving", "instance", n, "state", s.State, "reason", s.Reason)
 		}
 	}

@@ -95,7 +95,7 @@ func checkHost(cfg *config.File) hcl.Diagnostics {
 		}
 	}
 	for i := range cfg.Routes {
-		if _, err := router.New(cfg.Routes[:i+1]); err != nil {
+		if _, err := router.New(cfg.Routes[:i+1], cfg.Server); err != nil {
 			r := cfg.Routes[i].DeclRange
 			fail("Invalid route", err, &r)
 			break

@@ -76,6 +76,32 @@ type Server struct {
 	// ShutdownGrace bounds how long in-flight requests may run after
 	// SIGTERM.
 	ShutdownGrace string `hcl:"shutdown_grace,optional"`
+	// Health checking of plugin processes: how often each is asked, how
+	// long it may take to answer, and how many missed answers in a row get
+	// the process killed and replaced (see Supervision).
+	HealthInterval string `hcl:"health_interval,optional"`
+	HealthTimeout  string `hcl:"health_timeout,optional"`
+	HealthFailures int    `hcl:"health_failures,optional"`
+	// Attempt bounds each try of a request against one route target;
+	// routes and targets may override them (see Attempt).
+	Attempt `hcl:",remain"`
+}
+
+// Attempt bounds one try of a request against one target, so that a route
+// fails over in seconds rather than after request_timeout. Empty values
+// inherit from the enclosing block (target → route → server).
+type Attempt struct {
+	// ConnectTimeout bounds the time until the plugin confirms that it is
+	// running the call.
+	ConnectTimeout string `hcl:"connect_timeout,optional"`
+	// FirstByteTimeout bounds the time until the first byte of the answer:
+	// the whole response of a non-streamed call, the first chunk of a
+	// stream.
+	FirstByteTimeout string `hcl:"first_byte_timeout,optional"`
+	// StreamKeepalive is how long a stream may stay silent before the host
+	// sends an SSE comment; the first one commits the response, ending
+	// failover for that request.
+	StreamKeepalive string `hcl:"stream_keepalive,optional"`
 }
 
 // Logging configures the host's hclog logger.
@@ -176,6 +202,7 @@ type Route struct {
 	Strategy string   `hcl:"strategy,optional"`
 	Aliases  []string `hcl:"aliases,optional"`
 	Targets  []Target `hcl:"target,block"`
+	Attempt  `hcl:",remain"`
 
 	DeclRange hcl.Range
 }
@@ -186,6 +213,7 @@ type Target struct {
 	Instance string `hcl:"instance,label"`
 	Model    string `hcl:"model,optional"`
 	Weight   int    `hcl:"weight,optional"`
+	Attempt  `hcl:",remain"`
 }
 
 // Defaults of the server block's attributes.
@@ -194,6 +222,15 @@ const (
 	DefaultMaxBodyBytes   = 32 << 20
 	DefaultRequestTimeout = 10 * time.Minute
 	DefaultShutdownGrace  = 30 * time.Second
+	DefaultHealthInterval = 10 * time.Second
+	DefaultHealthTimeout  = 2 * time.Second
+	DefaultHealthFailures = 3
+	// DefaultConnectTimeout lets a healthy plugin on a loaded machine
+	// confirm a call, and a stopped one fail over within seconds.
+	DefaultConnectTimeout = 3 * time.Second
+	// DefaultStreamKeepalive is below the 30-60 s idle timeouts of common
+	// proxies and load balancers.
+	DefaultStreamKeepalive = 15 * time.Second
 )
 
 // DefaultPluginsDir returns the plugins directory used when neither the

@@ -183,6 +183,7 @@ func (f *File) validate() hcl.Diagnostics {
 				fmt.Sprintf("route %q is a pattern; aliases need an exact model name", r.Model)))
 		}
 	}
+	diags = append(diags, f.validateAttempts()...)
 	return diags
 }
 

@@ -85,7 +85,7 @@ func (c *instanceCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, in := range c.m.Instances() {
 		st := in.Status()
 		up := 0.0
-		if st.State == plugins.Ready {
+		if st.Serving() {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(instanceUp, prometheus.GaugeValue, up, in.Name, in.Kind(), in.Type, string(st.State))

@@ -40,7 +40,15 @@ const (
 	Failed     State = "failed"
 	Disabled   State = "disabled"
 	Stopped    State = "stopped"
+	// Degraded is a ready instance that reports trouble: its HealthChecker
+	// failed, it missed a health check, or its upstream rejected its
+	// credentials. It still serves, but routes try it after healthy
+	// targets. It is never stored: Status derives it from Ready.
+	Degraded State = "degraded"
 )
+
+// Serving reports whether the instance takes requests (ready or degraded).
+func (s Status) Serving() bool { return s.State == Ready || s.State == Degraded }
 
 // Status is an instance's state and, when not ready, why.
 type Status struct {
@@ -67,8 +75,13 @@ type Options struct {
 	// Files are the parsed config sources, for quoting the line a
 	// diagnostic points at.
 	Files map[string]*hcl.File
-	// HealthInterval is how often a ready plugin is asked for its health.
+	// HealthInterval is how often a ready plugin is asked for its health,
+	// HealthTimeout how long it may take to answer, and HealthFailures
+	// how many missed answers in a row get the process killed and
+	// replaced. Zero values take config.Default*.
 	HealthInterval time.Duration
+	HealthTimeout  time.Duration
+	HealthFailures int
 }
 
 // driver is what differs between provider and storage plugins.
@@ -96,11 +109,37 @@ type live struct {
 	desc   described
 }
 
-// kill ends the process, then releases what the client held.
-func (l *live) kill() {
+// killGrace is how long a graceful plugin shutdown may take before the
+// process is killed outright.
+const killGrace = 5 * time.Second
+
+// kill ends the process, then releases what the client held. A hung
+// process (stopped, or not answering) is killed outright first: go-plugin's
+// graceful shutdown asks the plugin over gRPC and would wait for it
+// forever. Any other process gets killGrace to exit.
+func (l *live) kill(hung bool) {
+	pid := 0
+	if rc := l.client.ReattachConfig(); rc != nil {
+		pid = rc.Pid
+	}
+	if pid > 0 {
+		if hung {
+			killPID(pid)
+		} else {
+			t := time.AfterFunc(killGrace, func() { killPID(pid) })
+			defer t.Stop()
+		}
+	}
 	l.client.Kill()
 	if c, ok := l.raw.(interface{ Close() }); ok {
 		c.Close()
+	}
+}
+
+// killPID sends SIGKILL (or the platform's equivalent) to pid.
+func killPID(pid int) {
+	if p, err := os.FindProcess(pid); err == nil {
+		p.Kill()
 	}
 }
 
@@ -124,7 +163,24 @@ type Instance struct {
 	stop       chan struct{}
 	done       chan struct{}
 	stopOnce   sync.Once
+
+	// degradation is why a ready instance is degraded; degraded mirrors
+	// whether any reason is set, for the request path.
+	degMu       sync.Mutex
+	degradation [numReasons]string
+	degSince    time.Time
+	degraded    atomic.Bool
 }
+
+// reason indexes the causes of degradation.
+type reason int
+
+const (
+	reasonHealth   reason = iota // the plugin's HealthChecker said not ok
+	reasonMissed                 // health checks went unanswered
+	reasonUpstream               // the upstream rejected the credentials
+	numReasons
+)
 
 func newInstance(cfg config.Instance, drv driver, opts *Options) *Instance {
 	in := &Instance{
@@ -142,8 +198,85 @@ func newInstance(cfg config.Instance, drv driver, opts *Options) *Instance {
 // Kind is "provider" or "storage".
 func (in *Instance) Kind() string { return in.drv.kind() }
 
-// Status returns the instance's current status.
-func (in *Instance) Status() Status { return *in.status.Load() }
+// Status returns the instance's current status. A ready instance with a
+// reason to be degraded is reported as Degraded, with the reasons.
+func (in *Instance) Status() Status {
+	st := *in.status.Load()
+	if st.State != Ready || !in.degraded.Load() {
+		return st
+	}
+	in.degMu.Lock()
+	defer in.degMu.Unlock()
+	var rs []string
+	for _, r := range in.degradation {
+		if r != "" {
+			rs = append(rs, r)
+		}
+	}
+	if len(rs) > 0 {
+		st.State, st.Reason, st.Since = Degraded, strings.Join(rs, "; "), in.degSince
+	}
+	return st
+}
+
+// Degraded reports whether the instance serves but reports trouble; routes
+// try it after healthy targets.
+func (in *Instance) Degraded() bool { return in.degraded.Load() }
+
+// degrade sets (or, with "", clears) one reason for degradation and logs
+// the transitions.
+func (in *Instance) degrade(r reason, why string) {
+	in.degMu.Lock()
+	defer in.degMu.Unlock()
+	prev := in.degradation[r]
+	if prev == why {
+		return
+	}
+	in.degradation[r] = why
+	on := false
+	for _, x := range in.degradation {
+		on = on || x != ""
+	}
+	was := in.degraded.Swap(on)
+	switch {
+	case on && !was:
+		in.degSince = time.Now()
+		in.log.Warn("instance degraded", "reason", why)
+	case why != "":
+		in.log.Warn("instance degraded", "reason", why)
+	case !on && was:
+		in.log.Info("instance healthy again", "was", prev)
+	}
+}
+
+// clearDegradation forgets every reason, e.g. when a new process starts.
+func (in *Instance) clearDegradation() {
+	for r := range numReasons {
+		in.degrade(r, "")
+	}
+}
+
+// UpstreamRejectedCredentials marks the instance degraded because its
+// upstream answered a call with 401 or 403; a later success clears it.
+func (in *Instance) UpstreamRejectedCredentials() {
+	in.degrade(reasonUpstream, "upstream rejected credentials")
+}
+
+// Unresponsive marks the instance degraded because a request saw its
+// plugin fail to take a call in time, and asks for a health check now;
+// the next answered health check clears it.
+func (in *Instance) Unresponsive(why string) {
+	in.degrade(reasonMissed, why)
+	in.Poke()
+}
+
+// Served records that a call through the instance succeeded, clearing a
+// credentials degradation.
+func (in *Instance) Served() {
+	if in.degraded.Load() {
+		in.degrade(reasonUpstream, "")
+	}
+}
 
 func (in *Instance) setStatus(s State, reason string) {
 	st, changed := in.storeStatus(s, reason)
@@ -247,11 +380,12 @@ func (in *Instance) run() {
 			}
 			continue
 		}
+		in.clearDegradation()
 		in.cur.Store(l)
 		in.setStatus(Ready, "")
-		reason := in.watch(l)
+		reason, hung := in.watch(l)
 		in.cur.CompareAndSwap(l, nil)
-		l.kill()
+		l.kill(hung)
 		if reason == "" {
 			in.setStatus(Stopped, "")
 			return
@@ -299,42 +433,86 @@ func (in *Instance) sleep(d time.Duration) bool {
 	}
 }
 
-// watch blocks while the plugin is healthy; it returns why it no longer
-// is, or "" when the instance was stopped.
-func (in *Instance) watch(l *live) string {
+// watch blocks while the plugin process runs and answers health checks.
+// It returns why it no longer does (hung when the process stopped
+// answering rather than exited), or "" when the instance was stopped.
+// Health is checked every HealthInterval, and at once when a request
+// pokes the instance.
+func (in *Instance) watch(l *live) (reason string, hung bool) {
 	poll := time.NewTicker(100 * time.Millisecond)
 	defer poll.Stop()
-	interval := in.opts.HealthInterval
-	if interval <= 0 {
-		interval = 10 * time.Second
-	}
-	health := time.NewTicker(interval)
+	health := time.NewTicker(in.healthInterval())
 	defer health.Stop()
-	failures := 0
+	missed := 0
+	var last time.Time
 	for {
+		check := false
 		select {
 		case <-in.stop:
-			return ""
+			return "", false
 		case <-poll.C:
 		case <-in.wake:
+			// Pokes come in bursts when requests fail together.
+			check = time.Since(last) > 250*time.Millisecond
 		case <-health.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			err := in.drv.health(ctx, l.raw)
-			cancel()
-			var oe *openai.Error
-			if err != nil && errors.As(err, &oe) && oe.Code == "plugin_unavailable" {
-				failures++
-				if failures >= 3 {
-					return "plugin stopped answering health checks: " + err.Error()
-				}
-			} else {
-				failures = 0
-			}
+			check = true
 		}
 		if l.client.Exited() {
-			return "plugin process exited"
+			return "plugin process exited", false
+		}
+		if !check {
+			continue
+		}
+		last = time.Now()
+		if r := in.checkHealth(l, &missed); r != "" {
+			return r, true
 		}
 	}
+}
+
+func (in *Instance) healthInterval() time.Duration {
+	if d := in.opts.HealthInterval; d > 0 {
+		return d
+	}
+	return config.DefaultHealthInterval
+}
+
+// checkHealth asks the plugin for its health once, within HealthTimeout.
+// An answer of "not ok" degrades the instance; no answer counts as a
+// missed check (degrading it too), and HealthFailures missed checks in a
+// row return the reason to replace the process.
+func (in *Instance) checkHealth(l *live, missed *int) string {
+	timeout := in.opts.HealthTimeout
+	if timeout <= 0 {
+		timeout = config.DefaultHealthTimeout
+	}
+	failures := in.opts.HealthFailures
+	if failures <= 0 {
+		failures = config.DefaultHealthFailures
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	err := in.drv.health(ctx, l.raw)
+	timedOut := ctx.Err() != nil
+	cancel()
+	var oe *openai.Error
+	switch {
+	case err == nil:
+		*missed = 0
+		in.degrade(reasonMissed, "")
+		in.degrade(reasonHealth, "")
+	case timedOut || errors.Is(err, context.DeadlineExceeded) ||
+		errors.As(err, &oe) && (oe.Code == "plugin_unavailable" || oe.Code == "plugin_timeout"):
+		*missed++
+		if *missed >= failures {
+			return fmt.Sprintf("plugin missed %d health checks in a row (timeout %v): %v", *missed, timeout, err)
+		}
+		in.degrade(reasonMissed, fmt.Sprintf("plugin missed %d of %d health checks (timeout %v)", *missed, failures, timeout))
+	default:
+		*missed = 0
+		in.degrade(reasonMissed, "")
+		in.degrade(reasonHealth, "health check failed: "+err.Error())
+	}
+	return ""
 }
 
 // start launches and configures one plugin process.
@@ -513,7 +691,7 @@ func (in *Instance) Stop() {
 	in.stopOnce.Do(func() { close(in.stop) })
 	<-in.done
 	if l := in.cur.Swap(nil); l != nil {
-		l.kill()
+		l.kill(false)
 	}
 }
 

@@ -5,7 +5,9 @@
 // or more targets and a strategy that orders them for each request:
 // failover (in the configured order), round_robin (rotating the first
 // target) or weighted (the first target drawn by weight, the rest in
-// order as fallbacks). Unknown models are not guessed.
+// order as fallbacks). Unknown models are not guessed. Each target carries
+// the limits of one attempt against it (connect and first-byte timeouts,
+// stream keepalive), resolved from the target, route and server blocks.
 package router
 
 import (
@@ -26,6 +28,8 @@ type Target struct {
 	Model string
 	// Weight is the weighted strategy's weight (default 1).
 	Weight int
+	// Bounds limit one attempt against this target.
+	Bounds config.Bounds
 }
 
 // Route is a model name or pattern and its targets.
@@ -46,8 +50,12 @@ type Router struct {
 	routes   []*Route
 }
 
-// New builds a Router from config routes.
-func New(routes []config.Route) (*Router, error) {
+// New builds a Router from config routes; srv supplies the default attempt
+// limits (nil means the built-in defaults).
+func New(routes []config.Route, srv *config.Server) (*Router, error) {
+	if srv == nil {
+		srv = &config.Server{}
+	}
 	r := &Router{exact: map[string]*Route{}, aliases: map[string]*Route{}}
 	for _, c := range routes {
 		rt := &Route{Name: c.Model, Strategy: c.Strategy, Pattern: strings.Contains(c.Model, "*")}
@@ -59,7 +67,7 @@ func New(routes []config.Route) (*Router, error) {
 			if w == 0 {
 				w = 1
 			}
-			rt.Targets = append(rt.Targets, Target{Instance: t.Instance, Model: t.Model, Weight: w})
+			rt.Targets = append(rt.Targets, Target{Instance: t.Instance, Model: t.Model, Weight: w, Bounds: srv.Resolve(&c, &t)})
 			rt.total += w
 		}
 		if len(rt.Targets) == 0 {
@@ -150,4 +158,23 @@ func (rt *Route) Plan(requested string) []Target {
 		out[i] = t
 	}
 	return out
+}
+
+// PreferHealthy reorders a plan so that targets for which degraded reports
+// true come after the others, each group keeping its order: a degraded
+// target is still tried, but only once the healthy ones have failed.
+func PreferHealthy(plan []Target, degraded func(instance string) bool) []Target {
+	var later []Target
+	out := plan[:0:0]
+	for _, t := range plan {
+		if degraded(t.Instance) {
+			later = append(later, t)
+		} else {
+			out = append(out, t)
+		}
+	}
+	if len(later) == 0 {
+		return plan
+	}
+	return append(out, later...)
 }

@@ -2,6 +2,7 @@ package router
 
 import (
 	"testing"
+	"time"
 
 	"github.com/llmproxy/llmproxy/host/internal/config"
 )
@@ -21,7 +22,7 @@ func routes() []config.Route {
 }
 
 func TestLookup(t *testing.T) {
-	r, err := New(routes())
+	r, err := New(routes(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,12 +48,13 @@ func TestLookup(t *testing.T) {
 }
 
 func TestPlanFailover(t *testing.T) {
-	r, _ := New(routes())
+	r, _ := New(routes(), nil)
 	plan := r.Lookup("sonnet").Plan("sonnet")
+	def := (&config.Server{}).Resolve(&config.Route{}, &config.Target{})
 	want := []Target{
-		{"bedrock_us1", "anthropic.claude-3-sonnet-20240229-v1:0", 1},
-		{"bedrock_eu1", "anthropic.claude-3-sonnet-20240229-v1:0", 1},
-		{"anthropic_direct", "sonnet", 1},
+		{"bedrock_us1", "anthropic.claude-3-sonnet-20240229-v1:0", 1, def},
+		{"bedrock_eu1", "anthropic.claude-3-sonnet-20240229-v1:0", 1, def},
+		{"anthropic_direct", "sonnet", 1, def},
 	}
 	for i := range want {
 		if plan[i] != want[i] {
@@ -62,7 +64,7 @@ func TestPlanFailover(t *testing.T) {
 }
 
 func TestPlanRoundRobin(t *testing.T) {
-	r, _ := New(routes())
+	r, _ := New(routes(), nil)
 	rt := r.Lookup("gpt-4o")
 	var firsts []string
 	for range 4 {
@@ -78,7 +80,7 @@ func TestPlanRoundRobin(t *testing.T) {
 }
 
 func TestPlanWeighted(t *testing.T) {
-	r, _ := New(routes())
+	r, _ := New(routes(), nil)
 	rt := r.Lookup("w")
 	counts := map[string]int{}
 	for range 2000 {
@@ -90,5 +92,46 @@ func TestPlanWeighted(t *testing.T) {
 	}
 	if counts["heavy"] < 1600 || counts["light"] < 100 {
 		t.Errorf("weighted picks %v, want about 9:1", counts)
+	}
+}
+
+func TestPreferHealthy(t *testing.T) {
+	plan := []Target{{Instance: "a"}, {Instance: "b"}, {Instance: "c"}, {Instance: "d"}}
+	tests := []struct {
+		degraded map[string]bool
+		want     string
+	}{
+		{nil, "abcd"},
+		{map[string]bool{"a": true}, "bcda"},
+		{map[string]bool{"a": true, "c": true}, "bdac"},
+		{map[string]bool{"a": true, "b": true, "c": true, "d": true}, "abcd"},
+	}
+	for _, tt := range tests {
+		got := ""
+		for _, x := range PreferHealthy(plan, func(in string) bool { return tt.degraded[in] }) {
+			got += x.Instance
+		}
+		if got != tt.want {
+			t.Errorf("degraded %v: order %s, want %s", tt.degraded, got, tt.want)
+		}
+	}
+	if plan[0].Instance != "a" {
+		t.Error("PreferHealthy reordered its input")
+	}
+}
+
+func TestTargetsCarryAttemptBounds(t *testing.T) {
+	r, err := New([]config.Route{{Model: "m", Attempt: config.Attempt{ConnectTimeout: "2s"}, Targets: []config.Target{
+		{Instance: "a"}, {Instance: "b", Attempt: config.Attempt{ConnectTimeout: "1s", FirstByteTimeout: "9s"}},
+	}}}, &config.Server{Attempt: config.Attempt{StreamKeepalive: "5s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := r.Lookup("m").Plan("m")
+	if b := p[0].Bounds; b.Connect != 2*time.Second || b.FirstByte != 0 || b.StreamKeepalive != 5*time.Second {
+		t.Errorf("target a bounds %+v", b)
+	}
+	if b := p[1].Bounds; b.Connect != time.Second || b.FirstByte != 9*time.Second || b.StreamKeepalive != 5*time.Second {
+		t.Errorf("target b bounds %+v", b)
 	}
 }

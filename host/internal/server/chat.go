@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/valyala/fastjson"
@@ -90,7 +91,8 @@ func (r *call) route(model string) (*router.Route, error) {
 }
 
 // retryable says whether a failed attempt may move on to the next target:
-// instance not ready, plugin gone, 429 and 5xx.
+// instance not ready, plugin gone or too slow, upstream credentials
+// rejected, 429 and 5xx.
 func retryable(err error) bool {
 	var e *openai.Error
 	if !errors.As(err, &e) {
@@ -99,11 +101,137 @@ func retryable(err error) bool {
 	return e.Status == http.StatusTooManyRequests || e.Status >= 500
 }
 
-// attempt runs fn against each target of the plan until one succeeds or
-// fails with an error that must not be retried elsewhere.
-func (r *call) attempt(rt *router.Route, requested string, fn func(c *provider.Client, meta provider.Meta) error) error {
+// Causes that end an attempt before its answer.
+var (
+	errConnectTimeout   = errors.New("the plugin did not take the call in time")
+	errFirstByteTimeout = errors.New("no answer in time")
+)
+
+// try is one attempt against one target. Its context ends with
+// errConnectTimeout when the plugin does not confirm the call within the
+// target's connect timeout, and with errFirstByteTimeout when the answer
+// does not start within its first-byte timeout. The timers and the events
+// that disarm them (the plugin's confirmation, the answer) may race; mu
+// makes exactly one side win.
+type try struct {
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	in        *plugins.Instance
+	target    router.Target
+	connect   *time.Timer
+	firstByte *time.Timer
+
+	mu       sync.Mutex
+	accepted bool // the plugin confirmed the call
+	begun    bool // the answer began, or the request stopped failing over
+}
+
+func newTry(parent context.Context, in *plugins.Instance, c *provider.Client, t router.Target) *try {
+	a := &try{in: in, target: t}
+	a.ctx, a.cancel = context.WithCancelCause(parent)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if d := t.Bounds.Connect; d > 0 && c.AcknowledgesCalls() {
+		a.connect = time.AfterFunc(d, func() { a.expire(errConnectTimeout) })
+		a.ctx = provider.WithAccepted(a.ctx, a.accept)
+	}
+	if d := t.Bounds.FirstByte; d > 0 {
+		a.firstByte = time.AfterFunc(d, func() { a.expire(errFirstByteTimeout) })
+	}
+	return a
+}
+
+// expire ends the attempt with cause, unless what the timer waited for
+// happened first.
+func (a *try) expire(cause error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.begun || cause == errConnectTimeout && a.accepted {
+		return
+	}
+	a.cancel(cause)
+}
+
+// accept records the plugin's confirmation of the call.
+func (a *try) accept() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.accepted = true
+	a.connect.Stop()
+}
+
+// started disarms the attempt's timers: the answer has begun (or the
+// request gave up failing over). It reports false when a timer ended the
+// attempt first.
+func (a *try) started() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.begun = true
+	if a.connect != nil {
+		a.connect.Stop()
+	}
+	if a.firstByte != nil {
+		a.firstByte.Stop()
+	}
+	return a.ctx.Err() == nil
+}
+
+// end releases the attempt once its answer is consumed or abandoned.
+func (a *try) end() {
+	a.started()
+	a.cancel(context.Canceled)
+}
+
+// explain turns the error of a failed attempt into what the client and
+// the next target's decision need: timeouts of the attempt become 504s
+// naming the limit, and credentials the upstream rejected become 502
+// upstream_auth_failed with a generic message (the detail is logged and
+// the instance marked degraded).
+func (r *call) explain(a *try, err error) error {
+	switch cause := context.Cause(a.ctx); {
+	case errors.Is(cause, errConnectTimeout):
+		a.in.Unresponsive(fmt.Sprintf("plugin did not take a call within %v", a.target.Bounds.Connect))
+		return openai.NewError(http.StatusGatewayTimeout, openai.TypeTimeout, "plugin_connect_timeout",
+			fmt.Sprintf("instance %s did not take the call within %v", a.target.Instance, a.target.Bounds.Connect))
+	case errors.Is(cause, errFirstByteTimeout):
+		return openai.NewError(http.StatusGatewayTimeout, openai.TypeTimeout, "first_byte_timeout",
+			fmt.Sprintf("instance %s sent no answer within %v", a.target.Instance, a.target.Bounds.FirstByte))
+	}
+	var e *openai.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	switch {
+	case e.Code == "plugin_unavailable":
+		a.in.Poke()
+	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
+		r.s.log.Error("the upstream rejected the instance's credentials", "request_id", r.id,
+			"instance", a.target.Instance, "status", e.Status, "code", e.Code, "detail", e.Message)
+		a.in.UpstreamRejectedCredentials()
+		return upstreamAuthFailed()
+	}
+	return err
+}
+
+// upstreamAuthFailed is what a client sees when a provider refused the
+// gateway's own credentials: the gateway's problem, not the client's, and
+// nothing of the upstream's text.
+func upstreamAuthFailed() *openai.Error {
+	return openai.NewError(http.StatusBadGateway, openai.TypeUpstream, "upstream_auth_failed",
+		"the upstream provider rejected the gateway's credentials; the gateway's operator has been told")
+}
+
+// attempt runs fn against each target of the plan — healthy targets first,
+// degraded ones after — until one succeeds or fails with an error that
+// must not be retried elsewhere. Each attempt is bounded by its target's
+// connect and first-byte timeouts. On success it returns the attempt,
+// whose end the caller calls once the answer is consumed.
+func (r *call) attempt(ctx context.Context, rt *router.Route, requested string, fn func(a *try, c *provider.Client, meta provider.Meta) error) (*try, error) {
 	var last error
-	plan := rt.Plan(requested)
+	plan := router.PreferHealthy(rt.Plan(requested), func(name string) bool {
+		in := r.s.opts.Plugins.Get(name)
+		return in != nil && in.Degraded()
+	})
 	deadline := time.Now().Add(r.s.opts.RequestTimeout)
 	for i, t := range plan {
 		in := r.s.opts.Plugins.Get(t.Instance)
@@ -114,27 +242,32 @@ func (r *call) attempt(rt *router.Route, requested string, fn func(c *provider.C
 		}
 		c, _, err := in.Provider()
 		if err == nil {
-			err = fn(c, provider.Meta{
+			a := newTry(ctx, in, c, t)
+			err = fn(a, c, provider.Meta{
 				RequestID: r.id, Instance: t.Instance, Model: t.Model, RequestedModel: requested, Deadline: deadline,
 			})
+			if err == nil && a.started() {
+				in.Served()
+				return a, nil
+			}
 			if err == nil {
-				return nil
+				// A timer fired as the answer arrived; the attempt's
+				// context is gone with it.
+				err = context.Cause(a.ctx)
 			}
-			var e *openai.Error
-			if errors.As(err, &e) && e.Code == "plugin_unavailable" {
-				in.Poke()
-			}
+			err = r.explain(a, err)
+			a.end()
 		}
 		last = err
 		if !retryable(err) {
-			return err
+			return nil, err
 		}
 		if i < len(plan)-1 {
 			r.s.log.Warn("attempt failed; trying the next instance", "request_id", r.id, "instance", t.Instance,
 				"next", plan[i+1].Instance, "error", err)
 		}
 	}
-	return last
+	return nil, last
 }
 
 // resolve parses the body and finds the route of its model.
@@ -175,11 +308,14 @@ func (r *call) chat() {
 	stop := r.watchClient(cancel)
 	defer stop()
 	var resp *provider.Response
-	err = r.attempt(rt, p.model, func(c *provider.Client, meta provider.Meta) error {
+	a, err := r.attempt(ctx, rt, p.model, func(a *try, c *provider.Client, meta provider.Meta) error {
 		var err error
-		resp, err = c.ChatCompletion(ctx, &provider.Request{Meta: meta, Body: body, Documents: docs})
+		resp, err = c.ChatCompletion(a.ctx, &provider.Request{Meta: meta, Body: body, Documents: docs})
 		return err
 	})
+	if a != nil {
+		a.end()
+	}
 	r.writeResponse(resp, err)
 }
 
@@ -217,11 +353,14 @@ func (r *call) embeddings() {
 	defer stop()
 	body := r.ctx.PostBody()
 	var resp *provider.Response
-	err = r.attempt(rt, p.model, func(c *provider.Client, meta provider.Meta) error {
+	a, err := r.attempt(ctx, rt, p.model, func(a *try, c *provider.Client, meta provider.Meta) error {
 		var err error
-		resp, err = c.Embeddings(ctx, &provider.Request{Meta: meta, Body: body})
+		resp, err = c.Embeddings(a.ctx, &provider.Request{Meta: meta, Body: body})
 		return err
 	})
+	if a != nil {
+		a.end()
+	}
 	r.writeResponse(resp, err)
 }
 
@@ -268,10 +407,10 @@ func (r *call) available() []openai.Model {
 	return out
 }
 
-// servingInstance returns the first ready instance of a route, or "".
+// servingInstance returns the first serving instance of a route, or "".
 func (r *call) servingInstance(rt *router.Route) string {
 	for _, t := range rt.Targets {
-		if in := r.s.opts.Plugins.Get(t.Instance); in != nil && in.Status().State == plugins.Ready {
+		if in := r.s.opts.Plugins.Get(t.Instance); in != nil && in.Status().Serving() {
 			return t.Instance
 		}
 	}

@@ -28,7 +28,7 @@ func testServer(t *testing.T) *fasthttp.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rtr, err := router.New([]config.Route{{Model: "echo", Targets: []config.Target{{Instance: "echo"}}}})
+	rtr, err := router.New([]config.Route{{Model: "echo", Targets: []config.Target{{Instance: "echo"}}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,34 +4,59 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net/http"
+	"sync"
+	"time"
 
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/sdk/provider"
 )
 
 var (
-	sseData = []byte("data: ")
-	sseEnd  = []byte("\n\n")
-	sseDone = []byte("data: [DONE]\n\n")
+	sseDone      = []byte("data: [DONE]\n\n")
+	sseKeepalive = []byte(": keepalive\n\n")
 )
 
+// received is the result of one Recv of a chunk stream.
+type received struct {
+	chunk []byte
+	err   error
+}
+
 // stream runs a streamed chat request. Failover is possible until the first
-// chunk arrives; after that the response has started and an error ends it
-// with an SSE error event.
+// chunk arrives or until the target's stream_keepalive passes without one,
+// whichever is first; in the second case the response starts with an SSE
+// comment and carries on with one per stream_keepalive of silence, so that
+// proxies on the way do not cut a model that thinks for long. After the
+// response has started, an error ends it with an SSE error event.
 func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router.Route, model string, body []byte, docs []provider.Document) {
-	var st *provider.ChunkStream
-	var first []byte
+	var (
+		st      *provider.ChunkStream
+		first   received
+		pending chan received // set when the response starts before the first chunk
+	)
 	stop := r.watchClient(cancel)
-	err := r.attempt(rt, model, func(c *provider.Client, meta provider.Meta) error {
-		s, err := c.ChatCompletionStream(ctx, &provider.Request{Meta: meta, Body: body, Documents: docs})
+	a, err := r.attempt(ctx, rt, model, func(a *try, c *provider.Client, meta provider.Meta) error {
+		s, err := c.ChatCompletionStream(a.ctx, &provider.Request{Meta: meta, Body: body, Documents: docs})
 		if err != nil {
 			return err
 		}
-		b, err := s.Recv()
-		if err != nil && err != io.EOF {
-			return err
+		ch := make(chan received, 1)
+		go func() {
+			b, err := s.Recv()
+			ch <- received{b, err}
+		}()
+		wait := time.NewTimer(a.target.Bounds.StreamKeepalive)
+		defer wait.Stop()
+		select {
+		case res := <-ch:
+			if res.err != nil && res.err != io.EOF {
+				return res.err
+			}
+			st, first = s, res
+		case <-wait.C:
+			st, pending = s, ch
 		}
-		st, first = s, b
 		return nil
 	})
 	if err != nil {
@@ -42,8 +67,12 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		return
 	}
 	h := &r.ctx.Response.Header
-	for k, v := range st.Header() {
-		h.Set(k, v)
+	if pending == nil {
+		// Headers the plugin relayed arrive before the first chunk; when
+		// the response starts without one they are still being read.
+		for k, v := range st.Header() {
+			h.Set(k, v)
+		}
 	}
 	h.SetContentType("text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
@@ -51,33 +80,109 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	id := r.id
 	log := r.s.log
 	r.ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer a.end()
 		defer cancel()
 		defer stop()
-		chunk := first
-		for chunk != nil {
-			w.Write(sseData)
-			w.Write(chunk)
-			w.Write(sseEnd)
-			if err := w.Flush(); err != nil {
-				log.Debug("client went away mid-stream", "request_id", id, "error", err)
+		k := startKeepalive(w, a.target.Bounds.StreamKeepalive)
+		defer k.stop()
+		res := first
+		if pending != nil {
+			log.Debug("no first chunk yet; the response starts with keepalives", "request_id", id,
+				"instance", a.target.Instance, "after", a.target.Bounds.StreamKeepalive)
+			if k.comment() != nil {
 				return
 			}
-			var err error
-			chunk, err = st.Recv()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				e := asAPIError(err)
-				log.Error("stream failed after it started", "request_id", id, "status", e.Status, "code", e.Code, "error", e.Message)
-				w.Write(sseData)
-				w.Write(e.JSON())
-				w.Write(sseEnd)
-				w.Flush()
-				return
-			}
+			res = <-pending
 		}
-		w.Write(sseDone)
-		w.Flush()
+		chunk, err := res.chunk, res.err
+		for err == nil && chunk != nil {
+			if werr := k.event(chunk); werr != nil {
+				log.Debug("client went away mid-stream", "request_id", id, "error", werr)
+				return
+			}
+			chunk, err = st.Recv()
+		}
+		if err != nil && err != io.EOF {
+			e := asAPIError(err)
+			if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
+				log.Error("the upstream rejected the instance's credentials", "request_id", id,
+					"instance", a.target.Instance, "status", e.Status, "code", e.Code, "detail", e.Message)
+				a.in.UpstreamRejectedCredentials()
+				e = upstreamAuthFailed()
+			}
+			log.Error("stream failed after it started", "request_id", id, "status", e.Status, "code", e.Code, "error", e.Message)
+			k.event(e.JSON())
+			return
+		}
+		k.raw(sseDone)
 	})
+}
+
+// keepalive writes a stream's events and, whenever the stream has been
+// silent for a period, an SSE comment. Writes are serialised: the comments
+// come from a timer.
+type keepalive struct {
+	mu     sync.Mutex
+	w      *bufio.Writer
+	every  time.Duration
+	t      *time.Timer
+	buf    []byte
+	err    error
+	closed bool
+}
+
+func startKeepalive(w *bufio.Writer, every time.Duration) *keepalive {
+	k := &keepalive{w: w, every: every}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.t = time.AfterFunc(every, k.fire)
+	return k
+}
+
+func (k *keepalive) fire() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed || k.err != nil {
+		return
+	}
+	k.writeLocked(sseKeepalive)
+}
+
+// writeLocked writes and flushes b and schedules the next comment.
+func (k *keepalive) writeLocked(b []byte) error {
+	if k.err != nil {
+		return k.err
+	}
+	k.w.Write(b)
+	k.err = k.w.Flush()
+	if k.err == nil && !k.closed {
+		k.t.Reset(k.every)
+	}
+	return k.err
+}
+
+// comment writes a keepalive comment now.
+func (k *keepalive) comment() error { return k.raw(sseKeepalive) }
+
+// event writes chunk as one SSE event (see appendEvent).
+func (k *keepalive) event(chunk []byte) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.buf = appendEvent(k.buf[:0], chunk)
+	return k.writeLocked(k.buf)
+}
+
+// raw writes b as it is.
+func (k *keepalive) raw(b []byte) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.writeLocked(b)
+}
+
+// stop ends the comments; call it before the writer goes away.
+func (k *keepalive) stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.closed = true
+	k.t.Stop()
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -16,6 +17,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/llmproxy/llmproxy/sdk/internal/rpc"
 )
 
 // ErrDial reports that the plugin's socket could not be reached at all;
@@ -24,8 +27,10 @@ var ErrDial = errors.New("datapath: cannot reach the plugin's socket")
 
 // Client calls a plugin's data path over pooled connections.
 type Client struct {
-	addr  string
-	token []byte
+	addr string
+	// hello opens each connection: the token, plus a flags byte when the
+	// plugin acknowledges calls.
+	hello []byte
 
 	mu   sync.Mutex
 	idle []*conn
@@ -42,8 +47,15 @@ type conn struct {
 const maxIdle = 64
 
 // NewClient returns a Client for the address and token a plugin announced.
-func NewClient(addr string, token []byte) *Client {
-	return &Client{addr: addr, token: token}
+// acks says the plugin announced that it acknowledges calls; the client
+// then asks for accept frames and reports them to the hook of
+// rpc.WithAccepted.
+func NewClient(addr string, token []byte, acks bool) *Client {
+	hello := token
+	if acks {
+		hello = append(slices.Clip(token), flagAccept)
+	}
+	return &Client{addr: addr, hello: hello}
 }
 
 func (cl *Client) get(ctx context.Context) (*conn, error) {
@@ -64,7 +76,7 @@ func (cl *Client) get(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("%w: %v", ErrDial, err)
 	}
 	c := &conn{c: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10)}
-	if err := writeFrame(c.w, kindHello, cl.token); err != nil {
+	if err := writeFrame(c.w, kindHello, cl.hello); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -126,7 +138,7 @@ func (cl *Client) Call(ctx context.Context, req, resp proto.Message) error {
 	// Cancelling ctx closes the connection: that interrupts a blocking
 	// write or read here and tells the plugin to cancel the call.
 	stop := context.AfterFunc(ctx, func() { c.c.Close() })
-	kind, body, err := roundTrip(c, payload)
+	kind, body, err := roundTrip(ctx, c, payload)
 	if !stop() || err != nil {
 		c.c.Close()
 		return transportError(ctx, err)
@@ -192,8 +204,7 @@ func (s *Stream) Recv(m proto.Message) error {
 	if s.done != nil {
 		return s.done
 	}
-	kind, body, buf, err := readFrame(s.c.r, s.c.buf)
-	s.c.buf = buf
+	kind, body, err := s.c.read(s.ctx)
 	if err != nil {
 		return s.finish(transportError(s.ctx, err), false)
 	}
@@ -227,13 +238,24 @@ func (s *Stream) finish(err error, reusable bool) error {
 	return err
 }
 
-func roundTrip(c *conn, payload []byte) (byte, []byte, error) {
+func roundTrip(ctx context.Context, c *conn, payload []byte) (byte, []byte, error) {
 	if err := writeFrame(c.w, kindCall, payload); err != nil {
 		return 0, nil, err
 	}
-	kind, body, buf, err := readFrame(c.r, c.buf)
-	c.buf = buf
-	return kind, body, err
+	return c.read(ctx)
+}
+
+// read returns the next frame other than an accept frame, reporting
+// accept frames to ctx's hook. The payload is valid until the next read.
+func (c *conn) read(ctx context.Context) (byte, []byte, error) {
+	for {
+		kind, body, buf, err := readFrame(c.r, c.buf, maxFrame)
+		c.buf = release(buf)
+		if err != nil || kind != kindAccept {
+			return kind, body, err
+		}
+		rpc.Accepted(ctx)
+	}
 }
 
 func transportError(ctx context.Context, err error) error {

@@ -17,6 +17,15 @@
 // connection carries one call or stream at a time; the host pools them. The
 // host cancels by closing the connection, which the plugin notices after a
 // call has run for a millisecond.
+//
+// A call that runs longer than that millisecond is acknowledged with an
+// accept frame, so the host can tell a plugin that is working (its upstream
+// is slow) from one that never read the call (it is stopped or wedged), and
+// fail over quickly in the second case. A panic in a handler is recovered,
+// logged with its stack, and answered with an Internal status; the plugin
+// and its other connections carry on. Hello frames are small and must
+// arrive promptly; read buffers grown by a large frame are released after
+// it.
 package datapath
 
 import (
@@ -36,10 +45,27 @@ const (
 	kindStream byte = 5 // host → plugin: a request whose answer streams
 	kindChunk  byte = 6 // plugin → host: one message of a stream
 	kindEnd    byte = 7 // plugin → host: the stream ended well
+	kindAccept byte = 8 // plugin → host: the call was read and is running
 )
 
 // maxFrame bounds one frame; chat requests carry documents and images.
 const maxFrame = 256 << 20
+
+// maxHello bounds the hello frame, which carries only the token.
+const maxHello = 1 << 10
+
+// keepBuffer is the largest read buffer a connection keeps between
+// frames; a larger one, grown for a large frame, is dropped after use so
+// that one big request does not pin its memory for the connection's life.
+const keepBuffer = 1 << 20
+
+// release returns buf for reuse, or nil when it is larger than keepBuffer.
+func release(buf []byte) []byte {
+	if cap(buf) > keepBuffer {
+		return nil
+	}
+	return buf
+}
 
 func writeFrame(w *bufio.Writer, kind byte, payload []byte) error {
 	var hdr [5]byte
@@ -54,15 +80,15 @@ func writeFrame(w *bufio.Writer, kind byte, payload []byte) error {
 	return w.Flush()
 }
 
-// readFrame reads one frame into buf (grown as needed) and returns its kind
-// and payload, which aliases buf.
-func readFrame(r *bufio.Reader, buf []byte) (byte, []byte, []byte, error) {
+// readFrame reads one frame of at most limit bytes into buf (grown as
+// needed) and returns its kind and payload, which aliases buf.
+func readFrame(r *bufio.Reader, buf []byte, limit int) (byte, []byte, []byte, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, nil, buf, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:4])
-	if n == 0 || n > maxFrame {
+	if n == 0 || uint64(n) > uint64(limit)+1 {
 		return 0, nil, buf, fmt.Errorf("datapath: bad frame length %d", n)
 	}
 	size := int(n) - 1

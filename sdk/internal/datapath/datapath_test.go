@@ -35,6 +35,12 @@ func (h echoHandler) Call(ctx context.Context, payload []byte) (proto.Message, e
 		<-ctx.Done()
 		close(h.cancelled)
 		return nil, status.Error(codes.Canceled, "cancelled")
+	case "panic":
+		panic("handler bug")
+	case "wait":
+		time.Sleep(50 * time.Millisecond)
+	case "big":
+		return wrapperspb.String(strings.Repeat("x", 4<<20)), nil
 	}
 	return wrapperspb.String(in.Value + "!"), nil
 }
@@ -43,6 +49,10 @@ func (h echoHandler) Stream(ctx context.Context, payload []byte, send func(proto
 	var in wrapperspb.StringValue
 	if err := proto.Unmarshal(payload, &in); err != nil {
 		return err
+	}
+	if in.Value == "panic" {
+		send(wrapperspb.String("p"))
+		panic("stream handler bug")
 	}
 	if in.Value == "slow" {
 		for ctx.Err() == nil {
@@ -72,7 +82,7 @@ func start(t *testing.T) (*Server, *Client, echoHandler) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := NewClient(s.Address, s.Token)
+	c := NewClient(s.Address, s.Token, true)
 	t.Cleanup(func() {
 		c.Close()
 		s.Close()
@@ -190,7 +200,7 @@ func TestStreams(t *testing.T) {
 
 func TestWrongTokenIsDropped(t *testing.T) {
 	s, _, _ := start(t)
-	bad := NewClient(s.Address, []byte("not the token"))
+	bad := NewClient(s.Address, []byte("not the token"), false)
 	defer bad.Close()
 	var out wrapperspb.StringValue
 	err := bad.Call(context.Background(), wrapperspb.String("x"), &out)

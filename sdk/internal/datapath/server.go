@@ -14,6 +14,8 @@ import (
 
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/llmproxy/llmproxy/sdk/internal/rpc"
 )
 
 // Handler serves what arrives on the data path. Errors carry gRPC
@@ -38,11 +40,15 @@ type Server struct {
 	dir     string
 	ln      net.Listener
 	handler Handler
-	wg      sync.WaitGroup
+	// hello bounds the wait for a connection's hello frame.
+	hello time.Duration
+	wg    sync.WaitGroup
 }
 
 // Listen starts a Server in a fresh private directory.
-func Listen(h Handler) (*Server, error) {
+func Listen(h Handler) (*Server, error) { return listen(h, helloTimeout) }
+
+func listen(h Handler, hello time.Duration) (*Server, error) {
 	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
 		return nil, err
@@ -59,7 +65,7 @@ func Listen(h Handler) (*Server, error) {
 	}
 	token := make([]byte, 32)
 	rand.Read(token)
-	s := &Server{Address: addr, Token: token, dir: dir, ln: ln, handler: h}
+	s := &Server{Address: addr, Token: token, dir: dir, ln: ln, handler: h, hello: hello}
 	go s.accept()
 	return s, nil
 }
@@ -97,30 +103,85 @@ func (p *pushback) Read(b []byte) (int, error) {
 	return p.Conn.Read(b)
 }
 
+// helloTimeout bounds how long a new connection may take to present its
+// token.
+const helloTimeout = 5 * time.Second
+
+// flagAccept, appended to the token in the hello frame, asks for accept
+// frames.
+const flagAccept byte = 1
+
+// frameWriter serialises the frames of one connection: the serving
+// goroutine writes replies and chunks, the watcher writes the accept frame.
+type frameWriter struct {
+	mu sync.Mutex
+	w  *bufio.Writer
+	// answered is set once the current call's reply, end or error frame
+	// was written; an accept frame after it would be read as the next
+	// call's.
+	answered bool
+}
+
+func (f *frameWriter) write(kind byte, payload []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch kind {
+	case kindAccept:
+		if f.answered {
+			return nil
+		}
+	case kindReply, kindEnd, kindError:
+		f.answered = true
+	}
+	return writeFrame(f.w, kind, payload)
+}
+
+// next readies the writer for the next call.
+func (f *frameWriter) next() {
+	f.mu.Lock()
+	f.answered = false
+	f.mu.Unlock()
+}
+
 // serve runs calls on one connection, one at a time.
 func (s *Server) serve(c net.Conn) {
 	defer c.Close()
 	pc := &pushback{Conn: c}
 	r := bufio.NewReaderSize(pc, 64<<10)
-	w := bufio.NewWriterSize(c, 64<<10)
-	kind, hello, buf, err := readFrame(r, nil)
-	if err != nil || kind != kindHello || subtle.ConstantTimeCompare(hello, s.Token) != 1 {
+	w := &frameWriter{w: bufio.NewWriterSize(c, 64<<10)}
+	c.SetReadDeadline(time.Now().Add(s.hello))
+	kind, hello, _, err := readFrame(r, nil, maxHello)
+	if err != nil || kind != kindHello {
 		return
 	}
+	acks := false
+	if len(hello) == len(s.Token)+1 && hello[len(hello)-1]&flagAccept != 0 {
+		hello, acks = hello[:len(s.Token)], true
+	}
+	if subtle.ConstantTimeCompare(hello, s.Token) != 1 {
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	var buf []byte
 	for {
-		kind, payload, b, err := readFrame(r, buf)
-		buf = b
+		kind, payload, b, err := readFrame(r, buf, maxFrame)
 		if err != nil || (kind != kindCall && kind != kindStream) {
 			return
 		}
+		w.next()
 		ctx, cancel := context.WithCancel(context.Background())
-		stop := watch(pc, r, cancel)
+		var accept func()
+		if acks {
+			accept = func() { w.write(kindAccept, nil) }
+		}
+		stop := watch(pc, r, cancel, accept)
 		var werr error
 		if kind == kindCall {
 			werr = s.call(ctx, w, payload)
 		} else {
 			werr = s.stream(ctx, w, payload)
 		}
+		buf = release(b)
 		closed := stop()
 		cancel()
 		if werr != nil || closed {
@@ -130,8 +191,8 @@ func (s *Server) serve(c net.Conn) {
 }
 
 // call runs one unary call and writes its reply or error.
-func (s *Server) call(ctx context.Context, w *bufio.Writer, payload []byte) error {
-	msg, err := s.handler.Call(ctx, payload)
+func (s *Server) call(ctx context.Context, w *frameWriter, payload []byte) error {
+	msg, err := s.runCall(ctx, payload)
 	if err != nil {
 		return writeStatus(w, err)
 	}
@@ -139,12 +200,33 @@ func (s *Server) call(ctx context.Context, w *bufio.Writer, payload []byte) erro
 	if err != nil {
 		return writeStatus(w, err)
 	}
-	return writeFrame(w, kindReply, out)
+	return w.write(kindReply, out)
+}
+
+// runCall runs the handler's Call, turning a panic into an Internal status.
+func (s *Server) runCall(ctx context.Context, payload []byte) (msg proto.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg, err = nil, rpc.Recovered("datapath call", r)
+		}
+	}()
+	return s.handler.Call(ctx, payload)
+}
+
+// runStream runs the handler's Stream, turning a panic into an Internal
+// status.
+func (s *Server) runStream(ctx context.Context, payload []byte, send func(proto.Message) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = rpc.Recovered("datapath stream", r)
+		}
+	}()
+	return s.handler.Stream(ctx, payload, send)
 }
 
 // stream runs one streamed call: a chunk frame per message, then an end
 // or error frame.
-func (s *Server) stream(ctx context.Context, w *bufio.Writer, payload []byte) error {
+func (s *Server) stream(ctx context.Context, w *frameWriter, payload []byte) error {
 	var werr error
 	send := func(m proto.Message) error {
 		if werr != nil {
@@ -154,22 +236,22 @@ func (s *Server) stream(ctx context.Context, w *bufio.Writer, payload []byte) er
 		if err != nil {
 			return err
 		}
-		werr = writeFrame(w, kindChunk, out)
+		werr = w.write(kindChunk, out)
 		return werr
 	}
-	err := s.handler.Stream(ctx, payload, send)
+	err := s.runStream(ctx, payload, send)
 	if werr != nil {
 		return werr
 	}
 	if err != nil {
 		return writeStatus(w, err)
 	}
-	return writeFrame(w, kindEnd, nil)
+	return w.write(kindEnd, nil)
 }
 
-func writeStatus(w *bufio.Writer, err error) error {
+func writeStatus(w *frameWriter, err error) error {
 	out, _ := proto.Marshal(status.Convert(err).Proto())
-	return writeFrame(w, kindError, out)
+	return w.write(kindError, out)
 }
 
 // watchDelay is how long a call runs before its connection is watched:
@@ -177,11 +259,12 @@ func writeStatus(w *bufio.Writer, err error) error {
 const watchDelay = time.Millisecond
 
 // watch cancels a running call when the host closes the connection (the
-// host's request was cancelled). It starts only after watchDelay. The host
+// host's request was cancelled). It starts only after watchDelay, first
+// calling accept (when not nil) to tell the host the call is running. The host
 // sends nothing while it waits for a reply, so a byte read is already the
 // next call: stop hands it back. stop reports whether the connection is
 // gone.
-func watch(pc *pushback, r *bufio.Reader, cancel context.CancelFunc) (stop func() bool) {
+func watch(pc *pushback, r *bufio.Reader, cancel context.CancelFunc, accept func()) (stop func() bool) {
 	if r.Buffered() > 0 {
 		// The host never pipelines; bytes already buffered are a protocol
 		// error the next read will report.
@@ -206,6 +289,9 @@ func watch(pc *pushback, r *bufio.Reader, cancel context.CancelFunc) (stop func(
 		done = make(chan result, 1)
 		ch := done
 		mu.Unlock()
+		if accept != nil {
+			accept()
+		}
 		var one [1]byte
 		n, err := pc.Conn.Read(one[:])
 		if err != nil && !isTimeout(err) {

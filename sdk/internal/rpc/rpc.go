@@ -12,6 +12,7 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/llmproxy/llmproxy/sdk/openai"
@@ -48,8 +49,25 @@ func DialOptions() []grpc.DialOption {
 		grpc.WithReadBufferSize(64 << 10),
 		grpc.WithWriteBufferSize(64 << 10),
 		grpc.WithSharedWriteBuffer(true),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time:                KeepaliveTime,
+			Timeout:             KeepaliveTimeout,
+			PermitWithoutStream: true,
+		}),
+		grpc.WithStatsHandler(acceptStats{}),
 	}
 }
+
+// KeepaliveTime is how long the host's connection to a plugin may be idle
+// before the host pings it, and KeepaliveTimeout how long it waits for the
+// answer before it closes the connection, failing every call on it. A
+// plugin that stopped running (SIGSTOP, a wedged runtime) is thus cut off
+// even when no health check is due. gRPC does not ping more often than
+// every 10 s.
+const (
+	KeepaliveTime    = 10 * time.Second
+	KeepaliveTimeout = 5 * time.Second
+)
 
 // ToStatus turns an error returned by plugin code into a gRPC status that
 // carries an ErrorDetail. Plain errors become 502 upstream errors.

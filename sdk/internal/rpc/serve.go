@@ -13,6 +13,7 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 )
 
@@ -49,8 +50,12 @@ func Serve(name string, p goplugin.Plugin) {
 				grpc.WriteBufferSize(64<<10),
 				grpc.SharedWriteBuffer(true),
 				grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-				grpc.ChainUnaryInterceptor(recoverUnary),
-				grpc.ChainStreamInterceptor(recoverStream),
+				grpc.ChainUnaryInterceptor(recoverUnary, acceptUnary),
+				grpc.ChainStreamInterceptor(recoverStream, acceptStream),
+				grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+					MinTime:             KeepaliveTime / 2,
+					PermitWithoutStream: true,
+				}),
 			)
 			return grpc.NewServer(opts...)
 		},
@@ -108,7 +113,7 @@ func watchParent(ppid int) {
 func recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = panicked(info.FullMethod, r)
+			err = Recovered(info.FullMethod, r)
 		}
 	}()
 	return h(ctx, req)
@@ -117,13 +122,17 @@ func recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h gr
 func recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = panicked(info.FullMethod, r)
+			err = Recovered(info.FullMethod, r)
 		}
 	}()
 	return h(srv, ss)
 }
 
-func panicked(method string, r any) error {
+// Recovered logs a panic recovered while serving method, with its stack,
+// and returns the Internal status the host turns into 500 plugin_error.
+// Every transport (gRPC and the data path) recovers through it, so a
+// panicking call costs that call only.
+func Recovered(method string, r any) error {
 	logger.Error("plugin panicked", "method", method, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 	return status.Errorf(codes.Internal, "plugin panicked in %s: %v", method, r)
 }

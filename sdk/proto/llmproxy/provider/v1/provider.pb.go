@@ -77,10 +77,15 @@ type DescribeResponse struct {
 	// socket for unary calls beside gRPC (see sdk/internal/datapath). Set by
 	// the SDK; empty when the plugin offers none, and the host then calls
 	// over gRPC.
-	DataAddress   string `protobuf:"bytes,7,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
-	DataToken     []byte `protobuf:"bytes,8,opt,name=data_token,json=dataToken,proto3" json:"data_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DataAddress string `protobuf:"bytes,7,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
+	DataToken   []byte `protobuf:"bytes,8,opt,name=data_token,json=dataToken,proto3" json:"data_token,omitempty"`
+	// acknowledges_calls says the plugin confirms each call as soon as it
+	// starts running it (gRPC response headers, or an accept frame on the
+	// data path), so the host may bound the time to reach the plugin
+	// separately from the time the upstream takes to answer.
+	AcknowledgesCalls bool `protobuf:"varint,9,opt,name=acknowledges_calls,json=acknowledgesCalls,proto3" json:"acknowledges_calls,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *DescribeResponse) Reset() {
@@ -167,6 +172,13 @@ func (x *DescribeResponse) GetDataToken() []byte {
 		return x.DataToken
 	}
 	return nil
+}
+
+func (x *DescribeResponse) GetAcknowledgesCalls() bool {
+	if x != nil {
+		return x.AcknowledgesCalls
+	}
+	return false
 }
 
 type Model struct {
@@ -888,7 +900,7 @@ var File_llmproxy_provider_v1_provider_proto protoreflect.FileDescriptor
 const file_llmproxy_provider_v1_provider_proto_rawDesc = "" +
 	"\n" +
 	"#llmproxy/provider/v1/provider.proto\x12\x14llmproxy.provider.v1\x1a\x1fllmproxy/plugin/v1/plugin.proto\"\x11\n" +
-	"\x0fDescribeRequest\"\xde\x02\n" +
+	"\x0fDescribeRequest\"\x8d\x03\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\"\n" +
@@ -898,7 +910,8 @@ const file_llmproxy_provider_v1_provider_proto_rawDesc = "" +
 	"\x06models\x18\x06 \x03(\v2\x1b.llmproxy.provider.v1.ModelR\x06models\x12!\n" +
 	"\fdata_address\x18\a \x01(\tR\vdataAddress\x12\x1d\n" +
 	"\n" +
-	"data_token\x18\b \x01(\fR\tdataToken\"L\n" +
+	"data_token\x18\b \x01(\fR\tdataToken\x12-\n" +
+	"\x12acknowledges_calls\x18\t \x01(\bR\x11acknowledgesCalls\"L\n" +
 	"\x05Model\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bowned_by\x18\x02 \x01(\tR\aownedBy\x12\x18\n" +
