@@ -125,11 +125,16 @@ func FreeAddress() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// ReadyInstances reads the instance states of a host's /readyz, and the
-// raw body for error messages.
-func ReadyInstances(url string) (map[string]InstanceStatus, string, error) {
+// ReadyInstances reads the instance states of a host's /readyz as the
+// admin key adminKey, and the raw body for error messages.
+func ReadyInstances(url, adminKey string) (map[string]InstanceStatus, string, error) {
 	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url + "/readyz")
+	req, err := http.NewRequest("GET", url+"/readyz", nil)
+	if err != nil {
+		return nil, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, "", fmt.Errorf("GET /readyz: %w", err)
 	}
@@ -147,10 +152,10 @@ func ReadyInstances(url string) (map[string]InstanceStatus, string, error) {
 	return body.Instances, string(raw), nil
 }
 
-// WaitInstances polls the host at url until the named instances are ready
-// with a plugin process, and returns their states. It gives up when host
-// exits, ctx ends or within passes.
-func WaitInstances(ctx context.Context, url string, names []string, host *Process, within time.Duration) (map[string]InstanceStatus, error) {
+// WaitInstances polls the host at url, as the admin key adminKey, until
+// the named instances are ready with a plugin process, and returns their
+// states. It gives up when host exits, ctx ends or within passes.
+func WaitInstances(ctx context.Context, url, adminKey string, names []string, host *Process, within time.Duration) (map[string]InstanceStatus, error) {
 	deadline := time.Now().Add(within)
 	last := ""
 	for time.Now().Before(deadline) {
@@ -161,7 +166,7 @@ func WaitInstances(ctx context.Context, url string, names []string, host *Proces
 			return nil, fmt.Errorf("wait for %s: %w", host.Name, ctx.Err())
 		default:
 		}
-		st, raw, err := ReadyInstances(url)
+		st, raw, err := ReadyInstances(url, adminKey)
 		if err == nil {
 			ok := true
 			for _, n := range names {

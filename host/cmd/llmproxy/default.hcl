@@ -22,13 +22,38 @@ logging {
   access_log = false
 }
 
-# DEVELOPMENT ONLY: the default key is public. Set LLMPROXY_API_KEY, or
-# better, replace `key` by `key_sha256 = "<hex sha-256 of the key>"`.
+# DEVELOPMENT ONLY: the default key is public, so the host accepts it only
+# on a loopback listener and refuses to start otherwise. Set
+# LLMPROXY_API_KEY, or better, replace `key` by
+# `key_sha256 = "<hex sha-256 of the key>"`.
+#
+# Rights fail closed: a missing or empty list grants nothing, "*" grants
+# everything of its kind.
+#   models      model names or patterns usable under /v1/
+#   passthrough provider instances usable in transparent mode
+#               (/-{type}/{instance}/{native path}), e.g. ["openai_prod"]
+#   instances   storage instances, over the storage API and as document
+#               references in chats
+#   storage_ops put | get | head | list | delete | presign, or "*"; a
+#               presign also needs the right of the method it signs
+#   admin       true: /readyz shows per-instance details
 api_key "dev" {
-  key       = env("LLMPROXY_API_KEY", "sk-llmproxy-dev")
-  models    = ["*"]
-  instances = ["*"]
+  key         = env("LLMPROXY_API_KEY", "sk-llmproxy-dev")
+  models      = ["*"]
+  passthrough = ["*"]
+  instances   = ["*"]
+  storage_ops = ["*"]
+  admin       = true
 }
+
+# A narrower key: two model families, reads of the dev storage, no
+# transparent mode.
+# api_key "reader" {
+#   key_sha256  = "<hex sha-256 of the key>"
+#   models      = ["echo", "gpt-*"]
+#   instances   = ["dev"]
+#   storage_ops = ["get", "head", "list"]
+# }
 
 # Plugin binaries are found in plugins_dir as llmproxy-provider-<type> and
 # llmproxy-storage-<type>. Pin one to a checksum (or another path) like so:

@@ -124,6 +124,10 @@ func run() int {
 		logger.Error("invalid api_key config", "error", err)
 		return 2
 	}
+	if err := keys.CheckListener(cfg.Server.Listen); err != nil {
+		logger.Error("refusing to start", "reason", err)
+		return 2
+	}
 	rtr, err := router.New(cfg.Routes)
 	if err != nil {
 		logger.Error("invalid route config", "error", err)

@@ -106,7 +106,7 @@ func (sr storageReader) Open(ctx context.Context, name, bucket, key string) (io.
 	if in == nil || in.Kind() != "storage" {
 		return nil, document.ObjectInfo{}, fmt.Errorf("storage instance %q is not configured: %w", name, document.ErrNotFound)
 	}
-	if !sr.key.AllowsInstance(name) || !sr.key.AllowsStorageOp(opGet) {
+	if !sr.key.AllowsStorage(name) || !sr.key.AllowsStorageOp(opGet) {
 		return nil, document.ObjectInfo{}, fmt.Errorf("this API key may not read storage instance %q: %w", name, document.ErrAccessDenied)
 	}
 	if p := sr.s.opts.Policies[name]; p != nil {

@@ -31,13 +31,18 @@ func (r *call) instance() {
 			fmt.Sprintf("no %s instance named %q is configured", typ, name)))
 		return
 	}
-	if !r.key.AllowsInstance(name) {
-		writeError(r.ctx, openai.NewError(http.StatusForbidden, openai.TypePermission, "instance_not_allowed",
-			fmt.Sprintf("this API key may not address instance %q directly", name)))
+	if in.Kind() == "storage" {
+		if !r.key.AllowsStorage(name) {
+			writeError(r.ctx, openai.NewError(http.StatusForbidden, openai.TypePermission, "instance_not_allowed",
+				fmt.Sprintf("this API key may not address storage instance %q", name)))
+			return
+		}
+		r.storage(in)
 		return
 	}
-	if in.Kind() == "storage" {
-		r.storage(in)
+	if !r.key.AllowsPassthrough(name) {
+		writeError(r.ctx, openai.NewError(http.StatusForbidden, openai.TypePermission, "instance_not_allowed",
+			fmt.Sprintf("this API key may not use provider instance %q in transparent mode (it needs passthrough = [%q])", name, name)))
 		return
 	}
 	r.passthrough(name)
