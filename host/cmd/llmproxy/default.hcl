@@ -14,6 +14,14 @@ server {
   max_body_bytes  = 33554432
   request_timeout = "10m"
   shutdown_grace  = "30s"
+  # After SIGTERM, /readyz answers 503 for drain_delay while requests are
+  # still served, then the listener closes.
+  drain_delay = "0s"
+  # Headers and bodies up to max_body_bytes must arrive within
+  # read_timeout; larger (streamed) uploads may take as long as they need
+  # as long as no read waits longer than read_idle_timeout.
+  read_timeout      = "5m"
+  read_idle_timeout = "60s"
 }
 
 logging {
@@ -154,6 +162,8 @@ storage "dev" {
   type            = "local"
   allowed_buckets = ["rag-docs", "uploads"]
   denied_prefixes = ["secret/", "internal/", "credentials/"]
+  # Largest object one upload may store (413 beyond it).
+  max_object_bytes = 1073741824
   presign {
     default_ttl = "1h"
     min_ttl     = "60s"

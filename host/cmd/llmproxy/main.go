@@ -118,6 +118,9 @@ func run() int {
 	logger := newLogger(cfg.Logging)
 	timeout, _ := config.Duration(cfg.Server.RequestTimeout, config.DefaultRequestTimeout)
 	grace, _ := config.Duration(cfg.Server.ShutdownGrace, 30*time.Second)
+	drainDelay, _ := config.Duration(cfg.Server.DrainDelay, 0)
+	readTimeout, _ := config.Duration(cfg.Server.ReadTimeout, config.DefaultReadTimeout)
+	readIdle, _ := config.Duration(cfg.Server.ReadIdleTimeout, config.DefaultReadIdleTimeout)
 
 	keys, err := auth.New(cfg.APIKeys)
 	if err != nil {
@@ -175,6 +178,7 @@ func run() int {
 		Keys: keys, Router: rtr, Plugins: mgr, Logger: logger.Named("http"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
 		Documents: docs, Policies: policies, Metrics: metrics.New(mgr, docs),
+		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle,
 	})
 	hs := srv.HTTPServer()
 
@@ -191,7 +195,17 @@ func run() int {
 		logger.Error("server stopped", "error", err)
 		return 1
 	case s := <-sigs:
-		logger.Info("shutting down", "signal", s.String(), "grace", grace)
+		logger.Info("shutting down", "signal", s.String(), "grace", grace, "drain_delay", drainDelay)
+	}
+	// /readyz answers 503 from now on; during drain_delay requests are
+	// still accepted, so that load balancers notice before the listener
+	// closes. A second signal skips the wait.
+	srv.Drain()
+	if drainDelay > 0 {
+		select {
+		case <-time.After(drainDelay):
+		case <-sigs:
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()

@@ -2,8 +2,10 @@ package server
 
 import (
 	"encoding/json"
+	"strconv"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
 )
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
@@ -15,4 +17,58 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)
+}
+
+// duplicateKey reports the first object key that body repeats, at any
+// depth, as a path such as "model" or "messages[0].content[1].source.url".
+// JSON leaves repeated keys undefined and parsers differ (the host's
+// keeps the first, Go's encoding/json the last), so the host refuses
+// them rather than authorise one value and forward another. A body that
+// is not valid JSON has no duplicates here; the request parser reports
+// it.
+func duplicateKey(pool *fastjson.ParserPool, body []byte) (string, bool) {
+	p := pool.Get()
+	defer pool.Put(p)
+	v, err := p.ParseBytes(body)
+	if err != nil {
+		return "", false
+	}
+	return findDuplicate(v, "")
+}
+
+func findDuplicate(v *fastjson.Value, path string) (string, bool) {
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		if o.Len() == 0 {
+			return "", false
+		}
+		seen := make(map[string]struct{}, o.Len())
+		var dup string
+		found := false
+		o.Visit(func(k []byte, child *fastjson.Value) {
+			if found {
+				return
+			}
+			name := path + "." + string(k)
+			if path == "" {
+				name = string(k)
+			}
+			if _, ok := seen[string(k)]; ok {
+				dup, found = name, true
+				return
+			}
+			seen[string(k)] = struct{}{}
+			dup, found = findDuplicate(child, name)
+		})
+		return dup, found
+	case fastjson.TypeArray:
+		arr, _ := v.Array()
+		for i, child := range arr {
+			if d, ok := findDuplicate(child, path+"["+strconv.Itoa(i)+"]"); ok {
+				return d, true
+			}
+		}
+	}
+	return "", false
 }
