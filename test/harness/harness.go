@@ -92,6 +92,9 @@ type Options struct {
 	Env []string
 	// WaitFor names instances that must be ready before Start returns.
 	WaitFor []string
+	// Server is extra HCL inside the server block the harness writes,
+	// e.g. `read_idle_timeout = "1s"`.
+	Server string
 }
 
 // Start runs llmproxy with the given HCL config body (without a server
@@ -105,7 +108,7 @@ func Start(t testing.TB, hcl string, opts Options) *Host {
 		plugins = filepath.Join(bin, "plugins")
 	}
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("server {\n  listen = %q\n  plugins_dir = %q\n  max_body_bytes = 1048576\n}\nlogging {\n  level = \"debug\"\n  access_log = true\n}\n%s\n", addr, plugins, hcl)
+	cfg := fmt.Sprintf("server {\n  listen = %q\n  plugins_dir = %q\n  max_body_bytes = 1048576\n%s\n}\nlogging {\n  level = \"debug\"\n  access_log = true\n}\n%s\n", addr, plugins, opts.Server, hcl)
 	path := filepath.Join(dir, "llmproxy.hcl")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

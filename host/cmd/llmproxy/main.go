@@ -89,18 +89,26 @@ func run() int {
 	if diags.HasErrors() {
 		return 2
 	}
+	if *listen != "" {
+		cfg.Server.Listen = *listen
+	}
+	if cfg.Server.Listen == "" {
+		cfg.Server.Listen = config.DefaultListen
+	}
+	keys, err := auth.New(cfg.APIKeys)
+	if err == nil {
+		err = keys.CheckListener(cfg.Server.Listen)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "llmproxy: refusing to start: %v\n", err)
+		return 2
+	}
 	if *check {
 		fmt.Fprintln(os.Stderr, "config is valid")
 		return 0
 	}
-	if *listen != "" {
-		cfg.Server.Listen = *listen
-	}
 	if *pluginsDir != "" {
 		cfg.Server.PluginsDir = *pluginsDir
-	}
-	if cfg.Server.Listen == "" {
-		cfg.Server.Listen = config.DefaultListen
 	}
 	if cfg.Server.PluginsDir == "" {
 		cfg.Server.PluginsDir = "bin/plugins"
@@ -122,15 +130,6 @@ func run() int {
 	readTimeout, _ := config.Duration(cfg.Server.ReadTimeout, config.DefaultReadTimeout)
 	readIdle, _ := config.Duration(cfg.Server.ReadIdleTimeout, config.DefaultReadIdleTimeout)
 
-	keys, err := auth.New(cfg.APIKeys)
-	if err != nil {
-		logger.Error("invalid api_key config", "error", err)
-		return 2
-	}
-	if err := keys.CheckListener(cfg.Server.Listen); err != nil {
-		logger.Error("refusing to start", "reason", err)
-		return 2
-	}
 	rtr, err := router.New(cfg.Routes)
 	if err != nil {
 		logger.Error("invalid route config", "error", err)
