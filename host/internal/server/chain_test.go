@@ -214,3 +214,22 @@ func TestDuplicateKey(t *testing.T) {
 		}
 	}
 }
+
+func TestLoneSurrogate(t *testing.T) {
+	tests := map[string]bool{
+		`{"a":"x"}`:                  false,
+		`{"a":"\ud83d\ude00"}`:       false,
+		`{"a":"\\ud800"}`:            false,
+		`{"a":"\u00e9\u4e2d"}`:       false,
+		`{"a":"\ud800"}`:             true,
+		`{"a":"\udc00x"}`:            true,
+		`{"a":"\ud800\u0041"}`:       true,
+		`{"a":"\\\ud800"}`:           true,
+		`{"a":"\ud83d\ude00\udc00"}`: true,
+	}
+	for body, want := range tests {
+		if got := loneSurrogate([]byte(body)); got != want {
+			t.Errorf("loneSurrogate(%s) = %v, want %v", body, got, want)
+		}
+	}
+}

@@ -72,3 +72,59 @@ func findDuplicate(v *fastjson.Value, path string) (string, bool) {
 	}
 	return "", false
 }
+
+// loneSurrogate reports whether body escapes a UTF-16 surrogate (\uD800
+// to \uDFFF) that is not half of a high-low pair, which is no character
+// at all.
+func loneSurrogate(body []byte) bool {
+	for i := 0; i < len(body); i++ {
+		if body[i] != '\\' || i+1 >= len(body) {
+			continue
+		}
+		if body[i+1] != 'u' {
+			i++ // skip the escaped character, which may be a backslash
+			continue
+		}
+		r, ok := hex4(body[i+2:])
+		if !ok {
+			i++
+			continue
+		}
+		switch {
+		case r >= 0xD800 && r < 0xDC00:
+			if len(body) >= i+12 && body[i+6] == '\\' && body[i+7] == 'u' {
+				if lo, ok := hex4(body[i+8:]); ok && lo >= 0xDC00 && lo < 0xE000 {
+					i += 11
+					continue
+				}
+			}
+			return true
+		case r >= 0xDC00 && r < 0xE000:
+			return true
+		}
+		i += 5
+	}
+	return false
+}
+
+// hex4 reads four hex digits.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}

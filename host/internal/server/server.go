@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/valyala/fasthttp"
@@ -372,11 +373,21 @@ func (s *Server) route(r *call) {
 	}
 }
 
-// canonical refuses an AI request body with a repeated object key: the
-// host authorises and routes on one reading of the body, and a plugin or
-// upstream that keeps the other would run something else.
+// canonical refuses an AI request body that JSON readers could read
+// differently: one with a repeated object key (the host authorises and
+// routes on one reading of the body, and a plugin or upstream that keeps
+// the other would run something else) or one that is not UTF-8.
 func (r *call) canonical() bool {
-	if key, dup := duplicateKey(&r.s.parsers, r.ctx.PostBody()); dup {
+	body := r.ctx.PostBody()
+	if !utf8.Valid(body) || loneSurrogate(body) {
+		// JSON text is Unicode; readers differ on anything else (the
+		// host's parser keeps the bytes or the escape, Go's replaces
+		// them with U+FFFD), so the model the host authorises could
+		// differ from the one a plugin sends.
+		writeError(r.ctx, openai.InvalidRequest("", "the request body is not valid UTF-8 or escapes half a surrogate pair"))
+		return false
+	}
+	if key, dup := duplicateKey(&r.s.parsers, body); dup {
 		e := openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, "duplicate_key",
 			fmt.Sprintf("the request body repeats the key %q; each key may appear once", key))
 		e.Param = key
