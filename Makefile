@@ -3,6 +3,7 @@
 #   make run     build everything and serve the embedded default config
 #   make test    unit, conformance and end-to-end tests (needs scripts/ci-deps.sh once)
 #   make bench   gateway overhead benchmark (direct vs llmproxy vs bare proxy)
+#   make fuzz    every Go fuzz target of every module, FUZZTIME each (default 30s)
 
 SHELL := /bin/bash
 GO    ?= go
@@ -13,7 +14,7 @@ PLUGINS := $(patsubst plugins/%,$(BIN)/plugins/llmproxy-%,$(PLUGIN_DIRS))
 MODULES := sdk host $(PLUGIN_DIRS) $(wildcard test)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build run test bench bench-rag lint fmt proto tidy clean FORCE
+.PHONY: all build run test bench bench-rag fuzz lint fmt proto tidy clean FORCE
 
 all: build
 
@@ -47,6 +48,18 @@ bench: build
 
 bench-rag: build
 	@eval "$$(scripts/services.sh start)"; cd test && GOWORK=off LLMPROXY_BIN=$(CURDIR)/$(BIN) $(GO) run ./cmd/ragbench
+
+# Each fuzz target runs alone for FUZZTIME; its seed corpus lives in
+# testdata/fuzz/<target> beside it, and a crash it finds is written
+# there as a new seed, so the next `go test` fails until it is fixed.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for m in $(MODULES); do \
+	  for pkg in $$(cd $$m && GOWORK=off $(GO) list ./...); do \
+	    for fz in $$(cd $$m && GOWORK=off $(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	      echo "== $$pkg $$fz ($(FUZZTIME))"; \
+	      (cd $$m && GOWORK=off $(GO) test $$pkg -run '^$$' -fuzz "^$$fz$$" -fuzztime $(FUZZTIME) -parallel 1); \
+	    done; done; done
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
