@@ -22,6 +22,9 @@ server {
   # as long as no read waits longer than read_idle_timeout.
   read_timeout      = "5m"
   read_idle_timeout = "60s"
+  # Storage list page tokens are sealed; replicas behind one load balancer
+  # need the same secret (at least 16 bytes) to accept each other's.
+  # page_token_secret = env("LLMPROXY_PAGE_TOKEN_SECRET")
 }
 
 logging {

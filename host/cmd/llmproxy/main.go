@@ -162,6 +162,11 @@ func run() int {
 	})
 	defer mgr.Stop()
 
+	tokens, err := access.NewPageTokens(cfg.Server.PageTokenSecret)
+	if err != nil {
+		logger.Error("invalid server config", "error", err)
+		return 2
+	}
 	var srv *server.Server
 	docs, err := document.New(docCfg, document.Options{
 		Presign: document.PresignRecognizerFunc(func(u *url.URL) (document.StorageRef, bool) {
@@ -177,7 +182,7 @@ func run() int {
 		Keys: keys, Router: rtr, Plugins: mgr, Logger: logger.Named("http"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
 		Documents: docs, Policies: policies, Metrics: metrics.New(mgr, docs),
-		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle,
+		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens,
 	})
 	hs := srv.HTTPServer()
 

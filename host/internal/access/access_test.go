@@ -163,7 +163,7 @@ func TestCheckPrefix(t *testing.T) {
 }
 
 func TestPageTokens(t *testing.T) {
-	tokens, err := NewPageTokens(nil)
+	tokens, err := NewPageTokens("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestPageTokens(t *testing.T) {
 	if tokens.Seal(scope, "") != "" {
 		t.Error("an empty token must stay empty")
 	}
-	other, _ := NewPageTokens(nil)
+	other, _ := NewPageTokens("")
 	flipped := []byte(sealed)
 	flipped[len(flipped)/2] ^= 1
 	if flipped[len(flipped)/2] == '_' || flipped[len(flipped)/2] == '-' {
@@ -196,5 +196,27 @@ func TestPageTokens(t *testing.T) {
 		if _, err := tokens.Open(tt.scope, tt.token); status(err) != 400 || !strings.Contains(err.Error(), "page_token") {
 			t.Errorf("%s: Open = %v, want 400 invalid_page_token", name, err)
 		}
+	}
+}
+
+// TestSharedPageTokenSecret checks that two sealers with one secret (two
+// replicas) accept each other's tokens, and that short secrets are
+// refused.
+func TestSharedPageTokenSecret(t *testing.T) {
+	a, err := NewPageTokens("a shared secret of some length")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewPageTokens("a shared secret of some length")
+	scope := Scope("store", "b", "", "")
+	if got, err := b.Open(scope, a.Seal(scope, "k/1")); err != nil || got != "k/1" {
+		t.Errorf("replica b opened %q, %v", got, err)
+	}
+	c, _ := NewPageTokens("another secret of some length")
+	if _, err := c.Open(scope, a.Seal(scope, "k/1")); err == nil {
+		t.Error("a different secret opened the token")
+	}
+	if _, err := NewPageTokens("short"); err == nil {
+		t.Error("a 5-byte secret was accepted")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -26,17 +27,23 @@ type PageTokens struct {
 	aead cipher.AEAD
 }
 
-// NewPageTokens returns a sealer keyed by secret (32 bytes), or by a
-// random key when secret is nil, in which case tokens do not outlive the
+// NewPageTokens returns a sealer keyed by secret, any string of at least
+// 16 bytes shared by the replicas that serve one listing, or by a random
+// key when secret is empty, in which case tokens do not outlive the
 // process.
-func NewPageTokens(secret []byte) (*PageTokens, error) {
-	if secret == nil {
-		secret = make([]byte, 32)
-		if _, err := rand.Read(secret); err != nil {
+func NewPageTokens(secret string) (*PageTokens, error) {
+	var key [32]byte
+	switch {
+	case secret == "":
+		if _, err := rand.Read(key[:]); err != nil {
 			return nil, fmt.Errorf("page token key: %w", err)
 		}
+	case len(secret) < 16:
+		return nil, fmt.Errorf("page_token_secret must be at least 16 bytes")
+	default:
+		key = sha256.Sum256([]byte("llmproxy page token\x00" + secret))
 	}
-	block, err := aes.NewCipher(secret)
+	block, err := aes.NewCipher(key[:])
 	if err != nil {
 		return nil, fmt.Errorf("page token key: %w", err)
 	}

@@ -63,6 +63,10 @@ type Server struct {
 	// of a streamed upload, which may take as long as it keeps moving.
 	ReadTimeout     string `hcl:"read_timeout,optional"`
 	ReadIdleTimeout string `hcl:"read_idle_timeout,optional"`
+	// PageTokenSecret keys the sealing of storage list page tokens, so
+	// that replicas behind one load balancer accept each other's tokens;
+	// empty means a random key per process.
+	PageTokenSecret string `hcl:"page_token_secret,optional"`
 }
 
 // Logging configures the host's hclog logger.

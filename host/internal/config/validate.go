@@ -117,6 +117,10 @@ func (f *File) validate() hcl.Diagnostics {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid server." + name, Detail: detail})
 		}
 	}
+	if s := f.Server.PageTokenSecret; s != "" && len(s) < 16 {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid server.page_token_secret",
+			Detail: "page_token_secret must be at least 16 bytes; leave it out for a random key per process"})
+	}
 	if f.Logging != nil && f.Logging.Format != "" && f.Logging.Format != "text" && f.Logging.Format != "json" {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid logging.format", Detail: `format must be "text" or "json"`})
 	}

@@ -103,7 +103,7 @@ func New(opts Options) *Server {
 	}
 	if s.tokens == nil {
 		var err error
-		if s.tokens, err = access.NewPageTokens(nil); err != nil {
+		if s.tokens, err = access.NewPageTokens(""); err != nil {
 			panic(err)
 		}
 	}
