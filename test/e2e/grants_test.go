@@ -495,7 +495,14 @@ func TestTraversalRefusedEverywhere(t *testing.T) {
 		{"presign", "GET", base + "presign/rag-docs/a/../secret/x"},
 		{"presign put", "GET", base + "presign/rag-docs/a/%2e%2e/secret/x?method=PUT"},
 		{"list prefix", "GET", base + "list/rag-docs?prefix=a/../secret/"},
+		{"instance behind dots", "GET", "/-local/raw/../store/get/rag-docs/secret/x"},
+		{"instance switched by dots", "GET", "/-local/store/get/../../../-local/raw/get/rag-docs/secret/x"},
+		{"transparent dots", "GET", "/-openai/openai_prod/v1/../../admin"},
+		{"transparent escaped dots", "GET", "/-openai/openai_prod/v1/%2e%2e/%2E%2E/admin"},
+		{"transparent escaped slash", "GET", "/-openai/openai_prod/v1/..%2F..%2Fadmin"},
+		{"from storage to transparent", "GET", "/-local/store/../../-openai/openai_prod/v1/models"},
 	}
+	upstream := g.fake.Requests()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			status, _, body := g.Do(t, tt.method, tt.path, "payload")
@@ -504,11 +511,14 @@ func TestTraversalRefusedEverywhere(t *testing.T) {
 			}
 			if tt.method != "HEAD" {
 				e := wantError(t, status, body, 400, "")
-				if e.Error.Code == nil || (*e.Error.Code != "invalid_key" && *e.Error.Code != "invalid_bucket") {
-					t.Errorf("code %v, want invalid_key", e.Error.Code)
+				if e.Error.Code == nil || (*e.Error.Code != "invalid_key" && *e.Error.Code != "invalid_bucket" && *e.Error.Code != "invalid_path") {
+					t.Errorf("code %v, want invalid_key, invalid_bucket or invalid_path", e.Error.Code)
 				}
 			}
 		})
+	}
+	if n := g.fake.Requests() - upstream; n != 0 {
+		t.Errorf("the upstream received %d requests for refused paths", n)
 	}
 	for _, key := range []string{"a/../secret/x", "./secret/x", "/secret/x", "a//../secret/x", "a/\u0000/x"} {
 		t.Run("chat document "+key, func(t *testing.T) {
