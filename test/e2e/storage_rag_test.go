@@ -17,8 +17,8 @@ func testSimpleRAG(t *testing.T, s *storageHost) {
 	key := s.prefix + "rag/quantum.md"
 	s.put(t, key, "text/markdown", quantum)
 	p := s.presign(t, key, "600")
-	if p.ExpiresIn < 590 || p.ExpiresIn > 600 {
-		t.Errorf("expires_in = %d, want about 600", p.ExpiresIn)
+	if p.ExpiresIn != 600 || p.Operation != "GetObject" {
+		t.Errorf("expires_in = %d, operation %q; want the granted 600 and GetObject", p.ExpiresIn, p.Operation)
 	}
 	reply := s.chatReply(t, urlDoc(p.URL))
 	wantDocs(t, reply, docLine("quantum.md", "text/markdown", quantum))

@@ -171,8 +171,8 @@ func (s *storageHost) put(t *testing.T, key, contentType, body string) putResult
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("put %s: %v: %s", key, err, out)
 	}
-	if res.Status != "uploaded" || res.Key != key || res.Size != int64(len(body)) {
-		t.Fatalf("put %s answered %+v, want status uploaded, size %d", key, res, len(body))
+	if res.Status != "success" || res.Key != key || res.Size != int64(len(body)) {
+		t.Fatalf("put %s answered %+v, want status success, size %d", key, res, len(body))
 	}
 	t.Cleanup(func() { s.Do(t, "DELETE", s.path("delete", ragBucket, key), "") })
 	return res
@@ -183,6 +183,7 @@ type presignResult struct {
 	URL       string `json:"url"`
 	ExpiresIn int64  `json:"expires_in"`
 	ExpiresAt string `json:"expires_at"`
+	Operation string `json:"operation"`
 	Method    string `json:"method"`
 	Bucket    string `json:"bucket"`
 	Key       string `json:"key"`

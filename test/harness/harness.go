@@ -168,9 +168,15 @@ type InstanceStatus struct {
 	Restarts int    `json:"restarts"`
 }
 
-// Instances reads /readyz.
+// Instances reads the instance details of /readyz as the harness key,
+// which is an admin key.
 func (h *Host) Instances() (map[string]InstanceStatus, error) {
-	resp, err := http.Get(h.URL + "/readyz")
+	req, err := http.NewRequest("GET", h.URL+"/readyz", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+Key)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -258,9 +264,12 @@ func (h *Host) Do(t testing.TB, method, path, body string, header ...string) (in
 // APIKeyBlock is the HCL of the harness key with full rights.
 const APIKeyBlock = `
 api_key "e2e" {
-  key       = "` + Key + `"
-  models    = ["*"]
-  instances = ["*"]
+  key         = "` + Key + `"
+  models      = ["*"]
+  passthrough = ["*"]
+  instances   = ["*"]
+  storage_ops = ["*"]
+  admin       = true
 }
 `
 

@@ -125,11 +125,41 @@ func FreeAddress() (string, error) {
 	return l.Addr().String(), nil
 }
 
+// DevKey is the key of the embedded default config, an admin key there.
+const DevKey = "sk-llmproxy-dev"
+
 // ReadyInstances reads the instance states of a host's /readyz, and the
-// raw body for error messages.
-func ReadyInstances(url string) (map[string]InstanceStatus, string, error) {
+// raw body for error messages. Only admin keys see instance states: it
+// presents each of adminKeys (by default Key, then DevKey) until one
+// does.
+func ReadyInstances(url string, adminKeys ...string) (map[string]InstanceStatus, string, error) {
+	if len(adminKeys) == 0 {
+		adminKeys = []string{Key, DevKey}
+	}
+	var (
+		raw string
+		err error
+	)
+	for _, key := range adminKeys {
+		var st map[string]InstanceStatus
+		if st, raw, err = readyAs(url, key); err == nil && st != nil {
+			return st, raw, nil
+		}
+	}
+	if err == nil {
+		err = fmt.Errorf("/readyz shows no instances to keys %v: %s", adminKeys, raw)
+	}
+	return nil, raw, err
+}
+
+func readyAs(url, key string) (map[string]InstanceStatus, string, error) {
 	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url + "/readyz")
+	req, err := http.NewRequest("GET", url+"/readyz", nil)
+	if err != nil {
+		return nil, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, "", fmt.Errorf("GET /readyz: %w", err)
 	}
@@ -147,10 +177,11 @@ func ReadyInstances(url string) (map[string]InstanceStatus, string, error) {
 	return body.Instances, string(raw), nil
 }
 
-// WaitInstances polls the host at url until the named instances are ready
-// with a plugin process, and returns their states. It gives up when host
-// exits, ctx ends or within passes.
-func WaitInstances(ctx context.Context, url string, names []string, host *Process, within time.Duration) (map[string]InstanceStatus, error) {
+// WaitInstances polls the host at url until the named instances are
+// ready with a plugin process, and returns their states; adminKeys are
+// as for ReadyInstances. It gives up when host exits, ctx ends or within
+// passes.
+func WaitInstances(ctx context.Context, url string, names []string, host *Process, within time.Duration, adminKeys ...string) (map[string]InstanceStatus, error) {
 	deadline := time.Now().Add(within)
 	last := ""
 	for time.Now().Before(deadline) {
@@ -161,7 +192,7 @@ func WaitInstances(ctx context.Context, url string, names []string, host *Proces
 			return nil, fmt.Errorf("wait for %s: %w", host.Name, ctx.Err())
 		default:
 		}
-		st, raw, err := ReadyInstances(url)
+		st, raw, err := ReadyInstances(url, adminKeys...)
 		if err == nil {
 			ok := true
 			for _, n := range names {

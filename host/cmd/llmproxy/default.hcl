@@ -36,6 +36,18 @@ server {
   # first one starts the response and ends failover for that request.
   connect_timeout  = "3s"
   stream_keepalive = "15s"
+
+  # After SIGTERM, /readyz answers 503 for drain_delay while requests are
+  # still served, then the listener closes.
+  drain_delay = "0s"
+  # Headers and bodies up to max_body_bytes must arrive within
+  # read_timeout; larger (streamed) uploads may take as long as they need
+  # as long as no read waits longer than read_idle_timeout.
+  read_timeout      = "5m"
+  read_idle_timeout = "60s"
+  # Storage list page tokens are sealed; replicas behind one load balancer
+  # need the same secret (at least 16 bytes) to accept each other's.
+  # page_token_secret = env("LLMPROXY_PAGE_TOKEN_SECRET")
 }
 
 logging {
@@ -44,13 +56,38 @@ logging {
   access_log = false
 }
 
-# DEVELOPMENT ONLY: the default key is public. Set LLMPROXY_API_KEY, or
-# better, replace `key` by `key_sha256 = "<hex sha-256 of the key>"`.
+# DEVELOPMENT ONLY: the default key is public, so the host accepts it only
+# on a loopback listener and refuses to start otherwise. Set
+# LLMPROXY_API_KEY, or better, replace `key` by
+# `key_sha256 = "<hex sha-256 of the key>"`.
+#
+# Rights fail closed: a missing or empty list grants nothing, "*" grants
+# everything of its kind.
+#   models      model names or patterns usable under /v1/
+#   passthrough provider instances usable in transparent mode
+#               (/-{type}/{instance}/{native path}), e.g. ["openai_prod"]
+#   instances   storage instances, over the storage API and as document
+#               references in chats
+#   storage_ops put | get | head | list | delete | presign, or "*"; a
+#               presign also needs the right of the method it signs
+#   admin       true: /readyz shows per-instance details
 api_key "dev" {
-  key       = env("LLMPROXY_API_KEY", "sk-llmproxy-dev")
-  models    = ["*"]
-  instances = ["*"]
+  key         = env("LLMPROXY_API_KEY", "sk-llmproxy-dev")
+  models      = ["*"]
+  passthrough = ["*"]
+  instances   = ["*"]
+  storage_ops = ["*"]
+  admin       = true
 }
+
+# A narrower key: two model families, reads of the dev storage, no
+# transparent mode.
+# api_key "reader" {
+#   key_sha256  = "<hex sha-256 of the key>"
+#   models      = ["echo", "gpt-*"]
+#   instances   = ["dev"]
+#   storage_ops = ["get", "head", "list"]
+# }
 
 # Plugin binaries are found in plugins_dir as llmproxy-provider-<type> and
 # llmproxy-storage-<type>. Pin one to a checksum (or another path) like so:
@@ -153,6 +190,8 @@ storage "dev" {
   type            = "local"
   allowed_buckets = ["rag-docs", "uploads"]
   denied_prefixes = ["secret/", "internal/", "credentials/"]
+  # Largest object one upload may store (413 beyond it).
+  max_object_bytes = 1073741824
   presign {
     default_ttl = "1h"
     min_ttl     = "60s"

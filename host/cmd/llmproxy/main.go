@@ -169,6 +169,9 @@ func serve(args []string) int {
 	logger := newLogger(cfg.Logging)
 	timeout, _ := config.Duration(cfg.Server.RequestTimeout, config.DefaultRequestTimeout)
 	grace, _ := config.Duration(cfg.Server.ShutdownGrace, config.DefaultShutdownGrace)
+	drainDelay, _ := config.Duration(cfg.Server.DrainDelay, 0)
+	readTimeout, _ := config.Duration(cfg.Server.ReadTimeout, config.DefaultReadTimeout)
+	readIdle, _ := config.Duration(cfg.Server.ReadIdleTimeout, config.DefaultReadIdleTimeout)
 
 	var local *localKey
 	if len(cfg.APIKeys) == 0 {
@@ -182,8 +185,11 @@ func serve(args []string) int {
 		logger.Warn("no api_key block: requests without a key are served, on the loopback address only", "listen", cfg.Server.Listen)
 	}
 	keys, err := auth.New(cfg.APIKeys)
+	if err == nil {
+		err = keys.CheckListener(cfg.Server.Listen)
+	}
 	if err != nil {
-		logger.Error("invalid api_key config", "error", err)
+		logger.Error("refusing to start", "error", err)
 		return 2
 	}
 	rtr, err := router.New(cfg.Routes, cfg.Server)
@@ -222,6 +228,11 @@ func serve(args []string) int {
 	})
 	defer mgr.Stop()
 
+	tokens, err := access.NewPageTokens(cfg.Server.PageTokenSecret)
+	if err != nil {
+		logger.Error("invalid server config", "error", err)
+		return 2
+	}
 	var srv *server.Server
 	docs, err := document.New(docCfg, document.Options{
 		Presign: document.PresignRecognizerFunc(func(u *url.URL) (document.StorageRef, bool) {
@@ -237,6 +248,7 @@ func serve(args []string) int {
 		Keys: keys, Router: rtr, Plugins: mgr, Logger: logger.Named("http"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
 		Documents: docs, Policies: policies, Metrics: metrics.New(mgr, docs),
+		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens,
 	})
 	hs := srv.HTTPServer()
 	if local != nil {
@@ -256,7 +268,17 @@ func serve(args []string) int {
 		logger.Error("server stopped", "error", err)
 		return 1
 	case s := <-sigs:
-		logger.Info("shutting down", "signal", s.String(), "grace", grace)
+		logger.Info("shutting down", "signal", s.String(), "grace", grace, "drain_delay", drainDelay)
+	}
+	// /readyz answers 503 from now on; during drain_delay requests are
+	// still accepted, so that load balancers notice before the listener
+	// closes. A second signal skips the wait.
+	srv.Drain()
+	if drainDelay > 0 {
+		select {
+		case <-time.After(drainDelay):
+		case <-sigs:
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()

@@ -4,8 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
-	"strings"
 
 	"github.com/valyala/fasthttp"
 
@@ -18,20 +16,6 @@ import (
 // config is one provider and one route, and it must not open a gateway to
 // the network by accident.
 
-// isLoopback reports whether a listen address only accepts local
-// connections.
-func isLoopback(listen string) bool {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // localKey is the implicit key of a configuration without api_key blocks:
 // a random secret, valid for every model and instance, that the host
 // presents on behalf of each request that carries no key of its own.
@@ -42,7 +26,7 @@ type localKey struct {
 // newLocalKey checks that the host listens on loopback only and returns
 // the implicit key's config.
 func newLocalKey(listen string) (*localKey, config.APIKey, error) {
-	if !isLoopback(listen) {
+	if !auth.Loopback(listen) {
 		return nil, config.APIKey{}, fmt.Errorf("no api_key block is configured and the host would listen on %s: "+
 			"without a key the host only listens on a loopback address (127.0.0.1, ::1); add an api_key block", listen)
 	}
@@ -51,7 +35,8 @@ func newLocalKey(listen string) (*localKey, config.APIKey, error) {
 		return nil, config.APIKey{}, fmt.Errorf("make the local key: %w", err)
 	}
 	k := &localKey{secret: "local-" + hex.EncodeToString(b[:])}
-	return k, config.APIKey{Name: "local", Key: k.secret, Models: []string{"*"}, Instances: []string{"*"}}, nil
+	return k, config.APIKey{Name: "local", Key: k.secret, Models: []string{"*"}, Instances: []string{"*"},
+		Passthrough: []string{"*"}, StorageOps: []string{"*"}, Admin: true}, nil
 }
 
 // wrap authenticates requests that present no key as the local key.

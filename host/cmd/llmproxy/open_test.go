@@ -10,7 +10,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/config"
 )
 
-func TestIsLoopback(t *testing.T) {
+func TestLoopback(t *testing.T) {
 	tests := []struct {
 		listen string
 		want   bool
@@ -27,8 +27,8 @@ func TestIsLoopback(t *testing.T) {
 		{"127.0.0.1", false}, // not a listen address
 	}
 	for _, tt := range tests {
-		if got := isLoopback(tt.listen); got != tt.want {
-			t.Errorf("isLoopback(%q) = %v, want %v", tt.listen, got, tt.want)
+		if got := auth.Loopback(tt.listen); got != tt.want {
+			t.Errorf("Loopback(%q) = %v, want %v", tt.listen, got, tt.want)
 		}
 	}
 }

@@ -89,7 +89,11 @@ func checkHost(cfg *config.File) hcl.Diagnostics {
 	// Each key and route is added in turn, so that an error points at the
 	// block that causes it.
 	for i := range cfg.APIKeys {
-		if _, err := auth.New(cfg.APIKeys[:i+1]); err != nil {
+		keys, err := auth.New(cfg.APIKeys[:i+1])
+		if err == nil {
+			err = keys.CheckListener(cfg.Server.Listen)
+		}
+		if err != nil {
 			fail("Invalid api_key", err, cfg.Range(fmt.Sprintf("api_key[%d]", i)))
 			break
 		}

@@ -5,6 +5,7 @@
 package access
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -31,12 +32,14 @@ type Policy struct {
 	// DeniedPrefixes are key prefixes no request may touch.
 	DeniedPrefixes             []string
 	DefaultTTL, MinTTL, MaxTTL time.Duration
+	// MaxObjectBytes caps one upload; 0 means no cap.
+	MaxObjectBytes int64
 }
 
 // NewPolicy builds the policy of a storage instance config.
 func NewPolicy(in *config.Instance) (*Policy, error) {
 	p := &Policy{AllowedBuckets: in.AllowedBuckets, DeniedPrefixes: in.DeniedPrefixes,
-		DefaultTTL: DefaultTTL, MinTTL: MinTTL, MaxTTL: MaxTTL}
+		DefaultTTL: DefaultTTL, MinTTL: MinTTL, MaxTTL: MaxTTL, MaxObjectBytes: in.MaxObjectBytes}
 	if in.Presign != nil {
 		var err error
 		if p.DefaultTTL, err = config.Duration(in.Presign.DefaultTTL, DefaultTTL); err != nil {
@@ -57,7 +60,11 @@ func NewPolicy(in *config.Instance) (*Policy, error) {
 
 // Check refuses buckets outside the allowlist and keys under a denied
 // prefix, with 403 errors that name the rule.
-func (p *Policy) Check(bucket, key string) error {
+func (p *Policy) Check(o Object) error {
+	return p.check(o.Bucket, o.Key)
+}
+
+func (p *Policy) check(bucket, key string) error {
 	if len(p.AllowedBuckets) > 0 && !glob.Any(p.AllowedBuckets, bucket) {
 		return openai.NewError(http.StatusForbidden, openai.TypePermission, "bucket_not_allowed",
 			fmt.Sprintf("bucket %q is not allowed on this storage instance", bucket))
@@ -76,11 +83,11 @@ func (p *Policy) Check(bucket, key string) error {
 // prefix are filtered instead (see Visible).
 func (p *Policy) CheckPrefix(bucket, prefix string) error {
 	if len(p.AllowedBuckets) > 0 && !glob.Any(p.AllowedBuckets, bucket) {
-		return p.Check(bucket, "")
+		return p.check(bucket, "")
 	}
 	for _, d := range p.DeniedPrefixes {
 		if strings.HasPrefix(prefix, d) {
-			return p.Check(bucket, prefix)
+			return p.check(bucket, prefix)
 		}
 	}
 	return nil
@@ -117,38 +124,92 @@ func (p *Policy) TTL(v string) (time.Duration, error) {
 	return d, nil
 }
 
-// SplitObject splits the raw (still escaped) "{bucket}/{key...}" part of a
-// storage path, unescapes each side and validates them: keys with "..",
-// "." or empty segments, a leading "/", control characters or over 1024
-// bytes are refused with 400, so that no request escapes its bucket.
-func SplitObject(raw string, needKey bool) (bucket, key string, err error) {
+// Object names one stored object: a valid bucket and a normalised key.
+// It is the only form in which the host passes an object to a storage
+// plugin, whichever way the request named it (storage route, presign,
+// host-signed URL, document reference in a chat), so every path obeys
+// the same rules: no "." or ".." segments, no empty segments (a leading
+// "/" or "//"), no control characters or invalid UTF-8, at most
+// storage.MaxKeyBytes bytes. An Object with an empty Key names a whole
+// bucket (list).
+type Object struct {
+	Bucket string
+	Key    string
+}
+
+// ParseObject parses the raw (still escaped) "{bucket}/{key...}" part of
+// a storage path, unescaping each side before checking it, so that an
+// escaped "/" or ".." is judged as the backend would see it. needKey
+// refuses a path that names only a bucket.
+func ParseObject(raw string, needKey bool) (Object, error) {
 	rawBucket, rawKey, _ := strings.Cut(raw, "/")
-	if bucket, err = url.PathUnescape(rawBucket); err != nil {
-		return "", "", openai.InvalidRequest("bucket", "bucket is not a valid escaped path segment")
+	bucket, err := url.PathUnescape(rawBucket)
+	if err != nil {
+		return Object{}, openai.InvalidRequest("bucket", "bucket is not a valid escaped path segment")
 	}
-	if err := storage.ValidateBucket(bucket); err != nil {
-		return "", "", err
-	}
-	if key, err = url.PathUnescape(rawKey); err != nil {
-		return "", "", openai.InvalidRequest("key", "key is not validly escaped")
+	key, err := url.PathUnescape(rawKey)
+	if err != nil {
+		return Object{}, openai.InvalidRequest("key", "key is not validly escaped")
 	}
 	if key == "" {
-		if needKey {
-			return "", "", storage.InvalidKey(key, "the path needs a key after the bucket: /{bucket}/{key}")
+		if err := storage.ValidateBucket(bucket); err != nil {
+			return Object{}, err
 		}
-		return bucket, "", nil
+		if needKey {
+			return Object{}, storage.InvalidKey(key, "the path needs a key after the bucket: /{bucket}/{key}")
+		}
+		return Object{Bucket: bucket}, nil
+	}
+	return NewObject(bucket, key)
+}
+
+// NewObject checks an unescaped bucket and key, as they come from a
+// document reference or a signed URL, and returns them as an Object.
+func NewObject(bucket, key string) (Object, error) {
+	if err := storage.ValidateBucket(bucket); err != nil {
+		return Object{}, err
 	}
 	if err := storage.ValidateKey(key); err != nil {
-		return "", "", err
+		return Object{}, err
 	}
+	if err := checkSegments(key); err != nil {
+		return Object{}, storage.InvalidKey(key, err.Error())
+	}
+	return Object{Bucket: bucket, Key: key}, nil
+}
+
+// CheckPrefix checks a list prefix by the rules of keys, except that it
+// may be empty.
+func CheckPrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	if err := storage.ValidateKey(prefix); err != nil {
+		e := *(err.(*openai.Error))
+		e.Param = "prefix"
+		return &e
+	}
+	if err := checkSegments(prefix); err != nil {
+		e := storage.InvalidKey(prefix, err.Error())
+		e.Param = "prefix"
+		return e
+	}
+	return nil
+}
+
+// checkSegments refuses "." and ".." segments and empty ones; a trailing
+// "/" (a folder-like key or prefix) is allowed.
+func checkSegments(key string) error {
 	segs := strings.Split(key, "/")
 	for i, seg := range segs {
 		switch {
 		case seg == ".." || seg == ".":
-			return "", "", storage.InvalidKey(key, `keys may not contain "." or ".." segments`)
+			return errors.New(`keys may not contain "." or ".." segments`)
 		case seg == "" && i < len(segs)-1:
-			return "", "", storage.InvalidKey(key, `keys may not start with "/" or contain "//"`)
+			return errors.New(`keys may not start with "/" or contain "//"`)
+		case strings.ContainsRune(seg, '\\'):
+			return errors.New(`keys may not contain "\\"`)
 		}
 	}
-	return bucket, key, nil
+	return nil
 }

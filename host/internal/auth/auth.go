@@ -11,6 +11,8 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"net"
+	"slices"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -19,42 +21,56 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/glob"
 )
 
-// Key is an authenticated client key and its permissions.
+// DevKey is the public development key of the embedded default config.
+// The host accepts it only on a loopback listener (see CheckListener).
+const DevKey = "sk-llmproxy-dev"
+
+// Key is an authenticated client key and its rights. Every right fails
+// closed: an empty list grants nothing, "*" grants everything.
 type Key struct {
-	Name       string
-	digest     [32]byte
-	models     []string
-	instances  []string
-	storageOps map[string]bool
+	Name string
+	// Admin keys see instance details in /readyz.
+	Admin       bool
+	digest      [32]byte
+	models      []string
+	passthrough []string
+	instances   []string
+	storageOps  map[string]bool
 }
 
-// AllowsModel reports whether the key may use model.
+// AllowsModel reports whether the key may use model in protocol mode.
 func (k *Key) AllowsModel(model string) bool { return glob.Any(k.models, model) }
 
-// AllowsInstance reports whether the key may address instance directly.
-func (k *Key) AllowsInstance(instance string) bool { return glob.Any(k.instances, instance) }
+// AllowsPassthrough reports whether the key may use provider instance
+// in transparent mode.
+func (k *Key) AllowsPassthrough(instance string) bool { return glob.Any(k.passthrough, instance) }
 
-// AllowsStorageOp reports whether the key may perform a storage operation.
-func (k *Key) AllowsStorageOp(op string) bool { return k.storageOps == nil || k.storageOps[op] }
+// AllowsStorage reports whether the key may address storage instance at
+// all; each operation also needs AllowsStorageOp.
+func (k *Key) AllowsStorage(instance string) bool { return glob.Any(k.instances, instance) }
+
+// AllowsStorageOp reports whether the key may perform a storage
+// operation (put, get, head, list, delete, presign) on the storage
+// instances it may address.
+func (k *Key) AllowsStorageOp(op string) bool { return k.storageOps["*"] || k.storageOps[op] }
 
 // Keys is the set of configured keys.
 type Keys struct {
 	byDigest map[[32]byte]*Key
 }
 
-// New builds the key set from config.
+// New builds the key set from config. Rights are copied as given: a key
+// without models may use none.
 func New(cfg []config.APIKey) (*Keys, error) {
 	ks := &Keys{byDigest: make(map[[32]byte]*Key, len(cfg))}
 	for _, c := range cfg {
-		k := &Key{Name: c.Name, models: c.Models, instances: c.Instances}
-		if k.models == nil {
-			k.models = []string{"*"}
-		}
-		if len(c.StorageOps) > 0 {
-			k.storageOps = map[string]bool{}
-			for _, op := range c.StorageOps {
-				k.storageOps[op] = true
+		k := &Key{Name: c.Name, Admin: c.Admin, models: c.Models, passthrough: c.Passthrough,
+			instances: c.Instances, storageOps: map[string]bool{}}
+		for _, op := range c.StorageOps {
+			if op != "*" && !slices.Contains(config.StorageOps, op) {
+				return nil, fmt.Errorf("api_key %q: unknown storage operation %q", c.Name, op)
 			}
+			k.storageOps[op] = true
 		}
 		if c.Key != "" {
 			k.digest = sha256.Sum256([]byte(c.Key))
@@ -71,6 +87,35 @@ func New(cfg []config.APIKey) (*Keys, error) {
 		ks.byDigest[k.digest] = k
 	}
 	return ks, nil
+}
+
+// CheckListener refuses to serve the development key anywhere but on a
+// loopback address: the key is public, so a host reachable from other
+// machines with it configured is open to anyone. listen is the
+// listener's host:port.
+func (ks *Keys) CheckListener(listen string) error {
+	dev := ks.byDigest[sha256.Sum256([]byte(DevKey))]
+	if dev == nil || Loopback(listen) {
+		return nil
+	}
+	return fmt.Errorf("api_key %q is the public development key %s, which is accepted only on a loopback listener, "+
+		"and %q is not one: set LLMPROXY_API_KEY (or the key's key/key_sha256) to a secret of your own, or listen on 127.0.0.1",
+		dev.Name, DevKey, listen)
+}
+
+// Loopback reports whether the listen address host:port binds only a
+// loopback interface ("localhost", 127.0.0.0/8 or ::1). An empty host
+// binds every interface.
+func Loopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Lookup returns the key whose secret is presented, or nil.

@@ -76,6 +76,19 @@ type Server struct {
 	// ShutdownGrace bounds how long in-flight requests may run after
 	// SIGTERM.
 	ShutdownGrace string `hcl:"shutdown_grace,optional"`
+	// DrainDelay is how long the host keeps accepting requests after
+	// SIGTERM while /readyz answers 503, so that load balancers stop
+	// sending traffic before the listener closes.
+	DrainDelay string `hcl:"drain_delay,optional"`
+	// ReadTimeout bounds reading a request's headers and any body up to
+	// max_body_bytes; ReadIdleTimeout bounds the wait for the next byte
+	// of a streamed upload, which may take as long as it keeps moving.
+	ReadTimeout     string `hcl:"read_timeout,optional"`
+	ReadIdleTimeout string `hcl:"read_idle_timeout,optional"`
+	// PageTokenSecret keys the sealing of storage list page tokens, so
+	// that replicas behind one load balancer accept each other's tokens;
+	// empty means a random key per process.
+	PageTokenSecret string `hcl:"page_token_secret,optional"`
 	// Health checking of plugin processes: how often each is asked, how
 	// long it may take to answer, and how many missed answers in a row get
 	// the process killed and replaced (see Supervision).
@@ -112,22 +125,42 @@ type Logging struct {
 	AccessLog bool `hcl:"access_log,optional"`
 }
 
-// APIKey is one client key and what it may do.
+// APIKey is one client key and what it may do. Every right is an explicit
+// list that fails closed: an empty or missing list grants nothing, and
+// "*" grants everything of its kind.
 type APIKey struct {
 	Name string `hcl:"name,label"`
 	// Key is the secret itself (usually env("...")); KeySHA256 is its hex
 	// SHA-256, for configs that should not hold the secret.
 	Key       string `hcl:"key,optional"`
 	KeySHA256 string `hcl:"key_sha256,optional"`
-	// Models are model name patterns the key may use ("*" for all).
+	// Models are model name patterns the key may use in protocol mode
+	// (/v1/...).
 	Models []string `hcl:"models,optional"`
-	// Instances are instance name patterns the key may address directly
-	// (transparent mode and storage).
+	// Passthrough are provider instance name patterns the key may use in
+	// transparent mode (/-{type}/{instance}/{native path}).
+	Passthrough []string `hcl:"passthrough,optional"`
+	// Instances are storage instance name patterns the key may address,
+	// over the storage API and from document references in chats.
 	Instances []string `hcl:"instances,optional"`
-	// StorageOps limits the storage operations (put, get, head, list,
-	// delete, presign); empty means all.
+	// StorageOps are the operations (put, get, head, list, delete,
+	// presign, or "*") the key may perform on those instances. A presign
+	// also needs the right of the method it signs (get or put).
 	StorageOps []string `hcl:"storage_ops,optional"`
+	// Admin keys see instance details in /readyz.
+	Admin bool `hcl:"admin,optional"`
+
+	// DeclRange is where the block starts and AttrRanges where each of its
+	// attributes is, for diagnostics; OpRanges are the positions of the
+	// storage_ops elements when written as a list literal.
+	DeclRange  hcl.Range
+	AttrRanges map[string]hcl.Range
+	OpRanges   []hcl.Range
 }
+
+// StorageOps are the operation names of the storage API, in the order
+// the docs list them.
+var StorageOps = []string{"put", "get", "head", "list", "delete", "presign"}
 
 // Plugin pins or relocates one plugin binary.
 type Plugin struct {
@@ -154,6 +187,9 @@ type Instance struct {
 	AllowedBuckets []string `hcl:"allowed_buckets,optional"`
 	DeniedPrefixes []string `hcl:"denied_prefixes,optional"`
 	Presign        *Presign `hcl:"presign,block"`
+	// MaxObjectBytes caps the size of one uploaded object (0: no cap
+	// beyond what the backend enforces).
+	MaxObjectBytes int64 `hcl:"max_object_bytes,optional"`
 
 	// DeclRange is where the block starts, for diagnostics.
 	DeclRange hcl.Range
@@ -231,6 +267,8 @@ const (
 	// DefaultStreamKeepalive is below the 30-60 s idle timeouts of common
 	// proxies and load balancers.
 	DefaultStreamKeepalive = 15 * time.Second
+	DefaultReadTimeout     = 5 * time.Minute
+	DefaultReadIdleTimeout = time.Minute
 )
 
 // DefaultPluginsDir returns the plugins directory used when neither the

@@ -40,6 +40,11 @@ func TestParseErrors(t *testing.T) {
 		{"env unset", base + "api_key \"x\" { key = env(\"LLMPROXY_TEST_UNSET_VAR\") }\n", "environment variable LLMPROXY_TEST_UNSET_VAR is not set", 8},
 		{"unknown credential source", base + "provider \"o\" {\n  type = \"openai\"\n  credential \"api_key\" {\n    from \"vaultish\" { name = \"x\" }\n  }\n}\n", "Unknown credential source", 11},
 		{"incomplete credential source", base + "provider \"o\" {\n  type = \"openai\"\n  credential \"api_key\" {\n    from \"env\" {}\n  }\n}\n", "Incomplete credential source", 11},
+		{"unknown storage op", base + "storage \"s\" { type = \"local\" }\napi_key \"x\" {\n  key = \"sk-2\"\n  instances = [\"s\"]\n  storage_ops = [\"get\", \"upload\"]\n}\n", `storage_ops lists "upload"`, 12},
+		{"storage op not a string list", base + "api_key \"x\" {\n  key = \"sk-2\"\n  storage_ops = \"get\"\n}\n", "Unsuitable value type", 10},
+		{"provider in instances", base + "api_key \"x\" {\n  key = \"sk-2\"\n  instances = [\"echo\"]\n  storage_ops = [\"*\"]\n}\n", `"echo" is a provider instance`, 10},
+		{"storage in passthrough", base + "storage \"s\" { type = \"local\" }\napi_key \"x\" {\n  key = \"sk-2\"\n  passthrough = [\"s\"]\n}\n", `"s" is a storage instance`, 11},
+		{"negative object cap", base + "storage \"s\" {\n  type = \"local\"\n  max_object_bytes = -1\n}\n", "Invalid max_object_bytes", 8},
 		{"bad duration", base + "storage \"s\" {\n  type = \"local\"\n  presign { max_ttl = \"forever\" }\n}\n", "Invalid presign.max_ttl", 8},
 	}
 	for _, tt := range tests {
@@ -253,5 +258,29 @@ func TestPluginsDirIsRelativeToTheConfigFile(t *testing.T) {
 				t.Errorf("plugins_dir %q resolved to %q, want %q", tt.value, f.Server.PluginsDir, tt.want)
 			}
 		})
+	}
+}
+
+// TestStorageOpPosition checks that an unknown operation is reported at
+// the list element that names it, and that a key with storage instances
+// but no operations is warned about.
+func TestStorageOpPosition(t *testing.T) {
+	src := base + "storage \"s\" { type = \"local\" }\napi_key \"x\" {\n  key = \"sk-2\"\n  instances = [\"s\"]\n  storage_ops = [\"get\", \"upload\"]\n}\n" +
+		"api_key \"y\" {\n  key = \"sk-3\"\n  instances = [\"s\"]\n}\n"
+	_, diags := Parse([]byte(src), "test.hcl", t.TempDir())
+	var op, warn *hcl.Diagnostic
+	for _, d := range diags {
+		switch d.Summary {
+		case "Unknown storage operation":
+			op = d
+		case "Storage instances without operations":
+			warn = d
+		}
+	}
+	if op == nil || Position(op) != "test.hcl:12:25" {
+		t.Errorf("unknown op diagnostic %v, want at test.hcl:12:25", op)
+	}
+	if warn == nil || warn.Severity != hcl.DiagWarning || Position(warn) != "test.hcl:16:15" {
+		t.Errorf("missing-ops warning %v, want a warning at test.hcl:16:15", warn)
 	}
 }

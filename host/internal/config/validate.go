@@ -27,6 +27,9 @@ func recordRanges(body hcl.Body, f *File) {
 			}
 		case "api_key":
 			f.ranges[fmt.Sprintf("api_key[%d]", keys)] = b.DefRange()
+			if keys < len(f.APIKeys) {
+				recordKeyRanges(b, &f.APIKeys[keys])
+			}
 			keys++
 		case "provider":
 			if providers < len(f.Providers) {
@@ -47,6 +50,32 @@ func recordRanges(body hcl.Body, f *File) {
 			routes++
 		}
 	}
+}
+
+// recordKeyRanges records where an api_key block and its attributes are,
+// and where each element of a storage_ops list literal is.
+func recordKeyRanges(b *hclsyntax.Block, k *APIKey) {
+	k.DeclRange = b.DefRange()
+	k.AttrRanges = map[string]hcl.Range{}
+	for name, a := range b.Body.Attributes {
+		k.AttrRanges[name] = a.Expr.Range()
+	}
+	if a, ok := b.Body.Attributes["storage_ops"]; ok {
+		if t, ok := a.Expr.(*hclsyntax.TupleConsExpr); ok && len(t.Exprs) == len(k.StorageOps) {
+			for _, e := range t.Exprs {
+				k.OpRanges = append(k.OpRanges, e.Range())
+			}
+		}
+	}
+}
+
+// keyRange returns where attribute attr of k is, falling back to the
+// block itself.
+func (k *APIKey) keyRange(attr string) hcl.Range {
+	if r, ok := k.AttrRanges[attr]; ok {
+		return r
+	}
+	return k.DeclRange
 }
 
 func recordSourceRanges(body *hclsyntax.Body, inst *Instance) {
@@ -84,14 +113,27 @@ func (f *File) validate() hcl.Diagnostics {
 	if _, err := Duration(f.Server.RequestTimeout, DefaultRequestTimeout); err != nil {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid server.request_timeout", Detail: err.Error(), Subject: f.Range("server.request_timeout")})
 	}
-	if _, err := Duration(f.Server.ShutdownGrace, 0); err != nil {
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid server.shutdown_grace", Detail: err.Error(), Subject: f.Range("server.shutdown_grace")})
+	for _, a := range []struct{ name, v string }{{"shutdown_grace", f.Server.ShutdownGrace}, {"drain_delay", f.Server.DrainDelay},
+		{"read_timeout", f.Server.ReadTimeout}, {"read_idle_timeout", f.Server.ReadIdleTimeout}} {
+		name := a.name
+		if d, err := Duration(a.v, 0); err != nil || d < 0 {
+			detail := "durations may not be negative"
+			if err != nil {
+				detail = err.Error()
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid server." + name, Detail: detail, Subject: f.Range("server." + name)})
+		}
+	}
+	if s := f.Server.PageTokenSecret; s != "" && len(s) < 16 {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid server.page_token_secret",
+			Detail: "page_token_secret must be at least 16 bytes; leave it out for a random key per process"})
 	}
 	if f.Logging != nil && f.Logging.Format != "" && f.Logging.Format != "text" && f.Logging.Format != "json" {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid logging.format", Detail: `format must be "text" or "json"`, Subject: f.Range("logging.format")})
 	}
 	seenKeys := map[string]bool{}
-	for i, k := range f.APIKeys {
+	for i := range f.APIKeys {
+		k := &f.APIKeys[i]
 		at := f.Range(fmt.Sprintf("api_key[%d]", i))
 		switch {
 		case k.Key == "" && k.KeySHA256 == "":
@@ -106,6 +148,7 @@ func (f *File) validate() hcl.Diagnostics {
 					Detail: fmt.Sprintf("api_key %q: key_sha256 must be 64 hex digits", k.Name), Subject: at})
 			}
 		}
+		diags = append(diags, k.validateRights()...)
 		if seenKeys[k.Name] {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate api_key", Detail: k.Name, Subject: at})
 		}
@@ -144,6 +187,9 @@ func (f *File) validate() hcl.Diagnostics {
 					}
 				}
 			}
+			if in.MaxObjectBytes < 0 {
+				diags = append(diags, errAt(in.DeclRange, "Invalid max_object_bytes", "max_object_bytes may not be negative"))
+			}
 			if in.Presign != nil {
 				for name, v := range map[string]string{"default_ttl": in.Presign.DefaultTTL, "min_ttl": in.Presign.MinTTL, "max_ttl": in.Presign.MaxTTL} {
 					if _, err := Duration(v, 0); err != nil {
@@ -155,6 +201,9 @@ func (f *File) validate() hcl.Diagnostics {
 	}
 	check("provider", f.Providers)
 	check("storage", f.Storage)
+	for i := range f.APIKeys {
+		diags = append(diags, f.APIKeys[i].validateNames(instances)...)
+	}
 	seenRoutes := map[string]bool{}
 	for _, r := range f.Routes {
 		if !validStrategies[r.Strategy] {
@@ -197,4 +246,73 @@ func validName(s string) bool {
 		}
 	}
 	return true
+}
+
+var validStorageOps = func() map[string]bool {
+	m := map[string]bool{"*": true}
+	for _, op := range StorageOps {
+		m[op] = true
+	}
+	return m
+}()
+
+// validateRights refuses storage operation names that do not exist, at
+// the element that names them.
+func (k *APIKey) validateRights() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for i, op := range k.StorageOps {
+		if validStorageOps[op] {
+			continue
+		}
+		r := k.keyRange("storage_ops")
+		if i < len(k.OpRanges) {
+			r = k.OpRanges[i]
+		}
+		diags = append(diags, errAt(r, "Unknown storage operation",
+			fmt.Sprintf("api_key %q: storage_ops lists %q; use %s or \"*\"", k.Name, op, strings.Join(StorageOps, ", "))))
+	}
+	return diags
+}
+
+// validateNames flags exact instance names that grant nothing: a name no
+// instance has, a storage instance in passthrough, a provider instance in
+// instances. instances maps each configured name to its kind.
+func (k *APIKey) validateNames(instances map[string]string) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, list := range []struct {
+		attr, want string
+		names      []string
+	}{
+		{"passthrough", "provider", k.Passthrough},
+		{"instances", "storage", k.Instances},
+	} {
+		for _, n := range list.names {
+			if strings.Contains(n, "*") {
+				continue
+			}
+			switch kind, ok := instances[n]; {
+			case !ok:
+				diags = append(diags, warnAt(k.keyRange(list.attr), "Unknown instance in "+list.attr,
+					fmt.Sprintf("api_key %q: %s names %q, which is not a configured instance", k.Name, list.attr, n)))
+			case kind != list.want:
+				hint := "passthrough lists provider instances (transparent mode)"
+				if list.want == "provider" {
+					hint = "instances lists storage instances; passthrough lists provider instances"
+				}
+				diags = append(diags, errAt(k.keyRange(list.attr), "Wrong kind of instance in "+list.attr,
+					fmt.Sprintf("api_key %q: %q is a %s instance; %s", k.Name, n, kind, hint)))
+			}
+		}
+	}
+	if len(k.Instances) > 0 && len(k.StorageOps) == 0 {
+		diags = append(diags, warnAt(k.keyRange("instances"), "Storage instances without operations",
+			fmt.Sprintf("api_key %q lists storage instances but no storage_ops, so it may do nothing with them; add storage_ops = [\"get\", …] or [\"*\"]", k.Name)))
+	}
+	return diags
+}
+
+func warnAt(r hcl.Range, summary, detail string) *hcl.Diagnostic {
+	d := errAt(r, summary, detail)
+	d.Severity = hcl.DiagWarning
+	return d
 }

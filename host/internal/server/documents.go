@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/llmproxy/llmproxy/host/internal/access"
 	"github.com/llmproxy/llmproxy/host/internal/auth"
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/sdk/openai"
@@ -106,14 +107,25 @@ func (sr storageReader) Open(ctx context.Context, name, bucket, key string) (io.
 	if in == nil || in.Kind() != "storage" {
 		return nil, document.ObjectInfo{}, fmt.Errorf("storage instance %q is not configured: %w", name, document.ErrNotFound)
 	}
-	if !sr.key.AllowsInstance(name) || !sr.key.AllowsStorageOp(opGet) {
+	if !sr.key.AllowsStorage(name) || !sr.key.AllowsStorageOp(opGet) {
 		return nil, document.ObjectInfo{}, fmt.Errorf("this API key may not read storage instance %q: %w", name, document.ErrAccessDenied)
 	}
-	if p := sr.s.opts.Policies[name]; p != nil {
-		if err := p.Check(bucket, key); err != nil {
-			return nil, document.ObjectInfo{}, fmt.Errorf("%v: %w", err, document.ErrAccessDenied)
+	// A document reference names its object the way a storage route
+	// does, and obeys the same rules.
+	obj, err := access.NewObject(bucket, key)
+	if err != nil {
+		var e *openai.Error
+		if errors.As(err, &e) {
+			c := *e
+			c.Param = ""
+			return nil, document.ObjectInfo{}, &c
 		}
+		return nil, document.ObjectInfo{}, err
 	}
+	if err := sr.s.policy(name).Check(obj); err != nil {
+		return nil, document.ObjectInfo{}, fmt.Errorf("%v: %w", err, document.ErrAccessDenied)
+	}
+	bucket, key = obj.Bucket, obj.Key
 	c, err := in.Storage()
 	if err != nil {
 		return nil, document.ObjectInfo{}, err

@@ -2,8 +2,10 @@ package server
 
 import (
 	"encoding/json"
+	"strconv"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
 )
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
@@ -15,4 +17,114 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)
+}
+
+// duplicateKey reports the first object key that body repeats, at any
+// depth, as a path such as "model" or "messages[0].content[1].source.url".
+// JSON leaves repeated keys undefined and parsers differ (the host's
+// keeps the first, Go's encoding/json the last), so the host refuses
+// them rather than authorise one value and forward another. A body that
+// is not valid JSON has no duplicates here; the request parser reports
+// it.
+func duplicateKey(pool *fastjson.ParserPool, body []byte) (string, bool) {
+	p := pool.Get()
+	defer pool.Put(p)
+	v, err := p.ParseBytes(body)
+	if err != nil {
+		return "", false
+	}
+	return findDuplicate(v, "")
+}
+
+func findDuplicate(v *fastjson.Value, path string) (string, bool) {
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		if o.Len() == 0 {
+			return "", false
+		}
+		seen := make(map[string]struct{}, o.Len())
+		var dup string
+		found := false
+		o.Visit(func(k []byte, child *fastjson.Value) {
+			if found {
+				return
+			}
+			name := path + "." + string(k)
+			if path == "" {
+				name = string(k)
+			}
+			if _, ok := seen[string(k)]; ok {
+				dup, found = name, true
+				return
+			}
+			seen[string(k)] = struct{}{}
+			dup, found = findDuplicate(child, name)
+		})
+		return dup, found
+	case fastjson.TypeArray:
+		arr, _ := v.Array()
+		for i, child := range arr {
+			if d, ok := findDuplicate(child, path+"["+strconv.Itoa(i)+"]"); ok {
+				return d, true
+			}
+		}
+	}
+	return "", false
+}
+
+// loneSurrogate reports whether body escapes a UTF-16 surrogate (\uD800
+// to \uDFFF) that is not half of a high-low pair, which is no character
+// at all.
+func loneSurrogate(body []byte) bool {
+	for i := 0; i < len(body); i++ {
+		if body[i] != '\\' || i+1 >= len(body) {
+			continue
+		}
+		if body[i+1] != 'u' {
+			i++ // skip the escaped character, which may be a backslash
+			continue
+		}
+		r, ok := hex4(body[i+2:])
+		if !ok {
+			i++
+			continue
+		}
+		switch {
+		case r >= 0xD800 && r < 0xDC00:
+			if len(body) >= i+12 && body[i+6] == '\\' && body[i+7] == 'u' {
+				if lo, ok := hex4(body[i+8:]); ok && lo >= 0xDC00 && lo < 0xE000 {
+					i += 11
+					continue
+				}
+			}
+			return true
+		case r >= 0xDC00 && r < 0xE000:
+			return true
+		}
+		i += 5
+	}
+	return false
+}
+
+// hex4 reads four hex digits.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }

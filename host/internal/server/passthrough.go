@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/llmproxy/llmproxy/host/internal/config"
@@ -26,31 +27,88 @@ func (r *call) instance() {
 	rest := strings.TrimPrefix(string(r.ctx.Path()), "/-")
 	typ, rest, _ := strings.Cut(rest, "/")
 	name, _, _ := strings.Cut(rest, "/")
+	if err := r.canonicalPath(typ, name); err != nil {
+		writeError(r.ctx, err)
+		return
+	}
 	in := r.s.opts.Plugins.Get(name)
 	if in == nil || in.Type != config.CanonicalType(typ) || name == "" {
 		writeError(r.ctx, openai.NewError(http.StatusNotFound, openai.TypeNotFound, "instance_not_found",
 			fmt.Sprintf("no %s instance named %q is configured", typ, name)))
 		return
 	}
-	if !r.key.AllowsInstance(name) {
-		writeError(r.ctx, openai.NewError(http.StatusForbidden, openai.TypePermission, "instance_not_allowed",
-			fmt.Sprintf("this API key may not address instance %q directly", name)))
+	if in.Kind() == "storage" {
+		if !r.key.AllowsStorage(name) {
+			writeError(r.ctx, openai.NewError(http.StatusForbidden, openai.TypePermission, "instance_not_allowed",
+				fmt.Sprintf("this API key may not address storage instance %q", name)))
+			return
+		}
+		r.storage(in)
 		return
 	}
-	if in.Kind() == "storage" {
-		r.storage(in)
+	if !r.key.AllowsPassthrough(name) {
+		writeError(r.ctx, openai.NewError(http.StatusForbidden, openai.TypePermission, "instance_not_allowed",
+			fmt.Sprintf("this API key may not use provider instance %q in transparent mode (it needs passthrough = [%q])", name, name)))
+		return
+	}
+	if err := r.checkNativePath(); err != nil {
+		writeError(r.ctx, err)
 		return
 	}
 	r.passthrough(name)
 }
 
-// nativePath returns the raw (still escaped) path below /-{type}/{name}.
-func (r *call) nativePath() string {
+// canonicalPath refuses an instance path whose raw form names another
+// instance than its cleaned form (/-local/dev/../../-openai/prod/...):
+// the instance is authorised on the cleaned path while the rest is
+// passed on as the client wrote it, so the two must agree.
+func (r *call) canonicalPath(typ, name string) error {
+	segs := strings.SplitN(strings.TrimPrefix(r.rawPath(), "/-"), "/", 3)
+	if len(segs) < 2 {
+		segs = append(segs, "")
+	}
+	rawTyp, err1 := url.PathUnescape(segs[0])
+	rawName, err2 := url.PathUnescape(segs[1])
+	if err1 != nil || err2 != nil || rawTyp != typ || rawName != name {
+		return invalidPath(`must name its instance plainly as /-{type}/{instance}/..., without ".", ".." or empty segments`)
+	}
+	return nil
+}
+
+// checkNativePath refuses a transparent-mode path that climbs with "."
+// or ".." segments, escaped or not, which an upstream could resolve
+// outside the API the instance is configured for.
+func (r *call) checkNativePath() error {
+	for _, seg := range strings.Split(r.nativePath(), "/") {
+		u, err := url.PathUnescape(seg)
+		if err != nil {
+			return invalidPath("has a malformed escape")
+		}
+		for _, part := range strings.Split(u, "/") {
+			if part == "." || part == ".." {
+				return invalidPath(`may not contain "." or ".." segments`)
+			}
+		}
+	}
+	return nil
+}
+
+func invalidPath(why string) error {
+	return openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, "invalid_path", "the path "+why)
+}
+
+// rawPath returns the request path as the client sent it, still escaped.
+func (r *call) rawPath() string {
 	raw := string(r.ctx.Request.URI().PathOriginal())
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
 		raw = raw[:i]
 	}
-	raw = strings.TrimPrefix(raw, "/-")
+	return raw
+}
+
+// nativePath returns the raw (still escaped) path below /-{type}/{name}.
+func (r *call) nativePath() string {
+	raw := strings.TrimPrefix(r.rawPath(), "/-")
 	for range 2 {
 		if i := strings.IndexByte(raw, '/'); i >= 0 {
 			raw = raw[i+1:]

@@ -7,7 +7,10 @@
 //	/-{type}/{instance}/{native path}                         transparent mode
 //	/healthz, /readyz                                         the host's own
 //
-// Every response carries X-Request-Id, and every error has the OpenAI shape
+// Every request runs through one middleware chain, outermost first:
+// recover (a panic becomes a 500 in the OpenAI shape, its stack logged)
+// → request id → auth → metrics → the route. Every response carries
+// X-Request-Id, and every error has the OpenAI shape
 // {"error":{"message","type","param","code"}}.
 package server
 
@@ -16,11 +19,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/valyala/fasthttp"
@@ -52,6 +58,12 @@ type Options struct {
 	Policies map[string]*access.Policy
 	// Metrics records requests and serves /metrics; nil disables both.
 	Metrics *metrics.Metrics
+	// ReadTimeout bounds reading headers and bodies up to MaxBodyBytes;
+	// ReadIdleTimeout bounds each wait for the next bytes of a streamed
+	// upload.
+	ReadTimeout, ReadIdleTimeout time.Duration
+	// PageTokens seals storage list page tokens; nil uses a random key.
+	PageTokens *access.PageTokens
 }
 
 // Server handles HTTP requests.
@@ -63,6 +75,10 @@ type Server struct {
 	prefix  string
 	issued  issued
 	docs    DocumentResolver
+	tokens  *access.PageTokens
+	handler handler
+	// draining is set by Drain: /readyz answers 503 from then on.
+	draining atomic.Bool
 }
 
 // New returns a Server.
@@ -70,16 +86,37 @@ func New(opts Options) *Server {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 10 * time.Minute
 	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 5 * time.Minute
+	}
+	if opts.ReadIdleTimeout <= 0 {
+		opts.ReadIdleTimeout = time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
 	s := &Server{
 		opts:   opts,
 		log:    opts.Logger,
 		prefix: "req_" + strconv.FormatInt(time.Now().UnixNano()%1e12, 36) + "_",
+		tokens: opts.PageTokens,
+	}
+	if s.tokens == nil {
+		var err error
+		if s.tokens, err = access.NewPageTokens(""); err != nil {
+			panic(err)
+		}
 	}
 	if opts.Documents != nil {
 		s.docs = documentResolver{s: s, res: opts.Documents}
 	}
+	s.handler = chain(s.route, s.recoverPanic, s.withRequestID, s.authenticate, s.observe)
 	return s
 }
+
+// Drain marks the server as shutting down: /readyz answers 503 so that
+// load balancers stop sending requests, while requests are still served.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // Recognizer returns the hook through which the document resolver reads
 // presigned URLs of configured storage through the plugins.
@@ -94,24 +131,60 @@ func (s *Server) HTTPServer() *fasthttp.Server {
 		Name:               "llmproxy",
 		MaxRequestBodySize: s.opts.MaxBodyBytes,
 		// Bodies larger than MaxRequestBodySize reach the handler as a
-		// stream: storage uploads stream through; everything else is
-		// refused with 413 (see readBody).
+		// stream: storage uploads stream through under the idle-read
+		// timeout (see requestBody); everything else is refused with 413
+		// (see readBody).
 		StreamRequestBody:            true,
-		ReadTimeout:                  5 * time.Minute,
+		ReadTimeout:                  s.opts.ReadTimeout,
 		IdleTimeout:                  2 * time.Minute,
 		DisablePreParseMultipartForm: true,
 		NoDefaultContentType:         true,
 		CloseOnShutdown:              true,
-		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
-			ctx.Response.Header.Set("X-Request-Id", s.requestID(ctx))
-			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-				writeError(ctx, openai.NewError(http.StatusRequestEntityTooLarge, openai.TypeInvalidRequest, "request_too_large",
-					fmt.Sprintf("request body exceeds the configured limit of %d bytes", s.opts.MaxBodyBytes)))
-				return
-			}
-			writeError(ctx, openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, "bad_request", "malformed HTTP request: "+err.Error()))
-		},
+		// Parse errors must not quote the request: its headers carry
+		// the client's key.
+		SecureErrorLogMessage: true,
+		Logger:                fasthttpLogger{s.log.Named("fasthttp")},
+		ErrorHandler:          s.parseError,
 	}
+}
+
+// parseError answers a request fasthttp could not read. The client gets
+// a fixed message, never fasthttp's error text, and the log gets the
+// error with any quoted request bytes cut.
+func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
+	ctx.Response.Header.Set("X-Request-Id", s.requestID(ctx))
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		writeError(ctx, openai.NewError(http.StatusRequestEntityTooLarge, openai.TypeInvalidRequest, "request_too_large",
+			fmt.Sprintf("request body exceeds the configured limit of %d bytes", s.opts.MaxBodyBytes)))
+	case errors.As(err, &ne) && ne.Timeout():
+		writeError(ctx, openai.NewError(http.StatusRequestTimeout, openai.TypeInvalidRequest, "request_timeout",
+			"the request was not received in time"))
+	default:
+		writeError(ctx, openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, "bad_request",
+			"malformed HTTP request"))
+	}
+	s.log.Debug("malformed HTTP request", "remote", ctx.RemoteAddr().String(), "error", scrub(err.Error()))
+}
+
+// fasthttpLogger routes fasthttp's own messages into hclog.
+type fasthttpLogger struct{ log hclog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn(scrub(fmt.Sprintf(format, args...)))
+}
+
+// scrub cuts a log message at the first quoted request bytes, which
+// fasthttp includes in some errors unless in secure mode; it is the
+// second line of defence behind SecureErrorLogMessage.
+func scrub(msg string) string {
+	for _, marker := range []string{"contents:", "buf=", "header=", "Authorization", "authorization", "X-Api-Key", "x-api-key", "X-API-Key"} {
+		if i := strings.Index(msg, marker); i >= 0 {
+			msg = msg[:i] + "[request bytes omitted]"
+		}
+	}
+	return msg
 }
 
 // requestID returns the client's X-Request-Id when it is sane, else a new
@@ -134,83 +207,162 @@ func printable(b []byte) bool {
 
 // Handle is the fasthttp handler.
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
-	id := s.requestID(ctx)
-	ctx.Response.Header.Set("X-Request-Id", id)
-	key := s.dispatch(ctx, id)
-	if s.opts.Metrics != nil {
-		s.opts.Metrics.Observe(endpoint(ctx.Path()), ctx.Response.StatusCode(), time.Since(start))
+	s.handler(&call{s: s, ctx: ctx, start: time.Now()})
+}
+
+// handler serves one request; a middleware wraps one.
+type handler func(r *call)
+
+type middleware func(next handler) handler
+
+// chain wraps h in mws, the first outermost.
+func chain(h handler, mws ...middleware) handler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
 	}
-	if s.opts.AccessLog {
-		name := ""
-		if key != nil {
-			name = key.Name
-		}
-		s.log.Info("request", "request_id", id, "method", string(ctx.Method()), "path", string(ctx.Path()),
-			"status", ctx.Response.StatusCode(), "key", name, "duration", time.Since(start))
+	return h
+}
+
+// recoverPanic turns a panic in any later stage into a 500 in the OpenAI
+// shape and logs it with its stack; the connection and the process live
+// on.
+func (s *Server) recoverPanic(next handler) handler {
+	return func(r *call) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			s.log.Error("panic serving request", "request_id", r.id, "method", string(r.ctx.Method()),
+				"path", string(r.ctx.Path()), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			r.ctx.Response.Reset()
+			if r.id != "" {
+				r.ctx.Response.Header.Set("X-Request-Id", r.id)
+			}
+			writeError(r.ctx, openai.NewError(http.StatusInternalServerError, openai.TypeServer, "internal_error",
+				"the gateway failed to handle the request; it has been logged with the request id"))
+		}()
+		next(r)
 	}
 }
 
-func (s *Server) dispatch(ctx *fasthttp.RequestCtx, id string) *auth.Key {
+// withRequestID names the request (X-Request-Id) and writes the access
+// log line once it is served.
+func (s *Server) withRequestID(next handler) handler {
+	return func(r *call) {
+		r.id = s.requestID(r.ctx)
+		r.ctx.Response.Header.Set("X-Request-Id", r.id)
+		next(r)
+		if s.opts.AccessLog {
+			name := ""
+			if r.key != nil {
+				name = r.key.Name
+			}
+			s.log.Info("request", "request_id", r.id, "method", string(r.ctx.Method()), "path", string(r.ctx.Path()),
+				"status", r.ctx.Response.StatusCode(), "key", name, "duration", time.Since(r.start))
+		}
+	}
+}
+
+// public reports whether path is served without an API key: the host's
+// own endpoints, URLs signed by the host (the signature is the
+// credential) and paths outside the API, which answer 404.
+func public(path string) bool {
+	switch path {
+	case "/healthz", "/readyz", "/metrics":
+		return true
+	}
+	if strings.HasPrefix(path, "/-") {
+		return isSignedObjectPath(path)
+	}
+	return !strings.HasPrefix(path, "/v1/")
+}
+
+// authenticate looks up the presented key. The API and instance paths
+// refuse a request without a valid one with 401; public paths take an
+// optional key (an admin key sees /readyz details).
+func (s *Server) authenticate(next handler) handler {
+	return func(r *call) {
+		secret := auth.Secret(&r.ctx.Request.Header)
+		r.key = s.opts.Keys.Lookup(secret)
+		if r.key == nil && !public(string(r.ctx.Path())) {
+			msg := "missing API key: send Authorization: Bearer <key> or X-API-Key"
+			if len(secret) > 0 {
+				msg = "invalid API key"
+			}
+			writeError(r.ctx, openai.NewError(http.StatusUnauthorized, openai.TypeInvalidRequest, "invalid_api_key", msg))
+			if s.opts.Metrics != nil {
+				s.opts.Metrics.Observe(endpoint(r.ctx.Path()), http.StatusUnauthorized, time.Since(r.start))
+			}
+			return
+		}
+		next(r)
+	}
+}
+
+// observe records the request in the metrics.
+func (s *Server) observe(next handler) handler {
+	if s.opts.Metrics == nil {
+		return next
+	}
+	return func(r *call) {
+		next(r)
+		s.opts.Metrics.Observe(endpoint(r.ctx.Path()), r.ctx.Response.StatusCode(), time.Since(r.start))
+	}
+}
+
+// route serves an authenticated (or public) request.
+func (s *Server) route(r *call) {
+	ctx := r.ctx
 	path := string(ctx.Path())
 	switch path {
 	case "/healthz":
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"status":"ok"}`)
-		return nil
+		return
 	case "/readyz":
-		s.ready(ctx)
-		return nil
+		s.ready(r)
+		return
 	case "/metrics":
 		if s.opts.Metrics != nil {
 			s.opts.Metrics.Serve(ctx)
-			return nil
+			return
 		}
 	}
 	if strings.HasPrefix(path, "/-") && isSignedObjectPath(path) {
-		s.signed(ctx, id)
-		return nil
+		s.signed(ctx, r.id)
+		return
 	}
-	if !strings.HasPrefix(path, "/v1/") && !strings.HasPrefix(path, "/-") {
+	if r.key == nil {
 		writeError(ctx, openai.NewError(http.StatusNotFound, openai.TypeNotFound, "unknown_path",
 			fmt.Sprintf("no route for %s %s; the AI API is under /v1/ and instances under /-{type}/{instance}/", ctx.Method(), path)))
-		return nil
+		return
 	}
-	key := s.opts.Keys.Lookup(auth.Secret(&ctx.Request.Header))
-	if key == nil {
-		msg := "missing API key: send Authorization: Bearer <key> or X-API-Key"
-		if len(auth.Secret(&ctx.Request.Header)) > 0 {
-			msg = "invalid API key"
-		}
-		writeError(ctx, openai.NewError(http.StatusUnauthorized, openai.TypeInvalidRequest, "invalid_api_key", msg))
-		return nil
-	}
-	r := &call{s: s, ctx: ctx, id: id, key: key}
 	if !strings.HasPrefix(path, "/-") || !r.isStorage() {
 		if err := r.readBody(); err != nil {
 			writeError(ctx, err)
-			return key
+			return
 		}
 	}
 	switch {
 	case path == "/v1/chat/completions":
-		if !r.method("POST") {
-			return key
+		if !r.method("POST") || !r.canonical() {
+			return
 		}
 		r.chat()
 	case path == "/v1/embeddings":
-		if !r.method("POST") {
-			return key
+		if !r.method("POST") || !r.canonical() {
+			return
 		}
 		r.embeddings()
 	case path == "/v1/models":
 		if !r.method("GET") {
-			return key
+			return
 		}
 		r.models()
 	case strings.HasPrefix(path, "/v1/models/"):
 		if !r.method("GET") {
-			return key
+			return
 		}
 		r.model(strings.TrimPrefix(path, "/v1/models/"))
 	case strings.HasPrefix(path, "/-"):
@@ -219,7 +371,30 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx, id string) *auth.Key {
 		writeError(ctx, openai.NewError(http.StatusNotFound, openai.TypeNotFound, "unknown_path",
 			fmt.Sprintf("no route for %s %s", ctx.Method(), path)))
 	}
-	return key
+}
+
+// canonical refuses an AI request body that JSON readers could read
+// differently: one with a repeated object key (the host authorises and
+// routes on one reading of the body, and a plugin or upstream that keeps
+// the other would run something else) or one that is not UTF-8.
+func (r *call) canonical() bool {
+	body := r.ctx.PostBody()
+	if !utf8.Valid(body) || loneSurrogate(body) {
+		// JSON text is Unicode; readers differ on anything else (the
+		// host's parser keeps the bytes or the escape, Go's replaces
+		// them with U+FFFD), so the model the host authorises could
+		// differ from the one a plugin sends.
+		writeError(r.ctx, openai.InvalidRequest("", "the request body is not valid UTF-8 or escapes half a surrogate pair"))
+		return false
+	}
+	if key, dup := duplicateKey(&r.s.parsers, body); dup {
+		e := openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, "duplicate_key",
+			fmt.Sprintf("the request body repeats the key %q; each key may appear once", key))
+		e.Param = key
+		writeError(r.ctx, e)
+		return false
+	}
+	return true
 }
 
 // endpoint names the class of a path for metrics, with a bounded set of
@@ -302,12 +477,14 @@ func drain(body io.Reader, size int) {
 	io.Copy(io.Discard, io.LimitReader(body, maxDrain))
 }
 
-// call is one authenticated request.
+// call is one request as it passes the middleware chain: id and key
+// are filled in by the request id and auth stages.
 type call struct {
-	s   *Server
-	ctx *fasthttp.RequestCtx
-	id  string
-	key *auth.Key
+	s     *Server
+	ctx   *fasthttp.RequestCtx
+	id    string
+	key   *auth.Key
+	start time.Time
 }
 
 func (r *call) method(want string) bool {

@@ -22,7 +22,8 @@ import (
 func testServer(t *testing.T) *fasthttp.Client {
 	t.Helper()
 	keys, err := auth.New([]config.APIKey{
-		{Name: "full", Key: "sk-full", Models: []string{"*"}, Instances: []string{"*"}},
+		{Name: "full", Key: "sk-full", Models: []string{"*"}, Passthrough: []string{"*"}, Instances: []string{"*"}, StorageOps: []string{"*"}},
+		{Name: "admin", Key: "sk-admin", Admin: true},
 		{Name: "echo-only", Key: "sk-echo", Models: []string{"echo"}},
 	})
 	if err != nil {
@@ -68,6 +69,10 @@ func TestPipelineErrors(t *testing.T) {
 		{"wrong method", "GET", "/v1/chat/completions", "sk-full", "", 405, "method_not_allowed"},
 		{"unknown path", "GET", "/v2", "sk-full", "", 404, "unknown_path"},
 		{"unknown instance", "GET", "/-openai/nope/v1/models", "sk-full", "", 404, "instance_not_found"},
+		{"duplicate model", "POST", "/v1/chat/completions", "sk-echo", `{"model":"echo","model":"gpt-4o","messages":[{"role":"user","content":"x"}]}`, 400, "duplicate_key"},
+		{"duplicate nested key", "POST", "/v1/chat/completions", "sk-full", `{"model":"echo","messages":[{"role":"user","role":"system","content":"x"}]}`, 400, "duplicate_key"},
+		{"duplicate embeddings key", "POST", "/v1/embeddings", "sk-full", `{"model":"echo","input":"a","input":"b"}`, 400, "duplicate_key"},
+		{"no key for models", "GET", "/v1/models", "sk-admin", "", 200, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

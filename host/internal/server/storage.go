@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -61,6 +62,9 @@ func (r *call) storage(in *plugins.Instance) {
 		return
 	}
 	if !r.key.AllowsStorageOp(op) {
+		if op == opPut {
+			r.drainUpload()
+		}
 		writeError(r.ctx, openai.NewError(http.StatusForbidden, openai.TypePermission, "storage_op_not_allowed",
 			fmt.Sprintf("this API key may not %s objects", op)))
 		return
@@ -70,27 +74,31 @@ func (r *call) storage(in *plugins.Instance) {
 		writeError(r.ctx, err)
 		return
 	}
-	policy := r.s.opts.Policies[in.Name]
-	if policy == nil {
-		policy = &access.Policy{DefaultTTL: access.DefaultTTL, MinTTL: access.MinTTL, MaxTTL: access.MaxTTL}
-	}
-	bucket, key, err := access.SplitObject(rest, op != opList)
+	policy := r.s.policy(in.Name)
+	obj, err := access.ParseObject(rest, op != opList)
 	if err == nil {
 		if op == opList {
-			err = policy.CheckPrefix(bucket, string(r.ctx.QueryArgs().Peek("prefix")))
+			prefix := string(r.ctx.QueryArgs().Peek("prefix"))
+			if err = access.CheckPrefix(prefix); err == nil {
+				err = policy.CheckPrefix(obj.Bucket, prefix)
+			}
 		} else {
-			err = policy.Check(bucket, key)
+			err = policy.Check(obj)
 		}
 	}
 	if err != nil {
+		if op == opPut {
+			r.drainUpload()
+		}
 		writeError(r.ctx, err)
 		return
 	}
+	bucket, key := obj.Bucket, obj.Key
 	ctx, cancel := r.context()
 	switch op {
 	case opPut:
 		defer cancel()
-		r.putObject(ctx, c, bucket, key, string(r.ctx.Request.Header.ContentType()))
+		r.putObject(ctx, c, policy, obj, string(r.ctx.Request.Header.ContentType()))
 	case opGet:
 		r.getObject(ctx, cancel, c, bucket, key)
 	case opHead:
@@ -105,7 +113,7 @@ func (r *call) storage(in *plugins.Instance) {
 		r.ctx.Response.SkipBody = true
 	case opList:
 		defer cancel()
-		r.listObjects(ctx, c, policy, bucket)
+		r.listObjects(ctx, c, in.Name, policy, bucket)
 	case opDelete:
 		defer cancel()
 		if err := c.Delete(ctx, bucket, key); err != nil {
@@ -115,7 +123,7 @@ func (r *call) storage(in *plugins.Instance) {
 		writeJSON(r.ctx, http.StatusOK, map[string]any{"status": "deleted", "bucket": bucket, "key": key})
 	case opPresign:
 		defer cancel()
-		r.presign(ctx, in, c, policy, bucket, key)
+		r.presign(ctx, in, c, policy, obj)
 	}
 }
 
@@ -128,30 +136,107 @@ func methodIn(m string, ms []string) bool {
 	return false
 }
 
+// policy returns the access rules of storage instance name.
+func (s *Server) policy(name string) *access.Policy {
+	if p := s.opts.Policies[name]; p != nil {
+		return p
+	}
+	return &access.Policy{DefaultTTL: access.DefaultTTL, MinTTL: access.MinTTL, MaxTTL: access.MaxTTL}
+}
+
 // requestBody returns the request body as a stream and its size (-1 when
-// chunked), without buffering large uploads.
+// chunked), without buffering large uploads. A streamed body is read
+// under the idle-read timeout: each read may wait that long for the next
+// bytes, and an upload takes as long as it keeps moving.
 func (r *call) requestBody() (io.Reader, int64) {
 	size := int64(r.ctx.Request.Header.ContentLength())
 	if size < 0 {
 		size = -1
 	}
 	if r.ctx.Request.IsBodyStream() {
-		return r.ctx.RequestBodyStream(), size
+		return &idleReader{r: r.ctx.RequestBodyStream(), ctx: r.ctx, idle: r.s.opts.ReadIdleTimeout}, size
 	}
 	b := r.ctx.Request.Body()
 	return bytes.NewReader(b), int64(len(b))
 }
 
-func (r *call) putObject(ctx context.Context, c *storage.Client, bucket, key, contentType string) {
+// idleReader moves the connection's read deadline forward before every
+// read, so that only a stalled client, not a slow one, is cut off.
+type idleReader struct {
+	r    io.Reader
+	ctx  *fasthttp.RequestCtx
+	idle time.Duration
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	if ir.idle > 0 {
+		ir.ctx.SetReadDeadline(time.Now().Add(ir.idle))
+	}
+	return ir.r.Read(p)
+}
+
+// drainUpload reads and discards a refused upload (up to maxDrain), so
+// that the client sees the error rather than a reset connection.
+func (r *call) drainUpload() {
+	if !r.ctx.Request.IsBodyStream() {
+		return
+	}
 	body, size := r.requestBody()
-	info, err := c.Put(ctx, &storage.Object{Bucket: bucket, Key: key, ContentType: contentType, Size: size}, body)
+	drain(body, int(size))
+}
+
+// errObjectTooLarge ends an upload that passes max_object_bytes.
+var errObjectTooLarge = errors.New("object exceeds max_object_bytes")
+
+// capReader fails with errObjectTooLarge once more than limit bytes have
+// been read.
+type capReader struct {
+	r     io.Reader
+	limit int64
+	n     int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.n > c.limit {
+		return 0, errObjectTooLarge
+	}
+	return n, err
+}
+
+func objectTooLarge(limit int64) error {
+	return openai.NewError(http.StatusRequestEntityTooLarge, openai.TypeInvalidRequest, "object_too_large",
+		fmt.Sprintf("the object exceeds this storage instance's limit of %d bytes (max_object_bytes)", limit))
+}
+
+// putObject stores the request body as obj, refusing with 413 (after
+// draining what the client still sends) an object over the instance's
+// max_object_bytes, whether its size is declared or only found out while
+// streaming.
+func (r *call) putObject(ctx context.Context, c *storage.Client, policy *access.Policy, obj access.Object, contentType string) {
+	body, size := r.requestBody()
+	raw := body
+	if limit := policy.MaxObjectBytes; limit > 0 {
+		if size > limit {
+			drain(body, int(size))
+			writeError(r.ctx, objectTooLarge(limit))
+			return
+		}
+		body = &capReader{r: body, limit: limit}
+	}
+	info, err := c.Put(ctx, &storage.Object{Bucket: obj.Bucket, Key: obj.Key, ContentType: contentType, Size: size}, body)
+	if errors.Is(err, errObjectTooLarge) {
+		drain(raw, -1)
+		err = objectTooLarge(policy.MaxObjectBytes)
+	}
 	if err != nil {
 		r.logError(err)
 		writeError(r.ctx, err)
 		return
 	}
 	writeJSON(r.ctx, http.StatusOK, map[string]any{
-		"status": "uploaded", "bucket": bucket, "key": key, "size": info.Size, "etag": info.ETag,
+		"status": "success", "bucket": obj.Bucket, "key": obj.Key, "size": info.Size, "etag": info.ETag,
 		"content_type": info.ContentType,
 	})
 }
@@ -233,12 +318,18 @@ type listedObject struct {
 	LastModified time.Time `json:"last_modified,omitzero"`
 }
 
-func (r *call) listObjects(ctx context.Context, c *storage.Client, policy *access.Policy, bucket string) {
+func (r *call) listObjects(ctx context.Context, c *storage.Client, instance string, policy *access.Policy, bucket string) {
 	q := r.ctx.QueryArgs()
 	req := &storage.ListRequest{
 		Bucket: bucket, Prefix: string(q.Peek("prefix")), Delimiter: string(q.Peek("delimiter")),
-		PageToken: string(q.Peek("page_token")),
 	}
+	scope := access.Scope(instance, bucket, req.Prefix, req.Delimiter)
+	token, err := r.s.tokens.Open(scope, string(q.Peek("page_token")))
+	if err != nil {
+		writeError(r.ctx, err)
+		return
+	}
+	req.PageToken = token
 	if v := q.Peek("max_keys"); len(v) > 0 {
 		n, err := strconv.Atoi(string(v))
 		if err != nil || n < 1 {
@@ -266,11 +357,21 @@ func (r *call) listObjects(ctx context.Context, c *storage.Client, policy *acces
 	}
 	writeJSON(r.ctx, http.StatusOK, map[string]any{
 		"bucket": bucket, "prefix": req.Prefix, "objects": objects, "common_prefixes": prefixes,
-		"next_page_token": res.NextPageToken,
+		"next_page_token": r.s.tokens.Seal(scope, res.NextPageToken),
 	})
 }
 
-func (r *call) presign(ctx context.Context, in *plugins.Instance, c *storage.Client, policy *access.Policy, bucket, key string) {
+// presignOps maps the method a presigned URL is for to the storage
+// operation a key needs to sign it, and to the operation name answered.
+var presignOps = map[string]struct{ op, name string }{
+	"GET": {opGet, "GetObject"},
+	"PUT": {opPut, "PutObject"},
+}
+
+// presign signs a URL for obj. Beyond the presign right, the key needs
+// the right of the method the URL grants: a URL is that operation,
+// handed to whoever holds it.
+func (r *call) presign(ctx context.Context, in *plugins.Instance, c *storage.Client, policy *access.Policy, obj access.Object) {
 	q := r.ctx.QueryArgs()
 	ttl, err := policy.TTL(string(q.Peek("ttl")))
 	if err != nil {
@@ -281,32 +382,33 @@ func (r *call) presign(ctx context.Context, in *plugins.Instance, c *storage.Cli
 	if method == "" {
 		method = "GET"
 	}
-	if method != "GET" && method != "PUT" {
+	op, ok := presignOps[method]
+	if !ok {
 		writeError(r.ctx, openai.InvalidRequest("method", "method must be GET or PUT"))
 		return
 	}
-	if method == "PUT" && !r.key.AllowsStorageOp(opPut) {
+	if !r.key.AllowsStorageOp(op.op) {
 		writeError(r.ctx, openai.NewError(http.StatusForbidden, openai.TypePermission, "storage_op_not_allowed",
-			"this API key may not presign uploads"))
+			fmt.Sprintf("this API key may not presign %s URLs: it may not %s objects", method, op.op)))
 		return
 	}
-	p, err := c.Presign(ctx, &storage.PresignRequest{Bucket: bucket, Key: key, Method: method, TTL: ttl,
+	p, err := c.Presign(ctx, &storage.PresignRequest{Bucket: obj.Bucket, Key: obj.Key, Method: method, TTL: ttl,
 		ContentType: string(q.Peek("content_type"))})
 	if err != nil {
 		writeError(r.ctx, err)
 		return
 	}
 	if method == "GET" {
-		r.s.issued.add(p.URL, in.Name, bucket, key, p.Expires)
+		r.s.issued.add(p.URL, in.Name, obj.Bucket, obj.Key, p.Expires)
 	}
 	header := map[string]string{}
 	for k := range p.Header {
 		header[k] = p.Header.Get(k)
 	}
 	writeJSON(r.ctx, http.StatusOK, map[string]any{
-		"url": p.URL, "expires_in": int64(time.Until(p.Expires).Round(time.Second) / time.Second),
-		"expires_at": p.Expires.UTC().Format(time.RFC3339), "operation": strings.ToLower(method),
-		"method": method, "bucket": bucket, "key": key, "headers": header,
+		"url": p.URL, "expires_in": int64(ttl / time.Second),
+		"expires_at": p.Expires.UTC().Format(time.RFC3339), "operation": op.name,
+		"method": method, "bucket": obj.Bucket, "key": obj.Key, "headers": header,
 	})
 }
 
@@ -342,6 +444,17 @@ func (s *Server) signed(ctx *fasthttp.RequestCtx, id string) {
 		writeError(ctx, storage.AccessDenied("the URL was signed for another instance"))
 		return
 	}
+	// A signature vouches for the request, not for the key: the object
+	// goes through the same normalisation and policy as a storage route.
+	policy := s.policy(name)
+	obj, err := access.NewObject(so.Bucket, so.Key)
+	if err == nil {
+		err = policy.Check(obj)
+	}
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
 	c, err := in.Storage()
 	if err != nil {
 		writeError(ctx, err)
@@ -350,14 +463,14 @@ func (s *Server) signed(ctx *fasthttp.RequestCtx, id string) {
 	pctx, cancel := r.context()
 	switch method {
 	case "GET":
-		r.getObject(pctx, cancel, c, so.Bucket, so.Key)
+		r.getObject(pctx, cancel, c, obj.Bucket, obj.Key)
 	case "PUT":
 		defer cancel()
 		ct := so.ContentType
 		if ct == "" {
 			ct = string(ctx.Request.Header.ContentType())
 		}
-		r.putObject(pctx, c, so.Bucket, so.Key, ct)
+		r.putObject(pctx, c, policy, obj, ct)
 	default:
 		cancel()
 		writeError(ctx, openai.NewError(http.StatusMethodNotAllowed, openai.TypeInvalidRequest, "method_not_allowed", "signed URLs serve GET, HEAD and PUT"))

@@ -294,7 +294,7 @@ func TestHostConfigNamesEverything(t *testing.T) {
 	for _, want := range []string{
 		`listen         = "127.0.0.1:1234"`,
 		`plugins_dir    = "/x/plugins"`,
-		`key       = "` + gatewayKey + `"`,
+		`key         = "` + gatewayKey + `"`,
 		`provider "fast"`, `provider "stream"`,
 		`base_url = "http://127.0.0.1:1/v1"`, `base_url = "http://127.0.0.1:2/v1"`,
 		`from "value" { value = "` + upstreamKey + `" }`,

@@ -145,9 +145,12 @@ logging {
   access_log = false
 }
 api_key "bench" {
-  key       = %q
-  models    = ["*"]
-  instances = ["*"]
+  key         = %q
+  models      = ["*"]
+  passthrough = ["*"]
+  instances   = ["*"]
+  storage_ops = ["*"]
+  admin       = true
 }
 %s%sroute %q {
   target "fast" {}
@@ -188,7 +191,7 @@ func (r *rig) startHost(ctx context.Context, o options, work, bin, fastURL, stre
 	r.procs = append(r.procs, p)
 	r.host = p
 	url := "http://" + listen
-	st, err := harness.WaitInstances(ctx, url, []string{"fast", "stream"}, p, startTimeout)
+	st, err := harness.WaitInstances(ctx, url, []string{"fast", "stream"}, p, startTimeout, gatewayKey)
 	if err != nil {
 		return "", err
 	}

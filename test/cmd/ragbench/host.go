@@ -35,9 +35,12 @@ logging {
 }
 
 api_key "bench" {
-  key       = %q
-  models    = ["*"]
-  instances = ["*"]
+  key         = %q
+  models      = ["*"]
+  passthrough = ["*"]
+  instances   = ["*"]
+  storage_ops = ["*"]
+  admin       = true
 }
 
 provider "echo" {
@@ -91,7 +94,7 @@ func startHost(ctx context.Context, bin, dir, body string) (*host, error) {
 	}
 	h := &host{url: "http://" + addr, proc: p}
 	names := []string{"echo", instance}
-	st, err := harness.WaitInstances(ctx, h.url, names, p, startTimeout)
+	st, err := harness.WaitInstances(ctx, h.url, names, p, startTimeout, apiKey)
 	if err != nil {
 		h.stop()
 		return nil, err
