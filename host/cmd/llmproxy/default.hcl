@@ -159,23 +159,44 @@ provider "bedrock_eu1" {
   }
 }
 
+# Vertex AI: a service-account key file through ADC (or GKE workload
+# identity with enabled = true); the project defaults to the key's.
 provider "vertex_us" {
   type        = "vertex"
   enabled     = env("GOOGLE_APPLICATION_CREDENTIALS", "") != ""
   inherit_env = ["GOOGLE_*"]
-}
-
-provider "ibm_watsonx" {
-  type    = "watsonx"
-  credential "api_key" {
-    from "env" { name = "WATSONX_API_KEY" }
+  config {
+    location = "us-central1"
   }
 }
 
+# IBM watsonx.ai: an IBM Cloud API key, exchanged for IAM tokens inside
+# the plugin (type = "ibm" is accepted too).
+provider "ibm_watsonx" {
+  type    = "watsonx"
+  enabled = env("WATSONX_API_KEY", "") != ""
+  credential "api_key" {
+    from "env" { name = "WATSONX_API_KEY" }
+  }
+  config {
+    url        = env("WATSONX_URL", "https://us-south.ml.cloud.ibm.com")
+    project_id = env("WATSONX_PROJECT_ID", "")
+  }
+}
+
+# OCI Generative AI: requests signed with the key of an OCI config file
+# (type = "oracle" is accepted too). Use absolute paths in that file.
 provider "oracle_ai" {
   type        = "oci"
-  enabled     = env("OCI_CONFIG_FILE", "") != ""
+  enabled     = env("OCI_CONFIG_FILE", "") != "" && env("OCI_COMPARTMENT_ID", "") != ""
   inherit_env = ["OCI_*"]
+  config {
+    auth           = "config_file"
+    config_file    = env("OCI_CONFIG_FILE", "")
+    profile        = env("OCI_CLI_PROFILE", "DEFAULT")
+    compartment_id = env("OCI_COMPARTMENT_ID", "")
+    region         = env("OCI_REGION", "")
+  }
 }
 
 # ------------------------------------------------------------------ storage
@@ -277,5 +298,9 @@ route "ibm/*" {
 }
 
 route "cohere.*" {
+  target "oracle_ai" {}
+}
+
+route "meta.*" {
   target "oracle_ai" {}
 }
