@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -279,11 +280,18 @@ api_key "dev" {
 				}
 				return
 			}
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-				t.Fatalf("exit %v, want status 2:\n%s", err, out)
+			// Starting refuses with status 2; -check (llmproxy validate)
+			// reports the error at the key's position and exits 1.
+			check := slices.Contains(tt.args, "-check")
+			wantCode, wants := 2, []string{"refusing to start", "development key", "loopback"}
+			if check {
+				wantCode, wants = 1, []string{"Invalid api_key", "development key", "loopback"}
 			}
-			for _, want := range []string{"refusing to start", "development key", "loopback"} {
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != wantCode {
+				t.Fatalf("exit %v, want status %d:\n%s", err, wantCode, out)
+			}
+			for _, want := range wants {
 				if !strings.Contains(string(out), want) {
 					t.Errorf("output does not say %q:\n%s", want, out)
 				}

@@ -218,7 +218,9 @@ func TestMinimalConfigServesChat(t *testing.T) {
 	}
 	defer host.Stop(10 * time.Second)
 	url := "http://" + addr
-	if _, err := harness.WaitInstances(ctx, url, []string{"echo"}, host, 30*time.Second); err != nil {
+	// No key: the implicit local key of a config without api_key blocks,
+	// which may see /readyz's details.
+	if _, err := harness.WaitInstances(ctx, url, []string{"echo"}, host, 30*time.Second, ""); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.Post(url+"/v1/chat/completions", "application/json",

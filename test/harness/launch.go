@@ -158,7 +158,9 @@ func readyAs(url, key string) (map[string]InstanceStatus, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	req.Header.Set("Authorization", "Bearer "+key)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return nil, "", fmt.Errorf("GET /readyz: %w", err)
