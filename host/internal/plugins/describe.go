@@ -2,31 +2,74 @@ package plugins
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os/exec"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 
+	"github.com/llmproxy/llmproxy/sdk/provider"
 	"github.com/llmproxy/llmproxy/sdk/schema"
+	"github.com/llmproxy/llmproxy/sdk/storage"
 )
 
 // Description is what a plugin binary says about itself in Describe: what
-// `llmproxy validate` needs to check an instance without running it.
+// `llmproxy validate` needs to check an instance without running it, and
+// what `llmproxy plugins list` shows.
 type Description struct {
 	// Name and Version are the plugin's own.
 	Name, Version string
+	// Protocol is the plugin protocol major version the handshake agreed on.
+	Protocol int
+	// Capabilities are the optional features the plugin serves
+	// ("chat_stream", "embeddings", "presign", "health", …).
+	Capabilities []string
 	// Schema is the shape of an instance's config block.
 	Schema schema.Schema
 	// Credentials are the secrets an instance may or must be given.
 	Credentials []schema.Credential
 }
 
+// NeedsConfig reports whether an instance of the plugin cannot be
+// configured without settings or secrets: some attribute or credential is
+// required.
+func (d *Description) NeedsConfig() bool {
+	for _, a := range d.Schema.Attributes {
+		if a.Required {
+			return true
+		}
+	}
+	for _, c := range d.Credentials {
+		if c.Required {
+			return true
+		}
+	}
+	return false
+}
+
 // Describe starts the plugin binary at path (kind "provider" or
 // "storage") with an empty environment, asks it Describe and stops it
 // again. Nothing is configured and no credential is handed over.
 func Describe(ctx context.Context, kind, path string, log hclog.Logger) (*Description, error) {
+	d, _, err := inspect(ctx, kind, path, log, false)
+	return d, err
+}
+
+// SelfCheck starts the plugin binary at path as Describe does and checks
+// that it answers. A plugin that needs no config and no credential is
+// then configured with an empty config block and, when it serves health
+// checks, asked for its health. The returned steps name what was checked,
+// in order; the error says which step failed and why.
+func SelfCheck(ctx context.Context, kind, path string, log hclog.Logger) (*Description, []string, error) {
+	return inspect(ctx, kind, path, log, true)
+}
+
+func inspect(ctx context.Context, kind, path string, log hclog.Logger, check bool) (*Description, []string, error) {
 	var drv driver
 	switch kind {
 	case "provider":
@@ -34,7 +77,7 @@ func Describe(ctx context.Context, kind, path string, log hclog.Logger) (*Descri
 	case "storage":
 		drv = storageDriver{}
 	default:
-		return nil, fmt.Errorf("unknown plugin kind %q", kind)
+		return nil, nil, fmt.Errorf("unknown plugin kind %q", kind)
 	}
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -54,20 +97,71 @@ func Describe(ctx context.Context, kind, path string, log hclog.Logger) (*Descri
 		GRPCDialOptions:  dialOptions(),
 	})
 	defer client.Kill()
+	steps := []string{"start"}
 	proto, err := client.Client()
 	if err != nil {
-		return nil, fmt.Errorf("start plugin %s: %w", path, err)
+		return nil, steps, startError(path, drv, err)
 	}
+	steps = append(steps, "handshake")
 	raw, err := proto.Dispense(kind)
 	if err != nil {
-		return nil, fmt.Errorf("plugin %s does not serve the %s service (protocol v%d): %w", path, kind, handshake.ProtocolVersion, err)
+		return nil, steps, fmt.Errorf("plugin %s does not serve the %s service (protocol v%d): %w", path, kind, client.NegotiatedVersion(), err)
 	}
 	if c, ok := raw.(interface{ Close() }); ok {
 		defer c.Close()
 	}
 	d, err := drv.describe(ctx, raw)
 	if err != nil {
-		return nil, fmt.Errorf("plugin %s: describe: %w", path, err)
+		return nil, steps, fmt.Errorf("plugin %s: describe: %w", path, err)
 	}
-	return &Description{Name: d.name, Version: d.version, Schema: d.schema, Credentials: d.credentials}, nil
+	steps = append(steps, "describe")
+	desc := &Description{Name: d.name, Version: d.version, Protocol: client.NegotiatedVersion(),
+		Schema: d.schema, Credentials: d.credentials}
+	switch full := d.full.(type) {
+	case *provider.Description:
+		desc.Capabilities = full.Capabilities
+	case *storage.Description:
+		desc.Capabilities = full.Capabilities
+	}
+	if !check || desc.NeedsConfig() {
+		return desc, steps, nil
+	}
+	creds := map[string]string{}
+	if kind == "storage" {
+		key := make([]byte, 32)
+		rand.Read(key)
+		creds[SigningKeyCredential] = hex.EncodeToString(key)
+	}
+	diags, err := drv.configure(ctx, raw, "self-check", []byte(`{}`), creds, nil)
+	if err == nil && diags.HasErrors() {
+		err = diags
+	}
+	if err != nil {
+		return desc, steps, fmt.Errorf("plugin %s: configure with an empty config: %w", path, err)
+	}
+	steps = append(steps, "configure")
+	if slices.Contains(desc.Capabilities, provider.CapHealth) {
+		if err := drv.health(ctx, raw); err != nil {
+			return desc, steps, fmt.Errorf("plugin %s: health: %w", path, err)
+		}
+		steps = append(steps, "health")
+	}
+	return desc, steps, nil
+}
+
+// startError explains a failed start. A plugin that speaks only protocol
+// versions this host does not is refused with both sides' versions, so the
+// operator knows whether to update the plugin or the host.
+func startError(path string, drv driver, err error) error {
+	if strings.Contains(err.Error(), "Incompatible API version") {
+		var host []string
+		for v := range drv.plugins() {
+			host = append(host, fmt.Sprintf("v%d", v))
+		}
+		slices.Sort(host)
+		return fmt.Errorf("plugin %s refused: it speaks none of this host's plugin protocol versions (%s); "+
+			"build it against an SDK of the same protocol major, or use a host that still serves its version (%w)",
+			path, strings.Join(host, ", "), err)
+	}
+	return fmt.Errorf("start plugin %s: %w", path, err)
 }
