@@ -12,6 +12,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/typeexpr"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/llmproxy/llmproxy/sdk/provider"
 	"github.com/llmproxy/llmproxy/sdk/schema"
@@ -61,10 +64,13 @@ func Describe(ctx context.Context, kind, path string, log hclog.Logger) (*Descri
 }
 
 // SelfCheck starts the plugin binary at path as Describe does and checks
-// that it answers. A plugin that needs no config and no credential is
-// then configured with an empty config block and, when it serves health
-// checks, asked for its health. The returned steps name what was checked,
-// in order; the error says which step failed and why.
+// that it answers and that its config schema is usable. A plugin that
+// needs no config and no credential is then configured with an empty
+// config block and, when it serves health checks, asked for its health.
+// The returned steps name what was checked, in order, and why a step was
+// skipped; the error says which step failed. A plugin that refuses an
+// empty config, or reports an unreachable upstream, has not failed: it
+// needs an instance's config to do more.
 func SelfCheck(ctx context.Context, kind, path string, log hclog.Logger) (*Description, []string, error) {
 	return inspect(ctx, kind, path, log, true)
 }
@@ -123,8 +129,14 @@ func inspect(ctx context.Context, kind, path string, log hclog.Logger, check boo
 	case *storage.Description:
 		desc.Capabilities = full.Capabilities
 	}
-	if !check || desc.NeedsConfig() {
+	if !check {
 		return desc, steps, nil
+	}
+	if err := checkSchema(desc.Schema); err != nil {
+		return desc, steps, fmt.Errorf("plugin %s: config schema: %w", path, err)
+	}
+	if desc.NeedsConfig() {
+		return desc, append(steps, "configure skipped (needs config)"), nil
 	}
 	creds := map[string]string{}
 	if kind == "storage" {
@@ -133,20 +145,53 @@ func inspect(ctx context.Context, kind, path string, log hclog.Logger, check boo
 		creds[SigningKeyCredential] = hex.EncodeToString(key)
 	}
 	diags, err := drv.configure(ctx, raw, "self-check", []byte(`{}`), creds, nil)
-	if err == nil && diags.HasErrors() {
-		err = diags
-	}
 	if err != nil {
-		return desc, steps, fmt.Errorf("plugin %s: configure with an empty config: %w", path, err)
+		return desc, steps, fmt.Errorf("plugin %s: configure: %w", path, err)
+	}
+	if diags.HasErrors() {
+		// The plugin answered and refused: it needs config its schema
+		// does not mark required. That is its right, not a failure.
+		return desc, append(steps, "configure skipped (needs config: "+brief(diags.Error())+")"), nil
 	}
 	steps = append(steps, "configure")
 	if slices.Contains(desc.Capabilities, provider.CapHealth) {
 		if err := drv.health(ctx, raw); err != nil {
-			return desc, steps, fmt.Errorf("plugin %s: health: %w", path, err)
+			// Without config, an upstream is usually out of reach; the
+			// plugin answering the call is what is checked.
+			return desc, append(steps, "health answered without config: "+brief(err.Error())), nil
 		}
 		steps = append(steps, "health")
 	}
 	return desc, steps, nil
+}
+
+// checkSchema reports the first attribute whose type is not an HCL type
+// expression: an instance of such a plugin could never be configured.
+func checkSchema(s schema.Schema) error {
+	for _, a := range s.Attributes {
+		expr, diags := hclsyntax.ParseExpression([]byte(a.Type), "type", hcl.InitialPos)
+		if !diags.HasErrors() {
+			_, diags = typeexpr.TypeConstraint(expr)
+		}
+		if diags.HasErrors() {
+			return fmt.Errorf("attribute %s: type %q is not an HCL type", a.Name, a.Type)
+		}
+	}
+	for _, b := range s.Blocks {
+		if err := checkSchema(b.Schema); err != nil {
+			return fmt.Errorf("block %s: %w", b.Name, err)
+		}
+	}
+	return nil
+}
+
+// brief shortens a message to one line of at most 100 characters.
+func brief(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 100 {
+		s = s[:97] + "..."
+	}
+	return s
 }
 
 // startError explains a failed start. A plugin that speaks only protocol
