@@ -158,7 +158,7 @@ func inspect(ctx context.Context, kind, path string, log hclog.Logger, check boo
 		if err := drv.health(ctx, raw); err != nil {
 			// Without config, an upstream is usually out of reach; the
 			// plugin answering the call is what is checked.
-			return desc, append(steps, "health answered without config: "+brief(err.Error())), nil
+			return desc, append(steps, "health fails without config ("+brief(err.Error())+")"), nil
 		}
 		steps = append(steps, "health")
 	}
@@ -185,11 +185,11 @@ func checkSchema(s schema.Schema) error {
 	return nil
 }
 
-// brief shortens a message to one line of at most 100 characters.
+// brief shortens a message to one line of at most 60 characters.
 func brief(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 100 {
-		s = s[:97] + "..."
+	if len(s) > 60 {
+		s = s[:57] + "..."
 	}
 	return s
 }
