@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -277,4 +278,62 @@ func fileSum(t *testing.T, path string) string {
 	}
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// TestFutureProtocolRefused installs a plugin that announces only plugin
+// protocol v2, as one built against a future SDK major would. It passes
+// the magic cookie and completes its half of the handshake; the host
+// must refuse it, naming both versions, in `plugins verify` and in the
+// instance's state when serving, and go on serving the rest.
+func TestFutureProtocolRefused(t *testing.T) {
+	dir := t.TempDir()
+	// The magic cookie and the handshake line (core version | protocol
+	// version | network | address | protocol) are the go-plugin wire
+	// protocol; the cookie is the one in sdk/internal/rpc.
+	const cookieKey, cookieValue = "LLMPROXY_PLUGIN", "d3c1c3b6-6f0c-4f52-9a53-llmproxy"
+	script := fmt.Sprintf("#!/bin/sh\n[ \"$%s\" = %q ] || { echo 'run me from llmproxy' >&2; exit 1; }\n"+
+		"echo '1|2|unix|%s/plugin.sock|grpc|'\nexec sleep 60\n", cookieKey, cookieValue, dir)
+	if err := os.WriteFile(filepath.Join(dir, "llmproxy-provider-future"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(harness.BinDir(t), "plugins", "llmproxy-provider-echo"), filepath.Join(dir, "llmproxy-provider-echo")); err != nil {
+		t.Fatal(err)
+	}
+	const refusal = "refused: it speaks plugin protocol v2, this host speaks v1; it was built for a newer host: upgrade llmproxy"
+
+	res := harness.RunLLMProxy(t, dir, []string{"LLMPROXY_CONFIG="}, "plugins", "verify", "-plugins-dir", dir)
+	if res.Code != 1 || !strings.Contains(res.Stdout, "FAIL  llmproxy-provider-future: plugin "+filepath.Join(dir, "llmproxy-provider-future")+" "+refusal) ||
+		!strings.Contains(res.Stdout, "ok    llmproxy-provider-echo") {
+		t.Errorf("plugins verify: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+
+	h := harness.Start(t, harness.APIKeyBlock+`provider "future" {
+  type = "future"
+}
+provider "echo" {
+  type = "echo"
+}
+route "echo" {
+  target "echo" {}
+}
+`, harness.Options{PluginsDir: dir, WaitFor: []string{"echo"}})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := h.Instances()
+		if err == nil && st["future"].State != "starting" && st["future"].State != "" {
+			// failed, not restarting: a restart cannot change the
+			// plugin's protocol.
+			if !strings.Contains(st["future"].Reason, refusal) || st["future"].State != "failed" {
+				t.Errorf("future instance: state %q, reason %q; want failed, saying %q", st["future"].State, st["future"].Reason, refusal)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the future instance did not settle: %+v %v", st, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status, _, body := h.Do(t, "POST", "/v1/chat/completions", `{"model":"echo","messages":[{"role":"user","content":"hi"}]}`); status != http.StatusOK {
+		t.Errorf("echo beside the refused plugin: %d %s", status, body)
+	}
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os/exec"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -194,19 +196,52 @@ func brief(s string) string {
 	return s
 }
 
-// startError explains a failed start. A plugin that speaks only protocol
-// versions this host does not is refused with both sides' versions, so the
-// operator knows whether to update the plugin or the host.
+// startError explains a failed start. A plugin that speaks none of the
+// protocol versions this host serves is refused with both sides' versions
+// (an *IncompatibleError), so that the operator knows whether to update
+// the plugin or the host.
 func startError(path string, drv driver, err error) error {
-	if strings.Contains(err.Error(), "Incompatible API version") {
-		var host []string
-		for v := range drv.plugins() {
-			host = append(host, fmt.Sprintf("v%d", v))
-		}
-		slices.Sort(host)
-		return fmt.Errorf("plugin %s refused: it speaks none of this host's plugin protocol versions (%s); "+
-			"build it against an SDK of the same protocol major, or use a host that still serves its version (%w)",
-			path, strings.Join(host, ", "), err)
+	m := incompatible.FindStringSubmatch(err.Error())
+	if m == nil {
+		return fmt.Errorf("start plugin %s: %w", path, err)
 	}
-	return fmt.Errorf("start plugin %s: %w", path, err)
+	e := &IncompatibleError{Path: path, err: err}
+	e.Plugin, _ = strconv.Atoi(m[1])
+	for v := range drv.plugins() {
+		e.Host = append(e.Host, v)
+	}
+	slices.Sort(e.Host)
+	return e
 }
+
+// incompatible matches go-plugin's refusal of a plugin whose announced
+// protocol version the host did not offer.
+var incompatible = regexp.MustCompile(`(?i)incompatible API version with plugin\. Plugin version: (\d+)`)
+
+// IncompatibleError is the refusal of a plugin that speaks none of the
+// host's plugin protocol versions.
+type IncompatibleError struct {
+	Path string
+	// Plugin is the protocol version the plugin announced; Host lists the
+	// versions this host serves.
+	Plugin int
+	Host   []int
+	err    error
+}
+
+// Error implements error.
+func (e *IncompatibleError) Error() string {
+	host := make([]string, len(e.Host))
+	for i, v := range e.Host {
+		host[i] = fmt.Sprintf("v%d", v)
+	}
+	advice := "build it against an SDK of a protocol version this host serves"
+	if len(e.Host) > 0 && e.Plugin > e.Host[len(e.Host)-1] {
+		advice = "it was built for a newer host: upgrade llmproxy, or rebuild the plugin against an SDK of protocol " + host[len(host)-1]
+	}
+	return fmt.Sprintf("plugin %s refused: it speaks plugin protocol v%d, this host speaks %s; %s (see sdk/COMPATIBILITY.md)",
+		e.Path, e.Plugin, strings.Join(host, ", "), advice)
+}
+
+// Unwrap returns go-plugin's error.
+func (e *IncompatibleError) Unwrap() error { return e.err }
