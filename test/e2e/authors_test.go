@@ -337,3 +337,52 @@ route "echo" {
 		t.Errorf("echo beside the refused plugin: %d %s", status, body)
 	}
 }
+
+// TestOldSDKPluginOnNewHost builds a plugin against the SDK as released
+// for protocol v1 (testdata/sdk-v1.0.0, kept unchanged) and runs it on
+// the current host: verify passes it, and chat, JSON and streamed, goes
+// through it to the upstream. A change to the SDK that is not additive
+// breaks this test.
+func TestOldSDKPluginOnNewHost(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Fatal("the go command must be on PATH to build the old plugin")
+	}
+	plugins := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(plugins, "llmproxy-provider-baseline"), ".")
+	build.Dir = filepath.Join("testdata", "plugin-sdk-v1.0.0")
+	build.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the plugin against SDK v1.0.0: %v\n%s", err, out)
+	}
+
+	res := harness.RunLLMProxy(t, plugins, []string{"LLMPROXY_CONFIG="}, "plugins", "verify", "-plugins-dir", plugins)
+	if res.Code != 0 || !strings.Contains(res.Stdout, "ok    llmproxy-provider-baseline 0.1.0 (protocol v1)") {
+		t.Fatalf("plugins verify: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+
+	fake := openaifake.New(openaifake.Options{})
+	fake.Start()
+	t.Cleanup(fake.Close)
+	h := harness.Start(t, harness.APIKeyBlock+`
+provider "old" {
+  type = "baseline"
+  config {
+    base_url = "`+fake.URL()+`/v1"
+  }
+  credential "api_key" {
+    from "value" { value = "`+openaifake.DefaultKey+`" }
+  }
+}
+route "gpt-4o-mini" {
+  target "old" {}
+}
+`, harness.Options{PluginsDir: plugins, WaitFor: []string{"old"}})
+	status, _, body := h.Do(t, "POST", "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
+	if status != http.StatusOK || !strings.Contains(string(body), `"object":"chat.completion"`) {
+		t.Errorf("chat through the old plugin: %d %s", status, body)
+	}
+	status, _, body = h.Do(t, "POST", "/v1/chat/completions", `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	if status != http.StatusOK || !strings.Contains(string(body), "chat.completion.chunk") || !strings.Contains(string(body), "data: [DONE]") {
+		t.Errorf("stream through the old plugin: %d %s", status, body)
+	}
+}
