@@ -125,6 +125,11 @@ func runPluginsList(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel := context.WithTimeout(context.Background(), inspectTimeout)
 		d, err := plugins.Describe(ctx, p.kind, p.path, nil)
 		cancel()
+		if errors.Is(err, plugins.ErrNoClient) {
+			// Started and handshaken; only its description is unknown.
+			fmt.Fprintf(tw, "%s\t%s\t-\tv%d\t-\t%s\n", p.typ, p.kind, d.Protocol, sum)
+			continue
+		}
 		if err != nil {
 			failed++
 			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t%s\n", p.typ, p.kind, sum)
@@ -288,7 +293,7 @@ func runPluginsVerify(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel := context.WithTimeout(context.Background(), inspectTimeout)
 		d, steps, err := plugins.SelfCheck(ctx, p.kind, p.path, nil)
 		cancel()
-		if err == nil && d.Name != p.typ {
+		if err == nil && d.Name != "" && d.Name != p.typ {
 			err = fmt.Errorf("the binary is named for %q but describes itself as %q; instances of type %q would run a different plugin", p.typ, d.Name, p.typ)
 		}
 		if pin := pins[p.kind+"-"+p.typ]; err == nil && pin != "" {
@@ -303,7 +308,7 @@ func runPluginsVerify(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "FAIL  %s: %v\n", p.file, err)
 			continue
 		}
-		fmt.Fprintf(stdout, "ok    %s %s (protocol v%d): %s\n", p.file, d.Version, d.Protocol, strings.Join(steps, ", "))
+		fmt.Fprintf(stdout, "ok    %s %s(protocol v%d): %s\n", p.file, versionSpace(d.Version), d.Protocol, strings.Join(steps, ", "))
 	}
 	if failed > 0 {
 		fmt.Fprintf(stdout, "%d of %d plugin(s) failed\n", failed, len(found))
@@ -311,6 +316,14 @@ func runPluginsVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%d plugin(s) ok\n", len(found))
 	return 0
+}
+
+// versionSpace is v followed by a space, or nothing when v is unknown.
+func versionSpace(v string) string {
+	if v == "" {
+		return ""
+	}
+	return v + " "
 }
 
 // flagExit is the exit code for a flag parse error: 0 for -h, else 2.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os/exec"
 	"regexp"
@@ -39,6 +40,10 @@ type Description struct {
 	// Credentials are the secrets an instance may or must be given.
 	Credentials []schema.Credential
 }
+
+// ErrNoClient is returned with a partial Description (the protocol
+// version only) by Describe for a plugin of a kind it has no client for.
+var ErrNoClient = errors.New("no client to describe plugins of this kind")
 
 // NeedsConfig reports whether an instance of the plugin cannot be
 // configured without settings or secrets: some attribute or credential is
@@ -79,13 +84,18 @@ func SelfCheck(ctx context.Context, kind, path string, log hclog.Logger) (*Descr
 
 func inspect(ctx context.Context, kind, path string, log hclog.Logger, check bool) (*Description, []string, error) {
 	var drv driver
+	// A kind this command has no client for is still started and
+	// handshaken: the process, the cookie and the protocol version are
+	// the same for every kind.
+	versions := map[int]goplugin.PluginSet{int(handshake.ProtocolVersion): {}}
 	switch kind {
 	case "provider":
 		drv = providerDriver{}
 	case "storage":
 		drv = storageDriver{}
-	default:
-		return nil, nil, fmt.Errorf("unknown plugin kind %q", kind)
+	}
+	if drv != nil {
+		versions = drv.plugins()
 	}
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -95,7 +105,7 @@ func inspect(ctx context.Context, kind, path string, log hclog.Logger, check boo
 	bindToHost(cmd)
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  handshake,
-		VersionedPlugins: drv.plugins(),
+		VersionedPlugins: versions,
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -108,9 +118,16 @@ func inspect(ctx context.Context, kind, path string, log hclog.Logger, check boo
 	steps := []string{"start"}
 	proto, err := client.Client()
 	if err != nil {
-		return nil, steps, startError(path, drv, err)
+		return nil, steps, startError(path, versions, err)
 	}
 	steps = append(steps, "handshake")
+	if drv == nil {
+		desc := &Description{Protocol: client.NegotiatedVersion()}
+		if !check {
+			return desc, steps, fmt.Errorf("plugin %s: %w: %s", path, ErrNoClient, kind)
+		}
+		return desc, append(steps, "describe skipped (no "+kind+" client in this command)"), nil
+	}
 	raw, err := proto.Dispense(kind)
 	if err != nil {
 		return nil, steps, fmt.Errorf("plugin %s does not serve the %s service (protocol v%d): %w", path, kind, client.NegotiatedVersion(), err)
@@ -200,14 +217,14 @@ func brief(s string) string {
 // protocol versions this host serves is refused with both sides' versions
 // (an *IncompatibleError), so that the operator knows whether to update
 // the plugin or the host.
-func startError(path string, drv driver, err error) error {
+func startError(path string, versions map[int]goplugin.PluginSet, err error) error {
 	m := incompatible.FindStringSubmatch(err.Error())
 	if m == nil {
 		return fmt.Errorf("start plugin %s: %w", path, err)
 	}
 	e := &IncompatibleError{Path: path, err: err}
 	e.Plugin, _ = strconv.Atoi(m[1])
-	for v := range drv.plugins() {
+	for v := range versions {
 		e.Host = append(e.Host, v)
 	}
 	slices.Sort(e.Host)

@@ -391,7 +391,7 @@ func (in *Instance) start() (*live, error) {
 			return nil, permanent{fmt.Errorf("plugin %s refused: its sha256 is %s but the config pins %s; rebuild the plugin or update the pin in plugin %q { sha256 = ... }", path, got, pin.SHA256, pinName)}
 		}
 		var incompatible *IncompatibleError
-		if err = startError(path, in.drv, err); errors.As(err, &incompatible) {
+		if err = startError(path, cc.VersionedPlugins, err); errors.As(err, &incompatible) {
 			return nil, permanent{err}
 		}
 		return nil, err
