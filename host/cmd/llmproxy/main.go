@@ -6,6 +6,10 @@
 //
 //	llmproxy [-config file.hcl] [-listen addr] [-plugins-dir dir]
 //	llmproxy validate [-config file.hcl] [-listen addr] [-plugins-dir dir] [-require-plugins]
+//	llmproxy plugins new <kind> <name> [-dir dir] [-module path] [-sdk-replace dir]
+//	llmproxy plugins list|verify [-config file.hcl] [-plugins-dir dir]
+//	llmproxy plugins describe <name> [-config file.hcl] [-plugins-dir dir]
+//	llmproxy keys hash [key]
 //	llmproxy -print-default-config
 //
 // Without -config (or LLMPROXY_CONFIG) it serves the embedded default
@@ -71,6 +75,10 @@ func run() int {
 		switch os.Args[1] {
 		case "validate":
 			return runValidate(os.Args[2:])
+		case "plugins":
+			return runPlugins(os.Args[2:], os.Stdout, os.Stderr)
+		case "keys":
+			return runKeys(os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
 		case "help", "-h", "-help", "--help":
 			usage(os.Stdout)
 			return 0
@@ -87,6 +95,17 @@ func usage(w io.Writer) {
   llmproxy validate [-config file.hcl] [-listen addr] [-plugins-dir dir] [-require-plugins]
       check the configuration as the host would at start, plugins' config
       schemas and credentials included; exit 1 on errors
+  llmproxy plugins new <kind> <name> [-dir dir] [-module path] [-sdk-replace dir] [-sdk-version v]
+      create a new plugin module from the SDK's template for kind
+  llmproxy plugins list [-config file.hcl] [-plugins-dir dir]
+      the installed plugins: name, kind, version, protocol, capabilities, sha256
+  llmproxy plugins describe <name> [-config file.hcl] [-plugins-dir dir]
+      a plugin's config attributes and credentials, with their descriptions
+  llmproxy plugins verify [-config file.hcl] [-plugins-dir dir] [name...]
+      start each plugin, handshake, describe it and, when it needs no
+      config, configure it and check its health; exit 1 on any failure
+  llmproxy keys hash [key]
+      print the key_sha256 value of a key (read from stdin without key)
   llmproxy -print-default-config
       print the embedded default configuration
 

@@ -568,7 +568,11 @@ func (in *Instance) start() (*live, error) {
 			got, _ := FileSHA256(path)
 			return nil, permanent{fmt.Errorf("plugin %s refused: its sha256 is %s but the config pins %s; rebuild the plugin or update the pin in plugin %q { sha256 = ... }", path, got, pin.SHA256, pinName)}
 		}
-		return nil, fmt.Errorf("start plugin %s: %w", path, err)
+		var incompatible *IncompatibleError
+		if err = startError(path, cc.VersionedPlugins, err); errors.As(err, &incompatible) {
+			return nil, permanent{err}
+		}
+		return nil, err
 	}
 	raw, err := proto.Dispense(in.drv.kind())
 	if err != nil {

@@ -1,0 +1,129 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+var logger = hclog.New(&hclog.LoggerOptions{
+	Name:       "plugin",
+	Level:      hclog.LevelFromString(os.Getenv("LLMPROXY_LOG_LEVEL")),
+	Output:     os.Stderr,
+	JSONFormat: true,
+})
+
+// Logger is the plugin-side logger: hclog JSON on stderr, which the host
+// parses and merges into its own log by level.
+func Logger() hclog.Logger { return logger }
+
+// Serve runs one plugin service until the host goes away. It never returns
+// normally: go-plugin exits the process when the host closes it, and a
+// watcher exits it when the host dies without closing it.
+func Serve(name string, p goplugin.Plugin) {
+	tuneGC()
+	go watchParent(os.Getppid())
+	goplugin.Serve(&goplugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		VersionedPlugins: map[int]goplugin.PluginSet{
+			ProtocolVersion: {name: p},
+		},
+		Logger: logger,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			opts = append(opts,
+				grpc.MaxRecvMsgSize(MaxMessageBytes),
+				grpc.MaxSendMsgSize(MaxMessageBytes),
+				grpc.InitialWindowSize(4<<20),
+				grpc.InitialConnWindowSize(16<<20),
+				grpc.ReadBufferSize(64<<10),
+				grpc.WriteBufferSize(64<<10),
+				grpc.SharedWriteBuffer(true),
+				grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+				grpc.ChainUnaryInterceptor(recoverUnary),
+				grpc.ChainStreamInterceptor(recoverStream),
+			)
+			return grpc.NewServer(opts...)
+		},
+	})
+	runExitHooks()
+	os.Exit(0)
+}
+
+var (
+	exitMu    sync.Mutex
+	exitHooks []func()
+)
+
+// OnExit registers f to run when the plugin exits normally or because the
+// host went away.
+func OnExit(f func()) {
+	exitMu.Lock()
+	defer exitMu.Unlock()
+	exitHooks = append(exitHooks, f)
+}
+
+func runExitHooks() {
+	exitMu.Lock()
+	defer exitMu.Unlock()
+	for _, f := range exitHooks {
+		f()
+	}
+	exitHooks = nil
+}
+
+// DefaultGOGC is the garbage collector target of plugins (and the host)
+// unless GOGC says otherwise: request handling allocates short-lived
+// buffers, and trading some memory for fewer collections pays for itself.
+const DefaultGOGC = 400
+
+// tuneGC applies DefaultGOGC when GOGC is not set.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(DefaultGOGC)
+	}
+}
+
+// watchParent exits the plugin when its parent process changes, i.e. the
+// host died (even by SIGKILL) and the plugin was re-parented.
+func watchParent(ppid int) {
+	for range time.Tick(200 * time.Millisecond) {
+		if os.Getppid() != ppid {
+			logger.Warn("host process is gone; exiting", "host_pid", ppid)
+			runExitHooks()
+			os.Exit(2)
+		}
+	}
+}
+
+func recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = panicked(info.FullMethod, r)
+		}
+	}()
+	return h(ctx, req)
+}
+
+func recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = panicked(info.FullMethod, r)
+		}
+	}()
+	return h(srv, ss)
+}
+
+func panicked(method string, r any) error {
+	logger.Error("plugin panicked", "method", method, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	return status.Errorf(codes.Internal, "plugin panicked in %s: %v", method, r)
+}

@@ -1,0 +1,287 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/llmproxy/llmproxy/sdk/internal/datapath"
+	"github.com/llmproxy/llmproxy/sdk/internal/rpc"
+	"github.com/llmproxy/llmproxy/sdk/openai"
+	pluginv1 "github.com/llmproxy/llmproxy/sdk/proto/llmproxy/plugin/v1"
+	providerv1 "github.com/llmproxy/llmproxy/sdk/proto/llmproxy/provider/v1"
+	"github.com/llmproxy/llmproxy/sdk/schema"
+)
+
+// Client is the host's handle on a running provider plugin. go-plugin
+// dispenses it for PluginName; sdktest drives plugins through it too.
+// Errors it returns are *openai.Error values (or context errors), whatever
+// went wrong on the way: an upstream error, a plugin panic, or a plugin
+// that died mid-call (502 plugin_unavailable).
+type Client struct {
+	rpc providerv1.ProviderClient
+	// data is the plugin's data path for unary chat calls, set by
+	// Describe when the plugin announces one.
+	data atomic.Pointer[datapath.Client]
+}
+
+func (c *Client) dataPath() *datapath.Client { return c.data.Load() }
+
+// dropDataPath stops using a data path whose socket cannot be reached
+// (a sandbox without unix sockets, say); calls go over gRPC from then on.
+func (c *Client) dropDataPath(d *datapath.Client) {
+	c.data.CompareAndSwap(d, nil)
+}
+
+// Close releases the data path's pooled connections and socket directory;
+// the host calls it once the plugin process is gone.
+func (c *Client) Close() {
+	if d := c.data.Load(); d != nil {
+		d.Close()
+	}
+}
+
+// Describe asks the plugin what it is.
+func (c *Client) Describe(ctx context.Context) (*Description, error) {
+	r, err := c.rpc.Describe(ctx, &providerv1.DescribeRequest{})
+	if err != nil {
+		return nil, rpc.FromStatus(err)
+	}
+	if r.DataAddress != "" && len(r.DataToken) > 0 {
+		if cur := c.data.Load(); cur == nil || cur.Addr() != r.DataAddress {
+			if old := c.data.Swap(datapath.NewClient(r.DataAddress, r.DataToken)); old != nil {
+				old.CloseIdle()
+			}
+		}
+	}
+	d := &Description{
+		Name:         r.Name,
+		Version:      r.Version,
+		Capabilities: r.Capabilities,
+		ConfigSchema: rpc.SchemaFromProto(r.ConfigSchema),
+		Credentials:  rpc.CredentialsFromProto(r.Credentials),
+	}
+	for _, m := range r.Models {
+		d.Models = append(d.Models, openai.Model{ID: m.Id, Object: openai.ObjectModel, OwnedBy: m.OwnedBy, Created: m.Created})
+	}
+	return d, nil
+}
+
+// Configure sends an instance's config; the diagnostics say what is wrong.
+// The error is for transport failures only.
+func (c *Client) Configure(ctx context.Context, cfg *Config) (schema.Diagnostics, error) {
+	r, err := c.rpc.Configure(ctx, &pluginv1.ConfigureRequest{
+		Instance:    cfg.Instance,
+		ConfigJson:  cfg.JSON,
+		Credentials: cfg.Credentials,
+		Settings:    cfg.Settings,
+	})
+	if err != nil {
+		return nil, rpc.FromStatus(err)
+	}
+	return rpc.DiagnosticsFromProto(r.Diagnostics), nil
+}
+
+func metaToProto(m *Meta) *pluginv1.Meta {
+	p := &pluginv1.Meta{
+		RequestId:      m.RequestID,
+		Instance:       m.Instance,
+		Model:          m.Model,
+		RequestedModel: m.RequestedModel,
+		Trace:          m.Trace,
+	}
+	if !m.Deadline.IsZero() {
+		p.DeadlineUnixNano = m.Deadline.UnixNano()
+	}
+	return p
+}
+
+func chatToProto(req *Request) *providerv1.ChatRequest {
+	p := &providerv1.ChatRequest{Meta: metaToProto(&req.Meta), Body: req.Body}
+	for _, d := range req.Documents {
+		p.Documents = append(p.Documents, &providerv1.Document{
+			Id: d.ID, Name: d.Name, MimeType: d.MIMEType, Data: d.Data, Text: d.Text, Source: d.Source,
+		})
+	}
+	return p
+}
+
+// ChatCompletion runs a non-streamed chat request, over the plugin's data
+// path when it has one.
+func (c *Client) ChatCompletion(ctx context.Context, req *Request) (*Response, error) {
+	var r *providerv1.ChatResponse
+	var err error
+	d := c.dataPath()
+	if d != nil {
+		r = &providerv1.ChatResponse{}
+		if err = d.Call(ctx, chatToProto(req), r); errors.Is(err, datapath.ErrDial) {
+			c.dropDataPath(d)
+			d = nil
+		}
+	}
+	if d == nil {
+		r, err = c.rpc.ChatCompletion(ctx, chatToProto(req))
+	}
+	if err != nil {
+		return nil, rpc.FromStatus(err)
+	}
+	return &Response{Body: r.Body, Header: r.Header}, nil
+}
+
+// ChunkStream is a streamed chat response as the host reads it.
+type ChunkStream struct {
+	recv   func() (*providerv1.ChatChunk, error)
+	header map[string]string
+}
+
+// Recv returns the next chunk JSON, io.EOF after the last one, or the
+// error that ended the stream. Header messages are collected for Header.
+func (s *ChunkStream) Recv() ([]byte, error) {
+	for {
+		m, err := s.recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, io.EOF
+			}
+			return nil, rpc.FromStatus(err)
+		}
+		if len(m.Header) > 0 && len(m.Data) == 0 {
+			if s.header == nil {
+				s.header = map[string]string{}
+			}
+			for k, v := range m.Header {
+				s.header[k] = v
+			}
+			continue
+		}
+		return m.Data, nil
+	}
+}
+
+// Header returns the upstream headers the plugin relayed before the first
+// chunk; read it after the first Recv.
+func (s *ChunkStream) Header() map[string]string { return s.header }
+
+// ChatCompletionStream starts a streamed chat request, over the plugin's
+// data path when it has one. Cancel ctx to stop it; the plugin's upstream
+// call is cancelled with it.
+func (c *Client) ChatCompletionStream(ctx context.Context, req *Request) (*ChunkStream, error) {
+	if d := c.dataPath(); d != nil {
+		ds, err := d.Stream(ctx, chatToProto(req))
+		switch {
+		case errors.Is(err, datapath.ErrDial):
+			c.dropDataPath(d)
+		case err != nil:
+			return nil, rpc.FromStatus(err)
+		default:
+			return &ChunkStream{recv: func() (*providerv1.ChatChunk, error) {
+				m := &providerv1.ChatChunk{}
+				return m, ds.Recv(m)
+			}}, nil
+		}
+	}
+	s, err := c.rpc.ChatCompletionStream(ctx, chatToProto(req))
+	if err != nil {
+		return nil, rpc.FromStatus(err)
+	}
+	return &ChunkStream{recv: s.Recv}, nil
+}
+
+// Embeddings runs an embeddings request.
+func (c *Client) Embeddings(ctx context.Context, req *Request) (*Response, error) {
+	r, err := c.rpc.Embeddings(ctx, &providerv1.EmbeddingsRequest{Meta: metaToProto(&req.Meta), Body: req.Body})
+	if err != nil {
+		return nil, rpc.FromStatus(err)
+	}
+	return &Response{Body: r.Body, Header: r.Header}, nil
+}
+
+// ListModels asks the plugin for its upstream's models.
+func (c *Client) ListModels(ctx context.Context, meta Meta) ([]openai.Model, error) {
+	r, err := c.rpc.ListModels(ctx, &providerv1.ListModelsRequest{Meta: metaToProto(&meta)})
+	if err != nil {
+		return nil, rpc.FromStatus(err)
+	}
+	out := make([]openai.Model, 0, len(r.Models))
+	for _, m := range r.Models {
+		out = append(out, openai.Model{ID: m.Id, Object: openai.ObjectModel, OwnedBy: m.OwnedBy, Created: m.Created})
+	}
+	return out, nil
+}
+
+// Health reports the plugin's own view of its upstream.
+func (c *Client) Health(ctx context.Context) error {
+	r, err := c.rpc.Health(ctx, &pluginv1.HealthRequest{})
+	if err != nil {
+		return rpc.FromStatus(err)
+	}
+	if !r.Ok {
+		return errors.New(r.Message)
+	}
+	return nil
+}
+
+// PassthroughRequest is a native request in transparent mode.
+type PassthroughRequest struct {
+	Meta     Meta
+	Method   string
+	Path     string
+	RawQuery string
+	Header   http.Header
+	Body     []byte
+}
+
+// PassthroughStream is a native response: Status and Header first, then
+// body pieces from Recv.
+type PassthroughStream struct {
+	Status int
+	Header http.Header
+	s      providerv1.Provider_PassthroughClient
+	first  []byte
+}
+
+// Recv returns the next piece of the body, or io.EOF at its end.
+func (s *PassthroughStream) Recv() ([]byte, error) {
+	if s.first != nil {
+		b := s.first
+		s.first = nil
+		return b, nil
+	}
+	m, err := s.s.Recv()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		return nil, rpc.FromStatus(err)
+	}
+	return m.Body, nil
+}
+
+// Passthrough sends a native request and waits for the response status.
+func (c *Client) Passthrough(ctx context.Context, req *PassthroughRequest) (*PassthroughStream, error) {
+	s, err := c.rpc.Passthrough(ctx, &providerv1.PassthroughRequest{
+		Meta:     metaToProto(&req.Meta),
+		Method:   req.Method,
+		Path:     req.Path,
+		RawQuery: req.RawQuery,
+		Header:   headerToProto(req.Header),
+		Body:     req.Body,
+	})
+	if err != nil {
+		return nil, rpc.FromStatus(err)
+	}
+	m, err := s.Recv()
+	if err != nil {
+		return nil, rpc.FromStatus(err)
+	}
+	out := &PassthroughStream{Status: int(m.Status), Header: headerFromProto(m.Header), s: s}
+	if out.Status == 0 {
+		out.Status = http.StatusOK
+	}
+	if len(m.Body) > 0 {
+		out.first = m.Body
+	}
+	return out, nil
+}
