@@ -266,7 +266,8 @@ func (s *Server) QueueScenarios(scs ...Scenario) {
 	s.queue = append(s.queue, scs...)
 }
 
-// FailNext makes the next n correctly signed requests fail with f.
+// FailNext makes the next n correctly signed model calls (POST requests)
+// fail with f.
 func (s *Server) FailNext(n int, f Failure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -375,7 +376,9 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "NotAuthenticated", "The required information to complete authentication was not provided or was incorrect.")
 		return
 	}
-	if f, ok := s.nextFailure(); ok {
+	// Forced failures answer model calls (POSTs), never the GETs of a
+	// health check or a model list, whose timing the test does not control.
+	if f, ok := s.nextFailureFor(r); ok {
 		writeFailure(w, f)
 		return
 	}
@@ -389,6 +392,14 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, http.StatusNotFound, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
 	}
+}
+
+// nextFailureFor takes the next forced failure for r, a POST.
+func (s *Server) nextFailureFor(r *http.Request) (Failure, bool) {
+	if r.Method != http.MethodPost {
+		return Failure{}, false
+	}
+	return s.nextFailure()
 }
 
 func (s *Server) nextFailure() (Failure, bool) {

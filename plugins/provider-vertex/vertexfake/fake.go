@@ -228,7 +228,8 @@ func (s *Server) SetScenario(sc Scenario) {
 	s.scenario = sc
 }
 
-// FailNext makes the next n authenticated API requests fail with f.
+// FailNext makes the next n authenticated model calls (POST requests) fail
+// with f.
 func (s *Server) FailNext(n int, f Failure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -331,7 +332,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if f, ok := s.nextFailure(); ok {
+	// Forced failures answer model calls (POSTs), never the GETs of a
+	// health check or a model list, whose timing the test does not control.
+	if f, ok := s.nextFailureFor(r); ok {
 		writeFailure(w, f)
 		return
 	}
@@ -371,6 +374,14 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (express, 
 		return false, false
 	}
 	return false, true
+}
+
+// nextFailureFor takes the next forced failure for r, a POST.
+func (s *Server) nextFailureFor(r *http.Request) (Failure, bool) {
+	if r.Method != http.MethodPost {
+		return Failure{}, false
+	}
+	return s.nextFailure()
 }
 
 func (s *Server) nextFailure() (Failure, bool) {

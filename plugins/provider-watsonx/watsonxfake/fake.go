@@ -262,7 +262,8 @@ func (s *Server) SetScenario(sc Scenario) {
 	s.scenario = sc
 }
 
-// FailNext makes the next n authenticated watsonx.ai requests fail with f.
+// FailNext makes the next n authenticated watsonx.ai model calls (POST
+// requests) fail with f.
 func (s *Server) FailNext(n int, f Failure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -383,7 +384,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_query_parameter", "Invalid value for query parameter `version`: must be a date YYYY-MM-DD.")
 		return
 	}
-	if f, ok := s.nextFailure(); ok {
+	// Forced failures answer model calls (POSTs), never the GETs of a
+	// health check or a model list, whose timing the test does not control.
+	if f, ok := s.nextFailureFor(r); ok {
 		writeFailure(w, f)
 		return
 	}
@@ -498,6 +501,14 @@ func writeIAMError(w http.ResponseWriter, status int, code, msg string) {
 		"errorCode": code, "errorMessage": msg,
 		"context": map[string]string{"requestId": "fake-iam-request"},
 	})
+}
+
+// nextFailureFor takes the next forced failure for r, a POST.
+func (s *Server) nextFailureFor(r *http.Request) (Failure, bool) {
+	if r.Method != http.MethodPost {
+		return Failure{}, false
+	}
+	return s.nextFailure()
 }
 
 func (s *Server) nextFailure() (Failure, bool) {
