@@ -156,11 +156,26 @@ func run() int {
 	})
 	defer mgr.Stop()
 
+	if err := docCfg.Validate(); err != nil {
+		logger.Error("invalid documents config", "error", err)
+		return 2
+	}
+	// Untrusted document formats are parsed only in extractor plugin
+	// processes, under the limits of documents { extract { } }.
+	extractors := plugins.StartExtractors(cfg, plugins.Options{
+		Dir:      cfg.Server.PluginsDir,
+		BaseDir:  base,
+		Settings: map[string]string{"log_level": logger.GetLevel().String()},
+		Logger:   logger.Named("plugin"),
+	})
+	defer extractors.Stop()
+
 	var srv *server.Server
 	docs, err := document.New(docCfg, document.Options{
 		Presign: document.PresignRecognizerFunc(func(u *url.URL) (document.StorageRef, bool) {
 			return srv.Recognizer().Recognize(u)
 		}),
+		Extractor: extractors,
 	})
 	if err != nil {
 		logger.Error("invalid documents config", "error", err)
@@ -189,6 +204,9 @@ func run() int {
 	case s := <-sigs:
 		logger.Info("shutting down", "signal", s.String(), "grace", grace)
 	}
+	// Requests waiting on a document extraction end at once (503) rather
+	// than holding the shutdown until their deadline.
+	extractors.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := hs.ShutdownWithContext(ctx); err != nil {
