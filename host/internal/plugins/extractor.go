@@ -277,13 +277,17 @@ func (p *extractorPool) start() (*worker, error) {
 // runtime's soft memory limit below the hard one, one thread of Go code
 // per process (the pool is the unit of parallelism).
 func (p *extractorPool) environment() []string {
-	return []string{
+	env := []string{
 		"PATH=/usr/local/bin:/usr/bin:/bin",
 		"LLMPROXY_INSTANCE=" + ExtractorKind + "-" + p.typ,
 		"LLMPROXY_LOG_LEVEL=" + p.opts.Settings["log_level"],
 		"GOMEMLIMIT=" + strconv.FormatInt(p.cfg.MemoryBytes*3/4, 10),
 		"GOMAXPROCS=1",
 	}
+	if v := os.Getenv("TMPDIR"); v != "" {
+		env = append(env, "TMPDIR="+v)
+	}
+	return env
 }
 
 // kill ends the process at once (a stopped or spinning process would
