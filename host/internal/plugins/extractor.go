@@ -392,18 +392,33 @@ func (p *extractorPool) isStopped() bool {
 	return p.stopped
 }
 
+// stop ends every process: idle ones are asked to exit, those reading a
+// document are killed.
 func (p *extractorPool) stop() {
 	p.mu.Lock()
 	p.stopped = true
-	ws := make([]*worker, 0, len(p.live))
-	for w := range p.live {
-		ws = append(ws, w)
-	}
+	live := p.live
 	p.live = map[*worker]struct{}{}
 	p.mu.Unlock()
-	for _, w := range ws {
+	var wg sync.WaitGroup
+	for {
+		select {
+		case w := <-p.idle:
+			delete(live, w)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.killOnce.Do(w.client.Kill)
+			}()
+			continue
+		default:
+		}
+		break
+	}
+	for w := range live {
 		w.kill()
 	}
+	wg.Wait()
 }
 
 func (p *extractorPool) status() ExtractorStatus {
