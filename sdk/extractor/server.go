@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -21,6 +22,24 @@ import (
 type server struct {
 	extractorv1.UnimplementedExtractorServer
 	impl Extractor
+
+	// types are the MIME types of the first successful Describe.
+	mu    sync.Mutex
+	types []string
+}
+
+// handles reports whether the plugin described mimeType.
+func (s *server) handles(ctx context.Context, mimeType string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.types == nil {
+		d, err := s.impl.Describe(ctx)
+		if err != nil {
+			return false, err
+		}
+		s.types = slices.Clone(d.MIMETypes)
+	}
+	return slices.Contains(s.types, mimeType), nil
 }
 
 func (s *server) Describe(ctx context.Context, _ *extractorv1.DescribeRequest) (*extractorv1.DescribeResponse, error) {
@@ -55,11 +74,11 @@ func (s *server) Extract(ctx context.Context, req *extractorv1.ExtractRequest) (
 			defer cancel()
 		}
 	}
-	d, err := s.impl.Describe(ctx)
+	ok, err := s.handles(ctx, req.MimeType)
 	if err != nil {
 		return nil, rpc.ToStatus(err)
 	}
-	if !slices.Contains(d.MIMETypes, req.MimeType) {
+	if !ok {
 		return nil, rpc.ToStatus(Unreadable("this extractor does not handle %q", req.MimeType))
 	}
 	t, err := s.impl.Extract(ctx, doc)

@@ -313,11 +313,18 @@ func (w *worker) exitReason() string {
 }
 
 // acquire returns an idle process, or starts one, once a slot is free.
+// A document waits for a slot at most one document's timeout: a pool
+// kept busy longer than that answers 503 rather than queueing requests
+// for as long as their clients wait.
 func (p *extractorPool) acquire(ctx context.Context) (*worker, error) {
+	wait := time.NewTimer(p.timeout)
+	defer wait.Stop()
 	select {
 	case p.sem <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-wait.C:
+		return nil, errExtractorUnavailable("every %s extractor process is busy; retry later", p.typ)
 	}
 	for {
 		select {

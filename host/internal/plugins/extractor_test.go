@@ -254,3 +254,31 @@ func TestExtractorsNoneInstalled(t *testing.T) {
 		t.Fatalf("extractors = [] still started %+v", x.Status())
 	}
 }
+
+// TestExtractorsCPULimitEndsProcess delivers the SIGXCPU the kernel
+// sends at the CPU-time soft limit while a document is being read: the
+// process exits, the document fails with 422 saying so, and a new process
+// reads the next one.
+func TestExtractorsCPULimitEndsProcess(t *testing.T) {
+	x := startExtractors(t, document.ExtractConfig{Processes: 1, Timeout: "1m"}.WithDefaults())
+	pid := onePID(t, x)
+	syscall.Kill(pid, syscall.SIGSTOP)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := x.Extract(context.Background(), "q.pdf", "application/pdf", pdfWithXref(samplePDF))
+		errc <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	syscall.Kill(pid, syscall.SIGXCPU)
+	syscall.Kill(pid, syscall.SIGCONT)
+	select {
+	case err := <-errc:
+		wantUnreadable(t, err, "CPU time limit")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer 10s after SIGXCPU")
+	}
+	waitPID(t, x, pid)
+	if text, err := x.Extract(context.Background(), "q.pdf", "application/pdf", pdfWithXref(samplePDF)); err != nil || text != "Quantum basics" {
+		t.Fatalf("after the CPU limit: %q, %v", text, err)
+	}
+}
