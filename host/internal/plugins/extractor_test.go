@@ -256,16 +256,17 @@ func TestExtractorsNoneInstalled(t *testing.T) {
 }
 
 // TestExtractorsCPULimitEndsProcess delivers the SIGXCPU the kernel
-// sends at the CPU-time soft limit while a document is being read: the
-// process exits, the document fails with 422 saying so, and a new process
-// reads the next one.
+// sends at the CPU-time soft limit while a (large) document is being
+// read: the process exits, the document fails with 422 saying so, and a
+// new process reads the next one.
 func TestExtractorsCPULimitEndsProcess(t *testing.T) {
-	x := startExtractors(t, document.ExtractConfig{Processes: 1, Timeout: "1m"}.WithDefaults())
+	x := startExtractors(t, document.ExtractConfig{Processes: 1, Timeout: "1m", MaxTextBytes: 64 << 20}.WithDefaults())
 	pid := onePID(t, x)
 	syscall.Kill(pid, syscall.SIGSTOP)
+	large := []byte(strings.Repeat("<p>many words in many paragraphs</p>", 400000))
 	errc := make(chan error, 1)
 	go func() {
-		_, err := x.Extract(context.Background(), "q.pdf", "application/pdf", pdfWithXref(samplePDF))
+		_, err := x.Extract(context.Background(), "large.html", "text/html", large)
 		errc <- err
 	}()
 	time.Sleep(200 * time.Millisecond)
