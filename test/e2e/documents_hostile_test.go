@@ -148,6 +148,22 @@ func extractorProcs(t *testing.T, h *harness.Host) []int {
 	return out
 }
 
+// stopProcess stops pid with SIGSTOP and waits until the kernel reports
+// it stopped.
+func stopProcess(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	for range 500 {
+		if st, err := harness.ReadProcStat(pid); err == nil && st.State == 'T' {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("process %d did not stop", pid)
+}
+
 // waitExtractor waits until the host has exactly one extractor process
 // other than old, and returns it.
 func waitExtractor(t *testing.T, h *harness.Host, old int) int {
@@ -238,7 +254,7 @@ func TestDocumentsExtractorFailureCostsOneRequest(t *testing.T) {
 	hung := procs[0]
 
 	t.Run("hang", func(t *testing.T) {
-		syscall.Kill(hung, syscall.SIGSTOP)
+		stopProcess(t, hung)
 		start := time.Now()
 		status, out := chatWith(t, h, filePart("good.pdf", goodPDF))
 		wantUnreadable(t, status, out, "took longer than 2s")
@@ -254,7 +270,7 @@ func TestDocumentsExtractorFailureCostsOneRequest(t *testing.T) {
 
 	t.Run("crash", func(t *testing.T) {
 		victim := extractorProcs(t, h)[0]
-		syscall.Kill(victim, syscall.SIGSTOP)
+		stopProcess(t, victim)
 		type result struct {
 			status int
 			out    []byte
@@ -292,7 +308,7 @@ documents {
 	if len(procs) != 1 {
 		t.Fatalf("extractor processes %v, want one", procs)
 	}
-	syscall.Kill(procs[0], syscall.SIGSTOP)
+	stopProcess(t, procs[0])
 	go chatWith(t, h, filePart("good.pdf", goodPDF))
 	time.Sleep(500 * time.Millisecond)
 	start := time.Now()

@@ -455,6 +455,7 @@ func (p *extractorPool) extract(ctx context.Context, name, mimeType string, data
 	defer func() { p.release(w, healthy) }()
 	if err := w.armCPU(uint64(p.cfg.CPUSeconds)); err != nil {
 		// The process used up its lifetime CPU budget: take a fresh one.
+		p.log.Info("replacing extractor process", "pid", w.pid, "reason", err)
 		p.discard(w)
 		if w, err = p.start(); err != nil {
 			return "", errExtractorUnavailable("the %s extractor cannot start: %v", p.typ, err)

@@ -110,6 +110,23 @@ func pdfWithXref(objects string) []byte {
 	return b.Bytes()
 }
 
+// stopProcess stops pid with SIGSTOP and waits until the kernel reports
+// it stopped.
+func stopProcess(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 500; i++ {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && len(b) > i+2 && b[i+2] == 'T' {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("process %d did not stop", pid)
+}
+
 func wantUnreadable(t *testing.T, err error, says string) {
 	t.Helper()
 	var oe *openai.Error
@@ -172,9 +189,7 @@ func TestExtractorsRefusalKeepsProcess(t *testing.T) {
 func TestExtractorsHungProcessReplaced(t *testing.T) {
 	x := startExtractors(t, document.ExtractConfig{Processes: 1, Timeout: "700ms"}.WithDefaults())
 	pid := onePID(t, x)
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	stopProcess(t, pid)
 	start := time.Now()
 	_, err := x.Extract(context.Background(), "q.pdf", "application/pdf", pdfWithXref(samplePDF))
 	wantUnreadable(t, err, "took longer than 700ms")
@@ -214,7 +229,7 @@ func TestExtractorsDeadIdleProcessReplaced(t *testing.T) {
 // progress at once.
 func TestExtractorsStopInterruptsCalls(t *testing.T) {
 	x := startExtractors(t, document.ExtractConfig{Processes: 1, Timeout: "1m"}.WithDefaults())
-	syscall.Kill(onePID(t, x), syscall.SIGSTOP)
+	stopProcess(t, onePID(t, x))
 	errc := make(chan error, 1)
 	go func() {
 		_, err := x.Extract(context.Background(), "q.pdf", "application/pdf", pdfWithXref(samplePDF))
@@ -262,7 +277,7 @@ func TestExtractorsNoneInstalled(t *testing.T) {
 func TestExtractorsCPULimitEndsProcess(t *testing.T) {
 	x := startExtractors(t, document.ExtractConfig{Processes: 1, Timeout: "1m", MaxTextBytes: 64 << 20}.WithDefaults())
 	pid := onePID(t, x)
-	syscall.Kill(pid, syscall.SIGSTOP)
+	stopProcess(t, pid)
 	large := []byte(strings.Repeat("<p>many words in many paragraphs</p>", 400000))
 	errc := make(chan error, 1)
 	go func() {
