@@ -326,3 +326,25 @@ documents {
 		t.Errorf("extractor process %d outlived the host (state %c)", procs[0], st.State)
 	}
 }
+
+// TestDocumentsExtractorDiesWithHost kills the host outright: its
+// extractor processes do not outlive it.
+func TestDocumentsExtractorDiesWithHost(t *testing.T) {
+	h := harness.Start(t, hostileHCL, harness.Options{WaitFor: []string{"echo"}})
+	var procs []harness.Proc
+	for _, pid := range extractorProcs(t, h) {
+		p, err := harness.LookupProc(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, p)
+	}
+	if len(procs) != 1 {
+		t.Fatalf("extractor processes %v, want one", procs)
+	}
+	h.Cmd.Process.Kill()
+	<-h.Exited()
+	for _, p := range harness.WaitGone(procs, 5*time.Second) {
+		t.Errorf("extractor process %d outlived the host", p.PID)
+	}
+}
