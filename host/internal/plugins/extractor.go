@@ -85,6 +85,9 @@ func StartExtractors(cfg *config.File, opts Options) *Extractors {
 			}
 		}
 	}
+	if len(types) == 0 {
+		x.log.Info("no extractor plugins; PDF and HTML documents travel without text", "plugins_dir", opts.Dir)
+	}
 	pins := map[string]config.Plugin{}
 	for _, p := range cfg.Plugins {
 		p.Path = resolvePath(opts.BaseDir, p.Path)
