@@ -280,6 +280,12 @@ func TestDocumentsExtractorFailureCostsOneRequest(t *testing.T) {
 		if ps := extractorProcs(t, h); len(ps) != 1 || ps[0] != next {
 			t.Errorf("extractor processes %v, want only %d", ps, next)
 		}
+		_, _, metrics := h.Do(t, http.MethodGet, "/metrics", "")
+		for _, want := range []string{`llmproxy_extractor_replaced_total{type="document"} 1`, `llmproxy_extractor_processes{type="document"} 1`} {
+			if !bytes.Contains(metrics, []byte(want)) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
 	})
 
 	t.Run("crash", func(t *testing.T) {

@@ -182,10 +182,12 @@ func run() int {
 		return 2
 	}
 	defer docs.Close()
+	mets := metrics.New(mgr, docs)
+	mets.WatchExtractors(extractors)
 	srv = server.New(server.Options{
 		Keys: keys, Router: rtr, Plugins: mgr, Logger: logger.Named("http"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
-		Documents: docs, Policies: policies, Metrics: metrics.New(mgr, docs),
+		Documents: docs, Policies: policies, Metrics: mets,
 	})
 	hs := srv.HTTPServer()
 
