@@ -17,7 +17,8 @@
 // CPU-time rlimit and a wall-clock deadline per call; a call that
 // exceeds them, or a process that dies, makes the host kill and replace
 // the process and answer the client 422 document_unreadable. Serve makes
-// the process exit when the host raises SIGXCPU.
+// the process exit on the SIGXCPU the kernel sends at the CPU-time soft
+// limit.
 //
 // Extract should still guard itself (caps on pages, nesting, decoded
 // bytes and output, as given in Document.Limits) and answer a document it

@@ -2,6 +2,7 @@ package document
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -43,7 +44,7 @@ func (g *flight) do(ctx context.Context, key string, timeout time.Duration, fn f
 		g.calls[key] = c
 		go func() {
 			defer cancel()
-			e, err := fn(wctx)
+			e, err := guarded(wctx, fn)
 			g.mu.Lock()
 			c.entry, c.err = e, err
 			if g.calls[key] == c {
@@ -71,4 +72,15 @@ func (g *flight) do(ctx context.Context, key string, timeout time.Duration, fn f
 		g.mu.Unlock()
 		return nil, ctx.Err()
 	}
+}
+
+// guarded runs fn, turning a panic into an error: the work runs on a
+// goroutine of its own, where a panic would end the host.
+func guarded(ctx context.Context, fn func(context.Context) (*Entry, error)) (e *Entry, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e, err = nil, fmt.Errorf("documents: shared fetch panicked: %v", r)
+		}
+	}()
+	return fn(ctx)
 }

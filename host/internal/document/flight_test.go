@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -171,5 +172,15 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 5s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestFlightPanicIsAnError checks that a panic in the shared work fails
+// its callers instead of the process.
+func TestFlightPanicIsAnError(t *testing.T) {
+	var g flight
+	_, err := g.do(context.Background(), "k", time.Minute, func(context.Context) (*Entry, error) { panic("broken fetch") })
+	if err == nil || !strings.Contains(err.Error(), "broken fetch") {
+		t.Fatalf("err = %v, want the panic as an error", err)
 	}
 }
