@@ -298,3 +298,19 @@ func TestExtractorsCPULimitEndsProcess(t *testing.T) {
 		t.Fatalf("after the CPU limit: %q, %v", text, err)
 	}
 }
+
+// TestExtractorsMemoryLimitEndsProcess gives the process 64 MiB and a
+// document that needs several times that to read: the process dies at its
+// address-space limit, the document fails with 422, and a new process
+// reads the next one.
+func TestExtractorsMemoryLimitEndsProcess(t *testing.T) {
+	x := startExtractors(t, document.ExtractConfig{Processes: 1, MemoryBytes: 64 << 20, MaxTextBytes: 256 << 20}.WithDefaults())
+	pid := onePID(t, x)
+	large := []byte(strings.Repeat("<p>many words in many paragraphs</p>", 1<<20))
+	_, err := x.Extract(context.Background(), "large.html", "text/html", large)
+	wantUnreadable(t, err, "the extractor stopped on it")
+	waitPID(t, x, pid)
+	if text, err := x.Extract(context.Background(), "q.pdf", "application/pdf", pdfWithXref(samplePDF)); err != nil || text != "Quantum basics" {
+		t.Fatalf("after the memory limit: %q, %v", text, err)
+	}
+}
