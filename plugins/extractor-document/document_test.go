@@ -89,6 +89,7 @@ func TestHostile(t *testing.T) {
 		{"fan-out to no pages", bytes.ReplaceAll(fanOutPDF(), []byte("10 0 R "), []byte("null   ")), extractor.Limits{}, "more than 9024 nodes"},
 		{"inflates past the limit", bombPDF(4 << 20), extractor.Limits{MaxDecodedBytes: 1 << 20}, "decompresses to more than 1048576 bytes"},
 		{"xref prev loop", prevLoopPDF(), extractor.Limits{}, "form a cycle"},
+		{"huge xref section start", hugeXrefStartPDF(), extractor.Limits{}, "cross-reference section for objects 100000000"},
 		{"huge xref size", hugeSizePDF(), extractor.Limits{}, "claims 999999999999 objects"},
 		{"not a pdf", []byte("%PDF-1.4 garbage"), extractor.Limits{}, "not a readable PDF"},
 		{"truncated", makePDF("cut")[:120], extractor.Limits{}, "not a readable PDF"},

@@ -41,6 +41,11 @@ var errFull = errors.New("text limit reached")
 // anything else.
 var objectCount = regexp.MustCompile(`/Size\s+(\d{1,19})`)
 
+// xrefSection finds the first subsection header of each cross-reference
+// table ("xref" then the first object number and the count), from which
+// the PDF library sizes its table before reading the entries.
+var xrefSection = regexp.MustCompile(`xref\s+(\d{1,19})\s+(\d{1,19})\s`)
+
 // xrefOffsets find where the cross-reference sections are: the final
 // startxref and the /Prev entries of trailers and xref streams (an
 // outline item's "/Prev 12 0 R" is not matched: a reference follows).
@@ -87,6 +92,13 @@ func extractPDF(ctx context.Context, data []byte, lim extractor.Limits) (text *e
 	for _, m := range objectCount.FindAllSubmatch(data, -1) {
 		if n, perr := strconv.ParseInt(string(m[1]), 10, 64); perr != nil || n > int64(len(data)) {
 			return nil, extractor.Unreadable("malformed PDF: cross-reference table claims %s objects in %d bytes", m[1], len(data))
+		}
+	}
+	for _, m := range xrefSection.FindAllSubmatch(data, -1) {
+		start, err1 := strconv.ParseInt(string(m[1]), 10, 64)
+		n, err2 := strconv.ParseInt(string(m[2]), 10, 64)
+		if err1 != nil || err2 != nil || start+n > int64(len(data)) {
+			return nil, extractor.Unreadable("malformed PDF: cross-reference section for objects %s to %s+%s in %d bytes", m[1], m[1], m[2], len(data))
 		}
 	}
 	if err := checkXrefChain(data); err != nil {

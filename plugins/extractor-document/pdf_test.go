@@ -111,3 +111,9 @@ func hugeSizePDF() []byte {
 func prevLoopPDF() []byte {
 	return buildPDF([]string{catalog, "<< /Type /Pages /Kids [3 0 R] /Count 1 >>", page3, text4}, "/Prev XREF")
 }
+
+// hugeXrefStartPDF's cross-reference table starts at object 10^8, which
+// would make the PDF library allocate a table of that many entries.
+func hugeXrefStartPDF() []byte {
+	return bytes.Replace(makePDF("x"), []byte("xref\n0 6\n"), []byte("xref\n100000000 6\n"), 1)
+}
