@@ -171,6 +171,8 @@ type extractorPool struct {
 	live     map[*worker]struct{}
 	stopped  bool
 	replaced atomic.Int64
+	// refilling counts replacements being started.
+	refilling atomic.Int32
 }
 
 func newExtractorPool(typ string, cfg document.ExtractConfig, pin config.Plugin, opts *Options, log hclog.Logger) *extractorPool {
@@ -340,6 +342,22 @@ func (p *extractorPool) acquire(ctx context.Context) (*worker, error) {
 			return w, nil
 		default:
 		}
+		if p.refilling.Load() > 0 {
+			// A replacement is starting: wait for it rather than start
+			// one more.
+			select {
+			case w := <-p.idle:
+				if !w.client.Exited() {
+					return w, nil
+				}
+				p.discard(w)
+			case <-ctx.Done():
+				<-p.sem
+				return nil, ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
 		w, err := p.start()
 		if err != nil {
 			<-p.sem
@@ -366,12 +384,14 @@ func (p *extractorPool) release(w *worker, healthy bool) {
 	p.discard(w)
 	if !healthy {
 		p.replaced.Add(1)
+		p.refilling.Add(1)
 		go p.refill()
 	}
 }
 
 // refill starts a process to replace a killed one.
 func (p *extractorPool) refill() {
+	defer p.refilling.Add(-1)
 	if p.isStopped() {
 		return
 	}
