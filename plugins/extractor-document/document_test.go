@@ -90,6 +90,7 @@ func TestHostile(t *testing.T) {
 		{"inflates past the limit", bombPDF(4 << 20), extractor.Limits{MaxDecodedBytes: 1 << 20}, "decompresses to more than 1048576 bytes"},
 		{"xref prev loop", prevLoopPDF(), extractor.Limits{}, "form a cycle"},
 		{"huge xref section start", hugeXrefStartPDF(), extractor.Limits{}, "cross-reference section for objects 100000000"},
+		{"xref section past int64", bytes.Replace(makePDF("x"), []byte("xref\n0 6\n"), []byte("xref\n9000000000000000000 9000000000000000000\n"), 1), extractor.Limits{}, "cross-reference section"},
 		{"huge xref size", hugeSizePDF(), extractor.Limits{}, "claims 999999999999 objects"},
 		{"not a pdf", []byte("%PDF-1.4 garbage"), extractor.Limits{}, "not a readable PDF"},
 		{"truncated", makePDF("cut")[:120], extractor.Limits{}, "not a readable PDF"},

@@ -97,7 +97,7 @@ func extractPDF(ctx context.Context, data []byte, lim extractor.Limits) (text *e
 	for _, m := range xrefSection.FindAllSubmatch(data, -1) {
 		start, err1 := strconv.ParseInt(string(m[1]), 10, 64)
 		n, err2 := strconv.ParseInt(string(m[2]), 10, 64)
-		if err1 != nil || err2 != nil || start+n > int64(len(data)) {
+		if size := int64(len(data)); err1 != nil || err2 != nil || start > size || n > size || start+n > size {
 			return nil, extractor.Unreadable("malformed PDF: cross-reference section for objects %s to %s+%s in %d bytes", m[1], m[1], m[2], len(data))
 		}
 	}
