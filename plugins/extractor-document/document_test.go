@@ -148,6 +148,20 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// TestSharedFontReadOnce checks that a font every page uses counts once
+// against the decompression budget: 50 pages of a 100 KB character map
+// fit in 1 MB.
+func TestSharedFontReadOnce(t *testing.T) {
+	got, err := (&Document{}).Extract(context.Background(), &extractor.Document{MIMEType: MIMEPDF, Data: sharedCMapPDF(50, 100<<10),
+		Limits: extractor.Limits{MaxDecodedBytes: 1 << 20}.WithDefaults()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Pages != 50 || got.Text != strings.TrimSuffix(strings.Repeat("B\n\n", 50), "\n\n") {
+		t.Errorf("pages = %d, text = %q", got.Pages, got.Text)
+	}
+}
+
 func TestBombTextIsCapped(t *testing.T) {
 	got, err := (&Document{}).Extract(context.Background(), &extractor.Document{MIMEType: MIMEPDF, Data: bombPDF(2 << 20),
 		Limits: extractor.Limits{MaxTextBytes: 1000}.WithDefaults()})

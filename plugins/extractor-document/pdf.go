@@ -201,8 +201,11 @@ type pdfRun struct {
 	lim extractor.Limits
 	// decoded counts the bytes decompressed so far.
 	decoded int64
-	out     strings.Builder
-	full    bool
+	// encoders are the text encodings of the fonts read so far, by
+	// fontKey: a font shared by every page is measured and parsed once.
+	encoders map[string]pdf.TextEncoding
+	out      strings.Builder
+	full     bool
 }
 
 // inherited returns a page attribute, looking up the /Parent chain for
@@ -277,12 +280,34 @@ func (r *pdfRun) fonts(page int, p pdf.Value) (map[string]pdf.TextEncoding, erro
 	out := make(map[string]pdf.TextEncoding, len(names))
 	for _, name := range names {
 		f := pdf.Font{V: dict.Key(name)}
+		key := fontKey(name, f.V)
+		if enc, ok := r.encoders[key]; ok {
+			out[name] = enc
+			continue
+		}
 		if err := r.measure(fmt.Sprintf("page %d font %s ToUnicode map", page, name), f.V.Key("ToUnicode"), maxCMapBytes); err != nil {
 			return nil, err
 		}
-		out[name] = f.Encoder()
+		enc := f.Encoder()
+		if r.encoders == nil {
+			r.encoders = map[string]pdf.TextEncoding{}
+		}
+		r.encoders[key] = enc
+		out[name] = enc
 	}
 	return out, nil
+}
+
+// fontKey identifies a font across pages, which share font objects in
+// practice. The PDF library does not expose object identity, so the key
+// is built from what defines the text encoding; two fonts that collide
+// only share an encoder (their text may come out wrong), they never let
+// a character map be read unmeasured.
+func fontKey(name string, v pdf.Value) string {
+	return strings.Join([]string{
+		name, v.Key("Subtype").Name(), v.Key("BaseFont").Name(), v.Key("Encoding").Name(),
+		strconv.FormatInt(v.Key("ToUnicode").Key("Length").Int64(), 10),
+	}, "\x00")
 }
 
 // page returns the text of one page.

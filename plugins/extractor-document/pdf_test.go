@@ -117,3 +117,25 @@ func prevLoopPDF() []byte {
 func hugeXrefStartPDF() []byte {
 	return bytes.Replace(makePDF("x"), []byte("xref\n0 6\n"), []byte("xref\n100000000 6\n"), 1)
 }
+
+// sharedCMapPDF has pages that all use one font whose ToUnicode map
+// (maps "A" to "B") is padded to pad bytes.
+func sharedCMapPDF(pages, pad int) []byte {
+	cmap := "/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n" +
+		"1 begincodespacerange <00> <FF> endcodespacerange\n1 beginbfchar <41> <0042> endbfchar\n" +
+		"endcmap CMapName currentdict /CMap defineresource pop end end\n" + strings.Repeat(" ", pad)
+	fontID, cmapID := 3+2*pages, 4+2*pages
+	objs := []string{catalog, ""}
+	kids := make([]string, pages)
+	for i := range pages {
+		kids[i] = fmt.Sprintf("%d 0 R", 3+2*i)
+		objs = append(objs,
+			fmt.Sprintf("<< /Type /Page /Parent 2 0 R /Contents %d 0 R /Resources << /Font << /F1 %d 0 R >> >> >>", 4+2*i, fontID),
+			"<< /Length 20 >>\nstream\nBT /F1 9 Tf (A) Tj ET\nendstream")
+	}
+	objs[1] = fmt.Sprintf("<< /Type /Pages /Kids [%s] /Count %d >>", strings.Join(kids, " "), pages)
+	objs = append(objs,
+		fmt.Sprintf("<< /Type /Font /Subtype /Type0 /BaseFont /Mapped /ToUnicode %d 0 R >>", cmapID),
+		fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(cmap), cmap))
+	return buildPDF(objs, "")
+}
