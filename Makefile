@@ -3,6 +3,7 @@
 #   make run     build everything and serve the embedded default config
 #   make test    unit, conformance and end-to-end tests (needs scripts/ci-deps.sh once)
 #   make bench   gateway overhead benchmark (direct vs llmproxy vs bare proxy)
+#   make fuzz    every fuzz target, FUZZTIME (default 30s) each
 
 SHELL := /bin/bash
 GO    ?= go
@@ -13,7 +14,7 @@ PLUGINS := $(patsubst plugins/%,$(BIN)/plugins/llmproxy-%,$(PLUGIN_DIRS))
 MODULES := sdk host $(PLUGIN_DIRS) $(wildcard test)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build run test bench bench-rag lint fmt proto tidy clean FORCE
+.PHONY: all build run test bench bench-rag fuzz lint fmt proto tidy clean FORCE
 
 all: build
 
@@ -47,6 +48,10 @@ bench: build
 
 bench-rag: build
 	@eval "$$(scripts/services.sh start)"; cd test && GOWORK=off LLMPROXY_BIN=$(CURDIR)/$(BIN) $(GO) run ./cmd/ragbench
+
+# Every fuzz target of every module, FUZZTIME (default 30s) each.
+fuzz:
+	./scripts/fuzz.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
