@@ -172,8 +172,8 @@ documents {
   # the request gets 422 document_unreadable.
   extract {
     processes    = 2
-    timeout      = "10s"     # wall clock per document
-    cpu_seconds  = 10        # CPU time per document
+    timeout      = "20s"     # wall clock per document
+    cpu_seconds  = 20        # CPU time per document
     memory_bytes = 536870912 # per process
   }
 }

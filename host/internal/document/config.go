@@ -18,8 +18,8 @@ const (
 	DefaultCacheTTL       = time.Hour
 
 	DefaultExtractProcesses   = 2
-	DefaultExtractTimeout     = 10 * time.Second
-	DefaultExtractCPUSeconds  = 10
+	DefaultExtractTimeout     = 20 * time.Second
+	DefaultExtractCPUSeconds  = 20
 	DefaultExtractMemoryBytes = 512 << 20
 	DefaultMaxTextBytes       = 4 << 20
 	DefaultMaxPages           = 2000
@@ -84,7 +84,7 @@ type ExtractConfig struct {
 	// Processes is the number of processes per extractor; each reads one
 	// document at a time.
 	Processes int `hcl:"processes,optional"`
-	// Timeout is the wall-clock limit of one document, e.g. "10s".
+	// Timeout is the wall-clock limit of one document, e.g. "20s".
 	Timeout string `hcl:"timeout,optional"`
 	// CPUSeconds is the CPU-time limit of one document.
 	CPUSeconds int `hcl:"cpu_seconds,optional"`
