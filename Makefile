@@ -10,7 +10,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin
 # A plugin directory is built once it has a go.mod.
-PLUGIN_DIRS := $(patsubst %/go.mod,%,$(wildcard plugins/provider-*/go.mod plugins/storage-*/go.mod))
+PLUGIN_DIRS := $(patsubst %/go.mod,%,$(wildcard plugins/provider-*/go.mod plugins/storage-*/go.mod plugins/extractor-*/go.mod))
 PLUGINS := $(patsubst plugins/%,$(BIN)/plugins/llmproxy-%,$(PLUGIN_DIRS))
 MODULES := sdk host $(PLUGIN_DIRS) $(wildcard test)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -74,6 +74,8 @@ lint:
 	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) vet ./...); done
 	@if cd host && GOWORK=off $(GO) list -deps ./... | grep -E '^(github.com/aws|github.com/Azure|cloud.google.com|google.golang.org/api|github.com/oracle|github.com/IBM)'; then \
 	  echo "the host must not import a cloud SDK"; exit 1; fi
+	@if cd host && GOWORK=off $(GO) list -deps ./... | grep -E '^(github.com/ledongthuc/pdf|golang.org/x/net/html)$$'; then \
+	  echo "the host must not parse PDF or HTML: that is the extractor plugins' job"; exit 1; fi
 
 fmt:
 	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')

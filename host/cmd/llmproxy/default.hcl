@@ -249,6 +249,17 @@ documents {
     max_bytes = 268435456
     ttl       = "1h"
   }
+  # PDF and HTML are parsed only by extractor plugins (every
+  # llmproxy-extractor-* in plugins_dir unless `extractors` lists types),
+  # never by llmproxy itself. Each process reads one document at a time
+  # under these limits; one that exceeds them is killed and replaced, and
+  # the request gets 422 document_unreadable.
+  extract {
+    processes    = 2
+    timeout      = "20s"     # wall clock per document
+    cpu_seconds  = 20        # CPU time per document
+    memory_bytes = 536870912 # per process
+  }
 }
 
 # ------------------------------------------------------------------- routes

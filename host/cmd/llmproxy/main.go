@@ -252,21 +252,38 @@ func serve(args []string) int {
 		logger.Error("invalid server config", "error", err)
 		return 2
 	}
+	if err := docCfg.Validate(); err != nil {
+		logger.Error("invalid documents config", "error", err)
+		return 2
+	}
+	// Untrusted document formats are parsed only in extractor plugin
+	// processes, under the limits of documents { extract { } }.
+	extractors := plugins.StartExtractors(cfg, plugins.Options{
+		Dir:      cfg.Server.PluginsDir,
+		BaseDir:  base,
+		Settings: map[string]string{"log_level": logger.GetLevel().String()},
+		Logger:   logger.Named("plugin"),
+	})
+	defer extractors.Stop()
+
 	var srv *server.Server
 	docs, err := document.New(docCfg, document.Options{
 		Presign: document.PresignRecognizerFunc(func(u *url.URL) (document.StorageRef, bool) {
 			return srv.Recognizer().Recognize(u)
 		}),
+		Extractor: extractors,
 	})
 	if err != nil {
 		logger.Error("invalid documents config", "error", err)
 		return 2
 	}
 	defer docs.Close()
+	mets := metrics.New(mgr, docs)
+	mets.WatchExtractors(extractors)
 	srv = server.New(server.Options{
 		Keys: keys, Router: rtr, Plugins: mgr, Logger: logger.Named("http"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
-		Documents: docs, Policies: policies, Metrics: metrics.New(mgr, docs),
+		Documents: docs, Policies: policies, Metrics: mets,
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens,
 	})
 	hs := srv.HTTPServer()
@@ -299,6 +316,9 @@ func serve(args []string) int {
 		case <-sigs:
 		}
 	}
+	// Requests waiting on a document extraction end at once (503) rather
+	// than holding the shutdown until their deadline.
+	extractors.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := hs.ShutdownWithContext(ctx); err != nil {

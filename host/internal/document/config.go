@@ -16,6 +16,14 @@ const (
 	DefaultMaxRedirects   = 5
 	DefaultCacheMaxBytes  = 256 << 20
 	DefaultCacheTTL       = time.Hour
+
+	DefaultExtractProcesses   = 2
+	DefaultExtractTimeout     = 20 * time.Second
+	DefaultExtractCPUSeconds  = 20
+	DefaultExtractMemoryBytes = 512 << 20
+	DefaultMaxTextBytes       = 4 << 20
+	DefaultMaxPages           = 2000
+	DefaultMaxDecodedBytes    = 64 << 20
 )
 
 // Cache backends accepted in CacheConfig.Backend.
@@ -61,6 +69,99 @@ type Config struct {
 	AllowedMIMETypes []string `hcl:"allowed_mime_types,optional"`
 	// Cache configures the document cache; nil means the defaults.
 	Cache *CacheConfig `hcl:"cache,block"`
+	// Extract configures the extractor plugins; nil means the defaults.
+	Extract *ExtractConfig `hcl:"extract,block"`
+}
+
+// ExtractConfig is the documents { extract { } } block: which extractor
+// plugins parse untrusted documents, and the limits each of their
+// processes runs under.
+type ExtractConfig struct {
+	// Extractors are the types of the llmproxy-extractor-<type> binaries
+	// to run. Nil (the attribute left out) means every one found in the
+	// plugins dir; an empty list means none.
+	Extractors *[]string `hcl:"extractors,optional"`
+	// Processes is the number of processes per extractor; each reads one
+	// document at a time.
+	Processes int `hcl:"processes,optional"`
+	// Timeout is the wall-clock limit of one document, e.g. "20s".
+	Timeout string `hcl:"timeout,optional"`
+	// CPUSeconds is the CPU-time limit of one document.
+	CPUSeconds int `hcl:"cpu_seconds,optional"`
+	// MemoryBytes limits each process's memory (GOMEMLIMIT and its
+	// address space beyond what it had at start).
+	MemoryBytes int64 `hcl:"memory_bytes,optional"`
+	// MaxTextBytes caps the text of one document.
+	MaxTextBytes int64 `hcl:"max_text_bytes,optional"`
+	// MaxPages caps the pages read of one document.
+	MaxPages int64 `hcl:"max_pages,optional"`
+	// MaxDecodedBytes caps what decompressing one document's streams may
+	// produce.
+	MaxDecodedBytes int64 `hcl:"max_decoded_bytes,optional"`
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c ExtractConfig) WithDefaults() ExtractConfig {
+	if c.Processes == 0 {
+		c.Processes = DefaultExtractProcesses
+	}
+	if c.Timeout == "" {
+		c.Timeout = DefaultExtractTimeout.String()
+	}
+	if c.CPUSeconds == 0 {
+		c.CPUSeconds = DefaultExtractCPUSeconds
+	}
+	if c.MemoryBytes == 0 {
+		c.MemoryBytes = DefaultExtractMemoryBytes
+	}
+	if c.MaxTextBytes == 0 {
+		c.MaxTextBytes = DefaultMaxTextBytes
+	}
+	if c.MaxPages == 0 {
+		c.MaxPages = DefaultMaxPages
+	}
+	if c.MaxDecodedBytes == 0 {
+		c.MaxDecodedBytes = DefaultMaxDecodedBytes
+	}
+	return c
+}
+
+// TimeoutDuration returns the parsed Timeout of a validated config.
+func (c ExtractConfig) TimeoutDuration() time.Duration {
+	d, err := time.ParseDuration(c.WithDefaults().Timeout)
+	if err != nil || d <= 0 {
+		return DefaultExtractTimeout
+	}
+	return d
+}
+
+func (c ExtractConfig) validate() []error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"processes", int64(c.Processes)}, {"cpu_seconds", int64(c.CPUSeconds)}, {"memory_bytes", c.MemoryBytes},
+		{"max_text_bytes", c.MaxTextBytes}, {"max_pages", c.MaxPages}, {"max_decoded_bytes", c.MaxDecodedBytes},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("extract.%s: must be positive, got %d", f.name, f.v))
+		}
+	}
+	if c.MemoryBytes > 0 && c.MemoryBytes < 64<<20 {
+		errs = append(errs, fmt.Errorf("extract.memory_bytes: must be at least 67108864 (64 MiB), got %d", c.MemoryBytes))
+	}
+	if _, err := positiveDuration("extract.timeout", c.Timeout); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Extractors != nil {
+		for _, t := range *c.Extractors {
+			if t == "" || strings.ContainsAny(t, "/\\ ") {
+				errs = append(errs, fmt.Errorf("extract.extractors: %q is not an extractor type (the <type> of llmproxy-extractor-<type>)", t))
+			}
+		}
+	}
+	return errs
 }
 
 // CacheConfig is the documents { cache { } } block.
@@ -113,6 +214,12 @@ func (c Config) WithDefaults() Config {
 		cc.TTL = DefaultCacheTTL.String()
 	}
 	c.Cache = &cc
+	ec := ExtractConfig{}
+	if c.Extract != nil {
+		ec = *c.Extract
+	}
+	ec = ec.WithDefaults()
+	c.Extract = &ec
 	return c
 }
 
@@ -129,6 +236,8 @@ type settings struct {
 	cacheMaxBytes  int64
 	cacheTTL       time.Duration
 	redisURL       string
+	maxTextBytes   int64
+	extractTimeout time.Duration
 }
 
 // Validate reports every problem of c (after defaults) in one error.
@@ -147,7 +256,10 @@ func (c Config) settings() (settings, error) {
 		cacheBackend:  c.Cache.Backend,
 		cacheMaxBytes: c.Cache.MaxBytes,
 		redisURL:      c.Cache.RedisURL,
+		maxTextBytes:  c.Extract.MaxTextBytes,
 	}
+	errs = append(errs, c.Extract.validate()...)
+	s.extractTimeout = c.Extract.TimeoutDuration()
 	if c.MaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("max_bytes: must be positive, got %d", c.MaxBytes))
 	}

@@ -2,38 +2,59 @@ package document
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/ledongthuc/pdf"
-	"golang.org/x/net/html"
-	"golang.org/x/net/html/atom"
+	"github.com/llmproxy/llmproxy/sdk/extractor"
+	"github.com/llmproxy/llmproxy/sdk/openai"
 )
 
 // ErrNoText is returned by Extract for types it has no text extractor for.
 var ErrNoText = errors.New("no text extractor for this type")
 
-// Extract returns the text of data, a document of the given (normalized)
-// MIME type: text and Markdown as they are, HTML without markup, scripts
-// and styles, JSON pretty-printed, CSV as one " | "-separated line per
-// record, and the text of a PDF. Invalid UTF-8 is dropped.
+// Extractor turns the bytes of untrusted documents into text outside the
+// host process. The host implements it over its extractor plugins
+// (llmproxy-extractor-*), which run under CPU, memory and wall-clock
+// limits; the Resolver never parses PDF, HTML or any other complex
+// format itself.
+type Extractor interface {
+	// Handles reports whether an extractor plugin takes mimeType.
+	Handles(mimeType string) bool
+	// Extract returns the text of one document. A document that cannot
+	// be read (malformed, hostile, over a limit, or one that made the
+	// extractor process fail) is a 422 *openai.Error with code
+	// extractor.CodeUnreadable; an extractor that cannot run is a 503.
+	// A cancelled ctx returns its error.
+	Extract(ctx context.Context, name, mimeType string, data []byte) (string, error)
+}
+
+// maxIndentBytes bounds the output of pretty-printing JSON, whose size
+// grows with nesting depth times the number of values.
+const maxIndentBytes = 64 << 20
+
+// Extract returns the text of data for the simple types the host reads
+// itself: text and Markdown as they are, JSON pretty-printed (as it is
+// when deeply nested), CSV as one " | "-separated line per record.
+// Invalid UTF-8 is dropped. Every other type, PDF and HTML included, is
+// ErrNoText: those are parsed by extractor plugins only. The work is
+// linear in the size of data, which the Resolver has already bounded.
 func Extract(mimeType string, data []byte) (string, error) {
 	switch mimeType {
 	case MIMEText, MIMEMarkdown:
 		return validUTF8(data), nil
-	case MIMEHTML:
-		return extractHTML(data)
 	case MIMEJSON:
 		return extractJSON(data)
 	case MIMECSV:
 		return extractCSV(data)
-	case MIMEPDF:
-		return extractPDF(data)
+	case MIMEHTML, MIMEPDF:
+		return "", fmt.Errorf("extract %s: %w", mimeType, ErrNoText)
 	}
 	if strings.HasPrefix(mimeType, "text/") {
 		return validUTF8(data), nil
@@ -49,88 +70,54 @@ func validUTF8(b []byte) string {
 	return strings.ToValidUTF8(string(b), "")
 }
 
-// skipped are elements whose content is not document text.
-var skipped = map[atom.Atom]bool{
-	atom.Script: true, atom.Style: true, atom.Noscript: true, atom.Template: true,
-	atom.Head: true, atom.Svg: true, atom.Iframe: true, atom.Object: true,
-}
-
-// blocks are elements that start a new line of text.
-var blocks = map[atom.Atom]bool{
-	atom.P: true, atom.Div: true, atom.Br: true, atom.Li: true, atom.Tr: true,
-	atom.H1: true, atom.H2: true, atom.H3: true, atom.H4: true, atom.H5: true, atom.H6: true,
-	atom.Section: true, atom.Article: true, atom.Header: true, atom.Footer: true,
-	atom.Blockquote: true, atom.Pre: true, atom.Table: true, atom.Ul: true, atom.Ol: true,
-	atom.Hr: true, atom.Title: true, atom.Dt: true, atom.Dd: true, atom.Main: true, atom.Nav: true,
-}
-
-func extractHTML(data []byte) (string, error) {
-	z := html.NewTokenizer(bytes.NewReader(data))
-	var b strings.Builder
-	skip := 0
-	newline := func() {
-		s := b.String()
-		if len(s) > 0 && !strings.HasSuffix(s, "\n") {
-			b.WriteByte('\n')
-		}
-	}
-	for {
-		switch z.Next() {
-		case html.ErrorToken:
-			if err := z.Err(); err != io.EOF {
-				return "", fmt.Errorf("extract html: %w", err)
-			}
-			return strings.TrimSpace(b.String()), nil
-		case html.StartTagToken:
-			name, _ := z.TagName()
-			a := atom.Lookup(name)
-			if skipped[a] {
-				skip++
-			} else if blocks[a] && skip == 0 {
-				newline()
-			}
-		case html.EndTagToken:
-			name, _ := z.TagName()
-			a := atom.Lookup(name)
-			if skipped[a] && skip > 0 {
-				skip--
-			} else if blocks[a] && skip == 0 {
-				newline()
-			}
-		case html.SelfClosingTagToken:
-			name, _ := z.TagName()
-			if blocks[atom.Lookup(name)] && skip == 0 {
-				newline()
-			}
-		case html.TextToken:
-			if skip > 0 {
-				continue
-			}
-			text := strings.Join(strings.Fields(html.UnescapeString(string(z.Text()))), " ")
-			if text == "" {
-				continue
-			}
-			s := b.String()
-			if len(s) > 0 && !strings.HasSuffix(s, "\n") && !strings.HasSuffix(s, " ") {
-				b.WriteByte(' ')
-			}
-			b.WriteString(validUTF8([]byte(text)))
-		}
-	}
-}
-
 func extractJSON(data []byte) (string, error) {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	if !json.Valid(data) {
+		return "", errors.New("extract json: invalid JSON")
+	}
+	if int64(len(data))*int64(2*jsonDepth(data)+1) > maxIndentBytes {
+		return validUTF8(data), nil
+	}
 	var out bytes.Buffer
-	if err := json.Indent(&out, bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), "", "  "); err != nil {
+	if err := json.Indent(&out, data, "", "  "); err != nil {
 		return "", fmt.Errorf("extract json: %w", err)
 	}
 	return out.String(), nil
+}
+
+// jsonDepth returns the deepest nesting of arrays and objects in valid
+// JSON.
+func jsonDepth(data []byte) int {
+	depth, deepest := 0, 0
+	inString, escaped := false, false
+	for _, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
 }
 
 func extractCSV(data []byte) (string, error) {
 	rd := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))))
 	rd.FieldsPerRecord = -1
 	rd.LazyQuotes = true
+	rd.ReuseRecord = true
 	var b strings.Builder
 	for {
 		rec, err := rd.Read()
@@ -145,36 +132,33 @@ func extractCSV(data []byte) (string, error) {
 	}
 }
 
-// extractPDF reads the text of every page. The PDF library panics on some
-// malformed files; that becomes an error.
-func extractPDF(data []byte) (text string, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			text, err = "", fmt.Errorf("extract pdf: malformed file: %v", r)
+// extractText returns the text of one document: through the Extractor
+// for the types it handles, in the host for the simple ones. A document
+// nobody can extract still travels, with empty text, for plugins that
+// read the bytes natively; one that an extractor refuses does not.
+func (r *Resolver) extractText(ctx context.Context, name, mimeType string, data []byte) (string, error) {
+	if r.extractor != nil && r.extractor.Handles(mimeType) {
+		text, err := r.extractor.Extract(ctx, name, mimeType, data)
+		var oe *openai.Error
+		switch {
+		case err == nil:
+		case errors.As(err, &oe), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			return "", err
+		default:
+			return "", errUnreadable("document %q could not be read: %v", name, err)
 		}
-	}()
-	rd, err := pdf.NewReader(bytes.NewReader(data), int64(len(data)))
+		text, _ = extractor.Truncate(text, r.s.maxTextBytes)
+		return text, nil
+	}
+	text, err := Extract(mimeType, data)
 	if err != nil {
-		return "", fmt.Errorf("extract pdf: %w", err)
+		return "", nil
 	}
-	var b strings.Builder
-	for i := 1; i <= rd.NumPage(); i++ {
-		p := rd.Page(i)
-		if p.V.IsNull() {
-			continue
-		}
-		t, err := p.GetPlainText(nil)
-		if err != nil {
-			return "", fmt.Errorf("extract pdf: page %d: %w", i, err)
-		}
-		t = strings.TrimSpace(t)
-		if t == "" {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteString("\n\n")
-		}
-		b.WriteString(t)
-	}
-	return validUTF8([]byte(b.String())), nil
+	text, _ = extractor.Truncate(text, r.s.maxTextBytes)
+	return text, nil
+}
+
+// errUnreadable returns the 422 error of a document that cannot be read.
+func errUnreadable(format string, args ...any) *openai.Error {
+	return openai.NewError(http.StatusUnprocessableEntity, openai.TypeInvalidRequest, extractor.CodeUnreadable, fmt.Sprintf(format, args...))
 }

@@ -11,8 +11,7 @@ import (
 	"path"
 	"strings"
 
-	"golang.org/x/sync/singleflight"
-
+	"github.com/llmproxy/llmproxy/sdk/extractor"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/provider"
 )
@@ -72,6 +71,10 @@ type Options struct {
 	Presign PresignRecognizer
 	// Cache replaces the cache the Config describes.
 	Cache Cache
+	// Extractor reads the types that need a parser (PDF, HTML, ...) in
+	// plugin processes. Without it, documents of those types travel with
+	// empty text.
+	Extractor Extractor
 }
 
 // ResolveOptions are the per-request inputs of Resolve.
@@ -87,11 +90,12 @@ type ResolveOptions struct {
 
 // Resolver resolves document parts; it is safe for concurrent use.
 type Resolver struct {
-	s       settings
-	fetcher *Fetcher
-	cache   *counting
-	presign PresignRecognizer
-	flight  singleflight.Group
+	s         settings
+	fetcher   *Fetcher
+	cache     *counting
+	presign   PresignRecognizer
+	extractor Extractor
+	flight    flight
 }
 
 // New returns a Resolver configured by cfg.
@@ -115,10 +119,11 @@ func New(cfg Config, opts Options) (*Resolver, error) {
 		}
 	}
 	return &Resolver{
-		s:       s,
-		fetcher: newFetcher(s, opts.HostResolver),
-		cache:   &counting{Cache: c},
-		presign: opts.Presign,
+		s:         s,
+		fetcher:   newFetcher(s, opts.HostResolver),
+		cache:     &counting{Cache: c},
+		presign:   opts.Presign,
+		extractor: opts.Extractor,
 	}, nil
 }
 
@@ -260,7 +265,14 @@ func (st *resolveState) message(ctx context.Context, i int, raw json.RawMessage)
 		param := fmt.Sprintf("messages[%d].content[%d]", i, j)
 		np, ok, err := st.part(ctx, param, p)
 		if err != nil {
-			return nil, false, clientError(err, param)
+			if ctx.Err() != nil {
+				return nil, false, ctx.Err()
+			}
+			oe := clientError(err, param)
+			if oe.Code == extractor.CodeUnreadable {
+				oe.Message = param + ": " + oe.Message
+			}
+			return nil, false, oe
 		}
 		if ok {
 			parts[j], changed = np, true
@@ -397,14 +409,21 @@ func (st *resolveState) url(ctx context.Context, raw string) (*Entry, string, er
 	if e, ok := st.r.cache.get(ctx, key); ok {
 		return e, redacted, st.check(e)
 	}
-	// Concurrent requests for one URL share a fetch, limited by the
-	// configured maximum; each then checks its own remaining budget.
-	v, err, _ := st.r.flight.Do(key, func() (any, error) {
+	// Concurrent requests for one URL share a fetch (and its
+	// extraction), limited by the configured maximum; each then checks
+	// its own remaining budget. The shared work runs on a context of its
+	// own, bounded by the fetch timeout plus the extraction timeout, so
+	// that one client going away does not fail the others; it is
+	// cancelled when every caller has gone.
+	e, err := st.r.flight.do(ctx, key, st.r.s.timeout+st.r.s.extractTimeout, func(ctx context.Context) (*Entry, error) {
 		f, err := st.r.fetcher.Fetch(ctx, u.String(), st.r.s.maxBytes)
 		if err != nil {
 			return nil, err
 		}
-		e := newEntry(f.Name, f.MIMEType, f.Data)
+		e, err := st.r.newEntry(ctx, f.Name, f.MIMEType, f.Data)
+		if err != nil {
+			return nil, err
+		}
 		if !f.NoStore {
 			st.r.cache.set(ctx, key, e, st.r.s.cacheTTL)
 		}
@@ -413,7 +432,6 @@ func (st *resolveState) url(ctx context.Context, raw string) (*Entry, string, er
 	if err != nil {
 		return nil, "", err
 	}
-	e := v.(*Entry)
 	return e, redacted, st.check(e)
 }
 
@@ -458,7 +476,10 @@ func (st *resolveState) object(ctx context.Context, ref StorageRef) (*Entry, err
 			return &Entry{Name: name, MIMEType: e.MIMEType, Data: data, Text: e.Text}, nil
 		}
 	}
-	e := newEntry(name, mt, data)
+	e, err := st.r.newEntry(ctx, name, mt, data)
+	if err != nil {
+		return nil, err
+	}
 	st.r.cache.set(ctx, key, e, st.r.s.cacheTTL)
 	return e, nil
 }
@@ -481,7 +502,10 @@ func (st *resolveState) inline(ctx context.Context, data, name string) (*Entry, 
 	if e, ok := st.r.cache.get(ctx, key); ok && e.MIMEType == mt {
 		return &Entry{Name: name, MIMEType: mt, Data: payload, Text: e.Text}, nil
 	}
-	e := newEntry(name, mt, payload)
+	e, err := st.r.newEntry(ctx, name, mt, payload)
+	if err != nil {
+		return nil, err
+	}
 	st.r.cache.set(ctx, key, e, st.r.s.cacheTTL)
 	return e, nil
 }
@@ -497,12 +521,13 @@ func (st *resolveState) check(e *Entry) error {
 	return nil
 }
 
-// newEntry extracts the text of data; a document whose text cannot be
-// extracted still travels, with empty Text, for plugins that read the
-// bytes natively.
-func newEntry(name, mimeType string, data []byte) *Entry {
-	text, _ := Extract(mimeType, data)
-	return &Entry{Name: name, MIMEType: mimeType, Data: data, Text: text}
+// newEntry extracts the text of data (see extractText).
+func (r *Resolver) newEntry(ctx context.Context, name, mimeType string, data []byte) (*Entry, error) {
+	text, err := r.extractText(ctx, name, mimeType, data)
+	if err != nil {
+		return nil, err
+	}
+	return &Entry{Name: name, MIMEType: mimeType, Data: data, Text: text}, nil
 }
 
 // decodeDataURL decodes "data:[type][;base64],payload", or a bare base64

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/llmproxy/llmproxy/sdk/extractor"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/provider"
 )
@@ -82,6 +83,9 @@ func docServer(t testing.TB) *countingServer {
 		case "/large.txt":
 			w.Header().Set("Content-Type", "text/plain")
 			w.Write(bytes.Repeat([]byte("a"), 300))
+		case "/hostile.html":
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprint(w, "<p>UNREADABLE</p>")
 		case "/photo":
 			w.Header().Set("Content-Type", "image/jpeg")
 			fmt.Fprint(w, "jpeg")
@@ -98,6 +102,9 @@ func newTestResolver(t *testing.T, cfg Config, opts Options) *Resolver {
 	}
 	if opts.HostResolver == nil {
 		opts.HostResolver = mapResolver{}
+	}
+	if opts.Extractor == nil {
+		opts.Extractor = &scanExtractor{}
 	}
 	r, err := New(cfg, opts)
 	if err != nil {
@@ -215,6 +222,8 @@ func TestResolve(t *testing.T) {
 		{name: "url source without url", parts: []string{`{"type":"document","source":{"type":"url"}}`}, status: 400, code: CodeInvalidDocument},
 		{name: "file id", parts: []string{`{"type":"file","file":{"file_id":"file-123"}}`}, status: 400, code: CodeInvalidDocument},
 		{name: "bad base64", parts: []string{`{"type":"file","file":{"file_data":"data:text/plain;base64,!!!"}}`}, status: 400, code: CodeInvalidDocument},
+		{name: "unreadable pdf", parts: []string{`{"type":"text","text":"x"}`, `{"type":"file","file":{"filename":"h.pdf","file_data":"` + base64.StdEncoding.EncodeToString(makePDF("UNREADABLE")) + `"}}`}, status: 422, code: extractor.CodeUnreadable, param: "messages[1].content[2]"},
+		{name: "unreadable html by url", parts: []string{`{"type":"document","source":{"type":"url","url":"` + srv.URL + `/hostile.html"}}`}, status: 422, code: extractor.CodeUnreadable},
 		{name: "malformed part", parts: []string{`{"type":"document","source":"https://x"}`}, status: 400, code: CodeInvalidDocument},
 	}
 	for _, tt := range tests {
@@ -233,6 +242,9 @@ func TestResolve(t *testing.T) {
 				}
 				if oe.Param != want {
 					t.Errorf("param = %q, want %q", oe.Param, want)
+				}
+				if oe.Code == extractor.CodeUnreadable && !strings.HasPrefix(oe.Message, want+": ") {
+					t.Errorf("message %q does not name the part %s", oe.Message, want)
 				}
 				return
 			}

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package extractor
+
+func exitOnCPULimit() {}
