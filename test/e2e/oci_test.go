@@ -423,9 +423,10 @@ func TestOCIWrongPrivateKey(t *testing.T) {
 			if eb.Error.Code != nil {
 				code = *eb.Error.Code
 			}
-			// The host answers a plugin's 401 with 502 upstream_auth_failed;
-			// a host without that policy relays the plugin's 401.
-			if !(status == http.StatusBadGateway && code == "upstream_auth_failed") && !(status == http.StatusUnauthorized && eb.Error.Type == "authentication_error") {
+			// The plugin answers 401 (the fake refused the signature); the
+			// host reports an upstream credential failure as 502
+			// upstream_auth_failed and marks the instance degraded.
+			if status != http.StatusBadGateway || code != "upstream_auth_failed" {
 				t.Errorf("status %d code %q type %q: %s", status, code, eb.Error.Type, body)
 			}
 			for _, secret := range []string{"PRIVATE KEY", wrong.PrivatePEM[60:100]} {
@@ -443,6 +444,15 @@ func TestOCIWrongPrivateKey(t *testing.T) {
 		if p.Status != http.StatusUnauthorized {
 			t.Errorf("the fake answered %d to a request signed with the wrong key", p.Status)
 		}
+	}
+	// The operator's problem shows in /readyz: the instance is degraded,
+	// with the reason.
+	st, err := h.Instances()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st["oracle_ai"]; got.State != "degraded" || !strings.Contains(got.Reason, "credentials") {
+		t.Errorf("oracle_ai in /readyz: %+v, want degraded with a credentials reason", got)
 	}
 }
 

@@ -565,8 +565,8 @@ func TestVertexWrongKey(t *testing.T) {
 		status, _, body := h.Do(t, "POST", "/v1/chat/completions",
 			fmt.Sprintf(`{"model":"gemini-2.5-flash","stream":%v,"messages":[{"role":"user","content":"hi"}]}`, stream))
 		e := checkProvErrorShape(t, body)
-		if status != 401 && status != 403 && !(status == 502 && e["code"] == "upstream_auth_failed") {
-			t.Errorf("stream=%v: %d %s, want a credential error", stream, status, body)
+		if status != 502 || e["code"] != "upstream_auth_failed" {
+			t.Errorf("stream=%v: %d %s, want 502 upstream_auth_failed", stream, status, body)
 		}
 		if bytes.Contains(body, []byte(keyLine[:20])) || bytes.Contains(body, []byte("PRIVATE KEY")) || bytes.Contains(body, []byte(vertexfake.DefaultClientEmail)) {
 			t.Errorf("stream=%v: the error leaks credential detail: %s", stream, body)
