@@ -41,15 +41,14 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
+	"github.com/valyala/fasthttp"
 	"golang.org/x/term"
 
 	"github.com/llmproxy/llmproxy/host/internal/access"
-	"github.com/llmproxy/llmproxy/host/internal/auth"
 	"github.com/llmproxy/llmproxy/host/internal/config"
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
-	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/host/internal/server"
 )
 
@@ -194,57 +193,25 @@ func serve(args []string) int {
 
 	var local *localKey
 	if len(cfg.APIKeys) == 0 {
-		k, key, err := newLocalKey(cfg.Server.Listen)
+		k, _, err := newLocalKey(cfg.Server.Listen)
 		if err != nil {
 			logger.Error("refusing to start", "error", err)
 			return 2
 		}
 		local = k
-		cfg.APIKeys = []config.APIKey{key}
 		logger.Warn("no api_key block: requests without a key are served, on the loopback address only", "listen", cfg.Server.Listen)
 	}
-	keys, err := auth.New(cfg.APIKeys)
-	if err == nil {
-		err = keys.CheckListener(cfg.Server.Listen)
-	}
+	routing, err := buildRouting(cfg, local)
 	if err != nil {
 		logger.Error("refusing to start", "error", err)
 		return 2
-	}
-	rtr, err := router.New(cfg.Routes, cfg.Server)
-	if err != nil {
-		logger.Error("invalid route config", "error", err)
-		return 2
-	}
-
-	policies := map[string]*access.Policy{}
-	for i := range cfg.Storage {
-		p, err := access.NewPolicy(&cfg.Storage[i])
-		if err != nil {
-			logger.Error("invalid storage config", "instance", cfg.Storage[i].Name, "error", err)
-			return 2
-		}
-		policies[cfg.Storage[i].Name] = p
 	}
 	docCfg := document.DefaultConfig()
 	if cfg.Documents != nil {
 		docCfg = cfg.Documents.WithDefaults()
 	}
 
-	sup := cfg.Server.Supervision()
-	mgr := plugins.Start(cfg, plugins.Options{
-		Dir:            cfg.Server.PluginsDir,
-		BaseDir:        base,
-		HealthInterval: sup.Interval,
-		HealthTimeout:  sup.Timeout,
-		HealthFailures: sup.Failures,
-		Settings: map[string]string{
-			"public_url": cfg.Server.PublicURL,
-			"log_level":  logger.GetLevel().String(),
-		},
-		Logger: logger.Named("plugin"),
-		Files:  cfg.Parser.Files(),
-	})
+	mgr := plugins.Start(cfg, pluginOptions(cfg, base, logger.Named("plugin")))
 	defer mgr.Stop()
 
 	tokens, err := access.NewPageTokens(cfg.Server.PageTokenSecret)
@@ -263,12 +230,18 @@ func serve(args []string) int {
 		return 2
 	}
 	defer docs.Close()
+	met := metrics.New(mgr, docs)
 	srv = server.New(server.Options{
-		Keys: keys, Router: rtr, Plugins: mgr, Logger: logger.Named("http"),
+		Keys: routing.Keys, Router: routing.Router, Plugins: mgr, Logger: logger.Named("http"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
-		Documents: docs, Policies: policies, Metrics: metrics.New(mgr, docs),
+		Documents: docs, Policies: routing.Policies, Metrics: met,
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens,
 	})
+	rl := newReloader(&reloader{path: *configPath, pluginsDir: *pluginsDir, listen: *listen,
+		log: logger.Named("reload"), srv: srv, mgr: mgr, local: local, drainLimit: timeout + grace})
+	met.Register(rl.collectors()...)
+	rl.started(cfg)
+	defer rl.Close()
 	hs := srv.HTTPServer()
 	if local != nil {
 		hs.Handler = local.wrap(hs.Handler)
@@ -280,6 +253,15 @@ func serve(args []string) int {
 		"plugins_dir", cfg.Server.PluginsDir)
 	go reportInstances(logger, mgr)
 
+	// SIGHUP reloads the configuration; reloads run one at a time and
+	// signals that arrive during one are folded into the next.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	go func() {
+		for range hups {
+			rl.Reload()
+		}
+	}()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	select {
@@ -289,9 +271,23 @@ func serve(args []string) int {
 	case s := <-sigs:
 		logger.Info("shutting down", "signal", s.String(), "grace", grace, "drain_delay", drainDelay)
 	}
-	// /readyz answers 503 from now on; during drain_delay requests are
-	// still accepted, so that load balancers notice before the listener
-	// closes. A second signal skips the wait.
+	signal.Stop(hups)
+	shutdown(logger, srv, hs, sigs, drainDelay, grace)
+	return 0
+}
+
+// abortWait bounds how long the host waits, after the shutdown grace, for
+// the responses it cut to be written out.
+const abortWait = 5 * time.Second
+
+// shutdown stops the server: /readyz answers 503 at once; during
+// drainDelay requests are still accepted, so that load balancers notice
+// before the listener closes (a second signal skips the wait); then the
+// listener closes and running requests, streams included, have until
+// grace to finish. Whatever still runs then is cancelled: a stream ends
+// with an SSE error event telling the client to retry. The plugins are
+// stopped by the caller afterwards.
+func shutdown(log hclog.Logger, srv *server.Server, hs *fasthttp.Server, sigs <-chan os.Signal, drainDelay, grace time.Duration) {
 	srv.Drain()
 	if drainDelay > 0 {
 		select {
@@ -301,10 +297,21 @@ func serve(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := hs.ShutdownWithContext(ctx); err != nil {
-		logger.Warn("shutdown did not finish in time", "error", err)
+	err := hs.ShutdownWithContext(ctx)
+	if err == nil {
+		log.Info("every request finished")
+		return
 	}
-	return 0
+	open := hs.GetOpenConnectionsCount()
+	log.Warn("shutdown grace passed; cutting the requests that still run", "connections", open, "grace", grace)
+	srv.Abort()
+	deadline := time.Now().Add(abortWait)
+	for hs.GetOpenConnectionsCount() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := hs.GetOpenConnectionsCount(); n > 0 {
+		log.Warn("connections still open at exit", "connections", n)
+	}
 }
 
 // reportInstances logs which instances are ready once they have settled.

@@ -138,7 +138,7 @@ func methodIn(m string, ms []string) bool {
 
 // policy returns the access rules of storage instance name.
 func (s *Server) policy(name string) *access.Policy {
-	if p := s.opts.Policies[name]; p != nil {
+	if p := s.gen.Load().Policies[name]; p != nil {
 		return p
 	}
 	return &access.Policy{DefaultTTL: access.DefaultTTL, MinTTL: access.MinTTL, MaxTTL: access.MaxTTL}

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"sync"
@@ -104,6 +105,11 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		}
 		if err != nil && err != io.EOF {
 			e := asAPIError(err)
+			if errors.Is(context.Cause(ctx), ErrShuttingDown) {
+				log.Warn("stream cut by the shutdown", "request_id", id, "instance", a.target.Instance)
+				k.event(shutdownError().JSON())
+				return
+			}
 			if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
 				log.Error("the upstream rejected the instance's credentials", "request_id", id,
 					"instance", a.target.Instance, "status", e.Status, "code", e.Code, "detail", e.Message)

@@ -1,0 +1,133 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/llmproxy/llmproxy/host/internal/access"
+	"github.com/llmproxy/llmproxy/host/internal/auth"
+	"github.com/llmproxy/llmproxy/host/internal/router"
+	"github.com/llmproxy/llmproxy/sdk/openai"
+)
+
+// ErrShuttingDown is the cause with which Abort cancels every request
+// still running when the shutdown grace has passed.
+var ErrShuttingDown = errors.New("the gateway is shutting down")
+
+// shutdownError is what a client whose stream was cut by a shutdown reads
+// in the final SSE error event: retrying reaches another replica.
+func shutdownError() *openai.Error {
+	return openai.NewError(http.StatusServiceUnavailable, openai.TypeServer, "server_shutting_down",
+		"the gateway shut down before the response was complete; retry the request")
+}
+
+// Routing is the part of the configuration that a reload replaces as a
+// whole: the API keys, the routes and the storage access rules.
+type Routing struct {
+	Keys     *auth.Keys
+	Router   *router.Router
+	Policies map[string]*access.Policy
+}
+
+// generation is one published Routing and the number of requests that
+// started under it and have not finished yet. A request that streams its
+// response finishes when the last byte is written.
+type generation struct {
+	Routing
+	active atomic.Int64
+	mu     sync.Mutex
+	idle   chan struct{} // closed once retired and no request is active
+	retire bool
+}
+
+func newGeneration(r Routing) *generation {
+	return &generation{Routing: r, idle: make(chan struct{})}
+}
+
+func (g *generation) acquire() { g.active.Add(1) }
+
+func (g *generation) release() {
+	if g.active.Add(-1) == 0 {
+		g.mu.Lock()
+		g.closeIfIdle()
+		g.mu.Unlock()
+	}
+}
+
+// closeIfIdle closes idle when g is retired and nothing runs; g.mu held.
+func (g *generation) closeIfIdle() {
+	if g.retire && g.active.Load() == 0 {
+		select {
+		case <-g.idle:
+		default:
+			close(g.idle)
+		}
+	}
+}
+
+// Publish makes next the routing of every request that starts from now
+// on. Requests already running keep the routing they started with; the
+// returned function waits until the last of them has finished (streams
+// included) or ctx ends, whichever is first.
+func (s *Server) Publish(next Routing) (drained func(ctx context.Context) error) {
+	old := s.gen.Swap(newGeneration(next))
+	if old == nil {
+		return func(context.Context) error { return nil }
+	}
+	old.mu.Lock()
+	old.retire = true
+	old.closeIfIdle()
+	old.mu.Unlock()
+	return func(ctx context.Context) error {
+		select {
+		case <-old.idle:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// Routing returns the routing new requests use.
+func (s *Server) Routing() Routing { return s.gen.Load().Routing }
+
+// Abort cancels every request still running, with ErrShuttingDown as the
+// cause: a stream that has started ends with an SSE error event saying
+// so. It is the last step of a shutdown whose grace has passed.
+func (s *Server) Abort() { s.abort(ErrShuttingDown) }
+
+// track holds r's generation until its response is written: at once for
+// a buffered body, after the last byte for a streamed one.
+func (r *call) track() {
+	resp := &r.ctx.Response
+	if !resp.IsBodyStream() {
+		r.g.release()
+		return
+	}
+	size := resp.Header.ContentLength()
+	body := resp.BodyStream()
+	resp.SetBodyStream(&released{Reader: body, release: r.g.release}, size)
+}
+
+// released is a response body that releases its request's generation when
+// fasthttp closes it after writing (or failing to write) the response.
+type released struct {
+	io.Reader
+	once    sync.Once
+	release func()
+}
+
+func (b *released) Close() error {
+	var err error
+	if c, ok := b.Reader.(io.Closer); ok {
+		err = c.Close()
+	}
+	b.once.Do(b.release)
+	return err
+}
+
+var _ io.Closer = (*released)(nil)
