@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -100,21 +101,31 @@ func (s *Server) Routing() Routing { return s.gen.Load().Routing }
 // so. It is the last step of a shutdown whose grace has passed.
 func (s *Server) Abort() { s.abort(ErrShuttingDown) }
 
-// track holds r's generation until its response is written: at once for
-// a buffered body, after the last byte for a streamed one.
-func (r *call) track() {
-	resp := &r.ctx.Response
-	if !resp.IsBodyStream() {
-		r.g.release()
-		return
-	}
-	size := resp.Header.ContentLength()
-	body := resp.BodyStream()
-	resp.SetBodyStream(&released{Reader: body, release: r.g.release}, size)
+// track ends the hold Handle took on r's generation; a streamed response
+// holds it on its own (see setBodyStreamWriter and setBodyStream) until
+// its last byte is written.
+func (r *call) track() { r.g.release() }
+
+// setBodyStreamWriter sets w to write the response body and holds r's
+// generation until w returns.
+func (r *call) setBodyStreamWriter(w func(*bufio.Writer)) {
+	g := r.g
+	g.acquire()
+	r.ctx.SetBodyStreamWriter(func(bw *bufio.Writer) {
+		defer g.release()
+		w(bw)
+	})
+}
+
+// setBodyStream sets body as the response body and holds r's generation
+// until fasthttp closes it.
+func (r *call) setBodyStream(body io.Reader, size int) {
+	r.g.acquire()
+	r.ctx.SetBodyStream(&released{Reader: body, release: r.g.release}, size)
 }
 
 // released is a response body that releases its request's generation when
-// fasthttp closes it after writing (or failing to write) the response.
+// fasthttp closes it, after writing the response or failing to.
 type released struct {
 	io.Reader
 	once    sync.Once

@@ -83,6 +83,14 @@ func (s *Server) ready(r *call) {
 		if r.key == nil || !r.key.Admin {
 			c.Error, c.Plugins = "", nil
 		}
+		c.Plugins = append([]PluginBinary(nil), c.Plugins...)
+		for i := range c.Plugins {
+			if in := s.opts.Plugins.Get(c.Plugins[i].Instance); in != nil {
+				if v := in.Status().Version; v != "" {
+					c.Plugins[i].Version = v
+				}
+			}
+		}
 		out.Reload = &c
 	}
 	if r.key != nil && r.key.Admin {

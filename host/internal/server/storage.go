@@ -300,7 +300,7 @@ func (r *call) getObject(ctx context.Context, cancel context.CancelFunc, c *stor
 	}
 	// fasthttp closes the body after sending it; closing also ends the
 	// plugin stream and the request context.
-	r.ctx.SetBodyStream(&closer{Reader: body, close: func() error { cancel(); return body.Close() }}, int(length))
+	r.setBodyStream(&closer{Reader: body, close: func() error { cancel(); return body.Close() }}, int(length))
 }
 
 type closer struct {

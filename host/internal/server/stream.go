@@ -80,7 +80,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	h.Set("X-Accel-Buffering", "no")
 	id := r.id
 	log := r.s.log
-	r.ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+	r.setBodyStreamWriter(func(w *bufio.Writer) {
 		defer a.end()
 		defer cancel()
 		defer stop()
