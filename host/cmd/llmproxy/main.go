@@ -4,13 +4,22 @@
 //
 // Usage:
 //
-//	llmproxy [-config file.hcl] [-listen addr] [-plugins-dir dir]
+//	llmproxy [-config file.hcl] [-listen addr] [-plugins-dir dir] [-watch interval]
 //	llmproxy validate [-config file.hcl] [-listen addr] [-plugins-dir dir] [-require-plugins]
 //	llmproxy plugins new <kind> <name> [-dir dir] [-module path] [-sdk-replace dir]
 //	llmproxy plugins list|verify [-config file.hcl] [-plugins-dir dir]
 //	llmproxy plugins describe <name> [-config file.hcl] [-plugins-dir dir]
 //	llmproxy keys hash [key]
 //	llmproxy -print-default-config
+//
+// SIGHUP reloads the configuration: it is validated as by the validate
+// command, new and changed instances start beside the running ones, keys
+// and routes switch in one step, and instances that went away stop once
+// the requests still using them have finished; a configuration that does
+// not validate is refused and the running one stays. SIGTERM makes
+// /readyz answer 503, closes the listener after drain_delay, lets running
+// requests finish within shutdown_grace, ends the streams still open then
+// with an SSE error event, stops the plugins and exits 0.
 //
 // Without -config (or LLMPROXY_CONFIG) it serves the embedded default
 // configuration, which needs no cloud account. The validate command (also
@@ -89,8 +98,10 @@ func run() int {
 // usage prints the commands and their flags.
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
-  llmproxy [-config file.hcl] [-listen addr] [-plugins-dir dir]
-      serve the configuration (the embedded default without -config)
+  llmproxy [-config file.hcl] [-listen addr] [-plugins-dir dir] [-watch interval]
+      serve the configuration (the embedded default without -config);
+      SIGHUP, or with -watch a change of the file, reloads it without
+      dropping a request; SIGTERM drains and stops within shutdown_grace
   llmproxy validate [-config file.hcl] [-listen addr] [-plugins-dir dir] [-require-plugins]
       check the configuration as the host would at start, plugins' config
       schemas and credentials included; exit 1 on errors
@@ -148,6 +159,7 @@ func serve(args []string) int {
 	pluginsDir := fs.String("plugins-dir", "", "plugins directory, overriding server.plugins_dir (relative to the working directory)")
 	check := fs.Bool("check", false, "validate the config and exit (same as the validate command)")
 	requirePlugins := fs.Bool("require-plugins", false, "with -check: an instance whose plugin binary is missing is an error")
+	watch := fs.Duration("watch", 0, "check the config file this often and reload it when it changes (0: only on SIGHUP)")
 	printDefault := fs.Bool("print-default-config", false, "print the embedded default config and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -262,6 +274,7 @@ func serve(args []string) int {
 			rl.Reload()
 		}
 	}()
+	go rl.watch(*watch, rl.stopping)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	select {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -191,6 +192,44 @@ func (r *reloader) versions(list []server.PluginBinary) []server.PluginBinary {
 		}
 	}
 	return list
+}
+
+// watch reloads the configuration whenever the content of its file
+// changes, checking every interval until stop closes. It reads through
+// symlinks, so that a Kubernetes ConfigMap update (an atomic swap of the
+// directory's ..data link) is seen like an edit in place.
+func (r *reloader) watch(every time.Duration, stop <-chan struct{}) {
+	if r.path == "" || every <= 0 {
+		return
+	}
+	last := fileHash(r.path)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		h := fileHash(r.path)
+		if h == "" || h == last {
+			continue
+		}
+		last = h
+		r.log.Info("the config file changed; reloading", "path", r.path)
+		r.Reload()
+	}
+}
+
+// fileHash is the SHA-256 of the file at path, or "" when it cannot be
+// read.
+func fileHash(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Close stops the instances still retiring after a reload, at once.
