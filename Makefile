@@ -12,7 +12,7 @@ BIN   := bin
 # A plugin directory is built once it has a go.mod.
 PLUGIN_DIRS := $(patsubst %/go.mod,%,$(wildcard plugins/provider-*/go.mod plugins/storage-*/go.mod))
 PLUGINS := $(patsubst plugins/%,$(BIN)/plugins/llmproxy-%,$(PLUGIN_DIRS))
-MODULES := sdk host $(PLUGIN_DIRS) $(wildcard test)
+MODULES := sdk host $(PLUGIN_DIRS) $(wildcard deployments) $(wildcard test)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: all build run test deps bench bench-rag fuzz lint fmt proto tidy clean FORCE
@@ -40,7 +40,7 @@ run: build
 GOBIN_DIR := $(shell $(GO) env GOPATH 2>/dev/null)/bin
 deps:
 	@missing=; \
-	for c in protoc redis-server curl; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	for c in protoc redis-server curl promtool; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	for c in protoc-gen-go protoc-gen-go-grpc; do [ -x "$(GOBIN_DIR)/$$c" ] || command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	if [ -f test/node/package-lock.json ] && [ ! -d test/node/node_modules ]; then missing="$$missing test/node/node_modules"; fi; \
 	if [ -n "$$missing" ]; then echo "== missing:$$missing; running scripts/install-deps.sh"; scripts/install-deps.sh; fi

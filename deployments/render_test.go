@@ -189,11 +189,10 @@ func renderings() []rendering {
 		{name: "kustomize dev", render: k("kubernetes/dev"), replicas: 1},
 		{name: "kustomize staging", render: k("kubernetes/staging"), replicas: 2},
 		{name: "kustomize prod", render: k("kubernetes/prod"), replicas: 10, canary: 1},
-		{name: "helm defaults", render: h(nil), replicas: 0},
+		{name: "helm defaults", render: h(nil), replicas: 2},
 		{name: "helm canary", render: h(map[string]any{
-			"replicaCount": 9,
-			"autoscaling":  map[string]any{"enabled": false},
-			"canary":       map[string]any{"enabled": true, "image": map[string]any{"tag": "1.1.0-rc.1"}},
+			"autoscaling": map[string]any{"minReplicas": 9, "maxReplicas": 30},
+			"canary":      map[string]any{"enabled": true, "image": map[string]any{"tag": "1.1.0-rc.1"}},
 		}), replicas: 10, canary: 1},
 	}
 }
@@ -228,9 +227,16 @@ func checkObjects(t *testing.T, o *objects, r rendering) {
 	var total, canary int32
 	for _, d := range o.deployments {
 		checkDeployment(t, d, o, grace)
+		// Without replicas, the Deployment has what its HPA's minimum
+		// gives it.
 		n := int32(1)
 		if d.Spec.Replicas != nil {
 			n = *d.Spec.Replicas
+		}
+		for _, h := range o.hpas {
+			if d.Spec.Replicas == nil && h.Spec.ScaleTargetRef.Name == d.Name && h.Spec.MinReplicas != nil {
+				n = *h.Spec.MinReplicas
+			}
 		}
 		pod := d.Spec.Template.Labels
 		if !subset(svc.Spec.Selector, pod) {
@@ -458,6 +464,32 @@ func TestConfigMapValidates(t *testing.T) {
 			out, err := cmd.CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "config is valid") {
 				t.Errorf("llmproxy validate: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// TestStrictDecodeRefuses shows that the schema check catches what the
+// API server would refuse.
+func TestStrictDecodeRefuses(t *testing.T) {
+	tests := []struct{ name, doc string }{
+		{"misspelt field", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replica: 2\n"},
+		{"misplaced field", "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec:\n  ports:\n    - port: 80\n      path: /\n"},
+		{"wrong type", "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: x}\nspec:\n  maxReplicas: ten\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var into any
+			switch {
+			case strings.Contains(tt.doc, "Deployment"):
+				into = &appsv1.Deployment{}
+			case strings.Contains(tt.doc, "Service"):
+				into = &corev1.Service{}
+			default:
+				into = &autoscalingv2.HorizontalPodAutoscaler{}
+			}
+			if err := decodeStrict([]byte(tt.doc), into); err == nil {
+				t.Errorf("accepted:\n%s", tt.doc)
 			}
 		})
 	}
