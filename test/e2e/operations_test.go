@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -455,4 +457,125 @@ func opsMetric(t *testing.T, h *harness.Host, name string) string {
 		}
 	}
 	return ""
+}
+
+// TestReloadOnFileChangeAndNewPluginBinary runs the host with -watch: an
+// edit of the config file is applied without a signal, and a plugin
+// binary replaced in the plugins directory is picked up by the next
+// reload, which restarts the instances running it and shows the new
+// checksum in /readyz.
+func TestReloadOnFileChangeAndNewPluginBinary(t *testing.T) {
+	bin := harness.BinDir(t)
+	plugins := t.TempDir()
+	echo := filepath.Join(plugins, "llmproxy-provider-echo")
+	orig, err := os.ReadFile(filepath.Join(bin, "plugins", "llmproxy-provider-echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(echo, orig, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	addr := harness.FreeAddr(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "llmproxy.hcl")
+	write := func(routes string) {
+		cfg := fmt.Sprintf("server {\n  listen = %q\n  plugins_dir = %q\n}\n%sprovider \"echo\" {\n  type = \"echo\"\n}\n%s",
+			addr, plugins, harness.APIKeyBlock, routes)
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("route \"echo\" {\n  target \"echo\" {}\n}\n")
+	h := &harness.Host{URL: "http://" + addr, Addr: addr, ConfigPath: path, PluginsDir: plugins}
+	cmd := exec.Command(filepath.Join(bin, "llmproxy"), "-config", path, "-watch", "100ms")
+	cmd.Env = append(os.Environ(), "TMPDIR="+dir)
+	cmd.Stdout, cmd.Stderr = h, h
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.Cmd = cmd
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("llmproxy log:\n%s", h.Logs())
+		}
+	})
+	first := h.WaitInstance(t, "echo", "ready", 30*time.Second)
+	firstProc, err := harness.LookupProc(first.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := opsModelStatus(h, "echo-too"); code != http.StatusNotFound {
+		t.Fatalf("echo-too before the edit: %d, want 404", code)
+	}
+
+	// An edit of the file, no signal.
+	write("route \"echo\" {\n  target \"echo\" {}\n}\nroute \"echo-too\" {\n  target \"echo\" {}\n}\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for opsModelStatus(h, "echo-too") != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("the edited config was not applied within 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := h.WaitInstance(t, "echo", "ready", time.Second); st.PID != first.PID {
+		t.Errorf("a route change restarted the unchanged echo instance (pid %d, then %d)", first.PID, st.PID)
+	}
+	before, err := opsReadReload(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A new build of the plugin (here: the same program with a different
+	// checksum), then a reload.
+	if err := os.WriteFile(echo+".new", append(orig, []byte("\x00rebuilt")...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(echo+".new", echo); err != nil {
+		t.Fatal(err)
+	}
+	st := opsSignalReload(t, h, before.Reloads+1, true)
+	if !st.OK {
+		t.Fatalf("reload refused: %s", st.Error)
+	}
+	var sum string
+	for _, p := range st.Plugins {
+		if p.Instance == "echo" {
+			sum = p.SHA256
+		}
+	}
+	if sum == "" || sum == opsSum(before, "echo") {
+		t.Errorf("/readyz plugin checksum of echo %q, before %q: want the new binary's", sum, opsSum(before, "echo"))
+	}
+	next := h.WaitInstance(t, "echo", "ready", 30*time.Second)
+	if next.PID == first.PID {
+		t.Errorf("the echo instance still runs the old binary (pid %d)", first.PID)
+	}
+	if alive := harness.WaitGone([]harness.Proc{firstProc}, 10*time.Second); len(alive) > 0 {
+		t.Errorf("the old echo process %d still runs", first.PID)
+	}
+	if code := opsModelStatus(h, "echo"); code != http.StatusOK {
+		t.Errorf("echo after the new binary: %d", code)
+	}
+}
+
+func opsSum(r opsReload, instance string) string {
+	for _, p := range r.Plugins {
+		if p.Instance == instance {
+			return p.SHA256
+		}
+	}
+	return ""
+}
+
+// opsModelStatus sends a chat request for model with the harness key.
+func opsModelStatus(h *harness.Host, model string) int {
+	resp, err := opsPost(context.Background(), h.URL, harness.Key, spineChatBody(model, "hi", false))
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }
