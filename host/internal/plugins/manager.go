@@ -148,6 +148,9 @@ func fingerprint(ic config.Instance, drv driver, o *Options) string {
 type Reload struct {
 	m    *Manager
 	next *set
+	// removed are the instances of the previous set whose names the new
+	// one no longer has; Finish drops them.
+	removed map[string]*Instance
 	// Started are the new or changed instances, already running.
 	Started []*Instance
 	// Kept are the instances reused unchanged.
@@ -156,8 +159,9 @@ type Reload struct {
 
 // Prepare starts the instances of cfg that are new or changed, beside the
 // current ones, and returns the change for Commit. It does not wait for
-// them to be ready (see Reload.Settled). Reloads are serialised: the next
-// Prepare waits for Finish or Abandon.
+// them to be ready (see Reload.Settled). Reloads are serialised from
+// Prepare to Commit or Abandon; Finish may come much later, after other
+// reloads.
 func (m *Manager) Prepare(cfg *config.File, opts Options) *Reload {
 	m.mu.Lock()
 	next, fresh := build(cfg, opts, m.cur.Load())
@@ -199,11 +203,13 @@ func (r *Reload) Settled() bool {
 // configuration find them; the caller switches the routing, waits for
 // those requests, calls Finish and then stops the stale instances.
 func (r *Reload) Commit() (stale []*Instance) {
+	defer r.m.mu.Unlock()
 	old := r.m.cur.Load()
 	union := &set{instances: map[string]*Instance{}, order: append([]string(nil), r.next.order...), prints: r.next.prints}
 	for n, in := range r.next.instances {
 		union.instances[n] = in
 	}
+	r.removed = map[string]*Instance{}
 	for _, n := range old.order {
 		in := old.instances[n]
 		if r.next.instances[n] != in {
@@ -212,17 +218,29 @@ func (r *Reload) Commit() (stale []*Instance) {
 		if _, ok := r.next.instances[n]; !ok {
 			union.instances[n] = in
 			union.order = append(union.order, n)
+			r.removed[n] = in
 		}
 	}
 	r.m.cur.Store(union)
 	return stale
 }
 
-// Finish drops the removed instances from the current set and ends the
-// reload.
+// Finish drops the instances this reload removed from the current set,
+// unless a later reload has given their names to other instances.
 func (r *Reload) Finish() {
+	r.m.mu.Lock()
 	defer r.m.mu.Unlock()
-	r.m.cur.Store(r.next)
+	cur := r.m.cur.Load()
+	next := &set{instances: map[string]*Instance{}, prints: cur.prints}
+	for _, n := range cur.order {
+		in := cur.instances[n]
+		if r.removed[n] == in {
+			continue
+		}
+		next.instances[n] = in
+		next.order = append(next.order, n)
+	}
+	r.m.cur.Store(next)
 }
 
 // Abandon stops the instances Prepare started and leaves the current set

@@ -120,7 +120,7 @@ func TestCommitKeepsRemovedInstancesUntilFinish(t *testing.T) {
 	m.cur.Store(s)
 	one := reloadConfig(t, dir, "1ms", false)
 	next, _ := build(one, reloadOptions(one, dir), s)
-	m.mu.Lock()
+	m.mu.Lock() // as Prepare leaves it
 	r := &Reload{m: m, next: next}
 	stale := r.Commit()
 	if len(stale) != 1 || stale[0].Name != "b" {

@@ -72,24 +72,38 @@ func (g *generation) closeIfIdle() {
 
 // Publish makes next the routing of every request that starts from now
 // on. Requests already running keep the routing they started with; the
-// returned function waits until the last of them has finished (streams
-// included) or ctx ends, whichever is first.
+// returned function waits until every request that started under an
+// earlier routing has finished (streams included) or ctx ends, whichever
+// is first. Waiting for all earlier routings, not only the last, matters
+// when reloads follow each other while long streams run: an instance
+// removed now may still serve a request of two routings ago.
 func (s *Server) Publish(next Routing) (drained func(ctx context.Context) error) {
 	old := s.gen.Swap(newGeneration(next))
-	if old == nil {
-		return func(context.Context) error { return nil }
-	}
 	old.mu.Lock()
 	old.retire = true
 	old.closeIfIdle()
 	old.mu.Unlock()
-	return func(ctx context.Context) error {
+	s.retiredMu.Lock()
+	live := s.retired[:0]
+	for _, g := range s.retired {
 		select {
-		case <-old.idle:
-			return nil
-		case <-ctx.Done():
-			return context.Cause(ctx)
+		case <-g.idle:
+		default:
+			live = append(live, g)
 		}
+	}
+	s.retired = append(live, old)
+	wait := append([]*generation(nil), s.retired...)
+	s.retiredMu.Unlock()
+	return func(ctx context.Context) error {
+		for _, g := range wait {
+			select {
+			case <-g.idle:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+		return nil
 	}
 }
 

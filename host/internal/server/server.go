@@ -24,6 +24,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -79,8 +80,11 @@ type Server struct {
 	handler handler
 	// draining is set by Drain: /readyz answers 503 from then on.
 	draining atomic.Bool
-	// gen is the routing new requests use (see Publish).
-	gen atomic.Pointer[generation]
+	// gen is the routing new requests use (see Publish); retired are
+	// earlier ones that may still have requests running.
+	gen       atomic.Pointer[generation]
+	retiredMu sync.Mutex
+	retired   []*generation
 	// base is the parent of every plugin call's context; Abort cancels it.
 	base  context.Context
 	abort context.CancelCauseFunc
