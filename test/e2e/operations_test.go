@@ -296,6 +296,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	var (
 		wg                     sync.WaitGroup
 		jsonOK, streamOK, fail atomic.Int64
+		open, spanning         atomic.Int64 // streams open now, and open at a reload
 		failures               sync.Map
 	)
 	for w := range 6 {
@@ -312,7 +313,9 @@ func TestReloadUnderLoad(t *testing.T) {
 					continue
 				}
 				if stream {
+					open.Add(1)
 					r := opsReadStream(resp, nil)
+					open.Add(-1)
 					if r.err != nil || !r.done || !strings.Contains(strings.Join(strings.Fields(r.text), " "), text) {
 						fail.Add(1)
 						failures.Store(fmt.Sprintf("w%d/%d", w, i), fmt.Sprintf("%+v", r))
@@ -337,10 +340,12 @@ func TestReloadUnderLoad(t *testing.T) {
 	for round := range 4 {
 		rot := func(n int) string { return fmt.Sprintf("sk-rot-%d-%d", round, n) }
 		steps = append(steps,
-			opsConfig{name: "add echo_two", two: "5ms", route: "echo", rotated: rot(1)},
-			opsConfig{name: "route to echo_two", two: "5ms", route: "echo_two", rotated: rot(2)},
-			opsConfig{name: "change echo_two", two: "2ms", route: "echo_two", rotated: rot(3)},
-			opsConfig{name: "broken", two: "2ms", route: "echo_two", rotated: rot(3), broken: true},
+			// echo_two streams slowly (8 words, 30 or 20 ms apart), so
+			// that changing and removing it catches streams midway.
+			opsConfig{name: "add echo_two", two: "30ms", route: "echo", rotated: rot(1)},
+			opsConfig{name: "route to echo_two", two: "30ms", route: "echo_two", rotated: rot(2)},
+			opsConfig{name: "change echo_two", two: "20ms", route: "echo_two", rotated: rot(3)},
+			opsConfig{name: "broken", two: "20ms", route: "echo_two", rotated: rot(3), broken: true},
 			opsConfig{name: "remove echo_two", route: "echo", rotated: rot(4)},
 		)
 	}
@@ -356,6 +361,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		if err := os.WriteFile(h.ConfigPath, []byte(c.hcl(h)), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		spanning.Add(open.Load())
 		if c.broken {
 			st := opsSignalReload(t, h, applied, false)
 			if st.OK || !strings.Contains(st.Error, "chunk_dleay") {
@@ -399,8 +405,11 @@ func TestReloadUnderLoad(t *testing.T) {
 	if _, ok := spineInstances(t, h)["echo_two"]; ok {
 		t.Errorf("echo_two is still listed after its removal")
 	}
-	t.Logf("20 reloads (%d applied, 4 refused): %d JSON and %d streamed requests served, %d failed; %d echo_two processes retired",
-		applied-1, jsonOK.Load(), streamOK.Load(), fail.Load(), len(twoProcs))
+	t.Logf("20 reloads (%d applied, 4 refused): %d JSON and %d streamed requests served, %d failed; %d streams open across reloads; %d echo_two processes retired",
+		applied-1, jsonOK.Load(), streamOK.Load(), fail.Load(), spanning.Load(), len(twoProcs))
+	if spanning.Load() == 0 {
+		t.Errorf("no stream was open during a reload; the test proves nothing about cut streams")
+	}
 	failures.Range(func(k, v any) bool {
 		t.Errorf("request %s failed: %s", k, v)
 		return true
