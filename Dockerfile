@@ -16,13 +16,10 @@ ARG GO_VERSION=1.26.8
 FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
 ENV CGO_ENABLED=0 GOFLAGS=-trimpath GOWORK=off
-# Module downloads first, cached while only sources change.
-COPY sdk/go.mod sdk/go.sum sdk/
-COPY host/go.mod host/go.sum host/
-COPY plugins/ plugins/
-RUN --mount=type=cache,target=/root/go/pkg/mod \
-    set -e; for m in sdk host plugins/*/; do (cd "$m" && go mod download); done
+# Module downloads into a cache mount shared by later builds.
 COPY . .
+RUN --mount=type=cache,target=/root/go/pkg/mod \
+    set -e; for m in sdk host plugins/*/; do [ -f "$m/go.mod" ] && (cd "$m" && go mod download); done
 ARG VERSION=dev
 RUN --mount=type=cache,target=/root/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -43,6 +44,9 @@ type reloader struct {
 	local                    *localKey
 	// drainLimit bounds the wait for requests of the previous routing.
 	drainLimit time.Duration
+	// fixed are the settings a reload cannot change (the server and
+	// documents blocks), as the host started with them.
+	fixed string
 
 	mu       sync.Mutex // serialises reloads
 	status   server.ReloadStatus
@@ -78,6 +82,7 @@ func (r *reloader) collectors() []prometheus.Collector {
 
 // started records the configuration the host started with.
 func (r *reloader) started(cfg *config.File) {
+	r.fixed = fixedSettings(cfg)
 	r.status = server.ReloadStatus{OK: true, At: time.Now().UTC().Format(time.RFC3339),
 		ConfigSHA256: configHash(cfg), Plugins: binaries(cfg)}
 	r.srv.SetReloadStatus(r.status)
@@ -129,6 +134,9 @@ func (r *reloader) apply() error {
 	}
 	if cfg.Server.PublicURL == "" {
 		cfg.Server.PublicURL = "http://" + cfg.Server.Listen
+	}
+	if fixedSettings(cfg) != r.fixed {
+		r.log.Warn("reload: the server and documents blocks changed; they take effect at the next restart, the rest of the configuration now")
 	}
 	routing, err := buildRouting(cfg, r.local)
 	if err != nil {
@@ -306,6 +314,15 @@ func pluginOptions(cfg *config.File, base string, logger hclog.Logger) plugins.O
 		Logger: logger,
 		Files:  cfg.Parser.Files(),
 	}
+}
+
+// fixedSettings renders what a reload leaves as it is, for comparison.
+func fixedSettings(cfg *config.File) string {
+	b, _ := json.Marshal(struct {
+		Server    *config.Server
+		Documents any
+	}{cfg.Server, cfg.Documents})
+	return string(b)
 }
 
 // configHash is the SHA-256 of the configuration's source files.
