@@ -19,7 +19,7 @@ ENV CGO_ENABLED=0 GOFLAGS=-trimpath GOWORK=off
 # Module downloads into a cache mount shared by later builds.
 COPY . .
 RUN --mount=type=cache,target=/root/go/pkg/mod \
-    set -e; for m in sdk host plugins/*/; do [ -f "$m/go.mod" ] && (cd "$m" && go mod download); done
+    set -e; for m in sdk host plugins/*/; do if [ -f "$m/go.mod" ]; then (cd "$m" && go mod download); fi; done
 ARG VERSION=dev
 RUN --mount=type=cache,target=/root/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
