@@ -166,6 +166,13 @@ provider "echo_two" {
 			if code != http.StatusServiceUnavailable || !strings.Contains(string(rb), `"draining"`) {
 				t.Errorf("/readyz after SIGTERM: %d %s; want 503 draining", code, rb)
 			}
+			// After drain_delay the listener is closed: no new request is
+			// taken while the open streams go on.
+			time.Sleep(400 * time.Millisecond)
+			if resp, err := opsPost(context.Background(), h.URL, harness.Key, spineChatBody("echo", "late", false)); err == nil {
+				resp.Body.Close()
+				t.Errorf("a new request after drain_delay was answered %d; want the connection refused", resp.StatusCode)
+			}
 			wg.Wait()
 			took := time.Since(begin)
 			if exit := h.ExitCode(t, 30*time.Second); exit != 0 {
