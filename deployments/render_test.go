@@ -494,3 +494,33 @@ func TestStrictDecodeRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestHelmRefusesBadValues renders the chart with values its schema or
+// templates refuse.
+func TestHelmRefusesBadValues(t *testing.T) {
+	ch, err := loader.Load("helm/llmproxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		values map[string]any
+	}{
+		{"replicas not a number", map[string]any{"replicaCount": "two"}},
+		{"unknown value", map[string]any{"replicas": 2}},
+		{"no secret", map[string]any{"secrets": map[string]any{"existingSecret": ""}}},
+		{"canary without its image", map[string]any{"canary": map[string]any{"enabled": true}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vals, err := chartutil.ToRenderValues(ch, tt.values, chartutil.ReleaseOptions{Name: "llmproxy", Namespace: "x"},
+				chartutil.DefaultCapabilities)
+			if err == nil {
+				_, err = engine.Render(ch, vals)
+			}
+			if err == nil {
+				t.Errorf("rendered with %v", tt.values)
+			}
+		})
+	}
+}
