@@ -40,9 +40,10 @@ type Routing struct {
 type generation struct {
 	Routing
 	active atomic.Int64
-	mu     sync.Mutex
-	idle   chan struct{} // closed once retired and no request is active
-	retire bool
+	// retired is set once a newer generation is current.
+	retired atomic.Bool
+	mu      sync.Mutex
+	idle    chan struct{} // closed once retired and no request is active
 }
 
 func newGeneration(r Routing) *generation {
@@ -50,6 +51,22 @@ func newGeneration(r Routing) *generation {
 }
 
 func (g *generation) acquire() { g.active.Add(1) }
+
+// enter returns the current generation, held. A request that loaded a
+// generation just as a reload retired it takes the new one instead: the
+// reload may already have seen no request active, and the instances only
+// that generation routes to may be stopping. A generation held before it
+// was retired is waited for (retired is set before the count is read).
+func (s *Server) enter() *generation {
+	for {
+		g := s.gen.Load()
+		g.acquire()
+		if !g.retired.Load() {
+			return g
+		}
+		g.release()
+	}
+}
 
 func (g *generation) release() {
 	if g.active.Add(-1) == 0 {
@@ -61,7 +78,7 @@ func (g *generation) release() {
 
 // closeIfIdle closes idle when g is retired and nothing runs; g.mu held.
 func (g *generation) closeIfIdle() {
-	if g.retire && g.active.Load() == 0 {
+	if g.retired.Load() && g.active.Load() == 0 {
 		select {
 		case <-g.idle:
 		default:
@@ -79,8 +96,8 @@ func (g *generation) closeIfIdle() {
 // removed now may still serve a request of two routings ago.
 func (s *Server) Publish(next Routing) (drained func(ctx context.Context) error) {
 	old := s.gen.Swap(newGeneration(next))
+	old.retired.Store(true)
 	old.mu.Lock()
-	old.retire = true
 	old.closeIfIdle()
 	old.mu.Unlock()
 	s.retiredMu.Lock()

@@ -220,9 +220,7 @@ func printable(b []byte) bool {
 
 // Handle is the fasthttp handler.
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
-	g := s.gen.Load()
-	g.acquire()
-	r := &call{s: s, g: g, ctx: ctx, start: time.Now()}
+	r := &call{s: s, g: s.enter(), ctx: ctx, start: time.Now()}
 	defer r.track()
 	s.handler(r)
 }
