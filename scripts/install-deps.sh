@@ -14,6 +14,8 @@ need_apt=()
 command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v curl >/dev/null || need_apt+=(curl)
+# promtool runs the alert rules' unit tests (deployments/monitoring).
+command -v promtool >/dev/null || need_apt+=(prometheus)
 if ((${#need_apt[@]})); then
 	echo "install-deps: apt-get install ${need_apt[*]}" >&2
 	if [[ $(id -u) -eq 0 ]]; then

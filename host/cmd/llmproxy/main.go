@@ -4,13 +4,22 @@
 //
 // Usage:
 //
-//	llmproxy [-config file.hcl] [-listen addr] [-plugins-dir dir]
+//	llmproxy [-config file.hcl] [-listen addr] [-plugins-dir dir] [-watch interval]
 //	llmproxy validate [-config file.hcl] [-listen addr] [-plugins-dir dir] [-require-plugins]
 //	llmproxy plugins new <kind> <name> [-dir dir] [-module path] [-sdk-replace dir]
 //	llmproxy plugins list|verify [-config file.hcl] [-plugins-dir dir]
 //	llmproxy plugins describe <name> [-config file.hcl] [-plugins-dir dir]
 //	llmproxy keys hash [key]
 //	llmproxy -print-default-config
+//
+// SIGHUP reloads the configuration: it is validated as by the validate
+// command, new and changed instances start beside the running ones, keys
+// and routes switch in one step, and instances that went away stop once
+// the requests still using them have finished; a configuration that does
+// not validate is refused and the running one stays. SIGTERM makes
+// /readyz answer 503, closes the listener after drain_delay, lets running
+// requests finish within shutdown_grace, ends the streams still open then
+// with an SSE error event, stops the plugins and exits 0.
 //
 // Without -config (or LLMPROXY_CONFIG) it serves the embedded default
 // configuration, which needs no cloud account. The validate command (also
@@ -41,15 +50,14 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
+	"github.com/valyala/fasthttp"
 	"golang.org/x/term"
 
 	"github.com/llmproxy/llmproxy/host/internal/access"
-	"github.com/llmproxy/llmproxy/host/internal/auth"
 	"github.com/llmproxy/llmproxy/host/internal/config"
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
-	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/host/internal/server"
 )
 
@@ -90,8 +98,10 @@ func run() int {
 // usage prints the commands and their flags.
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
-  llmproxy [-config file.hcl] [-listen addr] [-plugins-dir dir]
-      serve the configuration (the embedded default without -config)
+  llmproxy [-config file.hcl] [-listen addr] [-plugins-dir dir] [-watch interval]
+      serve the configuration (the embedded default without -config);
+      SIGHUP, or with -watch a change of the file, reloads it without
+      dropping a request; SIGTERM drains and stops within shutdown_grace
   llmproxy validate [-config file.hcl] [-listen addr] [-plugins-dir dir] [-require-plugins]
       check the configuration as the host would at start, plugins' config
       schemas and credentials included; exit 1 on errors
@@ -149,6 +159,7 @@ func serve(args []string) int {
 	pluginsDir := fs.String("plugins-dir", "", "plugins directory, overriding server.plugins_dir (relative to the working directory)")
 	check := fs.Bool("check", false, "validate the config and exit (same as the validate command)")
 	requirePlugins := fs.Bool("require-plugins", false, "with -check: an instance whose plugin binary is missing is an error")
+	watch := fs.Duration("watch", 0, "check the config file this often and reload it when it changes (0: only on SIGHUP)")
 	printDefault := fs.Bool("print-default-config", false, "print the embedded default config and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -194,57 +205,25 @@ func serve(args []string) int {
 
 	var local *localKey
 	if len(cfg.APIKeys) == 0 {
-		k, key, err := newLocalKey(cfg.Server.Listen)
+		k, _, err := newLocalKey(cfg.Server.Listen)
 		if err != nil {
 			logger.Error("refusing to start", "error", err)
 			return 2
 		}
 		local = k
-		cfg.APIKeys = []config.APIKey{key}
 		logger.Warn("no api_key block: requests without a key are served, on the loopback address only", "listen", cfg.Server.Listen)
 	}
-	keys, err := auth.New(cfg.APIKeys)
-	if err == nil {
-		err = keys.CheckListener(cfg.Server.Listen)
-	}
+	routing, err := buildRouting(cfg, local)
 	if err != nil {
 		logger.Error("refusing to start", "error", err)
 		return 2
-	}
-	rtr, err := router.New(cfg.Routes, cfg.Server)
-	if err != nil {
-		logger.Error("invalid route config", "error", err)
-		return 2
-	}
-
-	policies := map[string]*access.Policy{}
-	for i := range cfg.Storage {
-		p, err := access.NewPolicy(&cfg.Storage[i])
-		if err != nil {
-			logger.Error("invalid storage config", "instance", cfg.Storage[i].Name, "error", err)
-			return 2
-		}
-		policies[cfg.Storage[i].Name] = p
 	}
 	docCfg := document.DefaultConfig()
 	if cfg.Documents != nil {
 		docCfg = cfg.Documents.WithDefaults()
 	}
 
-	sup := cfg.Server.Supervision()
-	mgr := plugins.Start(cfg, plugins.Options{
-		Dir:            cfg.Server.PluginsDir,
-		BaseDir:        base,
-		HealthInterval: sup.Interval,
-		HealthTimeout:  sup.Timeout,
-		HealthFailures: sup.Failures,
-		Settings: map[string]string{
-			"public_url": cfg.Server.PublicURL,
-			"log_level":  logger.GetLevel().String(),
-		},
-		Logger: logger.Named("plugin"),
-		Files:  cfg.Parser.Files(),
-	})
+	mgr := plugins.Start(cfg, pluginOptions(cfg, base, logger.Named("plugin")))
 	defer mgr.Stop()
 
 	tokens, err := access.NewPageTokens(cfg.Server.PageTokenSecret)
@@ -278,14 +257,19 @@ func serve(args []string) int {
 		return 2
 	}
 	defer docs.Close()
-	mets := metrics.New(mgr, docs)
-	mets.WatchExtractors(extractors)
+	met := metrics.New(mgr, docs)
+	met.WatchExtractors(extractors)
 	srv = server.New(server.Options{
-		Keys: keys, Router: rtr, Plugins: mgr, Logger: logger.Named("http"),
+		Keys: routing.Keys, Router: routing.Router, Plugins: mgr, Logger: logger.Named("http"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
-		Documents: docs, Policies: policies, Metrics: mets,
+		Documents: docs, Policies: routing.Policies, Metrics: met,
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens,
 	})
+	rl := newReloader(&reloader{path: *configPath, pluginsDir: *pluginsDir, listen: *listen,
+		log: logger.Named("reload"), srv: srv, mgr: mgr, local: local, drainLimit: timeout + grace})
+	met.Register(rl.collectors()...)
+	rl.started(cfg)
+	defer rl.Close()
 	hs := srv.HTTPServer()
 	if local != nil {
 		hs.Handler = local.wrap(hs.Handler)
@@ -297,6 +281,16 @@ func serve(args []string) int {
 		"plugins_dir", cfg.Server.PluginsDir)
 	go reportInstances(logger, mgr)
 
+	// SIGHUP reloads the configuration; reloads run one at a time and
+	// signals that arrive during one are folded into the next.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	go func() {
+		for range hups {
+			rl.Reload()
+		}
+	}()
+	go rl.watch(*watch, rl.stopping)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	select {
@@ -306,9 +300,23 @@ func serve(args []string) int {
 	case s := <-sigs:
 		logger.Info("shutting down", "signal", s.String(), "grace", grace, "drain_delay", drainDelay)
 	}
-	// /readyz answers 503 from now on; during drain_delay requests are
-	// still accepted, so that load balancers notice before the listener
-	// closes. A second signal skips the wait.
+	signal.Stop(hups)
+	shutdown(logger, srv, hs, extractors, sigs, drainDelay, grace)
+	return 0
+}
+
+// abortWait bounds how long the host waits, after the shutdown grace, for
+// the responses it cut to be written out.
+const abortWait = 5 * time.Second
+
+// shutdown stops the server: /readyz answers 503 at once; during
+// drainDelay requests are still accepted, so that load balancers notice
+// before the listener closes (a second signal skips the wait); then the
+// listener closes and running requests, streams included, have until
+// grace to finish. Whatever still runs then is cancelled: a stream ends
+// with an SSE error event telling the client to retry. Extractions are
+// ended at once; the other plugins are stopped by the caller afterwards.
+func shutdown(log hclog.Logger, srv *server.Server, hs *fasthttp.Server, extractors *plugins.Extractors, sigs <-chan os.Signal, drainDelay, grace time.Duration) {
 	srv.Drain()
 	if drainDelay > 0 {
 		select {
@@ -321,10 +329,21 @@ func serve(args []string) int {
 	extractors.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := hs.ShutdownWithContext(ctx); err != nil {
-		logger.Warn("shutdown did not finish in time", "error", err)
+	err := hs.ShutdownWithContext(ctx)
+	if err == nil {
+		log.Info("every request finished")
+		return
 	}
-	return 0
+	open := hs.GetOpenConnectionsCount()
+	log.Warn("shutdown grace passed; cutting the requests that still run", "connections", open, "grace", grace)
+	srv.Abort()
+	deadline := time.Now().Add(abortWait)
+	for hs.GetOpenConnectionsCount() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := hs.GetOpenConnectionsCount(); n > 0 {
+		log.Warn("connections still open at exit", "connections", n)
+	}
 }
 
 // reportInstances logs which instances are ready once they have settled.

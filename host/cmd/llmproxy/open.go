@@ -35,8 +35,13 @@ func newLocalKey(listen string) (*localKey, config.APIKey, error) {
 		return nil, config.APIKey{}, fmt.Errorf("make the local key: %w", err)
 	}
 	k := &localKey{secret: "local-" + hex.EncodeToString(b[:])}
-	return k, config.APIKey{Name: "local", Key: k.secret, Models: []string{"*"}, Instances: []string{"*"},
-		Passthrough: []string{"*"}, StorageOps: []string{"*"}, Admin: true}, nil
+	return k, k.key(), nil
+}
+
+// key is the api_key entry of the local key: everything allowed.
+func (k *localKey) key() config.APIKey {
+	return config.APIKey{Name: "local", Key: k.secret, Models: []string{"*"}, Instances: []string{"*"},
+		Passthrough: []string{"*"}, StorageOps: []string{"*"}, Admin: true}
 }
 
 // wrap authenticates requests that present no key as the local key.

@@ -61,6 +61,12 @@ func (x *Metrics) Observe(endpoint string, code int, took time.Duration) {
 	x.duration.WithLabelValues(endpoint).Observe(took.Seconds())
 }
 
+// Register adds collectors kept elsewhere (the reload counters, say) to
+// the registry /metrics serves.
+func (x *Metrics) Register(cs ...prometheus.Collector) {
+	x.reg.MustRegister(cs...)
+}
+
 // Serve answers a scrape.
 func (x *Metrics) Serve(ctx *fasthttp.RequestCtx) { x.handler(ctx) }
 

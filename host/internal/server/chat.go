@@ -82,7 +82,7 @@ func (r *call) route(model string) (*router.Route, error) {
 		return nil, openai.NewError(http.StatusForbidden, openai.TypePermission, "model_not_allowed",
 			fmt.Sprintf("this API key may not use model %q", model))
 	}
-	rt := r.s.opts.Router.Lookup(model)
+	rt := r.g.Router.Lookup(model)
 	if rt == nil {
 		return nil, openai.NewError(http.StatusNotFound, openai.TypeInvalidRequest, "model_not_found",
 			fmt.Sprintf("the model %q does not exist or is not served by this gateway", model))
@@ -376,7 +376,7 @@ func (r *call) available() []openai.Model {
 		seen[id] = true
 		out = append(out, openai.Model{ID: id, Object: openai.ObjectModel, Created: 0, OwnedBy: owner})
 	}
-	rtr := r.s.opts.Router
+	rtr := r.g.Router
 	for _, rt := range rtr.Routes() {
 		owner := r.servingInstance(rt)
 		if owner == "" {

@@ -161,7 +161,7 @@ func (r *call) passthrough(name string) {
 		}
 	}
 	id, log := r.id, r.s.log
-	r.ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+	r.setBodyStreamWriter(func(w *bufio.Writer) {
 		defer cancel()
 		defer stop()
 		for {

@@ -9,9 +9,43 @@ import (
 // readiness is the /readyz body; Instances (a map of plugins.Status by
 // instance name) only for admin keys.
 type readiness struct {
-	Status    string `json:"status"`
-	Instances any    `json:"instances,omitempty"`
+	Status    string        `json:"status"`
+	Reload    *ReloadStatus `json:"reload,omitempty"`
+	Instances any           `json:"instances,omitempty"`
 }
+
+// ReloadStatus is the outcome of the last configuration reload, shown by
+// /readyz. A failed reload leaves the running configuration in place, so
+// it does not make the host unready; Error (the diagnostics) is shown to
+// admin keys only.
+type ReloadStatus struct {
+	// OK is false when the last reload was refused.
+	OK bool `json:"ok"`
+	// At is when the last reload was attempted, RFC 3339.
+	At string `json:"at"`
+	// Reloads counts the reloads applied since the start.
+	Reloads int `json:"reloads"`
+	// Failures counts the reloads refused since the start.
+	Failures int `json:"failures"`
+	// ConfigSHA256 is the hash of the configuration in use.
+	ConfigSHA256 string `json:"config_sha256,omitempty"`
+	// Plugins lists the plugin binaries in use with their version and
+	// checksum.
+	Plugins []PluginBinary `json:"plugins,omitempty"`
+	// Error holds the diagnostics of the refused configuration.
+	Error string `json:"error,omitempty"`
+}
+
+// PluginBinary names a plugin binary an instance runs.
+type PluginBinary struct {
+	Instance string `json:"instance"`
+	Path     string `json:"path"`
+	Version  string `json:"version,omitempty"`
+	SHA256   string `json:"sha256,omitempty"`
+}
+
+// SetReloadStatus records the outcome of a reload for /readyz.
+func (s *Server) SetReloadStatus(st ReloadStatus) { s.reload.Store(&st) }
 
 // ready answers 200 once no instance is still starting and at least one is
 // serving (status "degraded" when some serving instance reports trouble),
@@ -43,6 +77,21 @@ func (s *Server) ready(r *call) {
 	case degraded > 0:
 		// Still serving, but some instance reports trouble.
 		out.Status = "degraded"
+	}
+	if rs := s.reload.Load(); rs != nil {
+		c := *rs
+		if r.key == nil || !r.key.Admin {
+			c.Error, c.Plugins = "", nil
+		}
+		c.Plugins = append([]PluginBinary(nil), c.Plugins...)
+		for i := range c.Plugins {
+			if in := s.opts.Plugins.Get(c.Plugins[i].Instance); in != nil {
+				if v := in.Status().Version; v != "" {
+					c.Plugins[i].Version = v
+				}
+			}
+		}
+		out.Reload = &c
 	}
 	if r.key != nil && r.key.Admin {
 		out.Instances = st

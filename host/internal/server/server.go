@@ -24,6 +24,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -79,6 +80,16 @@ type Server struct {
 	handler handler
 	// draining is set by Drain: /readyz answers 503 from then on.
 	draining atomic.Bool
+	// gen is the routing new requests use (see Publish); retired are
+	// earlier ones that may still have requests running.
+	gen       atomic.Pointer[generation]
+	retiredMu sync.Mutex
+	retired   []*generation
+	// base is the parent of every plugin call's context; Abort cancels it.
+	base  context.Context
+	abort context.CancelCauseFunc
+	// reload is the outcome of the last reload, shown by /readyz.
+	reload atomic.Pointer[ReloadStatus]
 }
 
 // New returns a Server.
@@ -101,6 +112,8 @@ func New(opts Options) *Server {
 		prefix: "req_" + strconv.FormatInt(time.Now().UnixNano()%1e12, 36) + "_",
 		tokens: opts.PageTokens,
 	}
+	s.base, s.abort = context.WithCancelCause(context.Background())
+	s.gen.Store(newGeneration(Routing{Keys: opts.Keys, Router: opts.Router, Policies: opts.Policies}))
 	if s.tokens == nil {
 		var err error
 		if s.tokens, err = access.NewPageTokens(""); err != nil {
@@ -207,7 +220,9 @@ func printable(b []byte) bool {
 
 // Handle is the fasthttp handler.
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
-	s.handler(&call{s: s, ctx: ctx, start: time.Now()})
+	r := &call{s: s, g: s.enter(), ctx: ctx, start: time.Now()}
+	defer r.track()
+	s.handler(r)
 }
 
 // handler serves one request; a middleware wraps one.
@@ -284,7 +299,7 @@ func public(path string) bool {
 func (s *Server) authenticate(next handler) handler {
 	return func(r *call) {
 		secret := auth.Secret(&r.ctx.Request.Header)
-		r.key = s.opts.Keys.Lookup(secret)
+		r.key = r.g.Keys.Lookup(secret)
 		if r.key == nil && !public(string(r.ctx.Path())) {
 			msg := "missing API key: send Authorization: Bearer <key> or X-API-Key"
 			if len(secret) > 0 {
@@ -481,6 +496,7 @@ func drain(body io.Reader, size int) {
 // are filled in by the request id and auth stages.
 type call struct {
 	s     *Server
+	g     *generation
 	ctx   *fasthttp.RequestCtx
 	id    string
 	key   *auth.Key
@@ -498,9 +514,9 @@ func (r *call) method(want string) bool {
 }
 
 // context returns a context for the plugin call bounded by the request
-// timeout.
+// timeout; Abort cancels it.
 func (r *call) context() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), r.s.opts.RequestTimeout)
+	return context.WithTimeout(r.s.base, r.s.opts.RequestTimeout)
 }
 
 // writeError writes err in the OpenAI error shape with its status and

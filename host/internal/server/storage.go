@@ -138,7 +138,7 @@ func methodIn(m string, ms []string) bool {
 
 // policy returns the access rules of storage instance name.
 func (s *Server) policy(name string) *access.Policy {
-	if p := s.opts.Policies[name]; p != nil {
+	if p := s.gen.Load().Policies[name]; p != nil {
 		return p
 	}
 	return &access.Policy{DefaultTTL: access.DefaultTTL, MinTTL: access.MinTTL, MaxTTL: access.MaxTTL}
@@ -300,7 +300,7 @@ func (r *call) getObject(ctx context.Context, cancel context.CancelFunc, c *stor
 	}
 	// fasthttp closes the body after sending it; closing also ends the
 	// plugin stream and the request context.
-	r.ctx.SetBodyStream(&closer{Reader: body, close: func() error { cancel(); return body.Close() }}, int(length))
+	r.setBodyStream(&closer{Reader: body, close: func() error { cancel(); return body.Close() }}, int(length))
 }
 
 type closer struct {

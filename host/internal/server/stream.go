@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"sync"
@@ -79,7 +80,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	h.Set("X-Accel-Buffering", "no")
 	id := r.id
 	log := r.s.log
-	r.ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+	r.setBodyStreamWriter(func(w *bufio.Writer) {
 		defer a.end()
 		defer cancel()
 		defer stop()
@@ -104,6 +105,11 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		}
 		if err != nil && err != io.EOF {
 			e := asAPIError(err)
+			if errors.Is(context.Cause(ctx), ErrShuttingDown) {
+				log.Warn("stream cut by the shutdown", "request_id", id, "instance", a.target.Instance)
+				k.event(shutdownError().JSON())
+				return
+			}
 			if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
 				log.Error("the upstream rejected the instance's credentials", "request_id", id,
 					"instance", a.target.Instance, "status", e.Status, "code", e.Code, "detail", e.Message)

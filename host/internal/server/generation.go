@@ -1,0 +1,175 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/llmproxy/llmproxy/host/internal/access"
+	"github.com/llmproxy/llmproxy/host/internal/auth"
+	"github.com/llmproxy/llmproxy/host/internal/router"
+	"github.com/llmproxy/llmproxy/sdk/openai"
+)
+
+// ErrShuttingDown is the cause with which Abort cancels every request
+// still running when the shutdown grace has passed.
+var ErrShuttingDown = errors.New("the gateway is shutting down")
+
+// shutdownError is what a client whose stream was cut by a shutdown reads
+// in the final SSE error event: retrying reaches another replica.
+func shutdownError() *openai.Error {
+	return openai.NewError(http.StatusServiceUnavailable, openai.TypeServer, "server_shutting_down",
+		"the gateway shut down before the response was complete; retry the request")
+}
+
+// Routing is the part of the configuration that a reload replaces as a
+// whole: the API keys, the routes and the storage access rules.
+type Routing struct {
+	Keys     *auth.Keys
+	Router   *router.Router
+	Policies map[string]*access.Policy
+}
+
+// generation is one published Routing and the number of requests that
+// started under it and have not finished yet. A request that streams its
+// response finishes when the last byte is written.
+type generation struct {
+	Routing
+	active atomic.Int64
+	// retired is set once a newer generation is current.
+	retired atomic.Bool
+	mu      sync.Mutex
+	idle    chan struct{} // closed once retired and no request is active
+}
+
+func newGeneration(r Routing) *generation {
+	return &generation{Routing: r, idle: make(chan struct{})}
+}
+
+func (g *generation) acquire() { g.active.Add(1) }
+
+// enter returns the current generation, held. A request that loaded a
+// generation just as a reload retired it takes the new one instead: the
+// reload may already have seen no request active, and the instances only
+// that generation routes to may be stopping. A generation held before it
+// was retired is waited for (retired is set before the count is read).
+func (s *Server) enter() *generation {
+	for {
+		g := s.gen.Load()
+		g.acquire()
+		if !g.retired.Load() {
+			return g
+		}
+		g.release()
+	}
+}
+
+func (g *generation) release() {
+	if g.active.Add(-1) == 0 {
+		g.mu.Lock()
+		g.closeIfIdle()
+		g.mu.Unlock()
+	}
+}
+
+// closeIfIdle closes idle when g is retired and nothing runs; g.mu held.
+func (g *generation) closeIfIdle() {
+	if g.retired.Load() && g.active.Load() == 0 {
+		select {
+		case <-g.idle:
+		default:
+			close(g.idle)
+		}
+	}
+}
+
+// Publish makes next the routing of every request that starts from now
+// on. Requests already running keep the routing they started with; the
+// returned function waits until every request that started under an
+// earlier routing has finished (streams included) or ctx ends, whichever
+// is first. Waiting for all earlier routings, not only the last, matters
+// when reloads follow each other while long streams run: an instance
+// removed now may still serve a request of two routings ago.
+func (s *Server) Publish(next Routing) (drained func(ctx context.Context) error) {
+	old := s.gen.Swap(newGeneration(next))
+	old.retired.Store(true)
+	old.mu.Lock()
+	old.closeIfIdle()
+	old.mu.Unlock()
+	s.retiredMu.Lock()
+	live := s.retired[:0]
+	for _, g := range s.retired {
+		select {
+		case <-g.idle:
+		default:
+			live = append(live, g)
+		}
+	}
+	s.retired = append(live, old)
+	wait := append([]*generation(nil), s.retired...)
+	s.retiredMu.Unlock()
+	return func(ctx context.Context) error {
+		for _, g := range wait {
+			select {
+			case <-g.idle:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+		return nil
+	}
+}
+
+// Routing returns the routing new requests use.
+func (s *Server) Routing() Routing { return s.gen.Load().Routing }
+
+// Abort cancels every request still running, with ErrShuttingDown as the
+// cause: a stream that has started ends with an SSE error event saying
+// so. It is the last step of a shutdown whose grace has passed.
+func (s *Server) Abort() { s.abort(ErrShuttingDown) }
+
+// track ends the hold Handle took on r's generation; a streamed response
+// holds it on its own (see setBodyStreamWriter and setBodyStream) until
+// its last byte is written.
+func (r *call) track() { r.g.release() }
+
+// setBodyStreamWriter sets w to write the response body and holds r's
+// generation until w returns.
+func (r *call) setBodyStreamWriter(w func(*bufio.Writer)) {
+	g := r.g
+	g.acquire()
+	r.ctx.SetBodyStreamWriter(func(bw *bufio.Writer) {
+		defer g.release()
+		w(bw)
+	})
+}
+
+// setBodyStream sets body as the response body and holds r's generation
+// until fasthttp closes it.
+func (r *call) setBodyStream(body io.Reader, size int) {
+	r.g.acquire()
+	r.ctx.SetBodyStream(&released{Reader: body, release: r.g.release}, size)
+}
+
+// released is a response body that releases its request's generation when
+// fasthttp closes it, after writing the response or failing to.
+type released struct {
+	io.Reader
+	once    sync.Once
+	release func()
+}
+
+func (b *released) Close() error {
+	var err error
+	if c, ok := b.Reader.(io.Closer); ok {
+		err = c.Close()
+	}
+	b.once.Do(b.release)
+	return err
+}
+
+var _ io.Closer = (*released)(nil)
