@@ -51,6 +51,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/host/internal/server"
+	"github.com/llmproxy/llmproxy/host/internal/telemetry"
 )
 
 //go:embed default.hcl
@@ -231,8 +232,26 @@ func serve(args []string) int {
 		docCfg = cfg.Documents.WithDefaults()
 	}
 
+	var mgr *plugins.Manager
+	mx := metrics.New()
+	tel, err := telemetry.New(context.Background(), cfg.Telemetry, telemetry.Options{
+		Registerer: mx.Registry(), Version: Version, Instances: func() []telemetry.Instance { return instanceStates(mgr) },
+	})
+	if err != nil {
+		logger.Error("invalid telemetry config", "error", err)
+		return 2
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(ctx); err != nil {
+			logger.Warn("telemetry: flushing at exit failed", "error", err)
+		}
+	}()
+
 	sup := cfg.Server.Supervision()
-	mgr := plugins.Start(cfg, plugins.Options{
+	mgr = plugins.Start(cfg, plugins.Options{
+		Env:            tel.PluginEnv(),
 		Dir:            cfg.Server.PluginsDir,
 		BaseDir:        base,
 		HealthInterval: sup.Interval,
@@ -263,10 +282,11 @@ func serve(args []string) int {
 		return 2
 	}
 	defer docs.Close()
+	mx.WatchDocuments(docs)
 	srv = server.New(server.Options{
 		Keys: keys, Router: rtr, Plugins: mgr, Logger: logger.Named("http"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
-		Documents: docs, Policies: policies, Metrics: metrics.New(mgr, docs),
+		Documents: docs, Policies: policies, Metrics: mx, Telemetry: tel,
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens,
 	})
 	hs := srv.HTTPServer()
@@ -370,4 +390,20 @@ func diagnosticPrinter(cfg *config.File) func(hcl.Diagnostics) {
 		}
 		config.WriteDiagnostics(os.Stderr, files, d, uint(width), color)
 	}
+}
+
+// instanceStates reads the state of every plugin instance for the
+// telemetry's plugin metrics.
+func instanceStates(m *plugins.Manager) []telemetry.Instance {
+	if m == nil {
+		return nil
+	}
+	ins := m.Instances()
+	out := make([]telemetry.Instance, 0, len(ins))
+	for _, in := range ins {
+		st := in.Status()
+		out = append(out, telemetry.Instance{Name: in.Name, Kind: in.Kind(), Type: in.Type,
+			State: string(st.State), Ready: st.Serving(), Restarts: int64(st.Restarts)})
+	}
+	return out
 }
