@@ -145,6 +145,18 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Telemetry, error) {
 	return t, nil
 }
 
+// newWith builds a Telemetry on given providers; tracing says whether tp
+// records.
+func newWith(tp trace.TracerProvider, tracing bool, mp metric.MeterProvider, recordContent bool, instances func() []Instance) (*Telemetry, error) {
+	t := &Telemetry{
+		tracer:        tp.Tracer(scope),
+		tracing:       tracing,
+		recordContent: recordContent,
+		propagator:    propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+	}
+	return t, t.instruments(mp.Meter(scope), instances)
+}
+
 func traceExporter(ctx context.Context, s settings) (sdktrace.SpanExporter, error) {
 	var (
 		exp sdktrace.SpanExporter
