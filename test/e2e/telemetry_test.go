@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	collectormetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -26,9 +27,30 @@ import (
 // is sent, with the service.name of the process that sent it.
 type otlpReceiver struct {
 	collectortrace.UnimplementedTraceServiceServer
-	addr  string
-	mu    sync.Mutex
-	spans []span
+	addr    string
+	mu      sync.Mutex
+	spans   []span
+	metrics map[string]bool // names of the metrics received
+}
+
+// otlpMetrics is the receiver's OTLP metrics service.
+type otlpMetrics struct {
+	collectormetrics.UnimplementedMetricsServiceServer
+	r *otlpReceiver
+}
+
+// Export implements the OTLP metrics service.
+func (m otlpMetrics) Export(_ context.Context, req *collectormetrics.ExportMetricsServiceRequest) (*collectormetrics.ExportMetricsServiceResponse, error) {
+	m.r.mu.Lock()
+	defer m.r.mu.Unlock()
+	for _, rm := range req.ResourceMetrics {
+		for _, sm := range rm.ScopeMetrics {
+			for _, x := range sm.Metrics {
+				m.r.metrics[x.Name] = true
+			}
+		}
+	}
+	return &collectormetrics.ExportMetricsServiceResponse{}, nil
 }
 
 // span is one received span, flattened for the assertions.
@@ -49,9 +71,10 @@ func newOTLPReceiver(t *testing.T) *otlpReceiver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &otlpReceiver{addr: lis.Addr().String()}
+	r := &otlpReceiver{addr: lis.Addr().String(), metrics: map[string]bool{}}
 	srv := grpc.NewServer()
 	collectortrace.RegisterTraceServiceServer(srv, r)
+	collectormetrics.RegisterMetricsServiceServer(srv, otlpMetrics{r: r})
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	return r
@@ -130,7 +153,8 @@ func (r *otlpReceiver) wait(t *testing.T, within time.Duration, ok func([]span) 
 // first with its error.type), the openai plugin's span under the second
 // attempt with its HTTP client span, GenAI attributes and token counts
 // equal to the usage the client got, no prompt or answer text, and a
-// traceparent at the upstream that belongs to the trace.
+// traceparent at the upstream that belongs to the trace. The GenAI
+// metrics of the request are on /metrics and reach the collector too.
 func TestTraceStreamedChatWithFailover(t *testing.T) {
 	rcv := newOTLPReceiver(t)
 	bad := openaifake.New(openaifake.Options{})
@@ -164,7 +188,7 @@ telemetry {
   endpoint = %q
   protocol = "grpc"
   insecure = true
-  metrics  = false
+  metrics_interval = "200ms"
 }
 `, rcv.addr)
 	h := harness.Start(t, hcl, harness.Options{
@@ -343,6 +367,41 @@ telemetry {
 		t.Errorf("the failing upstream's traceparent %q is not of trace %s", tp, server.TraceID)
 	}
 
+	// The same request in the metrics, on /metrics and over OTLP.
+	status, _, prom := h.Do(t, "GET", "/metrics", "")
+	if status != 200 {
+		t.Fatalf("/metrics: %d", status)
+	}
+	for _, want := range []string{
+		`gen_ai_client_token_usage_sum{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o",gen_ai_token_type="output",llmproxy_instance="openai_up",llmproxy_key="e2e"} ` + fmt.Sprint(usage.CompletionTokens),
+		`gen_ai_client_operation_duration_seconds_count{error_type="",gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o",http_response_status_code="200",llmproxy_instance="openai_up",llmproxy_key="e2e"} 1`,
+		`gen_ai_client_operation_time_to_first_chunk_seconds_count{`,
+		`llmproxy_upstream_attempts_total{error_type="",gen_ai_provider_name="openai",llmproxy_instance="openai_up"} 1`,
+		`llmproxy_instance_ready{instance="openai_down",kind="provider",state="ready",type="openai"} 1`,
+	} {
+		if !strings.Contains(string(prom), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if !strings.Contains(string(prom), `llmproxy_upstream_attempts_total{error_type="`) || strings.Count(string(prom), "llmproxy_upstream_attempts_total{") != 2 {
+		t.Errorf("/metrics: want one failed and one served attempt:\n%s", grepLines(string(prom), "llmproxy_upstream_attempts_total"))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, name := range []string{"gen_ai.client.token.usage", "gen_ai.client.operation.duration", "gen_ai.client.operation.time_to_first_chunk", "llmproxy.instance.ready"} {
+		for {
+			rcv.mu.Lock()
+			ok := rcv.metrics[name]
+			rcv.mu.Unlock()
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("metric %s never reached the collector", name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
 	// Content recording is off: neither the prompt nor the answer is in
 	// any span.
 	for _, s := range spans {
@@ -352,4 +411,15 @@ telemetry {
 			}
 		}
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
