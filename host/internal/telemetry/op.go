@@ -100,6 +100,7 @@ type Op struct {
 	attempt *Attempt // the last attempt
 
 	chunks     int
+	chunkAttrs []metric.RecordOption // the chunk metrics' attributes, made once
 	firstChunk time.Time
 	lastChunk  time.Time
 	usage      usage
@@ -251,8 +252,9 @@ func (o *Op) Chunk(b []byte) {
 	now := time.Now()
 	if o.chunks == 0 {
 		o.firstChunk = now
+		o.chunkAttrs = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(o.labels("", 0)...))}
 	} else {
-		o.t.perChunk.Record(context.Background(), now.Sub(o.lastChunk).Seconds(), metric.WithAttributes(o.labels("", 0)...))
+		o.t.perChunk.Record(context.Background(), now.Sub(o.lastChunk).Seconds(), o.chunkAttrs...)
 	}
 	o.lastChunk = now
 	o.chunks++
@@ -373,7 +375,7 @@ func (o *Op) End(status int, err error) {
 	set := metric.WithAttributes(attrs...)
 	o.t.duration.Record(ctx, since(o.start), set)
 	if o.chunks > 0 {
-		o.t.firstChunk.Record(ctx, o.firstChunk.Sub(o.start).Seconds(), metric.WithAttributes(o.labels("", 0)...))
+		o.t.firstChunk.Record(ctx, o.firstChunk.Sub(o.start).Seconds(), o.chunkAttrs...)
 	}
 	if o.usage.seen {
 		base := o.labels("", 0)

@@ -77,6 +77,7 @@ type Telemetry struct {
 	firstChunk metric.Float64Histogram
 	perChunk   metric.Float64Histogram
 	attempts   metric.Int64Counter
+	meter      metric.Meter
 }
 
 // Bucket boundaries advised by the GenAI semantic conventions.
@@ -231,6 +232,7 @@ func metricExporter(ctx context.Context, s settings) (sdkmetric.Exporter, error)
 }
 
 func (t *Telemetry) instruments(m metric.Meter, instances func() []Instance) error {
+	t.meter = m
 	var errs []error
 	must := func(err error) {
 		if err != nil {
@@ -285,6 +287,11 @@ func (t *Telemetry) instruments(m metric.Meter, instances func() []Instance) err
 	}
 	return nil
 }
+
+// Meter is where other host packages create their instruments (rate
+// limits, circuit breakers …): they are served on /metrics and pushed
+// over OTLP with the GenAI metrics.
+func (t *Telemetry) Meter() metric.Meter { return t.meter }
 
 // Tracing reports whether spans are exported.
 func (t *Telemetry) Tracing() bool { return t != nil && t.tracing }

@@ -359,3 +359,29 @@ func TestNilSafe(t *testing.T) {
 		t.Error("nil telemetry is not off")
 	}
 }
+
+// TestOverheadWithoutTracing measures what a streamed request costs in
+// allocations when tracing is off (metrics only): a fixed amount per
+// request, nothing per chunk without usage.
+func TestOverheadWithoutTracing(t *testing.T) {
+	r := newRig(t, false, false)
+	chunk := []byte(`{"id":"c","choices":[{"index":0,"delta":{"content":"word"}}]}`)
+	perRequest := testing.AllocsPerRun(200, func() {
+		ctx, op := r.t.Start(context.Background(), nil, "chat", "gpt-4o", "gpt-4o", "k", "id", true, nil)
+		_, a := op.Attempt(ctx, 0, "openai_prod", "openai", "gpt-4o")
+		op.Chunk(chunk)
+		a.End()
+		op.End(http.StatusOK, nil)
+	})
+	ctx, op := r.t.Start(context.Background(), nil, "chat", "gpt-4o", "gpt-4o", "k", "id", true, nil)
+	op.Attempt(ctx, 0, "openai_prod", "openai", "gpt-4o")
+	op.Chunk(chunk)
+	perChunk := testing.AllocsPerRun(1000, func() { op.Chunk(chunk) })
+	t.Logf("tracing off: %.0f allocations per streamed request, %.0f per further chunk", perRequest, perChunk)
+	if perChunk != 0 {
+		t.Errorf("%.0f allocations per chunk with tracing off, want 0", perChunk)
+	}
+	if perRequest > 80 {
+		t.Errorf("%.0f allocations per request with tracing off", perRequest)
+	}
+}
