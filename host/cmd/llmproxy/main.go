@@ -36,6 +36,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -232,10 +233,12 @@ func serve(args []string) int {
 		docCfg = cfg.Documents.WithDefaults()
 	}
 
-	var mgr *plugins.Manager
+	// The plugin metrics read the manager once it exists; metrics may be
+	// collected before (OTLP's reader runs on its own goroutine).
+	var started atomic.Pointer[plugins.Manager]
 	mx := metrics.New()
 	tel, err := telemetry.New(context.Background(), cfg.Telemetry, telemetry.Options{
-		Registerer: mx.Registry(), Version: Version, Instances: func() []telemetry.Instance { return instanceStates(mgr) },
+		Registerer: mx.Registry(), Version: Version, Instances: func() []telemetry.Instance { return instanceStates(started.Load()) },
 	})
 	if err != nil {
 		logger.Error("invalid telemetry config", "error", err)
@@ -250,7 +253,7 @@ func serve(args []string) int {
 	}()
 
 	sup := cfg.Server.Supervision()
-	mgr = plugins.Start(cfg, plugins.Options{
+	mgr := plugins.Start(cfg, plugins.Options{
 		Env:            tel.PluginEnv(),
 		Dir:            cfg.Server.PluginsDir,
 		BaseDir:        base,
@@ -265,6 +268,7 @@ func serve(args []string) int {
 		Files:  cfg.Parser.Files(),
 	})
 	defer mgr.Stop()
+	started.Store(mgr)
 
 	tokens, err := access.NewPageTokens(cfg.Server.PageTokenSecret)
 	if err != nil {
