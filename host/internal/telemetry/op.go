@@ -98,6 +98,7 @@ type Op struct {
 	key     string
 	stream  bool
 	attempt *Attempt // the last attempt
+	traced  bool     // tracing is on: attempts pass the trace context on
 
 	chunks     int
 	chunkAttrs []metric.RecordOption // the chunk metrics' attributes, made once
@@ -142,7 +143,11 @@ func (t *Telemetry) Start(ctx context.Context, h *fasthttp.RequestHeader, operat
 	ctx, span := t.tracer.Start(ctx, operation+" "+model, trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(keyOperation.String(operation), keyRequestModel.String(model),
 			keyKey.String(key), keyRequestID.String(requestID), keyStream.Bool(stream)))
+	o.traced = true
 	if !span.IsRecording() {
+		// Not sampled: nothing is recorded, but the trace context (and
+		// its "not sampled" flag) still travels to the plugin and the
+		// upstream.
 		return ctx, o
 	}
 	o.span = span
@@ -165,6 +170,7 @@ type Attempt struct {
 	span     trace.Span
 	instance string
 	provider string
+	traced   bool
 	err      error
 	ended    bool
 }
@@ -175,7 +181,7 @@ func (o *Op) Attempt(ctx context.Context, n int, instance, typ, model string) (c
 	if o == nil {
 		return ctx, nil
 	}
-	a := &Attempt{o: o, instance: instance, provider: ProviderName(typ)}
+	a := &Attempt{o: o, instance: instance, provider: ProviderName(typ), traced: o.traced}
 	o.attempt = a
 	if o.span != nil {
 		ctx, a.span = o.t.tracer.Start(ctx, o.op+" "+model, trace.WithSpanKind(trace.SpanKindClient),
@@ -186,9 +192,10 @@ func (o *Op) Attempt(ctx context.Context, n int, instance, typ, model string) (c
 }
 
 // TraceContext is the W3C trace context of the attempt, for the plugin
-// call's metadata; nil when the request is not traced.
+// call's metadata; nil when tracing is off. A request that is not sampled
+// passes its context on with the "not sampled" flag.
 func (a *Attempt) TraceContext(ctx context.Context) map[string]string {
-	if a == nil || a.span == nil {
+	if a == nil || !a.traced {
 		return nil
 	}
 	m := propagation.MapCarrier{}

@@ -385,3 +385,26 @@ func TestOverheadWithoutTracing(t *testing.T) {
 		t.Errorf("%.0f allocations per request with tracing off", perRequest)
 	}
 }
+
+// TestNotSampled: a request the sampler drops records no span but still
+// passes its trace context on, marked not sampled.
+func TestNotSampled(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+	tel, err := newWith(tp, true, sdkmetric.NewMeterProvider(), false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h fasthttp.RequestHeader
+	h.Set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00")
+	ctx, op := tel.Start(context.Background(), &h, "chat", "gpt-4o", "gpt-4o", "k", "id", false, nil)
+	actx, a := op.Attempt(ctx, 0, "openai_prod", "openai", "gpt-4o")
+	if tp := a.TraceContext(actx)["traceparent"]; !strings.HasPrefix(tp, "00-0af7651916cd43dd8448eb211c80319c-") || !strings.HasSuffix(tp, "-00") {
+		t.Errorf("trace context %q, want the incoming trace, not sampled", tp)
+	}
+	a.End()
+	op.End(http.StatusOK, nil)
+	if n := len(rec.Ended()); n != 0 {
+		t.Errorf("%d spans recorded for a request that is not sampled", n)
+	}
+}
