@@ -117,6 +117,6 @@ func parseConfig(cfg *provider.Config) (*settings, error) {
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.ResponseHeaderTimeout = s.timeout
-	s.client = &http.Client{Transport: transport}
+	s.client = &http.Client{Transport: provider.Transport(transport)}
 	return s, nil
 }

@@ -165,7 +165,7 @@ func newInstance(ctx context.Context, s settings, creds map[string]string) (*ins
 		return nil, diags
 	}
 
-	inst.http = &http.Client{Transport: bodyBuffer{next: http.DefaultTransport.(*http.Transport).Clone()}}
+	inst.http = &http.Client{Transport: provider.Transport(bodyBuffer{next: http.DefaultTransport.(*http.Transport).Clone()})}
 	var awsCfg aws.Config
 	switch {
 	case apiKey != "":

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"sync"
+
+	"github.com/llmproxy/llmproxy/sdk/provider"
 )
 
 // Passthrough implements provider.Passthrougher (transparent mode). The
@@ -42,7 +44,7 @@ func (u *upstream) newProxy() *httputil.ReverseProxy {
 				h[k] = v
 			}
 		},
-		Transport:     transport,
+		Transport:     provider.Transport(transport),
 		FlushInterval: -1,
 		BufferPool:    proxyBuffers{},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

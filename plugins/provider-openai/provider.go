@@ -200,7 +200,7 @@ func newUpstream(c *config, apiKey string) (*upstream, schema.Diagnostics) {
 	if c.Project != "" {
 		u.header["Openai-Project"] = []string{c.Project}
 	}
-	u.client = &http.Client{Transport: transport, Timeout: u.timeout}
+	u.client = &http.Client{Transport: provider.Transport(transport), Timeout: u.timeout}
 	u.proxy = u.newProxy()
 	return u, diags
 }

@@ -142,10 +142,10 @@ func parseConfig(ctx context.Context, cfg *provider.Config, detect adcFunc, earl
 
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.ResponseHeaderTimeout = s.timeout
-	s.client = &http.Client{Transport: transport}
+	s.client = &http.Client{Transport: provider.Transport(transport)}
 	// The token endpoint gets its own client with a whole-call timeout, so
 	// a stuck token exchange cannot hold a request forever.
-	tokenClient := &http.Client{Transport: transport, Timeout: min(s.timeout, time.Minute)}
+	tokenClient := &http.Client{Transport: provider.Transport(transport), Timeout: min(s.timeout, time.Minute)}
 
 	switch {
 	case apiKey != "":

@@ -145,7 +145,7 @@ func parseConfig(cfg *provider.Config) (*settings, error) {
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.ResponseHeaderTimeout = s.timeout
-	s.client = &http.Client{Transport: transport}
+	s.client = &http.Client{Transport: provider.Transport(transport)}
 	s.tokens = newTokenSource(iamURL, apiKey, s.client)
 	return s, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/sdk/internal/datapath"
 	"github.com/llmproxy/llmproxy/sdk/internal/rpc"
+	"github.com/llmproxy/llmproxy/sdk/internal/tracing"
 	pluginv1 "github.com/llmproxy/llmproxy/sdk/proto/llmproxy/plugin/v1"
 	providerv1 "github.com/llmproxy/llmproxy/sdk/proto/llmproxy/provider/v1"
 )
@@ -49,7 +50,10 @@ func (d dataHandler) Stream(ctx context.Context, payload []byte, send func(proto
 	req := requestFromProto(&r)
 	ctx, cancel := withMeta(ctx, req.Meta)
 	defer cancel()
-	return rpc.ToStatus(d.s.impl.ChatCompletionStream(ctx, req, &chunkStream{send: func(c *providerv1.ChatChunk) error { return send(c) }}))
+	ctx, end := tracing.Start(ctx, req.Meta.Trace, "chat", req.Meta.Model, req.Meta.Instance)
+	err := d.s.impl.ChatCompletionStream(ctx, req, &chunkStream{send: func(c *providerv1.ChatChunk) error { return send(c) }})
+	end(err)
+	return rpc.ToStatus(err)
 }
 
 func (s *server) Describe(ctx context.Context, _ *providerv1.DescribeRequest) (*providerv1.DescribeResponse, error) {
@@ -157,7 +161,9 @@ func (s *server) ChatCompletion(ctx context.Context, r *providerv1.ChatRequest) 
 	req := requestFromProto(r)
 	ctx, cancel := withMeta(ctx, req.Meta)
 	defer cancel()
+	ctx, end := tracing.Start(ctx, req.Meta.Trace, "chat", req.Meta.Model, req.Meta.Instance)
 	resp, err := s.impl.ChatCompletion(ctx, req)
+	end(err)
 	if err != nil {
 		return nil, rpc.ToStatus(err)
 	}
@@ -186,7 +192,10 @@ func (s *server) ChatCompletionStream(r *providerv1.ChatRequest, stream provider
 	req := requestFromProto(r)
 	ctx, cancel := withMeta(stream.Context(), req.Meta)
 	defer cancel()
-	return rpc.ToStatus(s.impl.ChatCompletionStream(ctx, req, &chunkStream{send: stream.Send}))
+	ctx, end := tracing.Start(ctx, req.Meta.Trace, "chat", req.Meta.Model, req.Meta.Instance)
+	err := s.impl.ChatCompletionStream(ctx, req, &chunkStream{send: stream.Send})
+	end(err)
+	return rpc.ToStatus(err)
 }
 
 func (s *server) Embeddings(ctx context.Context, r *providerv1.EmbeddingsRequest) (*providerv1.EmbeddingsResponse, error) {
@@ -197,7 +206,9 @@ func (s *server) Embeddings(ctx context.Context, r *providerv1.EmbeddingsRequest
 	req := &Request{Meta: metaFromProto(r.Meta), Body: r.Body}
 	ctx, cancel := withMeta(ctx, req.Meta)
 	defer cancel()
+	ctx, end := tracing.Start(ctx, req.Meta.Trace, "embeddings", req.Meta.Model, req.Meta.Instance)
 	resp, err := e.Embeddings(ctx, req)
+	end(err)
 	if err != nil {
 		return nil, rpc.ToStatus(err)
 	}

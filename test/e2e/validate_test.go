@@ -357,6 +357,15 @@ api_key "b" {
   }
 }
 `, "presign bounds must satisfy", `storage "files" {`},
+		{"telemetry protocol", `telemetry {
+  endpoint = "localhost:4317"
+  protocol = "udp"
+}
+`, `telemetry: protocol must be "grpc" or "http/protobuf"`, `telemetry {`},
+		{"telemetry sample ratio", `telemetry {
+  sample_ratio = 2
+}
+`, "sample_ratio must be between 0 and 1", `telemetry {`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

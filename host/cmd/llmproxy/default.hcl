@@ -240,6 +240,16 @@ storage "dev" {
 # fetches them (private and loopback addresses refused unless allowed),
 # caches and extracts them, and hands them to the provider plugin.
 
+# OpenTelemetry traces and metrics (README, "Observability"). Off unless an
+# endpoint is set here or in OTEL_EXPORTER_OTLP_ENDPOINT; /metrics is always on.
+#
+# telemetry {
+#   endpoint     = "localhost:4317"
+#   protocol     = "grpc"
+#   insecure     = true
+#   sample_ratio = 1
+# }
+
 documents {
   max_bytes     = 20971520
   max_documents = 8

@@ -45,6 +45,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,6 +60,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/server"
+	"github.com/llmproxy/llmproxy/host/internal/telemetry"
 )
 
 //go:embed default.hcl
@@ -223,8 +225,28 @@ func serve(args []string) int {
 		docCfg = cfg.Documents.WithDefaults()
 	}
 
-	mgr := plugins.Start(cfg, pluginOptions(cfg, base, logger.Named("plugin")))
+	// The plugin metrics read the manager once it exists; metrics may be
+	// collected before (OTLP's reader runs on its own goroutine).
+	var started atomic.Pointer[plugins.Manager]
+	mx := metrics.New()
+	tel, err := telemetry.New(context.Background(), cfg.Telemetry, telemetry.Options{
+		Registerer: mx.Registry(), Version: Version, Instances: func() []telemetry.Instance { return instanceStates(started.Load()) },
+	})
+	if err != nil {
+		logger.Error("invalid telemetry config", "error", err)
+		return 2
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(ctx); err != nil {
+			logger.Warn("telemetry: flushing at exit failed", "error", err)
+		}
+	}()
+
+	mgr := plugins.Start(cfg, pluginOptions(cfg, base, tel.PluginEnv(), logger.Named("plugin")))
 	defer mgr.Stop()
+	started.Store(mgr)
 
 	tokens, err := access.NewPageTokens(cfg.Server.PageTokenSecret)
 	if err != nil {
@@ -257,17 +279,17 @@ func serve(args []string) int {
 		return 2
 	}
 	defer docs.Close()
-	met := metrics.New(mgr, docs)
-	met.WatchExtractors(extractors)
+	mx.WatchDocuments(docs)
+	mx.WatchExtractors(extractors)
 	srv = server.New(server.Options{
 		Keys: routing.Keys, Router: routing.Router, Plugins: mgr, Logger: logger.Named("http"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
-		Documents: docs, Policies: routing.Policies, Metrics: met,
+		Documents: docs, Policies: routing.Policies, Metrics: mx, Telemetry: tel,
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens,
 	})
 	rl := newReloader(&reloader{path: *configPath, pluginsDir: *pluginsDir, listen: *listen,
-		log: logger.Named("reload"), srv: srv, mgr: mgr, local: local, drainLimit: timeout + grace})
-	met.Register(rl.collectors()...)
+		log: logger.Named("reload"), srv: srv, mgr: mgr, local: local, pluginEnv: tel.PluginEnv(), drainLimit: timeout + grace})
+	mx.Register(rl.collectors()...)
 	rl.started(cfg)
 	defer rl.Close()
 	hs := srv.HTTPServer()
@@ -409,4 +431,20 @@ func diagnosticPrinter(cfg *config.File) func(hcl.Diagnostics) {
 		}
 		config.WriteDiagnostics(os.Stderr, files, d, uint(width), color)
 	}
+}
+
+// instanceStates reads the state of every plugin instance for the
+// telemetry's plugin metrics.
+func instanceStates(m *plugins.Manager) []telemetry.Instance {
+	if m == nil {
+		return nil
+	}
+	ins := m.Instances()
+	out := make([]telemetry.Instance, 0, len(ins))
+	for _, in := range ins {
+		st := in.Status()
+		out = append(out, telemetry.Instance{Name: in.Name, Kind: in.Kind(), Type: in.Type,
+			State: string(st.State), Ready: st.Serving(), Restarts: int64(st.Restarts)})
+	}
+	return out
 }

@@ -42,6 +42,8 @@ type reloader struct {
 	srv                      *server.Server
 	mgr                      *plugins.Manager
 	local                    *localKey
+	// pluginEnv is the environment every plugin process gets (telemetry).
+	pluginEnv []string
 	// drainLimit bounds the wait for requests of the previous routing.
 	drainLimit time.Duration
 	// fixed are the settings a reload cannot change (the server and
@@ -143,7 +145,7 @@ func (r *reloader) apply() error {
 		return err
 	}
 	logger := r.log
-	rel := r.mgr.Prepare(cfg, pluginOptions(cfg, base, logger.Named("plugin")))
+	rel := r.mgr.Prepare(cfg, pluginOptions(cfg, base, r.pluginEnv, logger.Named("plugin")))
 	deadline := time.Now().Add(settleTimeout)
 	for !rel.Settled() && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -295,13 +297,14 @@ func buildRouting(cfg *config.File, local *localKey) (server.Routing, error) {
 }
 
 // pluginOptions are the plugin manager's options for cfg.
-func pluginOptions(cfg *config.File, base string, logger hclog.Logger) plugins.Options {
+func pluginOptions(cfg *config.File, base string, env []string, logger hclog.Logger) plugins.Options {
 	sup := cfg.Server.Supervision()
 	level := "info"
 	if cfg.Logging != nil && cfg.Logging.Level != "" {
 		level = hclog.LevelFromString(cfg.Logging.Level).String()
 	}
 	return plugins.Options{
+		Env:            env,
 		Dir:            cfg.Server.PluginsDir,
 		BaseDir:        base,
 		HealthInterval: sup.Interval,

@@ -120,6 +120,9 @@ func checkHost(cfg *config.File) hcl.Diagnostics {
 			docs.Close()
 		}
 	}
+	if err := cfg.Telemetry.Validate(); err != nil {
+		fail("Invalid telemetry block", err, cfg.Range("telemetry"))
+	}
 	return diags
 }
 

@@ -22,20 +22,22 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 
 	"github.com/llmproxy/llmproxy/host/internal/document"
+	"github.com/llmproxy/llmproxy/host/internal/telemetry"
 )
 
 // File is a whole configuration file.
 type File struct {
 	// Server is never nil after Parse: a file without a server block
 	// gets every default.
-	Server    *Server          `hcl:"server,block"`
-	Logging   *Logging         `hcl:"logging,block"`
-	APIKeys   []APIKey         `hcl:"api_key,block"`
-	Plugins   []Plugin         `hcl:"plugin,block"`
-	Providers []Instance       `hcl:"provider,block"`
-	Storage   []Instance       `hcl:"storage,block"`
-	Routes    []Route          `hcl:"route,block"`
-	Documents *document.Config `hcl:"documents,block"`
+	Server    *Server           `hcl:"server,block"`
+	Logging   *Logging          `hcl:"logging,block"`
+	APIKeys   []APIKey          `hcl:"api_key,block"`
+	Plugins   []Plugin          `hcl:"plugin,block"`
+	Providers []Instance        `hcl:"provider,block"`
+	Storage   []Instance        `hcl:"storage,block"`
+	Routes    []Route           `hcl:"route,block"`
+	Documents *document.Config  `hcl:"documents,block"`
+	Telemetry *telemetry.Config `hcl:"telemetry,block"`
 
 	// Path is where the file was read from ("<embedded>" for the default).
 	Path string

@@ -20,7 +20,7 @@ func recordRanges(body hcl.Body, f *File) {
 	var providers, storage, routes, keys int
 	for _, b := range sb.Blocks {
 		switch b.Type {
-		case "server", "logging", "documents":
+		case "server", "logging", "documents", "telemetry":
 			f.ranges[b.Type] = b.DefRange()
 			for name, a := range b.Body.Attributes {
 				f.ranges[b.Type+"."+name] = a.Expr.Range()

@@ -1,9 +1,10 @@
 // Package metrics exposes llmproxy's Prometheus metrics on /metrics.
 //
 // Request metrics are recorded once per request with a small, bounded
-// label set (endpoint class and status code); per-instance state and
-// document cache counters are read when scraped, so they cost nothing on
-// the request path.
+// label set (endpoint class and status code); document cache counters
+// are read when scraped, so they cost nothing on the request path. The
+// GenAI, upstream-attempt and plugin-state metrics are registered here by
+// package telemetry.
 package metrics
 
 import (
@@ -17,7 +18,6 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/llmproxy/llmproxy/host/internal/document"
-	"github.com/llmproxy/llmproxy/host/internal/plugins"
 )
 
 // Metrics holds the registry and the request instruments.
@@ -28,9 +28,10 @@ type Metrics struct {
 	handler  fasthttp.RequestHandler
 }
 
-// New registers the metrics. Instance states come from m and document
-// cache counters from docs; either may be nil.
-func New(m *plugins.Manager, docs *document.Resolver) *Metrics {
+// New registers the request and Go runtime metrics. The GenAI and
+// plugin metrics are OpenTelemetry instruments that package telemetry
+// registers through Registry.
+func New() *Metrics {
 	reg := prometheus.NewRegistry()
 	x := &Metrics{
 		reg: reg,
@@ -45,14 +46,16 @@ func New(m *plugins.Manager, docs *document.Resolver) *Metrics {
 		}, []string{"endpoint"}),
 	}
 	reg.MustRegister(x.requests, x.duration, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if m != nil {
-		reg.MustRegister(&instanceCollector{m: m})
-	}
-	if docs != nil {
-		reg.MustRegister(&documentCollector{docs: docs})
-	}
 	x.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return x
+}
+
+// Registry is where other metrics register to be served on /metrics.
+func (x *Metrics) Registry() prometheus.Registerer { return x.reg }
+
+// WatchDocuments adds the document cache counters of docs.
+func (x *Metrics) WatchDocuments(docs *document.Resolver) {
+	x.reg.MustRegister(&documentCollector{docs: docs})
 }
 
 // Observe records one request.
@@ -71,33 +74,10 @@ func (x *Metrics) Register(cs ...prometheus.Collector) {
 func (x *Metrics) Serve(ctx *fasthttp.RequestCtx) { x.handler(ctx) }
 
 var (
-	instanceUp = prometheus.NewDesc("llmproxy_instance_ready",
-		"1 when the instance's plugin is ready to serve, else 0.", []string{"instance", "kind", "type", "state"}, nil)
-	instanceRestarts = prometheus.NewDesc("llmproxy_instance_restarts_total",
-		"Plugin process restarts of the instance.", []string{"instance"}, nil)
 	cacheHits   = prometheus.NewDesc("llmproxy_document_cache_hits_total", "Document cache hits.", nil, nil)
 	cacheMisses = prometheus.NewDesc("llmproxy_document_cache_misses_total", "Document cache misses.", nil, nil)
 	cacheErrors = prometheus.NewDesc("llmproxy_document_cache_errors_total", "Document cache backend errors.", nil, nil)
 )
-
-type instanceCollector struct{ m *plugins.Manager }
-
-func (c *instanceCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- instanceUp
-	ch <- instanceRestarts
-}
-
-func (c *instanceCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, in := range c.m.Instances() {
-		st := in.Status()
-		up := 0.0
-		if st.Serving() {
-			up = 1
-		}
-		ch <- prometheus.MustNewConstMetric(instanceUp, prometheus.GaugeValue, up, in.Name, in.Kind(), in.Type, string(st.State))
-		ch <- prometheus.MustNewConstMetric(instanceRestarts, prometheus.CounterValue, float64(st.Restarts), in.Name)
-	}
-}
 
 type documentCollector struct{ docs *document.Resolver }
 

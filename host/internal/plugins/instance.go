@@ -82,6 +82,9 @@ type Options struct {
 	HealthInterval time.Duration
 	HealthTimeout  time.Duration
 	HealthFailures int
+	// Env is added to every plugin's environment (the telemetry
+	// exporter's settings); OTEL_SERVICE_NAME is set per plugin.
+	Env []string
 }
 
 // driver is what differs between provider and storage plugins.
@@ -675,6 +678,10 @@ func (in *Instance) environment() []string {
 		if v := os.Getenv(k); v != "" {
 			env = append(env, k+"="+v)
 		}
+	}
+	if len(in.opts.Env) > 0 {
+		env = append(env, in.opts.Env...)
+		env = append(env, "OTEL_SERVICE_NAME=llmproxy-"+in.Kind()+"-"+in.Type)
 	}
 	if len(in.cfg.InheritEnv) > 0 {
 		for _, kv := range os.Environ() {

@@ -14,6 +14,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/auth"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/router"
+	"github.com/llmproxy/llmproxy/host/internal/telemetry"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/provider"
 )
@@ -118,6 +119,7 @@ type try struct {
 	cancel    context.CancelCauseFunc
 	in        *plugins.Instance
 	target    router.Target
+	span      *telemetry.Attempt
 	connect   *time.Timer
 	firstByte *time.Timer
 
@@ -180,6 +182,7 @@ func (a *try) started() bool {
 func (a *try) end() {
 	a.started()
 	a.cancel(context.Canceled)
+	a.span.End()
 }
 
 // explain turns the error of a failed attempt into what the client and
@@ -243,8 +246,10 @@ func (r *call) attempt(ctx context.Context, rt *router.Route, requested string, 
 		c, _, err := in.Provider()
 		if err == nil {
 			a := newTry(ctx, in, c, t)
+			a.ctx, a.span = r.op.Attempt(a.ctx, i, t.Instance, in.Type, t.Model)
 			err = fn(a, c, provider.Meta{
 				RequestID: r.id, Instance: t.Instance, Model: t.Model, RequestedModel: requested, Deadline: deadline,
+				Trace: a.span.TraceContext(a.ctx),
 			})
 			if err == nil && a.started() {
 				in.Served()
@@ -256,6 +261,7 @@ func (r *call) attempt(ctx context.Context, rt *router.Route, requested string, 
 				err = context.Cause(a.ctx)
 			}
 			err = r.explain(a, err)
+			a.span.Fail(err)
 			a.end()
 		}
 		last = err
@@ -291,12 +297,14 @@ func (r *call) chat() {
 	}
 	ctx, cancel := r.context()
 	body := r.ctx.PostBody()
+	ctx = r.startOp(ctx, "chat", p, rt)
 	var docs []provider.Document
 	if r.s.docs != nil {
 		body, docs, err = r.s.docs.Resolve(ctx, r.key, body)
 		if err != nil {
 			cancel()
 			writeError(r.ctx, err)
+			r.op.End(r.ctx.Response.StatusCode(), err)
 			return
 		}
 	}
@@ -319,12 +327,26 @@ func (r *call) chat() {
 	r.writeResponse(resp, err)
 }
 
+// startOp begins the request's GenAI operation (its server span and
+// metrics); writeResponse or the stream ends it.
+func (r *call) startOp(ctx context.Context, operation string, p *parsed, rt *router.Route) context.Context {
+	name := ""
+	if r.key != nil {
+		name = r.key.Name
+	}
+	ctx, r.op = r.s.opts.Telemetry.Start(ctx, &r.ctx.Request.Header, operation, p.model, rt.Name, name, r.id, p.stream, r.ctx.PostBody())
+	return ctx
+}
+
 func (r *call) writeResponse(resp *provider.Response, err error) {
 	if err != nil {
 		r.logError(err)
 		writeError(r.ctx, err)
+		r.op.End(r.ctx.Response.StatusCode(), err)
 		return
 	}
+	r.op.Response(resp.Body)
+	defer r.op.End(http.StatusOK, nil)
 	for k, v := range resp.Header {
 		r.ctx.Response.Header.Set(k, v)
 	}
@@ -349,6 +371,7 @@ func (r *call) embeddings() {
 	}
 	ctx, cancel := r.context()
 	defer cancel()
+	ctx = r.startOp(ctx, "embeddings", p, rt)
 	stop := r.watchClient(cancel)
 	defer stop()
 	body := r.ctx.PostBody()

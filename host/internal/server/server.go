@@ -39,6 +39,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/router"
+	"github.com/llmproxy/llmproxy/host/internal/telemetry"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/storage"
 )
@@ -59,6 +60,9 @@ type Options struct {
 	Policies map[string]*access.Policy
 	// Metrics records requests and serves /metrics; nil disables both.
 	Metrics *metrics.Metrics
+	// Telemetry traces AI requests and records their GenAI metrics; nil
+	// disables both.
+	Telemetry *telemetry.Telemetry
 	// ReadTimeout bounds reading headers and bodies up to MaxBodyBytes;
 	// ReadIdleTimeout bounds each wait for the next bytes of a streamed
 	// upload.
@@ -501,6 +505,7 @@ type call struct {
 	id    string
 	key   *auth.Key
 	start time.Time
+	op    *telemetry.Op // the GenAI operation of a chat or embeddings request
 }
 
 func (r *call) method(want string) bool {

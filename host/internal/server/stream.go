@@ -65,6 +65,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		cancel()
 		r.logError(err)
 		writeError(r.ctx, err)
+		r.op.End(r.ctx.Response.StatusCode(), err)
 		return
 	}
 	h := &r.ctx.Response.Header
@@ -80,7 +81,10 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	h.Set("X-Accel-Buffering", "no")
 	id := r.id
 	log := r.s.log
+	op := r.op
 	r.setBodyStreamWriter(func(w *bufio.Writer) {
+		var failed error
+		defer func() { op.End(http.StatusOK, failed) }()
 		defer a.end()
 		defer cancel()
 		defer stop()
@@ -97,8 +101,11 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		}
 		chunk, err := res.chunk, res.err
 		for err == nil && chunk != nil {
+			op.Chunk(chunk)
 			if werr := k.event(chunk); werr != nil {
 				log.Debug("client went away mid-stream", "request_id", id, "error", werr)
+				failed = context.Canceled
+				a.span.Fail(failed)
 				return
 			}
 			chunk, err = st.Recv()
@@ -117,6 +124,8 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 				e = upstreamAuthFailed()
 			}
 			log.Error("stream failed after it started", "request_id", id, "status", e.Status, "code", e.Code, "error", e.Message)
+			failed = e
+			a.span.Fail(e)
 			k.event(e.JSON())
 			return
 		}

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+
+	"github.com/llmproxy/llmproxy/sdk/internal/tracing"
 )
 
 var logger = hclog.New(&hclog.LoggerOptions{
@@ -34,6 +36,15 @@ func Logger() hclog.Logger { return logger }
 func Serve(name string, p goplugin.Plugin) {
 	tuneGC()
 	go watchParent(os.Getppid())
+	if flush, err := tracing.Setup(context.Background()); err != nil {
+		logger.Warn("tracing is off: the OTLP exporter could not start", "error", err)
+	} else if flush != nil {
+		OnExit(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			flush(ctx)
+		})
+	}
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		VersionedPlugins: map[int]goplugin.PluginSet{

@@ -44,6 +44,10 @@ func (f *Forward) Configure(_ context.Context, cfg *provider.Config) error {
 	return nil
 }
 
+// client sends upstream requests; provider.Transport carries the host's
+// trace context to the upstream (traceparent) when tracing is on.
+var client = &http.Client{Transport: provider.Transport(nil)}
+
 // post sends the chat request (a 400 if it is not one) with the routed model,
 // every other field as the client sent it, and returns a successful response.
 func (f *Forward) post(ctx context.Context, req *provider.Request) (*http.Response, error) {
@@ -59,7 +63,7 @@ func (f *Forward) post(ctx context.Context, req *provider.Request) (*http.Respon
 		return nil, err
 	}
 	hr.Header = http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + up.apiKey}}
-	resp, err := http.DefaultClient.Do(hr) // an error here reaches the client as 502
+	resp, err := client.Do(hr) // an error here reaches the client as 502
 	if err == nil && resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
