@@ -114,21 +114,30 @@ func (valueSource) String() string { return "inline value" }
 // naming the sources it tried; when that is the only kind of problem, the
 // error is an *AbsentError.
 func Resolve(ctx context.Context, creds []config.Credential) (map[string]string, error) {
+	out, _, err := ResolveStatus(ctx, creds)
+	return out, err
+}
+
+// ResolveStatus is Resolve that also reports, per credential, what each
+// source of its chain said (see Status). The statuses never hold a value.
+func ResolveStatus(ctx context.Context, creds []config.Credential) (map[string]string, []Status, error) {
 	out := make(map[string]string, len(creds))
+	statuses := make([]Status, 0, len(creds))
 	var (
 		problems []string
 		absent   []config.Credential
 		broken   bool
 	)
 	for _, c := range creds {
-		v, tried, err := resolveOne(ctx, c)
+		v, st, err := resolveOne(ctx, c)
+		statuses = append(statuses, st)
 		switch {
 		case err != nil:
 			broken = true
 			problems = append(problems, fmt.Sprintf("credential %s: %v", c.Name, err))
 		case v == "" && !c.Optional:
 			absent = append(absent, c)
-			problems = append(problems, fmt.Sprintf("credential %s: no source produced a value (tried %s)", c.Name, strings.Join(tried, ", ")))
+			problems = append(problems, fmt.Sprintf("credential %s: no source produced a value (tried %s)", c.Name, strings.Join(st.tried(), ", ")))
 		case v != "":
 			out[c.Name] = v
 		}
@@ -136,11 +145,11 @@ func Resolve(ctx context.Context, creds []config.Credential) (map[string]string,
 	if len(problems) > 0 {
 		msg := strings.Join(problems, "; ")
 		if !broken {
-			return out, &AbsentError{Credentials: absent, msg: msg}
+			return out, statuses, &AbsentError{Credentials: absent, msg: msg}
 		}
-		return out, errors.New(msg)
+		return out, statuses, errors.New(msg)
 	}
-	return out, nil
+	return out, statuses, nil
 }
 
 // CheckRequired fails when the plugin requires a credential the instance
@@ -162,21 +171,37 @@ func CheckRequired(creds []config.Credential, required []schema.Credential) erro
 	return nil
 }
 
-func resolveOne(ctx context.Context, c config.Credential) (string, []string, error) {
-	var tried []string
-	for _, s := range c.Sources {
+// resolveOne walks one credential's chain: a source that has nothing
+// ("unavailable") passes to the next, a source that should have worked but
+// did not ("failed") ends the chain with its error, so that a broken store
+// never silently gives way to another identity.
+func resolveOne(ctx context.Context, c config.Credential) (string, Status, error) {
+	st := Status{Name: c.Name, Rotation: RotationStatic}
+	for i, s := range c.Sources {
 		src, err := New(s)
 		if err != nil {
-			return "", tried, err
+			return "", st, err
 		}
-		tried = append(tried, src.String())
+		if _, ok := src.(fileSource); ok {
+			st.Rotation = RotationWatched
+		}
 		v, err := src.Resolve(ctx)
-		if err == nil {
-			return v, tried, nil
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return "", tried, fmt.Errorf("%s: %w", src, err)
+		switch {
+		case err == nil:
+			st.Source = src.String()
+			st.Sources = append(st.Sources, SourceStatus{Source: src.String(), State: SourceUsed})
+			for _, rest := range c.Sources[i+1:] {
+				if r, err := New(rest); err == nil {
+					st.Sources = append(st.Sources, SourceStatus{Source: r.String(), State: SourceNotTried})
+				}
+			}
+			return v, st, nil
+		case errors.Is(err, ErrNotFound):
+			st.Sources = append(st.Sources, SourceStatus{Source: src.String(), State: SourceUnavailable, Reason: err.Error()})
+		default:
+			st.Sources = append(st.Sources, SourceStatus{Source: src.String(), State: SourceFailed, Reason: err.Error()})
+			return "", st, fmt.Errorf("%s: %w", src, err)
 		}
 	}
-	return "", tried, nil
+	return "", st, nil
 }
