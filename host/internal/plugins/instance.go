@@ -59,6 +59,9 @@ type Status struct {
 	Plugin   string    `json:"plugin,omitempty"`
 	Version  string    `json:"version,omitempty"`
 	PID      int       `json:"pid,omitempty"`
+	// Credentials say, per credential, which source of its chain
+	// produced the value and what the others said; never a value.
+	Credentials []credentials.Status `json:"credentials,omitempty"`
 }
 
 // Options are what every instance needs from the host.
@@ -107,6 +110,11 @@ type live struct {
 	client *goplugin.Client
 	raw    any
 	desc   described
+	// cfg is the config JSON sent at Configure, sent again with each
+	// rotation of the credentials; creds are the credentials the plugin
+	// holds now. Only the supervisor goroutine touches creds.
+	cfg   []byte
+	creds map[string]string
 }
 
 // killGrace is how long a graceful plugin shutdown may take before the
@@ -170,15 +178,24 @@ type Instance struct {
 	degradation [numReasons]string
 	degSince    time.Time
 	degraded    atomic.Bool
+
+	// credStatus is the outcome of the last resolution of the
+	// credentials; refresh asks the supervisor to resolve them again and
+	// push them to the plugin when they changed; lastAuthRefresh is when
+	// an upstream rejection last asked for that (unix nanoseconds).
+	credStatus      atomic.Pointer[[]credentials.Status]
+	refresh         chan struct{}
+	lastAuthRefresh atomic.Int64
 }
 
 // reason indexes the causes of degradation.
 type reason int
 
 const (
-	reasonHealth   reason = iota // the plugin's HealthChecker said not ok
-	reasonMissed                 // health checks went unanswered
-	reasonUpstream               // the upstream rejected the credentials
+	reasonHealth      reason = iota // the plugin's HealthChecker said not ok
+	reasonMissed                    // health checks went unanswered
+	reasonUpstream                  // the upstream rejected the credentials
+	reasonCredentials               // re-resolving or pushing the credentials failed
 	numReasons
 )
 
@@ -187,6 +204,7 @@ func newInstance(cfg config.Instance, drv driver, opts *Options) *Instance {
 		Name: cfg.Name, Type: cfg.Type, cfg: cfg, opts: opts, drv: drv,
 		log:  opts.Logger.Named(cfg.Name),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		refresh: make(chan struct{}, 1),
 	}
 	var random [32]byte
 	rand.Read(random[:])
@@ -202,6 +220,9 @@ func (in *Instance) Kind() string { return in.drv.kind() }
 // reason to be degraded is reported as Degraded, with the reasons.
 func (in *Instance) Status() Status {
 	st := *in.status.Load()
+	if cs := in.credStatus.Load(); cs != nil {
+		st.Credentials = *cs
+	}
 	if st.State != Ready || !in.degraded.Load() {
 		return st
 	}
@@ -258,8 +279,30 @@ func (in *Instance) clearDegradation() {
 
 // UpstreamRejectedCredentials marks the instance degraded because its
 // upstream answered a call with 401 or 403; a later success clears it.
+// It also asks for one immediate re-resolution of the credentials, at
+// most once per authRefreshInterval however many requests were rejected:
+// a rotated secret the watch has not seen yet is picked up at once.
 func (in *Instance) UpstreamRejectedCredentials() {
 	in.degrade(reasonUpstream, "upstream rejected credentials")
+	now := time.Now().UnixNano()
+	last := in.lastAuthRefresh.Load()
+	if now-last >= int64(authRefreshInterval) && in.lastAuthRefresh.CompareAndSwap(last, now) {
+		in.RefreshCredentials()
+	}
+}
+
+// authRefreshInterval bounds how often upstream rejections re-resolve the
+// credentials.
+const authRefreshInterval = time.Second
+
+// RefreshCredentials asks the supervisor to resolve the instance's
+// credentials again and, when they changed, push them to the running
+// plugin with Configure. It does not wait.
+func (in *Instance) RefreshCredentials() {
+	select {
+	case in.refresh <- struct{}{}:
+	default:
+	}
 }
 
 // Unresponsive marks the instance degraded because a request saw its
@@ -361,6 +404,11 @@ func (in *Instance) run() {
 		<-in.stop
 		return
 	}
+	w, err := credentials.Watch(in.cfg.Credentials, 0, in.RefreshCredentials)
+	if err != nil {
+		in.log.Warn("credential files are not watched; changes are seen at restart or after an upstream rejection", "error", err)
+	}
+	defer w.Close()
 	backoff := time.Duration(0)
 	for {
 		started := time.Now()
@@ -456,6 +504,8 @@ func (in *Instance) watch(l *live) (reason string, hung bool) {
 			check = time.Since(last) > 250*time.Millisecond
 		case <-health.C:
 			check = true
+		case <-in.refresh:
+			in.rotate(l)
 		}
 		if l.client.Exited() {
 			return "plugin process exited", false
@@ -528,16 +578,9 @@ func (in *Instance) start() (*live, error) {
 		}
 		path = p
 	}
-	creds, err := credentials.Resolve(context.Background(), in.cfg.Credentials)
+	creds, err := in.resolveCredentials(context.Background())
 	if err != nil {
 		return nil, permanent{err}
-	}
-	if kind == "storage" {
-		if k := creds[SigningKeyCredential]; k != "" {
-			in.signingKey.Store(k)
-		} else {
-			creds[SigningKeyCredential] = in.signingKey.Load().(string)
-		}
 	}
 	cmd := exec.Command(path)
 	cmd.Env = in.environment()
@@ -611,7 +654,71 @@ func (in *Instance) start() (*live, error) {
 			return nil, permanent{fmt.Errorf("plugin rejected its config: %s", msg)}
 		}
 	}
-	return &live{client: client, raw: raw, desc: desc}, nil
+	return &live{client: client, raw: raw, desc: desc, cfg: cfgJSON, creds: creds}, nil
+}
+
+// resolveCredentials resolves the instance's credential chains and records
+// what each source said. A storage instance also gets its signing key.
+func (in *Instance) resolveCredentials(ctx context.Context) (map[string]string, error) {
+	creds, statuses, err := credentials.ResolveStatus(ctx, in.cfg.Credentials)
+	in.credStatus.Store(&statuses)
+	if err != nil {
+		return nil, err
+	}
+	if in.drv.kind() == "storage" {
+		if k := creds[SigningKeyCredential]; k != "" {
+			in.signingKey.Store(k)
+		} else {
+			creds[SigningKeyCredential] = in.signingKey.Load().(string)
+		}
+	}
+	return creds, nil
+}
+
+// rotateTimeout bounds one re-resolution and Configure.
+const rotateTimeout = 30 * time.Second
+
+// rotate resolves the credentials again and, when they changed, pushes
+// them to the running plugin with Configure; the plugin swaps them in
+// without failing requests in flight. When resolving or Configure fails,
+// the plugin keeps the credentials it has and the instance is degraded
+// with the reason until a later rotation succeeds. Values are never
+// logged, only the names of the credentials that changed.
+func (in *Instance) rotate(l *live) {
+	ctx, cancel := context.WithTimeout(context.Background(), rotateTimeout)
+	defer cancel()
+	creds, err := in.resolveCredentials(ctx)
+	if err != nil {
+		in.degrade(reasonCredentials, "credential refresh failed, keeping the previous credentials: "+err.Error())
+		return
+	}
+	var changed []string
+	for k, v := range creds {
+		if l.creds[k] != v {
+			changed = append(changed, k)
+		}
+	}
+	for k := range l.creds {
+		if _, ok := creds[k]; !ok {
+			changed = append(changed, k)
+		}
+	}
+	if len(changed) == 0 {
+		in.degrade(reasonCredentials, "")
+		return
+	}
+	slices.Sort(changed)
+	diags, err := in.drv.configure(ctx, l.raw, in.Name, l.cfg, creds, in.opts.Settings)
+	if err == nil && diags.HasErrors() {
+		err = errors.New(in.reportDiagnostics(config.PluginDiagnostics(&in.cfg, diags)))
+	}
+	if err != nil {
+		in.degrade(reasonCredentials, "the plugin refused the rotated credentials, keeping the previous ones: "+err.Error())
+		return
+	}
+	l.creds = creds
+	in.degrade(reasonCredentials, "")
+	in.log.Info("credentials rotated", "credentials", strings.Join(changed, ","))
 }
 
 // reportDiagnostics logs config diagnostics once each, as structured
