@@ -1,5 +1,7 @@
 package credentials
 
+import "time"
+
 // Rotation says how a credential's value can change while the instance
 // runs.
 type Rotation string
@@ -44,6 +46,9 @@ type Status struct {
 	Rotation Rotation `json:"rotation"`
 	// Sources are the chain's sources in order, with what each said.
 	Sources []SourceStatus `json:"sources"`
+	// Version and Expires describe a value from a secrets backend.
+	Version string    `json:"version,omitempty"`
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // SourceStatus is what one source said.

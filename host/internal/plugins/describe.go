@@ -93,6 +93,8 @@ func inspect(ctx context.Context, kind, path string, log hclog.Logger, check boo
 		drv = providerDriver{}
 	case "storage":
 		drv = storageDriver{}
+	case "secrets":
+		drv = secretsDriver{}
 	}
 	if drv != nil {
 		versions = drv.plugins()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"crypto/sha256"
+	mathrand "math/rand/v2"
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
@@ -85,6 +86,9 @@ type Options struct {
 	HealthInterval time.Duration
 	HealthTimeout  time.Duration
 	HealthFailures int
+
+	// backends finds the secrets instances credential sources name.
+	backends func(name string) credentials.Backend
 }
 
 // driver is what differs between provider and storage plugins.
@@ -115,6 +119,12 @@ type live struct {
 	// holds now. Only the supervisor goroutine touches creds.
 	cfg   []byte
 	creds map[string]string
+	// expires is when the first of creds stops working (zero: never);
+	// refreshAt is when to resolve them again (zero: only on a signal),
+	// and retry the wait after the next failed refresh.
+	expires   time.Time
+	refreshAt time.Time
+	retry     time.Duration
 }
 
 // killGrace is how long a graceful plugin shutdown may take before the
@@ -499,6 +509,9 @@ func (in *Instance) watch(l *live) (reason string, hung bool) {
 		case <-in.stop:
 			return "", false
 		case <-poll.C:
+			if !l.refreshAt.IsZero() && !time.Now().Before(l.refreshAt) {
+				in.rotate(l)
+			}
 		case <-in.wake:
 			// Pokes come in bursts when requests fail together.
 			check = time.Since(last) > 250*time.Millisecond
@@ -578,10 +591,11 @@ func (in *Instance) start() (*live, error) {
 		}
 		path = p
 	}
-	creds, err := in.resolveCredentials(context.Background())
+	res, err := in.resolveCredentials(context.Background())
 	if err != nil {
 		return nil, permanent{err}
 	}
+	creds := res.Values
 	cmd := exec.Command(path)
 	cmd.Env = in.environment()
 	bindToHost(cmd)
@@ -654,17 +668,39 @@ func (in *Instance) start() (*live, error) {
 			return nil, permanent{fmt.Errorf("plugin rejected its config: %s", msg)}
 		}
 	}
-	return &live{client: client, raw: raw, desc: desc, cfg: cfgJSON, creds: creds}, nil
+	l := &live{client: client, raw: raw, desc: desc, cfg: cfgJSON, creds: creds, expires: res.Expires}
+	l.refreshAt = refreshTime(time.Now(), res.Expires)
+	return l, nil
+}
+
+// refreshTime is when credentials resolved at now and expiring at expires
+// are resolved again: at two thirds of their remaining lifetime, minus up
+// to a tenth of it at random so that instances sharing a lease do not all
+// refresh at once. Zero when they do not expire.
+func refreshTime(now, expires time.Time) time.Time {
+	if expires.IsZero() {
+		return time.Time{}
+	}
+	life := expires.Sub(now)
+	if life <= 0 {
+		return now
+	}
+	at := life * 2 / 3
+	if jitter := int64(life / 10); jitter > 0 {
+		at -= time.Duration(mathrand.Int64N(jitter))
+	}
+	return now.Add(at)
 }
 
 // resolveCredentials resolves the instance's credential chains and records
 // what each source said. A storage instance also gets its signing key.
-func (in *Instance) resolveCredentials(ctx context.Context) (map[string]string, error) {
-	creds, statuses, err := credentials.ResolveStatus(ctx, in.cfg.Credentials)
-	in.credStatus.Store(&statuses)
+func (in *Instance) resolveCredentials(ctx context.Context) (credentials.Resolution, error) {
+	res, err := credentials.Resolver{Backends: in.opts.backends}.Resolve(ctx, in.cfg.Credentials)
+	in.credStatus.Store(&res.Statuses)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
+	creds := res.Values
 	if in.drv.kind() == "storage" {
 		if k := creds[SigningKeyCredential]; k != "" {
 			in.signingKey.Store(k)
@@ -672,7 +708,7 @@ func (in *Instance) resolveCredentials(ctx context.Context) (map[string]string, 
 			creds[SigningKeyCredential] = in.signingKey.Load().(string)
 		}
 	}
-	return creds, nil
+	return res, nil
 }
 
 // rotateTimeout bounds one re-resolution and Configure.
@@ -687,11 +723,12 @@ const rotateTimeout = 30 * time.Second
 func (in *Instance) rotate(l *live) {
 	ctx, cancel := context.WithTimeout(context.Background(), rotateTimeout)
 	defer cancel()
-	creds, err := in.resolveCredentials(ctx)
+	res, err := in.resolveCredentials(ctx)
 	if err != nil {
-		in.degrade(reasonCredentials, "credential refresh failed, keeping the previous credentials: "+err.Error())
+		in.refreshFailed(l, "credential refresh failed", err)
 		return
 	}
+	creds := res.Values
 	var changed []string
 	for k, v := range creds {
 		if l.creds[k] != v {
@@ -704,7 +741,7 @@ func (in *Instance) rotate(l *live) {
 		}
 	}
 	if len(changed) == 0 {
-		in.degrade(reasonCredentials, "")
+		in.refreshed(l, res.Expires)
 		return
 	}
 	slices.Sort(changed)
@@ -713,12 +750,42 @@ func (in *Instance) rotate(l *live) {
 		err = errors.New(in.reportDiagnostics(config.PluginDiagnostics(&in.cfg, diags)))
 	}
 	if err != nil {
-		in.degrade(reasonCredentials, "the plugin refused the rotated credentials, keeping the previous ones: "+err.Error())
+		in.refreshFailed(l, "the plugin refused the rotated credentials", err)
 		return
 	}
 	l.creds = creds
-	in.degrade(reasonCredentials, "")
 	in.log.Info("credentials rotated", "credentials", strings.Join(changed, ","))
+	in.refreshed(l, res.Expires)
+}
+
+// refreshed records a successful refresh: the next one is scheduled from
+// the new expiry, and a degradation or failure it caused is cleared.
+func (in *Instance) refreshed(l *live, expires time.Time) {
+	now := time.Now()
+	l.expires, l.refreshAt, l.retry = expires, refreshTime(now, expires), 0
+	in.degrade(reasonCredentials, "")
+	if st := in.status.Load(); st.State == Failed && in.cur.Load() == l {
+		in.setStatus(Ready, "")
+	}
+}
+
+// refreshFailed records a failed refresh. The plugin keeps the credentials
+// it has while they last and the instance is degraded with the reason;
+// the refresh is retried with backoff. Once they have expired with no
+// successor, the instance fails (routes skip it) until a refresh works.
+func (in *Instance) refreshFailed(l *live, what string, err error) {
+	now := time.Now()
+	l.retry = min(max(l.retry*2, 250*time.Millisecond), 30*time.Second)
+	if !l.expires.IsZero() {
+		if now.Before(l.expires) {
+			// Try a few more times before the old credentials expire.
+			l.retry = min(l.retry, max(l.expires.Sub(now)/3, 100*time.Millisecond))
+		} else if in.cur.Load() == l {
+			in.setStatus(Failed, fmt.Sprintf("credentials expired at %s and could not be refreshed: %v", l.expires.UTC().Format(time.RFC3339), err))
+		}
+	}
+	l.refreshAt = now.Add(l.retry)
+	in.degrade(reasonCredentials, what+", keeping the previous credentials until they expire: "+err.Error())
 }
 
 // reportDiagnostics logs config diagnostics once each, as structured

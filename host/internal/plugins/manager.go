@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/llmproxy/llmproxy/host/internal/config"
+	"github.com/llmproxy/llmproxy/host/internal/credentials"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 )
 
@@ -26,6 +27,17 @@ func Start(cfg *config.File, opts Options) *Manager {
 		pins[p.Name] = p
 	}
 	o.Pins = pins
+	o.backends = func(name string) credentials.Backend {
+		if in := m.instances[name]; in != nil && in.drv.kind() == "secrets" {
+			return backend{in}
+		}
+		return nil
+	}
+	// Secrets stores come first so that instances resolving through them
+	// find them starting.
+	for _, ic := range cfg.Secrets {
+		m.add(newInstance(ic, secretsDriver{}, o))
+	}
 	for _, ic := range cfg.Providers {
 		m.add(newInstance(ic, providerDriver{}, o))
 	}
