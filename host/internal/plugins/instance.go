@@ -696,6 +696,7 @@ func refreshTime(now, expires time.Time) time.Time {
 // what each source said. A storage instance also gets its signing key.
 func (in *Instance) resolveCredentials(ctx context.Context) (credentials.Resolution, error) {
 	res, err := credentials.Resolver{Backends: in.opts.backends}.Resolve(ctx, in.cfg.Credentials)
+	in.logSources(res.Statuses)
 	in.credStatus.Store(&res.Statuses)
 	if err != nil {
 		return res, err
@@ -709,6 +710,52 @@ func (in *Instance) resolveCredentials(ctx context.Context) (credentials.Resolut
 		}
 	}
 	return res, nil
+}
+
+// logSources logs what the sources of each credential chain said when it
+// differs from the last resolution: the source used, and why each earlier
+// one was passed over (unavailable) or stopped the chain (failed). Values
+// are never part of a status.
+func (in *Instance) logSources(statuses []credentials.Status) {
+	prev := in.credStatus.Load()
+	for i, st := range statuses {
+		if prev != nil && i < len(*prev) && sameSources((*prev)[i], st) {
+			continue
+		}
+		args := []any{"credential", st.Name, "rotation", st.Rotation}
+		if st.Source != "" {
+			args = append(args, "source", st.Source)
+		}
+		failed := false
+		for _, s := range st.Sources {
+			switch s.State {
+			case credentials.SourceUnavailable:
+				args = append(args, "unavailable", s.Source+": "+s.Reason)
+			case credentials.SourceFailed:
+				failed = true
+				args = append(args, "failed", s.Source+": "+s.Reason)
+			}
+		}
+		if failed {
+			in.log.Warn("credential source failed", args...)
+		} else {
+			in.log.Info("credential resolved", args...)
+		}
+	}
+}
+
+// sameSources reports whether two resolutions of a credential used the
+// same source and passed over the others for the same reasons.
+func sameSources(a, b credentials.Status) bool {
+	if a.Source != b.Source || len(a.Sources) != len(b.Sources) {
+		return false
+	}
+	for i := range a.Sources {
+		if a.Sources[i] != b.Sources[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // rotateTimeout bounds one re-resolution and Configure.
