@@ -10,6 +10,7 @@ require (
 	github.com/llmproxy/llmproxy/plugins/provider-openai v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-vertex v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-watsonx v0.0.0
+	github.com/llmproxy/llmproxy/plugins/secrets-kubernetes v0.0.0
 	github.com/llmproxy/llmproxy/plugins/secrets-vault v0.0.0
 	github.com/llmproxy/llmproxy/sdk v0.0.0
 	github.com/openai/openai-go/v3 v3.98.0
@@ -50,3 +51,5 @@ replace github.com/llmproxy/llmproxy/plugins/provider-vertex => ../plugins/provi
 replace github.com/llmproxy/llmproxy/plugins/provider-oci => ../plugins/provider-oci
 
 replace github.com/llmproxy/llmproxy/plugins/secrets-vault => ../plugins/secrets-vault
+
+replace github.com/llmproxy/llmproxy/plugins/secrets-kubernetes => ../plugins/secrets-kubernetes

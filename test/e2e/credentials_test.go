@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/llmproxy/llmproxy/plugins/provider-openai/openaifake"
+	"github.com/llmproxy/llmproxy/plugins/secrets-kubernetes/kubefake"
 	"github.com/llmproxy/llmproxy/test/harness"
 )
 
@@ -345,5 +346,83 @@ func TestCredentialsRefreshOnUpstreamRejection(t *testing.T) {
 	}
 	if logs := h.Logs(); strings.Contains(logs, oldKey) || strings.Contains(logs, newKey) {
 		t.Error("a key appears in the host log")
+	}
+}
+
+// TestCredentialsKubernetesStore reads an OpenAI key through the
+// Kubernetes API (secrets-kubernetes against a TLS API server that checks
+// the service-account token), with a switched-off Vault store ahead of it
+// in the chain that counts as unavailable. When the secret is updated and
+// the upstream revokes the old key, the first rejection re-resolves the
+// chain and the next request goes out with the new key.
+func TestCredentialsKubernetesStore(t *testing.T) {
+	const oldKey, newKey, saToken = "sk-kube-old-8d21", "sk-kube-new-43fa", "eyJhbGciOiJSUzI1NiJ9.e2e-sa.sig"
+	kube := kubefake.New(saToken, "llm")
+	t.Cleanup(kube.Close)
+	kube.Put("openai-api-key", map[string]string{"api_key": oldKey})
+	dir := t.TempDir()
+	tokenPath, caPath := filepath.Join(dir, "token"), filepath.Join(dir, "ca.crt")
+	os.WriteFile(tokenPath, []byte(saToken), 0o600)
+	os.WriteFile(caPath, kube.CAPEM(), 0o600)
+	up := newRotatingUpstream(t, oldKey)
+
+	h := harness.Start(t, harness.APIKeyBlock+fmt.Sprintf(`
+secrets "vault" {
+  type    = "vault"
+  enabled = false
+}
+secrets "kube" {
+  type = "kubernetes"
+  config {
+    host       = %q
+    namespace  = "llm"
+    token_path = %q
+    ca_path    = %q
+  }
+}
+`, kube.URL(), tokenPath, caPath)+credOpenAIBlock("openai_kube", up.srv.URL, `
+    from "vault" {
+      path  = "secret/data/llm/openai"
+      field = "api_key"
+    }
+    from "kube" {
+      secret = "openai-api-key"
+      key    = "api_key"
+    }`), harness.Options{WaitFor: []string{"kube", "openai_kube"}})
+
+	creds := credStatuses(t, h, "openai_kube")
+	if len(creds) != 1 {
+		t.Fatalf("/readyz credentials = %v", creds)
+	}
+	sources, _ := creds[0]["sources"].([]any)
+	if len(sources) != 2 || sources[0].(map[string]any)["state"] != "unavailable" || sources[1].(map[string]any)["state"] != "used" || creds[0]["version"] == "" {
+		t.Errorf("/readyz credentials = %v; want the disabled vault unavailable, kube used with a version", creds)
+	}
+	if status, _, body := h.Do(t, "POST", "/v1/chat/completions", spineChatBody("gpt-4o", "from kube", false)); status != 200 {
+		t.Fatalf("with the key from the Kubernetes API: %d %s", status, body)
+	}
+
+	kube.Put("openai-api-key", map[string]string{"api_key": newKey})
+	up.accept(newKey)
+	status, _, body := h.Do(t, "POST", "/v1/chat/completions", spineChatBody("gpt-4o", "revoked", false))
+	if status != http.StatusBadGateway {
+		t.Errorf("the first request after the revocation: %d %s; want 502", status, body)
+	}
+	start := time.Now()
+	for {
+		status, _, body = h.Do(t, "POST", "/v1/chat/completions", spineChatBody("gpt-4o", "after", false))
+		if status == 200 {
+			break
+		}
+		if time.Since(start) > 3*time.Second {
+			t.Fatalf("no success 3s after the rejection: %d %s", status, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, seen := up.seen(newKey); !seen {
+		t.Error("the upstream never saw the updated key")
+	}
+	if logs := h.Logs(); strings.Contains(logs, oldKey) || strings.Contains(logs, newKey) || strings.Contains(logs, saToken) {
+		t.Error("a secret appears in the host log")
 	}
 }

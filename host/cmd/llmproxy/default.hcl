@@ -178,14 +178,27 @@ secrets "vault" {
   }
 }
 
-# OpenAI with its key in Vault's KV v2, else in the environment.
-provider "openai_vault" {
+# Secrets read through the Kubernetes API with the pod's service account,
+# in the pod's namespace only. Off outside a pod.
+secrets "kubernetes" {
+  type        = "kubernetes"
+  enabled     = env("KUBERNETES_SERVICE_HOST", "") != ""
+  inherit_env = ["KUBERNETES_SERVICE_*"]
+}
+
+# OpenAI with its key in Vault's KV v2, else in a Kubernetes secret, else in
+# the environment; a store that is switched off counts as unavailable.
+provider "openai_stores" {
   type    = "openai"
-  enabled = env("VAULT_ADDR", "") != ""
+  enabled = env("VAULT_ADDR", "") != "" || env("KUBERNETES_SERVICE_HOST", "") != ""
   credential "api_key" {
     from "vault" {
       path  = "secret/data/llm/openai"
       field = "api_key"
+    }
+    from "kubernetes" {
+      secret = "openai-api-key"
+      key    = "api_key"
     }
     from "env" { name = "OPENAI_API_KEY" }
   }

@@ -65,6 +65,11 @@ func (b backend) Resolve(ctx context.Context, ref map[string]string) (credential
 			return credentials.Secret{Values: s.Values, Version: s.Version, Expires: s.Expires}, nil
 		}
 		st := b.in.status.Load()
+		if st.State == Disabled {
+			// A store switched off here has nothing here: the next
+			// source is tried.
+			return credentials.Secret{}, fmt.Errorf("secrets %s is disabled: %w", b.in.Name, credentials.ErrNotFound)
+		}
 		if (st.State != Starting && st.State != Restarting) || time.Now().After(deadline) {
 			return credentials.Secret{}, fmt.Errorf("secrets %s: %w", b.in.Name, err)
 		}
