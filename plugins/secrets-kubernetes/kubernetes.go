@@ -46,6 +46,7 @@ var (
 type conn struct {
 	secrets   corev1.SecretInterface
 	namespace string
+	poll      time.Duration
 }
 
 type config struct {
@@ -54,7 +55,12 @@ type config struct {
 	TokenPath string `json:"token_path"`
 	CAPath    string `json:"ca_path"`
 	Timeout   string `json:"timeout"`
+	Poll      string `json:"poll_interval"`
 }
+
+// DefaultPollInterval is how often the host is asked to read a secret
+// again, to see an update.
+const DefaultPollInterval = 30 * time.Second
 
 // Describe implements secrets.Store.
 func (k *Kubernetes) Describe(context.Context) (*secrets.Description, error) {
@@ -67,6 +73,7 @@ func (k *Kubernetes) Describe(context.Context) (*secrets.Description, error) {
 			{Name: "token_path", Type: "string", Description: "Service-account token file, re-read as the kubelet rotates it (default " + DefaultTokenPath + ")."},
 			{Name: "ca_path", Type: "string", Description: "CA bundle that verifies the API server (default " + DefaultCAPath + ")."},
 			{Name: "timeout", Type: "string", Description: `Limit on one call, a Go duration (default "10s").`},
+			{Name: "poll_interval", Type: "string", Description: `How often a secret is read again to see an update (default "30s").`},
 		}},
 		References: []schema.Attribute{
 			{Name: "secret", Type: "string", Required: true, Description: "Name of the secret."},
@@ -111,6 +118,14 @@ func (k *Kubernetes) Configure(_ context.Context, cfg *secrets.Config) error {
 		}
 		timeout = d
 	}
+	poll := DefaultPollInterval
+	if c.Poll != "" {
+		d, err := time.ParseDuration(c.Poll)
+		if err != nil || d <= 0 {
+			diags = append(diags, schema.Diagnostic{Summary: "poll_interval must be a positive Go duration", Path: []string{"poll_interval"}})
+		}
+		poll = d
+	}
 	if _, err := os.Stat(c.TokenPath); err != nil {
 		diags = append(diags, schema.Diagnostic{Summary: "the service-account token cannot be read", Detail: err.Error(), Path: []string{"token_path"}})
 	}
@@ -128,7 +143,7 @@ func (k *Kubernetes) Configure(_ context.Context, cfg *secrets.Config) error {
 	if err != nil {
 		return schema.Diagnostics{{Summary: "cannot build the Kubernetes client", Detail: err.Error()}}
 	}
-	k.cur.Store(&conn{secrets: client.Secrets(c.Namespace), namespace: c.Namespace})
+	k.cur.Store(&conn{secrets: client.Secrets(c.Namespace), namespace: c.Namespace, poll: poll})
 	return nil
 }
 
@@ -175,7 +190,7 @@ func (k *Kubernetes) Resolve(ctx context.Context, ref secrets.Reference) (*secre
 		}
 		values = map[string]string{key: v}
 	}
-	return &secrets.Secret{Values: values, Version: s.ResourceVersion}, nil
+	return &secrets.Secret{Values: values, Version: s.ResourceVersion, RefreshAfter: time.Now().Add(c.poll)}, nil
 }
 
 // Health implements secrets.HealthChecker: the API server answers with

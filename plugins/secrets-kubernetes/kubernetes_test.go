@@ -68,7 +68,7 @@ func TestResolve(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(s.Values) != len(tt.want) || s.Version == "" || !s.Expires.IsZero() {
+				if len(s.Values) != len(tt.want) || s.Version == "" || !s.Expires.IsZero() || s.RefreshAfter.IsZero() {
 					t.Fatalf("got %+v; want %v with a version", s, tt.want)
 				}
 				for key, v := range tt.want {

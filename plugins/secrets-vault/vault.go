@@ -68,7 +68,12 @@ type config struct {
 	Namespace string `json:"namespace"`
 	TokenPath string `json:"service_account_token_path"`
 	Timeout   string `json:"timeout"`
+	Poll      string `json:"poll_interval"`
 }
+
+// DefaultPollInterval is how often the host is asked to read a KV secret
+// again, to see a new version.
+const DefaultPollInterval = time.Minute
 
 // Describe implements secrets.Store.
 func (v *Vault) Describe(context.Context) (*secrets.Description, error) {
@@ -84,6 +89,7 @@ func (v *Vault) Describe(context.Context) (*secrets.Description, error) {
 			{Name: "namespace", Type: "string", Description: "Vault Enterprise / HCP namespace."},
 			{Name: "service_account_token_path", Type: "string", Description: "Service-account token file for Kubernetes auth, read at every login (default " + DefaultServiceAccountTokenPath + ")."},
 			{Name: "timeout", Type: "string", Description: `Limit on one call to Vault, a Go duration (default "10s").`},
+			{Name: "poll_interval", Type: "string", Description: `How often a KV v2 secret is read again to see a new version (default "1m"); leased secrets are re-read before their lease ends instead.`},
 		}},
 		Credentials: []schema.Credential{
 			{Name: CredentialToken, Description: "Vault token, for auth = \"token\"."},
@@ -115,6 +121,14 @@ func (v *Vault) Configure(_ context.Context, cfg *secrets.Config) error {
 			diags = append(diags, schema.Diagnostic{Summary: "timeout must be a positive Go duration", Path: []string{"timeout"}})
 		}
 		timeout = d
+	}
+	poll := DefaultPollInterval
+	if c.Poll != "" {
+		d, err := time.ParseDuration(c.Poll)
+		if err != nil || d <= 0 {
+			diags = append(diags, schema.Diagnostic{Summary: "poll_interval must be a positive Go duration", Path: []string{"poll_interval"}})
+		}
+		poll = d
 	}
 	switch c.Auth {
 	case AuthToken:
@@ -161,13 +175,14 @@ func (v *Vault) Configure(_ context.Context, cfg *secrets.Config) error {
 	if c.Namespace != "" {
 		client.SetNamespace(c.Namespace)
 	}
-	v.cur.Store(&session{cfg: c, client: client, token: cfg.Credentials[CredentialToken], secretID: cfg.Credentials[CredentialSecretID], now: v.now})
+	v.cur.Store(&session{cfg: c, poll: poll, client: client, token: cfg.Credentials[CredentialToken], secretID: cfg.Credentials[CredentialSecretID], now: v.now})
 	return nil
 }
 
 // session is one configuration's client and login state.
 type session struct {
 	cfg      config
+	poll     time.Duration
 	client   *vault.Client
 	token    string // the configured token (auth = token)
 	secretID string
@@ -308,10 +323,10 @@ func (v *Vault) Resolve(ctx context.Context, ref secrets.Reference) (*secrets.Se
 	case sec == nil:
 		return nil, fmt.Errorf("no secret at %s: %w", path, secrets.ErrUnavailable)
 	}
-	return v.toSecret(path, sec)
+	return v.toSecret(path, sec, s.poll)
 }
 
-func (v *Vault) toSecret(path string, sec *vault.Secret) (*secrets.Secret, error) {
+func (v *Vault) toSecret(path string, sec *vault.Secret, poll time.Duration) (*secrets.Secret, error) {
 	out := &secrets.Secret{LeaseID: sec.LeaseID, Renewable: sec.Renewable}
 	data := sec.Data
 	if inner, meta, ok := kvV2(sec.Data); ok {
@@ -320,6 +335,7 @@ func (v *Vault) toSecret(path string, sec *vault.Secret) (*secrets.Secret, error
 		}
 		data = inner
 		out.Version = fmt.Sprint(meta["version"])
+		out.RefreshAfter = v.now().Add(poll)
 	}
 	values, err := stringValues(data)
 	if err != nil {

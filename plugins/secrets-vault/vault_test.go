@@ -89,7 +89,7 @@ func TestKVv2(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(s.Values) != len(tt.want) || s.Version != tt.version || !s.Expires.IsZero() {
+			if len(s.Values) != len(tt.want) || s.Version != tt.version || !s.Expires.IsZero() || s.RefreshAfter.IsZero() {
 				t.Fatalf("got %+v; want %v version %s, no expiry", s, tt.want, tt.version)
 			}
 			for k, w := range tt.want {

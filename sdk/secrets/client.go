@@ -100,6 +100,9 @@ func secretFromProto(r *secretsv1.ResolveResponse, err error) (*Secret, error) {
 	if r.ExpiresUnixNano != 0 {
 		s.Expires = time.Unix(0, r.ExpiresUnixNano)
 	}
+	if r.RefreshAfterUnixNano != 0 {
+		s.RefreshAfter = time.Unix(0, r.RefreshAfterUnixNano)
+	}
 	return s, nil
 }
 

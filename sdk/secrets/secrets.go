@@ -125,6 +125,10 @@ type Secret struct {
 	// LeaseID names the lease for Renew and Revoke, if any.
 	LeaseID   string
 	Renewable bool
+	// RefreshAfter asks the host to resolve the reference again after
+	// this time although it does not expire: a poll, for values that
+	// change in place. Zero means no poll.
+	RefreshAfter time.Time
 }
 
 // Logger returns the plugin's logger. Its output (hclog JSON on stderr)

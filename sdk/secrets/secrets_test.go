@@ -36,7 +36,7 @@ func (m *mapStore) Resolve(_ context.Context, ref secrets.Reference) (*secrets.S
 	if !ok {
 		return nil, fmt.Errorf("no secret at %s: %w", p, secrets.ErrUnavailable)
 	}
-	return &secrets.Secret{Values: v, Version: "3", Expires: time.Unix(1900000000, 0), LeaseID: "lease/" + p}, nil
+	return &secrets.Secret{Values: v, Version: "3", Expires: time.Unix(1900000000, 0), LeaseID: "lease/" + p, RefreshAfter: time.Unix(1800000000, 0)}, nil
 }
 
 func dial(t *testing.T, s secrets.Store) *secrets.Client {
@@ -86,7 +86,7 @@ func TestClientRoundTrip(t *testing.T) {
 					t.Fatalf("err = %v; want a failure, not unavailable", err)
 				}
 			default:
-				if err != nil || s.Values["api_key"] != tt.want || s.Version != "3" || !s.Expires.Equal(time.Unix(1900000000, 0)) || s.LeaseID != "lease/kv/openai" {
+				if err != nil || s.Values["api_key"] != tt.want || s.Version != "3" || !s.Expires.Equal(time.Unix(1900000000, 0)) || !s.RefreshAfter.Equal(time.Unix(1800000000, 0)) || s.LeaseID != "lease/kv/openai" {
 					t.Fatalf("Resolve = %+v, %v", s, err)
 				}
 			}

@@ -119,6 +119,9 @@ func secretToProto(sec *Secret, err error) (*secretsv1.ResolveResponse, error) {
 	if !sec.Expires.IsZero() {
 		out.ExpiresUnixNano = sec.Expires.UnixNano()
 	}
+	if !sec.RefreshAfter.IsZero() {
+		out.RefreshAfterUnixNano = sec.RefreshAfter.UnixNano()
+	}
 	return out, nil
 }
 

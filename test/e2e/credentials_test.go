@@ -378,6 +378,9 @@ secrets "kube" {
     namespace  = "llm"
     token_path = %q
     ca_path    = %q
+    # long enough that the upstream rejection, not a poll, finds the
+    # first update
+    poll_interval = "4s"
   }
 }
 `, kube.URL(), tokenPath, caPath)+credOpenAIBlock("openai_kube", up.srv.URL, `
@@ -422,7 +425,27 @@ secrets "kube" {
 	if _, seen := up.seen(newKey); !seen {
 		t.Error("the upstream never saw the updated key")
 	}
-	if logs := h.Logs(); strings.Contains(logs, oldKey) || strings.Contains(logs, newKey) || strings.Contains(logs, saToken) {
+
+	// A second update, with both keys active upstream, is found by the
+	// poll: no request fails and the upstream sees the third key.
+	const thirdKey = "sk-kube-third-0b9c"
+	up.accept(newKey, thirdKey)
+	kube.Put("openai-api-key", map[string]string{"api_key": thirdKey})
+	updated := time.Now()
+	for {
+		if status, _, body := h.Do(t, "POST", "/v1/chat/completions", spineChatBody("gpt-4o", "polling", false)); status != 200 {
+			t.Fatalf("during the poll: %d %s", status, body)
+		}
+		if _, seen := up.seen(thirdKey); seen {
+			t.Logf("the poll found the update %v after it was made", time.Since(updated))
+			break
+		}
+		if time.Since(updated) > 10*time.Second {
+			t.Fatal("the poll has not found the update within 10s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if logs := h.Logs(); strings.Contains(logs, oldKey) || strings.Contains(logs, newKey) || strings.Contains(logs, thirdKey) || strings.Contains(logs, saToken) {
 		t.Error("a secret appears in the host log")
 	}
 }

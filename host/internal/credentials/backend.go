@@ -28,6 +28,9 @@ type Secret struct {
 	// Expires is when the values stop working; zero when they do not
 	// expire by themselves.
 	Expires time.Time
+	// RefreshAfter is when the store asks to be polled again although
+	// the values do not expire; zero for no poll.
+	RefreshAfter time.Time
 }
 
 // RotationLeased values come from a secrets backend and are resolved

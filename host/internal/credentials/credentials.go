@@ -152,6 +152,8 @@ type Resolution struct {
 	// Expires is when the first of the values stops working; zero when
 	// none expires.
 	Expires time.Time
+	// RefreshAfter is the earliest poll a store asked for; zero for none.
+	RefreshAfter time.Time
 }
 
 // Resolve resolves every credential (see the package Resolve). One read
@@ -161,7 +163,7 @@ func (r Resolver) Resolve(ctx context.Context, creds []config.Credential) (Resol
 	ctx = withReadCache(ctx)
 	out := make(map[string]string, len(creds))
 	statuses := make([]Status, 0, len(creds))
-	var expires time.Time
+	var expires, poll time.Time
 	var (
 		problems []string
 		absent   []config.Credential
@@ -172,6 +174,9 @@ func (r Resolver) Resolve(ctx context.Context, creds []config.Credential) (Resol
 		statuses = append(statuses, st)
 		if v != "" && !st.Expires.IsZero() && (expires.IsZero() || st.Expires.Before(expires)) {
 			expires = st.Expires
+		}
+		if v != "" && !st.refreshAfter.IsZero() && (poll.IsZero() || st.refreshAfter.Before(poll)) {
+			poll = st.refreshAfter
 		}
 		switch {
 		case err != nil:
@@ -186,13 +191,13 @@ func (r Resolver) Resolve(ctx context.Context, creds []config.Credential) (Resol
 	}
 	if len(problems) > 0 {
 		msg := strings.Join(problems, "; ")
-		res := Resolution{Values: out, Statuses: statuses, Expires: expires}
+		res := Resolution{Values: out, Statuses: statuses, Expires: expires, RefreshAfter: poll}
 		if !broken {
 			return res, &AbsentError{Credentials: absent, msg: msg}
 		}
 		return res, errors.New(msg)
 	}
-	return Resolution{Values: out, Statuses: statuses, Expires: expires}, nil
+	return Resolution{Values: out, Statuses: statuses, Expires: expires, RefreshAfter: poll}, nil
 }
 
 // CheckRequired fails when the plugin requires a credential the instance
@@ -242,7 +247,7 @@ func (r Resolver) resolveOne(ctx context.Context, c config.Credential) (string, 
 		}
 		switch {
 		case err == nil:
-			st.Expires, st.Version = sec.Expires, sec.Version
+			st.Expires, st.Version, st.refreshAfter = sec.Expires, sec.Version, sec.RefreshAfter
 			st.Source = src.String()
 			st.Sources = append(st.Sources, SourceStatus{Source: src.String(), State: SourceUsed})
 			for _, rest := range c.Sources[i+1:] {

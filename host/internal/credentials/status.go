@@ -49,6 +49,9 @@ type Status struct {
 	// Version and Expires describe a value from a secrets backend.
 	Version string    `json:"version,omitempty"`
 	Expires time.Time `json:"expires,omitzero"`
+
+	// refreshAfter is when the store asked to be polled.
+	refreshAfter time.Time
 }
 
 // SourceStatus is what one source said.

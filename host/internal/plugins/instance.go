@@ -669,8 +669,18 @@ func (in *Instance) start() (*live, error) {
 		}
 	}
 	l := &live{client: client, raw: raw, desc: desc, cfg: cfgJSON, creds: creds, expires: res.Expires}
-	l.refreshAt = refreshTime(time.Now(), res.Expires)
+	l.refreshAt = nextRefresh(time.Now(), res)
 	return l, nil
+}
+
+// nextRefresh is when a resolution is refreshed: before its values
+// expire, or when a store asked to be polled, whichever comes first.
+func nextRefresh(now time.Time, res credentials.Resolution) time.Time {
+	at := refreshTime(now, res.Expires)
+	if p := res.RefreshAfter; !p.IsZero() && (at.IsZero() || p.Before(at)) {
+		return p
+	}
+	return at
 }
 
 // refreshTime is when credentials resolved at now and expiring at expires
@@ -788,7 +798,7 @@ func (in *Instance) rotate(l *live) {
 		}
 	}
 	if len(changed) == 0 {
-		in.refreshed(l, res.Expires)
+		in.refreshed(l, res)
 		return
 	}
 	slices.Sort(changed)
@@ -802,14 +812,13 @@ func (in *Instance) rotate(l *live) {
 	}
 	l.creds = creds
 	in.log.Info("credentials rotated", "credentials", strings.Join(changed, ","))
-	in.refreshed(l, res.Expires)
+	in.refreshed(l, res)
 }
 
 // refreshed records a successful refresh: the next one is scheduled from
 // the new expiry, and a degradation or failure it caused is cleared.
-func (in *Instance) refreshed(l *live, expires time.Time) {
-	now := time.Now()
-	l.expires, l.refreshAt, l.retry = expires, refreshTime(now, expires), 0
+func (in *Instance) refreshed(l *live, res credentials.Resolution) {
+	l.expires, l.refreshAt, l.retry = res.Expires, nextRefresh(time.Now(), res), 0
 	in.degrade(reasonCredentials, "")
 	if st := in.status.Load(); st.State == Failed && in.cur.Load() == l {
 		in.setStatus(Ready, "")

@@ -62,7 +62,7 @@ func (b backend) Resolve(ctx context.Context, ref map[string]string) (credential
 			case err != nil:
 				return credentials.Secret{}, fmt.Errorf("secrets %s: %w", b.in.Name, err)
 			}
-			return credentials.Secret{Values: s.Values, Version: s.Version, Expires: s.Expires}, nil
+			return credentials.Secret{Values: s.Values, Version: s.Version, Expires: s.Expires, RefreshAfter: s.RefreshAfter}, nil
 		}
 		st := b.in.status.Load()
 		if st.State == Disabled {

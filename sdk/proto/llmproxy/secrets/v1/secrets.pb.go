@@ -212,10 +212,15 @@ type ResolveResponse struct {
 	// not expire by itself.
 	ExpiresUnixNano int64 `protobuf:"varint,3,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
 	// lease_id names the lease for Renew and Revoke, if any.
-	LeaseId       string `protobuf:"bytes,4,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
-	Renewable     bool   `protobuf:"varint,5,opt,name=renewable,proto3" json:"renewable,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LeaseId   string `protobuf:"bytes,4,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Renewable bool   `protobuf:"varint,5,opt,name=renewable,proto3" json:"renewable,omitempty"`
+	// refresh_after_unix_nano asks the host to resolve the reference again
+	// after this time even though it does not expire: a poll, for stores
+	// whose values change in place (a KV secret, a Kubernetes secret).
+	// 0 means no poll.
+	RefreshAfterUnixNano int64 `protobuf:"varint,6,opt,name=refresh_after_unix_nano,json=refreshAfterUnixNano,proto3" json:"refresh_after_unix_nano,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *ResolveResponse) Reset() {
@@ -281,6 +286,13 @@ func (x *ResolveResponse) GetRenewable() bool {
 		return x.Renewable
 	}
 	return false
+}
+
+func (x *ResolveResponse) GetRefreshAfterUnixNano() int64 {
+	if x != nil {
+		return x.RefreshAfterUnixNano
+	}
+	return 0
 }
 
 type RenewRequest struct {
@@ -434,13 +446,14 @@ const file_llmproxy_secrets_v1_secrets_proto_rawDesc = "" +
 	"\treference\x18\x01 \x03(\v22.llmproxy.secrets.v1.ResolveRequest.ReferenceEntryR\treference\x1a<\n" +
 	"\x0eReferenceEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x95\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcc\x02\n" +
 	"\x0fResolveResponse\x12H\n" +
 	"\x06values\x18\x01 \x03(\v20.llmproxy.secrets.v1.ResolveResponse.ValuesEntryR\x06values\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12*\n" +
 	"\x11expires_unix_nano\x18\x03 \x01(\x03R\x0fexpiresUnixNano\x12\x19\n" +
 	"\blease_id\x18\x04 \x01(\tR\aleaseId\x12\x1c\n" +
-	"\trenewable\x18\x05 \x01(\bR\trenewable\x1a9\n" +
+	"\trenewable\x18\x05 \x01(\bR\trenewable\x125\n" +
+	"\x17refresh_after_unix_nano\x18\x06 \x01(\x03R\x14refreshAfterUnixNano\x1a9\n" +
 	"\vValuesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"V\n" +
