@@ -172,8 +172,19 @@ func TestVaultBedrockRotation(t *testing.T) {
 	if st := spineInstances(t, h)["bedrock_vault"]; st.State != "ready" || st.Restarts != 0 {
 		t.Errorf("bedrock_vault after the loop: %+v; want ready without restarts", st)
 	}
-	if logs := h.Logs(); strings.Contains(logs, vaultRootToken) {
-		t.Error("the Vault token appears in the host log")
+	vaultNoSecretsInLogs(t, h, vb)
+}
+
+// vaultNoSecretsInLogs greps the host log, plugin output included, for
+// the Vault token and every secret key and session token Vault minted.
+func vaultNoSecretsInLogs(t *testing.T, h *harness.Host, vb *vaultBedrock) {
+	t.Helper()
+	logs := h.Logs()
+	for _, s := range append(vb.vault.SecretKeys(), vaultRootToken) {
+		if strings.Contains(logs, s) {
+			t.Errorf("a secret (%d bytes) appears in the host log", len(s))
+			return
+		}
 	}
 }
 
@@ -232,4 +243,5 @@ func TestVaultOutageDuringRefresh(t *testing.T) {
 	if st := spineInstances(t, h)["bedrock_vault"]; st.Restarts != 0 {
 		t.Errorf("the plugin was restarted %d times; credentials alone must not restart it", st.Restarts)
 	}
+	vaultNoSecretsInLogs(t, h, vb)
 }

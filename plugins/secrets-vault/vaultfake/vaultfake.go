@@ -131,6 +131,18 @@ func (s *Server) Keys(accessKeyID string) (secretKey, sessionToken string, ok bo
 	return l.secretKey, l.token, true
 }
 
+// SecretKeys returns the secret keys and session tokens of every key pair
+// minted so far, e.g. to check that none of them reaches a log.
+func (s *Server) SecretKeys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, 2*len(s.leases))
+	for _, l := range s.leases {
+		out = append(out, l.secretKey, l.token)
+	}
+	return out
+}
+
 // Minted counts the AWS key pairs issued.
 func (s *Server) Minted() int {
 	s.mu.Lock()
