@@ -398,7 +398,7 @@ secrets "kube" {
 		t.Fatalf("/readyz credentials = %v", creds)
 	}
 	sources, _ := creds[0]["sources"].([]any)
-	if len(sources) != 2 || sources[0].(map[string]any)["state"] != "unavailable" || sources[1].(map[string]any)["state"] != "used" || creds[0]["version"] == "" {
+	if len(sources) != 2 || sources[0].(map[string]any)["state"] != "unavailable" || sources[1].(map[string]any)["state"] != "used" || creds[0]["version"] == "" || creds[0]["rotation"] != "polled" {
 		t.Errorf("/readyz credentials = %v; want the disabled vault unavailable, kube used with a version", creds)
 	}
 	if status, _, body := h.Do(t, "POST", "/v1/chat/completions", spineChatBody("gpt-4o", "from kube", false)); status != 200 {

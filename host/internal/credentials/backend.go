@@ -33,9 +33,13 @@ type Secret struct {
 	RefreshAfter time.Time
 }
 
-// RotationLeased values come from a secrets backend and are resolved
-// again before they expire.
-const RotationLeased Rotation = "leased"
+// Rotations of values from a secrets backend: RotationLeased values
+// expire and are resolved again before they do; RotationPolled values do
+// not expire but the store asked to be read again from time to time.
+const (
+	RotationLeased Rotation = "leased"
+	RotationPolled Rotation = "polled"
+)
 
 // backendSource is a `from "<secrets block>" { ... }` source.
 type backendSource struct {

@@ -33,7 +33,7 @@ func (s *storeBackend) Resolve(_ context.Context, ref map[string]string) (Secret
 func TestResolverBackends(t *testing.T) {
 	exp := time.Now().Add(time.Hour).Truncate(time.Second)
 	aws := Secret{Values: map[string]string{"access_key": "AKIA1", "secret_key": "s3cr3t-aws", "security_token": "tok"}, Version: "lease-1", Expires: exp}
-	kv := Secret{Values: map[string]string{"api_key": "s3cr3t-kv"}, Version: "7"}
+	kv := Secret{Values: map[string]string{"api_key": "s3cr3t-kv"}, Version: "7", RefreshAfter: exp}
 	t.Setenv("LLMPROXY_TEST_FALLBACK", "s3cr3t-env")
 	from := func(path, field string) config.Source {
 		return config.Source{Kind: "vault", Path: path, Field: field}
@@ -47,16 +47,17 @@ func TestResolverBackends(t *testing.T) {
 		states    []SourceState
 		wantErr   string
 		wantAbsnt bool
+		rotation  Rotation
 	}{
 		{name: "one lease for three fields", creds: []config.Credential{
 			{Name: "access_key_id", Sources: []config.Source{from("aws/creds/bedrock", "access_key")}},
 			{Name: "secret_access_key", Sources: []config.Source{from("aws/creds/bedrock", "secret_key")}},
 			{Name: "session_token", Sources: []config.Source{from("aws/creds/bedrock", "security_token")}},
 		}, want: map[string]string{"access_key_id": "AKIA1", "secret_access_key": "s3cr3t-aws", "session_token": "tok"}, reads: 1, expires: exp,
-			states: []SourceState{SourceUsed}},
+			states: []SourceState{SourceUsed}, rotation: RotationLeased},
 		{name: "single value without field", creds: []config.Credential{
 			{Name: "api_key", Sources: []config.Source{from("secret/openai", "")}},
-		}, want: map[string]string{"api_key": "s3cr3t-kv"}, reads: 1, states: []SourceState{SourceUsed}},
+		}, want: map[string]string{"api_key": "s3cr3t-kv"}, reads: 1, states: []SourceState{SourceUsed}, rotation: RotationPolled},
 		{name: "unavailable falls through to env", creds: []config.Credential{
 			{Name: "api_key", Sources: []config.Source{from("secret/missing", "api_key"), {Kind: "env", Name: "LLMPROXY_TEST_FALLBACK"}}},
 		}, want: map[string]string{"api_key": "s3cr3t-env"}, reads: 1, states: []SourceState{SourceUnavailable, SourceUsed}},
@@ -104,6 +105,9 @@ func TestResolverBackends(t *testing.T) {
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.states) {
 				t.Errorf("states %v, want %v", got, tt.states)
+			}
+			if tt.rotation != "" && res.Statuses[0].Rotation != tt.rotation {
+				t.Errorf("rotation %q, want %q", res.Statuses[0].Rotation, tt.rotation)
 			}
 			all := fmt.Sprintf("%v %+v", err, res.Statuses)
 			for _, secret := range []string{"s3cr3t-aws", "s3cr3t-kv", "s3cr3t-env"} {

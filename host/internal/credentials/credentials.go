@@ -248,6 +248,12 @@ func (r Resolver) resolveOne(ctx context.Context, c config.Credential) (string, 
 		switch {
 		case err == nil:
 			st.Expires, st.Version, st.refreshAfter = sec.Expires, sec.Version, sec.RefreshAfter
+			if st.Rotation == RotationLeased && sec.Expires.IsZero() {
+				st.Rotation = RotationPolled
+				if sec.RefreshAfter.IsZero() {
+					st.Rotation = RotationStatic
+				}
+			}
 			st.Source = src.String()
 			st.Sources = append(st.Sources, SourceStatus{Source: src.String(), State: SourceUsed})
 			for _, rest := range c.Sources[i+1:] {

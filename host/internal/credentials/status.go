@@ -42,7 +42,7 @@ type Status struct {
 	Name string `json:"name"`
 	// Source describes the source that produced the value, if any.
 	Source string `json:"source,omitempty"`
-	// Rotation is "static" or "watched".
+	// Rotation is "static", "watched", "leased" or "polled".
 	Rotation Rotation `json:"rotation"`
 	// Sources are the chain's sources in order, with what each said.
 	Sources []SourceStatus `json:"sources"`
