@@ -10,6 +10,8 @@ require (
 	github.com/llmproxy/llmproxy/plugins/provider-openai v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-vertex v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-watsonx v0.0.0
+	github.com/llmproxy/llmproxy/plugins/secrets-kubernetes v0.0.0
+	github.com/llmproxy/llmproxy/plugins/secrets-vault v0.0.0
 	github.com/llmproxy/llmproxy/sdk v0.0.0
 	github.com/openai/openai-go/v3 v3.98.0
 	github.com/valyala/fasthttp v1.78.0
@@ -56,3 +58,7 @@ replace github.com/llmproxy/llmproxy/plugins/provider-watsonx => ../plugins/prov
 replace github.com/llmproxy/llmproxy/plugins/provider-vertex => ../plugins/provider-vertex
 
 replace github.com/llmproxy/llmproxy/plugins/provider-oci => ../plugins/provider-oci
+
+replace github.com/llmproxy/llmproxy/plugins/secrets-vault => ../plugins/secrets-vault
+
+replace github.com/llmproxy/llmproxy/plugins/secrets-kubernetes => ../plugins/secrets-kubernetes

@@ -159,6 +159,79 @@ provider "bedrock_eu1" {
   }
 }
 
+# Secret stores are plugins too (llmproxy-secrets-<type>): a `secrets` block
+# declares one, and a credential source names it with from "<block name>".
+# A chain tries its sources in order: a source that has nothing here
+# ("unavailable") passes to the next; one that fails (Vault refuses the
+# login) stops the chain and is reported. /readyz shows, per credential,
+# what each source said, never a value. Leased values are resolved again at
+# about two thirds of their lifetime and pushed to the running plugin;
+# file sources are watched, so a Kubernetes secret volume update is seen
+# at once. Off until VAULT_ADDR is set.
+secrets "vault" {
+  type    = "vault"
+  enabled = env("VAULT_ADDR", "") != ""
+  config {
+    address = env("VAULT_ADDR", "https://vault.internal:8200")
+    auth    = "kubernetes"
+    role    = "llmproxy"
+  }
+}
+
+# Secrets read through the Kubernetes API with the pod's service account,
+# in the pod's namespace only. Off outside a pod.
+secrets "kubernetes" {
+  type        = "kubernetes"
+  enabled     = env("KUBERNETES_SERVICE_HOST", "") != ""
+  inherit_env = ["KUBERNETES_SERVICE_*"]
+}
+
+# OpenAI with its key in Vault's KV v2, else in a Kubernetes secret, else in
+# the environment; a store that is switched off counts as unavailable.
+provider "openai_stores" {
+  type    = "openai"
+  enabled = env("VAULT_ADDR", "") != "" || env("KUBERNETES_SERVICE_HOST", "") != ""
+  credential "api_key" {
+    from "vault" {
+      path  = "secret/data/llm/openai"
+      field = "api_key"
+    }
+    from "kubernetes" {
+      secret = "openai-api-key"
+      key    = "api_key"
+    }
+    from "env" { name = "OPENAI_API_KEY" }
+  }
+}
+
+# Bedrock on short-lived keys from Vault's AWS secrets engine: one read (one
+# lease) serves the three credentials, re-read before the lease ends.
+provider "bedrock_vault" {
+  type    = "bedrock"
+  enabled = env("VAULT_ADDR", "") != ""
+  credential "access_key_id" {
+    from "vault" {
+      path  = "aws/creds/bedrock"
+      field = "access_key"
+    }
+  }
+  credential "secret_access_key" {
+    from "vault" {
+      path  = "aws/creds/bedrock"
+      field = "secret_key"
+    }
+  }
+  credential "session_token" {
+    from "vault" {
+      path  = "aws/creds/bedrock"
+      field = "security_token"
+    }
+  }
+  config {
+    region = "us-east-1"
+  }
+}
+
 # Vertex AI: a service-account key file through ADC (or GKE workload
 # identity with enabled = true); the project defaults to the key's.
 provider "vertex_us" {

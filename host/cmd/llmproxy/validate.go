@@ -191,6 +191,9 @@ func checkInstances(ctx context.Context, cfg *config.File, base string, requireP
 	for i := range cfg.Storage {
 		check("storage", &cfg.Storage[i])
 	}
+	for i := range cfg.Secrets {
+		check("secrets", &cfg.Secrets[i])
+	}
 	return diags
 }
 
@@ -238,7 +241,8 @@ func checkCredentials(ctx context.Context, kind string, in *config.Instance, des
 				fmt.Sprintf("its credentials are: %s", strings.Join(names, ", "))))
 			continue
 		}
-		if !in.IsEnabled() {
+		if !in.IsEnabled() || !builtinOnly(c) {
+			// A secrets backend answers only once its plugin runs.
 			continue
 		}
 		if _, err := credentials.Resolve(ctx, []config.Credential{c}); err != nil {
@@ -248,6 +252,17 @@ func checkCredentials(ctx context.Context, kind string, in *config.Instance, des
 		}
 	}
 	return diags
+}
+
+// builtinOnly reports whether every source of c is one the host resolves
+// itself (env, file, value).
+func builtinOnly(c config.Credential) bool {
+	for _, s := range c.Sources {
+		if !s.Builtin() {
+			return false
+		}
+	}
+	return true
 }
 
 func diagAt(sev hcl.DiagnosticSeverity, r hcl.Range, summary, detail string) *hcl.Diagnostic {

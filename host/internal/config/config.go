@@ -29,12 +29,15 @@ import (
 type File struct {
 	// Server is never nil after Parse: a file without a server block
 	// gets every default.
-	Server    *Server           `hcl:"server,block"`
-	Logging   *Logging          `hcl:"logging,block"`
-	APIKeys   []APIKey          `hcl:"api_key,block"`
-	Plugins   []Plugin          `hcl:"plugin,block"`
-	Providers []Instance        `hcl:"provider,block"`
-	Storage   []Instance        `hcl:"storage,block"`
+	Server    *Server    `hcl:"server,block"`
+	Logging   *Logging   `hcl:"logging,block"`
+	APIKeys   []APIKey   `hcl:"api_key,block"`
+	Plugins   []Plugin   `hcl:"plugin,block"`
+	Providers []Instance `hcl:"provider,block"`
+	Storage   []Instance `hcl:"storage,block"`
+	// Secrets are secret stores served by secrets plugins, referred to
+	// by name from credential sources: from "<name>" { ... }.
+	Secrets   []Instance        `hcl:"secrets,block"`
 	Routes    []Route           `hcl:"route,block"`
 	Documents *document.Config  `hcl:"documents,block"`
 	Telemetry *telemetry.Config `hcl:"telemetry,block"`
@@ -220,16 +223,40 @@ type Credential struct {
 	Sources  []Source `hcl:"from,block"`
 }
 
-// Source is one credential strategy: env, file or value.
+// Source is one credential strategy: env, file, value, or the name of a
+// secrets block whose plugin resolves the reference (path, secret, key,
+// namespace, version: whichever the plugin takes).
 type Source struct {
 	Kind  string `hcl:"kind,label"`
 	Name  string `hcl:"name,optional"`
 	Path  string `hcl:"path,optional"`
 	Value string `hcl:"value,optional"`
-	// Field picks a JSON field from a file source.
+	// Field picks a JSON field from a file source, or one field of a
+	// secret from a secrets backend.
 	Field string `hcl:"field,optional"`
+	// Secret, Key, Namespace and Version are reference attributes for
+	// secrets backends (e.g. a Kubernetes secret and its key).
+	Secret    string `hcl:"secret,optional"`
+	Key       string `hcl:"key,optional"`
+	Namespace string `hcl:"namespace,optional"`
+	Version   string `hcl:"version,optional"`
 
 	DeclRange hcl.Range
+}
+
+// Builtin reports whether the source is one the host resolves itself.
+func (s Source) Builtin() bool { return s.Kind == "env" || s.Kind == "file" || s.Kind == "value" }
+
+// Reference returns the attributes a secrets backend resolves: every set
+// attribute but field, which the host applies to the result.
+func (s Source) Reference() map[string]string {
+	ref := map[string]string{}
+	for k, v := range map[string]string{"name": s.Name, "path": s.Path, "secret": s.Secret, "key": s.Key, "namespace": s.Namespace, "version": s.Version} {
+		if v != "" {
+			ref[k] = v
+		}
+	}
+	return ref
 }
 
 // Route sends a model name (or pattern) to one or more instances.

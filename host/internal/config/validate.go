@@ -17,7 +17,7 @@ func recordRanges(body hcl.Body, f *File) {
 		return
 	}
 	f.ranges = map[string]hcl.Range{}
-	var providers, storage, routes, keys int
+	var providers, storage, secrets, routes, keys int
 	for _, b := range sb.Blocks {
 		switch b.Type {
 		case "server", "logging", "documents", "telemetry":
@@ -43,6 +43,12 @@ func recordRanges(body hcl.Body, f *File) {
 				recordSourceRanges(b.Body, &f.Storage[storage])
 			}
 			storage++
+		case "secrets":
+			if secrets < len(f.Secrets) {
+				f.Secrets[secrets].DeclRange = b.DefRange()
+				recordSourceRanges(b.Body, &f.Secrets[secrets])
+			}
+			secrets++
 		case "route":
 			if routes < len(f.Routes) {
 				f.Routes[routes].DeclRange = b.DefRange()
@@ -155,6 +161,10 @@ func (f *File) validate() hcl.Diagnostics {
 		seenKeys[k.Name] = true
 	}
 	instances := map[string]string{}
+	backends := map[string]bool{}
+	for _, in := range f.Secrets {
+		backends[in.Name] = true
+	}
 	check := func(kind string, list []Instance) {
 		for _, in := range list {
 			if prev, dup := instances[in.Name]; dup {
@@ -176,10 +186,25 @@ func (f *File) validate() hcl.Diagnostics {
 				}
 				for _, s := range c.Sources {
 					attr, ok := validCredentialKinds[s.Kind]
-					if !ok {
-						diags = append(diags, errAt(s.DeclRange, "Unknown credential source",
-							fmt.Sprintf("from %q: use env, file or value", s.Kind)))
+					switch {
+					case !ok && backends[s.Kind] && kind == "secrets" && s.Kind == in.Name:
+						diags = append(diags, errAt(s.DeclRange, "Secrets block reads itself",
+							fmt.Sprintf("secrets %q cannot take its own credentials from itself", in.Name)))
 						continue
+					case !ok && backends[s.Kind]:
+						if len(s.Reference()) == 0 {
+							diags = append(diags, errAt(s.DeclRange, "Incomplete credential source",
+								fmt.Sprintf("from %q needs a reference such as path or secret", s.Kind)))
+						}
+						continue
+					case !ok:
+						diags = append(diags, errAt(s.DeclRange, "Unknown credential source",
+							fmt.Sprintf("from %q: use env, file, value or the name of a secrets block", s.Kind)))
+						continue
+					}
+					if extra := builtinExtras(s); extra != "" {
+						diags = append(diags, errAt(s.DeclRange, "Unexpected attribute in credential source",
+							fmt.Sprintf("from %q does not take %s; it is for secrets backends", s.Kind, extra)))
 					}
 					if (attr == "name" && s.Name == "") || (attr == "path" && s.Path == "") || (attr == "value" && s.Value == "") {
 						diags = append(diags, errAt(s.DeclRange, "Incomplete credential source",
@@ -201,6 +226,7 @@ func (f *File) validate() hcl.Diagnostics {
 	}
 	check("provider", f.Providers)
 	check("storage", f.Storage)
+	check("secrets", f.Secrets)
 	for i := range f.APIKeys {
 		diags = append(diags, f.APIKeys[i].validateNames(instances)...)
 	}
@@ -315,4 +341,15 @@ func warnAt(r hcl.Range, summary, detail string) *hcl.Diagnostic {
 	d := errAt(r, summary, detail)
 	d.Severity = hcl.DiagWarning
 	return d
+}
+
+// builtinExtras names a backend reference attribute set on a built-in
+// source, or returns "".
+func builtinExtras(s Source) string {
+	for _, a := range []struct{ name, v string }{{"secret", s.Secret}, {"key", s.Key}, {"namespace", s.Namespace}, {"version", s.Version}} {
+		if a.v != "" {
+			return a.name
+		}
+	}
+	return ""
 }

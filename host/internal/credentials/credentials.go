@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/llmproxy/llmproxy/host/internal/config"
 	"github.com/llmproxy/llmproxy/sdk/schema"
@@ -34,7 +35,11 @@ type Source interface {
 }
 
 // New returns the Source a config block describes.
-func New(s config.Source) (Source, error) {
+func New(s config.Source) (Source, error) { return Resolver{}.source(s) }
+
+// source returns the Source a config block describes: a built-in one, or
+// a reference to one of r's secrets backends.
+func (r Resolver) source(s config.Source) (Source, error) {
 	switch s.Kind {
 	case "env":
 		return envSource(s.Name), nil
@@ -43,7 +48,12 @@ func New(s config.Source) (Source, error) {
 	case "value":
 		return valueSource(s.Value), nil
 	}
-	return nil, fmt.Errorf("unknown credential source %q (use env, file or value)", s.Kind)
+	if r.Backends != nil {
+		if b := r.Backends(s.Kind); b != nil {
+			return &backendSource{backend: s.Kind, b: b, ref: s.Reference(), field: s.Field}, nil
+		}
+	}
+	return nil, fmt.Errorf("unknown credential source %q (use env, file, value or the name of a secrets block)", s.Kind)
 }
 
 type envSource string
@@ -114,33 +124,80 @@ func (valueSource) String() string { return "inline value" }
 // naming the sources it tried; when that is the only kind of problem, the
 // error is an *AbsentError.
 func Resolve(ctx context.Context, creds []config.Credential) (map[string]string, error) {
+	res, err := Resolver{}.Resolve(ctx, creds)
+	return res.Values, err
+}
+
+// ResolveStatus is Resolve that also reports, per credential, what each
+// source of its chain said (see Status). The statuses never hold a value.
+func ResolveStatus(ctx context.Context, creds []config.Credential) (map[string]string, []Status, error) {
+	res, err := Resolver{}.Resolve(ctx, creds)
+	return res.Values, res.Statuses, err
+}
+
+// Resolver resolves credential chains whose sources may name secrets
+// backends (the `secrets` blocks of the config).
+type Resolver struct {
+	// Backends returns the backend of a `secrets` block by name, or nil
+	// when there is none.
+	Backends func(name string) Backend
+}
+
+// Resolution is the outcome of resolving an instance's credentials.
+type Resolution struct {
+	// Values are the credentials by name.
+	Values map[string]string
+	// Statuses say, per credential, what each source said.
+	Statuses []Status
+	// Expires is when the first of the values stops working; zero when
+	// none expires.
+	Expires time.Time
+	// RefreshAfter is the earliest poll a store asked for; zero for none.
+	RefreshAfter time.Time
+}
+
+// Resolve resolves every credential (see the package Resolve). One read
+// of a backend reference serves every credential that names a field of
+// it, so that an AWS key id and its secret come from the same lease.
+func (r Resolver) Resolve(ctx context.Context, creds []config.Credential) (Resolution, error) {
+	ctx = withReadCache(ctx)
 	out := make(map[string]string, len(creds))
+	statuses := make([]Status, 0, len(creds))
+	var expires, poll time.Time
 	var (
 		problems []string
 		absent   []config.Credential
 		broken   bool
 	)
 	for _, c := range creds {
-		v, tried, err := resolveOne(ctx, c)
+		v, st, err := r.resolveOne(ctx, c)
+		statuses = append(statuses, st)
+		if v != "" && !st.Expires.IsZero() && (expires.IsZero() || st.Expires.Before(expires)) {
+			expires = st.Expires
+		}
+		if v != "" && !st.refreshAfter.IsZero() && (poll.IsZero() || st.refreshAfter.Before(poll)) {
+			poll = st.refreshAfter
+		}
 		switch {
 		case err != nil:
 			broken = true
 			problems = append(problems, fmt.Sprintf("credential %s: %v", c.Name, err))
 		case v == "" && !c.Optional:
 			absent = append(absent, c)
-			problems = append(problems, fmt.Sprintf("credential %s: no source produced a value (tried %s)", c.Name, strings.Join(tried, ", ")))
+			problems = append(problems, fmt.Sprintf("credential %s: no source produced a value (tried %s)", c.Name, strings.Join(st.tried(), ", ")))
 		case v != "":
 			out[c.Name] = v
 		}
 	}
 	if len(problems) > 0 {
 		msg := strings.Join(problems, "; ")
+		res := Resolution{Values: out, Statuses: statuses, Expires: expires, RefreshAfter: poll}
 		if !broken {
-			return out, &AbsentError{Credentials: absent, msg: msg}
+			return res, &AbsentError{Credentials: absent, msg: msg}
 		}
-		return out, errors.New(msg)
+		return res, errors.New(msg)
 	}
-	return out, nil
+	return Resolution{Values: out, Statuses: statuses, Expires: expires, RefreshAfter: poll}, nil
 }
 
 // CheckRequired fails when the plugin requires a credential the instance
@@ -162,21 +219,55 @@ func CheckRequired(creds []config.Credential, required []schema.Credential) erro
 	return nil
 }
 
-func resolveOne(ctx context.Context, c config.Credential) (string, []string, error) {
-	var tried []string
-	for _, s := range c.Sources {
-		src, err := New(s)
+// resolveOne walks one credential's chain: a source that has nothing
+// ("unavailable") passes to the next, a source that should have worked but
+// did not ("failed") ends the chain with its error, so that a broken store
+// never silently gives way to another identity.
+func (r Resolver) resolveOne(ctx context.Context, c config.Credential) (string, Status, error) {
+	st := Status{Name: c.Name, Rotation: RotationStatic}
+	for i, s := range c.Sources {
+		src, err := r.source(s)
 		if err != nil {
-			return "", tried, err
+			return "", st, err
 		}
-		tried = append(tried, src.String())
-		v, err := src.Resolve(ctx)
-		if err == nil {
-			return v, tried, nil
+		switch src.(type) {
+		case fileSource:
+			st.Rotation = RotationWatched
+		case *backendSource:
+			st.Rotation = RotationLeased
 		}
-		if !errors.Is(err, ErrNotFound) {
-			return "", tried, fmt.Errorf("%s: %w", src, err)
+		var (
+			v   string
+			sec Secret
+		)
+		if bs, ok := src.(*backendSource); ok {
+			v, sec, err = bs.resolve(ctx)
+		} else {
+			v, err = src.Resolve(ctx)
+		}
+		switch {
+		case err == nil:
+			st.Expires, st.Version, st.refreshAfter = sec.Expires, sec.Version, sec.RefreshAfter
+			if st.Rotation == RotationLeased && sec.Expires.IsZero() {
+				st.Rotation = RotationPolled
+				if sec.RefreshAfter.IsZero() {
+					st.Rotation = RotationStatic
+				}
+			}
+			st.Source = src.String()
+			st.Sources = append(st.Sources, SourceStatus{Source: src.String(), State: SourceUsed})
+			for _, rest := range c.Sources[i+1:] {
+				if r, err := New(rest); err == nil {
+					st.Sources = append(st.Sources, SourceStatus{Source: r.String(), State: SourceNotTried})
+				}
+			}
+			return v, st, nil
+		case errors.Is(err, ErrNotFound):
+			st.Sources = append(st.Sources, SourceStatus{Source: src.String(), State: SourceUnavailable, Reason: err.Error()})
+		default:
+			st.Sources = append(st.Sources, SourceStatus{Source: src.String(), State: SourceFailed, Reason: err.Error()})
+			return "", st, fmt.Errorf("%s: %w", src, err)
 		}
 	}
-	return "", tried, nil
+	return "", st, nil
 }

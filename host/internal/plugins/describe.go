@@ -21,6 +21,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/sdk/provider"
 	"github.com/llmproxy/llmproxy/sdk/schema"
+	"github.com/llmproxy/llmproxy/sdk/secrets"
 	"github.com/llmproxy/llmproxy/sdk/storage"
 )
 
@@ -93,6 +94,8 @@ func inspect(ctx context.Context, kind, path string, log hclog.Logger, check boo
 		drv = providerDriver{}
 	case "storage":
 		drv = storageDriver{}
+	case "secrets":
+		drv = secretsDriver{}
 	}
 	if drv != nil {
 		versions = drv.plugins()
@@ -146,6 +149,8 @@ func inspect(ctx context.Context, kind, path string, log hclog.Logger, check boo
 	case *provider.Description:
 		desc.Capabilities = full.Capabilities
 	case *storage.Description:
+		desc.Capabilities = full.Capabilities
+	case *secrets.Description:
 		desc.Capabilities = full.Capabilities
 	}
 	if !check {

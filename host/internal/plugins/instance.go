@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"crypto/sha256"
+	mathrand "math/rand/v2"
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
@@ -59,6 +60,9 @@ type Status struct {
 	Plugin   string    `json:"plugin,omitempty"`
 	Version  string    `json:"version,omitempty"`
 	PID      int       `json:"pid,omitempty"`
+	// Credentials say, per credential, which source of its chain
+	// produced the value and what the others said; never a value.
+	Credentials []credentials.Status `json:"credentials,omitempty"`
 }
 
 // Options are what every instance needs from the host.
@@ -85,6 +89,9 @@ type Options struct {
 	// Env is added to every plugin's environment (the telemetry
 	// exporter's settings); OTEL_SERVICE_NAME is set per plugin.
 	Env []string
+
+	// backends finds the secrets instances credential sources name.
+	backends func(name string) credentials.Backend
 }
 
 // driver is what differs between provider and storage plugins.
@@ -110,6 +117,17 @@ type live struct {
 	client *goplugin.Client
 	raw    any
 	desc   described
+	// cfg is the config JSON sent at Configure, sent again with each
+	// rotation of the credentials; creds are the credentials the plugin
+	// holds now. Only the supervisor goroutine touches creds.
+	cfg   []byte
+	creds map[string]string
+	// expires is when the first of creds stops working (zero: never);
+	// refreshAt is when to resolve them again (zero: only on a signal),
+	// and retry the wait after the next failed refresh.
+	expires   time.Time
+	refreshAt time.Time
+	retry     time.Duration
 }
 
 // killGrace is how long a graceful plugin shutdown may take before the
@@ -173,15 +191,24 @@ type Instance struct {
 	degradation [numReasons]string
 	degSince    time.Time
 	degraded    atomic.Bool
+
+	// credStatus is the outcome of the last resolution of the
+	// credentials; refresh asks the supervisor to resolve them again and
+	// push them to the plugin when they changed; lastAuthRefresh is when
+	// an upstream rejection last asked for that (unix nanoseconds).
+	credStatus      atomic.Pointer[[]credentials.Status]
+	refresh         chan struct{}
+	lastAuthRefresh atomic.Int64
 }
 
 // reason indexes the causes of degradation.
 type reason int
 
 const (
-	reasonHealth   reason = iota // the plugin's HealthChecker said not ok
-	reasonMissed                 // health checks went unanswered
-	reasonUpstream               // the upstream rejected the credentials
+	reasonHealth      reason = iota // the plugin's HealthChecker said not ok
+	reasonMissed                    // health checks went unanswered
+	reasonUpstream                  // the upstream rejected the credentials
+	reasonCredentials               // re-resolving or pushing the credentials failed
 	numReasons
 )
 
@@ -190,6 +217,7 @@ func newInstance(cfg config.Instance, drv driver, opts *Options) *Instance {
 		Name: cfg.Name, Type: cfg.Type, cfg: cfg, opts: opts, drv: drv,
 		log:  opts.Logger.Named(cfg.Name),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		refresh: make(chan struct{}, 1),
 	}
 	var random [32]byte
 	rand.Read(random[:])
@@ -205,6 +233,9 @@ func (in *Instance) Kind() string { return in.drv.kind() }
 // reason to be degraded is reported as Degraded, with the reasons.
 func (in *Instance) Status() Status {
 	st := *in.status.Load()
+	if cs := in.credStatus.Load(); cs != nil {
+		st.Credentials = *cs
+	}
 	if st.State != Ready || !in.degraded.Load() {
 		return st
 	}
@@ -261,8 +292,30 @@ func (in *Instance) clearDegradation() {
 
 // UpstreamRejectedCredentials marks the instance degraded because its
 // upstream answered a call with 401 or 403; a later success clears it.
+// It also asks for one immediate re-resolution of the credentials, at
+// most once per authRefreshInterval however many requests were rejected:
+// a rotated secret the watch has not seen yet is picked up at once.
 func (in *Instance) UpstreamRejectedCredentials() {
 	in.degrade(reasonUpstream, "upstream rejected credentials")
+	now := time.Now().UnixNano()
+	last := in.lastAuthRefresh.Load()
+	if now-last >= int64(authRefreshInterval) && in.lastAuthRefresh.CompareAndSwap(last, now) {
+		in.RefreshCredentials()
+	}
+}
+
+// authRefreshInterval bounds how often upstream rejections re-resolve the
+// credentials.
+const authRefreshInterval = time.Second
+
+// RefreshCredentials asks the supervisor to resolve the instance's
+// credentials again and, when they changed, push them to the running
+// plugin with Configure. It does not wait.
+func (in *Instance) RefreshCredentials() {
+	select {
+	case in.refresh <- struct{}{}:
+	default:
+	}
 }
 
 // Unresponsive marks the instance degraded because a request saw its
@@ -364,6 +417,11 @@ func (in *Instance) run() {
 		<-in.stop
 		return
 	}
+	w, err := credentials.Watch(in.cfg.Credentials, 0, in.RefreshCredentials)
+	if err != nil {
+		in.log.Warn("credential files are not watched; changes are seen at restart or after an upstream rejection", "error", err)
+	}
+	defer w.Close()
 	backoff := time.Duration(0)
 	for {
 		started := time.Now()
@@ -454,11 +512,16 @@ func (in *Instance) watch(l *live) (reason string, hung bool) {
 		case <-in.stop:
 			return "", false
 		case <-poll.C:
+			if !l.refreshAt.IsZero() && !time.Now().Before(l.refreshAt) {
+				in.rotate(l)
+			}
 		case <-in.wake:
 			// Pokes come in bursts when requests fail together.
 			check = time.Since(last) > 250*time.Millisecond
 		case <-health.C:
 			check = true
+		case <-in.refresh:
+			in.rotate(l)
 		}
 		if l.client.Exited() {
 			return "plugin process exited", false
@@ -531,17 +594,11 @@ func (in *Instance) start() (*live, error) {
 		}
 		path = p
 	}
-	creds, err := credentials.Resolve(context.Background(), in.cfg.Credentials)
+	res, err := in.resolveCredentials(context.Background())
 	if err != nil {
 		return nil, permanent{err}
 	}
-	if kind == "storage" {
-		if k := creds[SigningKeyCredential]; k != "" {
-			in.signingKey.Store(k)
-		} else {
-			creds[SigningKeyCredential] = in.signingKey.Load().(string)
-		}
-	}
+	creds := res.Values
 	cmd := exec.Command(path)
 	cmd.Env = in.environment()
 	bindToHost(cmd)
@@ -614,7 +671,180 @@ func (in *Instance) start() (*live, error) {
 			return nil, permanent{fmt.Errorf("plugin rejected its config: %s", msg)}
 		}
 	}
-	return &live{client: client, raw: raw, desc: desc}, nil
+	l := &live{client: client, raw: raw, desc: desc, cfg: cfgJSON, creds: creds, expires: res.Expires}
+	l.refreshAt = nextRefresh(time.Now(), res)
+	return l, nil
+}
+
+// nextRefresh is when a resolution is refreshed: before its values
+// expire, or when a store asked to be polled, whichever comes first.
+func nextRefresh(now time.Time, res credentials.Resolution) time.Time {
+	at := refreshTime(now, res.Expires)
+	if p := res.RefreshAfter; !p.IsZero() && (at.IsZero() || p.Before(at)) {
+		return p
+	}
+	return at
+}
+
+// refreshTime is when credentials resolved at now and expiring at expires
+// are resolved again: at two thirds of their remaining lifetime, minus up
+// to a tenth of it at random so that instances sharing a lease do not all
+// refresh at once. Zero when they do not expire.
+func refreshTime(now, expires time.Time) time.Time {
+	if expires.IsZero() {
+		return time.Time{}
+	}
+	life := expires.Sub(now)
+	if life <= 0 {
+		return now
+	}
+	at := life * 2 / 3
+	if jitter := int64(life / 10); jitter > 0 {
+		at -= time.Duration(mathrand.Int64N(jitter))
+	}
+	return now.Add(at)
+}
+
+// resolveCredentials resolves the instance's credential chains and records
+// what each source said. A storage instance also gets its signing key.
+func (in *Instance) resolveCredentials(ctx context.Context) (credentials.Resolution, error) {
+	res, err := credentials.Resolver{Backends: in.opts.backends}.Resolve(ctx, in.cfg.Credentials)
+	in.logSources(res.Statuses)
+	in.credStatus.Store(&res.Statuses)
+	if err != nil {
+		return res, err
+	}
+	creds := res.Values
+	if in.drv.kind() == "storage" {
+		if k := creds[SigningKeyCredential]; k != "" {
+			in.signingKey.Store(k)
+		} else {
+			creds[SigningKeyCredential] = in.signingKey.Load().(string)
+		}
+	}
+	return res, nil
+}
+
+// logSources logs what the sources of each credential chain said when it
+// differs from the last resolution: the source used, and why each earlier
+// one was passed over (unavailable) or stopped the chain (failed). Values
+// are never part of a status.
+func (in *Instance) logSources(statuses []credentials.Status) {
+	prev := in.credStatus.Load()
+	for i, st := range statuses {
+		if prev != nil && i < len(*prev) && sameSources((*prev)[i], st) {
+			continue
+		}
+		args := []any{"credential", st.Name, "rotation", st.Rotation}
+		if st.Source != "" {
+			args = append(args, "source", st.Source)
+		}
+		failed := false
+		for _, s := range st.Sources {
+			switch s.State {
+			case credentials.SourceUnavailable:
+				args = append(args, "unavailable", s.Source+": "+s.Reason)
+			case credentials.SourceFailed:
+				failed = true
+				args = append(args, "failed", s.Source+": "+s.Reason)
+			}
+		}
+		if failed {
+			in.log.Warn("credential source failed", args...)
+		} else {
+			in.log.Info("credential resolved", args...)
+		}
+	}
+}
+
+// sameSources reports whether two resolutions of a credential used the
+// same source and passed over the others for the same reasons.
+func sameSources(a, b credentials.Status) bool {
+	if a.Source != b.Source || len(a.Sources) != len(b.Sources) {
+		return false
+	}
+	for i := range a.Sources {
+		if a.Sources[i] != b.Sources[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// rotateTimeout bounds one re-resolution and Configure.
+const rotateTimeout = 30 * time.Second
+
+// rotate resolves the credentials again and, when they changed, pushes
+// them to the running plugin with Configure; the plugin swaps them in
+// without failing requests in flight. When resolving or Configure fails,
+// the plugin keeps the credentials it has and the instance is degraded
+// with the reason until a later rotation succeeds. Values are never
+// logged, only the names of the credentials that changed.
+func (in *Instance) rotate(l *live) {
+	ctx, cancel := context.WithTimeout(context.Background(), rotateTimeout)
+	defer cancel()
+	res, err := in.resolveCredentials(ctx)
+	if err != nil {
+		in.refreshFailed(l, "credential refresh failed", err)
+		return
+	}
+	creds := res.Values
+	var changed []string
+	for k, v := range creds {
+		if l.creds[k] != v {
+			changed = append(changed, k)
+		}
+	}
+	for k := range l.creds {
+		if _, ok := creds[k]; !ok {
+			changed = append(changed, k)
+		}
+	}
+	if len(changed) == 0 {
+		in.refreshed(l, res)
+		return
+	}
+	slices.Sort(changed)
+	diags, err := in.drv.configure(ctx, l.raw, in.Name, l.cfg, creds, in.opts.Settings)
+	if err == nil && diags.HasErrors() {
+		err = errors.New(in.reportDiagnostics(config.PluginDiagnostics(&in.cfg, diags)))
+	}
+	if err != nil {
+		in.refreshFailed(l, "the plugin refused the rotated credentials", err)
+		return
+	}
+	l.creds = creds
+	in.log.Info("credentials rotated", "credentials", strings.Join(changed, ","))
+	in.refreshed(l, res)
+}
+
+// refreshed records a successful refresh: the next one is scheduled from
+// the new expiry, and a degradation or failure it caused is cleared.
+func (in *Instance) refreshed(l *live, res credentials.Resolution) {
+	l.expires, l.refreshAt, l.retry = res.Expires, nextRefresh(time.Now(), res), 0
+	in.degrade(reasonCredentials, "")
+	if st := in.status.Load(); st.State == Failed && in.cur.Load() == l {
+		in.setStatus(Ready, "")
+	}
+}
+
+// refreshFailed records a failed refresh. The plugin keeps the credentials
+// it has while they last and the instance is degraded with the reason;
+// the refresh is retried with backoff. Once they have expired with no
+// successor, the instance fails (routes skip it) until a refresh works.
+func (in *Instance) refreshFailed(l *live, what string, err error) {
+	now := time.Now()
+	l.retry = min(max(l.retry*2, 250*time.Millisecond), 30*time.Second)
+	if !l.expires.IsZero() {
+		if now.Before(l.expires) {
+			// Try a few more times before the old credentials expire.
+			l.retry = min(l.retry, max(l.expires.Sub(now)/3, 100*time.Millisecond))
+		} else if in.cur.Load() == l {
+			in.setStatus(Failed, fmt.Sprintf("credentials expired at %s and could not be refreshed: %v", l.expires.UTC().Format(time.RFC3339), err))
+		}
+	}
+	l.refreshAt = now.Add(l.retry)
+	in.degrade(reasonCredentials, what+", keeping the previous credentials until they expire: "+err.Error())
 }
 
 // reportDiagnostics logs config diagnostics once each, as structured

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/llmproxy/llmproxy/host/internal/config"
+	"github.com/llmproxy/llmproxy/host/internal/credentials"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 )
 
@@ -21,6 +22,9 @@ import (
 // unchanged instances keep running.
 type Manager struct {
 	cur atomic.Pointer[set]
+	// pending is the set a reload is starting, whose secrets stores the
+	// instances it starts resolve their credentials through.
+	pending atomic.Pointer[set]
 	// mu serialises reloads.
 	mu sync.Mutex
 }
@@ -37,6 +41,7 @@ type set struct {
 // returns at once; instances become ready in the background.
 func Start(cfg *config.File, opts Options) *Manager {
 	m := &Manager{}
+	opts.backends = m.backend
 	next, fresh := build(cfg, opts, nil)
 	m.cur.Store(next)
 	for _, in := range fresh {
@@ -71,6 +76,11 @@ func build(cfg *config.File, opts Options, old *set) (*set, []*Instance) {
 		s.instances[ic.Name], s.prints[ic.Name] = in, fp
 		s.order = append(s.order, ic.Name)
 		fresh = append(fresh, in)
+	}
+	// Secrets stores come first so that instances resolving through them
+	// find them starting.
+	for _, ic := range cfg.Secrets {
+		add(ic, secretsDriver{})
 	}
 	for _, ic := range cfg.Providers {
 		add(ic, providerDriver{})
@@ -164,7 +174,9 @@ type Reload struct {
 // reloads.
 func (m *Manager) Prepare(cfg *config.File, opts Options) *Reload {
 	m.mu.Lock()
+	opts.backends = m.backend
 	next, fresh := build(cfg, opts, m.cur.Load())
+	m.pending.Store(next)
 	for _, in := range fresh {
 		go in.run()
 	}
@@ -222,6 +234,7 @@ func (r *Reload) Commit() (stale []*Instance) {
 		}
 	}
 	r.m.cur.Store(union)
+	r.m.pending.Store(nil)
 	return stale
 }
 
@@ -247,7 +260,22 @@ func (r *Reload) Finish() {
 // as it is.
 func (r *Reload) Abandon() {
 	defer r.m.mu.Unlock()
+	r.m.pending.Store(nil)
 	StopAll(r.Started)
+}
+
+// backend finds the secrets store named by a credential source: in the set
+// a reload is starting first, then in the current one.
+func (m *Manager) backend(name string) credentials.Backend {
+	for _, s := range []*set{m.pending.Load(), m.cur.Load()} {
+		if s == nil {
+			continue
+		}
+		if in := s.instances[name]; in != nil && in.drv.kind() == "secrets" {
+			return backend{in}
+		}
+	}
+	return nil
 }
 
 // StopAll stops instances in parallel and waits for their processes to

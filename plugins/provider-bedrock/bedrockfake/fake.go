@@ -33,6 +33,11 @@ type Options struct {
 	SecretAccessKey string
 	// SessionToken, when set, must arrive as X-Amz-Security-Token.
 	SessionToken string
+	// Keys, when set, replaces the fixed pair above: it returns the
+	// secret key and session token (empty: none required) of an access
+	// key id, or false for a key the fake does not know (or no longer
+	// accepts), e.g. the short-lived keys a secrets store hands out.
+	Keys func(accessKeyID string) (secretAccessKey, sessionToken string, ok bool)
 	// APIKey, when set, is accepted as "Authorization: Bearer <APIKey>".
 	APIKey string
 	// Region, when set, must be the region of the credential scope.

@@ -57,12 +57,14 @@ func (f *Fake) authenticate(r *http.Request, body []byte) *Failure {
 	if f.opts.Region != "" && sig.region != f.opts.Region {
 		return authFailure("InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid region, not '%s'.", sig.region))
 	}
-	if f.opts.AccessKeyID == "" || sig.accessKey != f.opts.AccessKeyID {
+	secret, token, ok := f.keyPair(sig.accessKey)
+	if !ok {
 		return authFailure("UnrecognizedClientException", msgInvalidToken)
 	}
-	if f.opts.SessionToken != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("X-Amz-Security-Token")), []byte(f.opts.SessionToken)) != 1 {
+	if token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("X-Amz-Security-Token")), []byte(token)) != 1 {
 		return authFailure("UnrecognizedClientException", msgInvalidToken)
 	}
+	sig.secretKey = secret
 	amzDate := r.Header.Get("X-Amz-Date")
 	t, err := time.Parse(amzDateFormat, amzDate)
 	if err != nil {
@@ -94,6 +96,8 @@ func (f *Fake) authenticate(r *http.Request, body []byte) *Failure {
 type signature struct {
 	accessKey, date, region, service string
 	signedHeaders                    []string
+	// secretKey is the secret the fake holds for accessKey.
+	secretKey string
 }
 
 // parseAuthorization parses
@@ -147,7 +151,7 @@ func (f *Fake) expectedAuthorization(r *http.Request, body []byte, sig *signatur
 		cp.ContentLength = 0
 	}
 	sum := sha256.Sum256(body)
-	creds := aws.Credentials{AccessKeyID: f.opts.AccessKeyID, SecretAccessKey: f.opts.SecretAccessKey, SessionToken: r.Header.Get("X-Amz-Security-Token")}
+	creds := aws.Credentials{AccessKeyID: sig.accessKey, SecretAccessKey: sig.secretKey, SessionToken: r.Header.Get("X-Amz-Security-Token")}
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, cp, hex.EncodeToString(sum[:]), sig.service, sig.region, t); err != nil {
 		return "", err
 	}
@@ -157,4 +161,16 @@ func (f *Fake) expectedAuthorization(r *http.Request, body []byte, sig *signatur
 // normalizeAuthorization removes optional spaces after the commas.
 func normalizeAuthorization(h string) string {
 	return strings.ReplaceAll(h, ", ", ",")
+}
+
+// keyPair returns the secret key and session token the fake expects with
+// accessKey: from Options.Keys when set, else the fixed pair.
+func (f *Fake) keyPair(accessKey string) (secret, token string, ok bool) {
+	if f.opts.Keys != nil {
+		return f.opts.Keys(accessKey)
+	}
+	if f.opts.AccessKeyID == "" || accessKey != f.opts.AccessKeyID {
+		return "", "", false
+	}
+	return f.opts.SecretAccessKey, f.opts.SessionToken, true
 }
