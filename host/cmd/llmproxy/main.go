@@ -216,6 +216,14 @@ func serve(args []string) int {
 		logger.Error("invalid route config", "error", err)
 		return 2
 	}
+	limits, err := openLimits(cfg, rtr, timeout)
+	if err != nil {
+		logger.Error("invalid traffic config", "error", err)
+		return 2
+	}
+	if limits != nil {
+		defer limits.Close()
+	}
 
 	policies := map[string]*access.Policy{}
 	for i := range cfg.Storage {
@@ -267,7 +275,7 @@ func serve(args []string) int {
 		Keys: keys, Router: rtr, Plugins: mgr, Logger: logger.Named("http"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
 		Documents: docs, Policies: policies, Metrics: metrics.New(mgr, docs),
-		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens,
+		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens, Limits: limits,
 	})
 	hs := srv.HTTPServer()
 	if local != nil {

@@ -11,6 +11,9 @@ import (
 type readiness struct {
 	Status    string `json:"status"`
 	Instances any    `json:"instances,omitempty"`
+	// Routing is, per routed instance, its circuit state, attempts in
+	// flight and time-to-first-byte average (admin keys only).
+	Routing any `json:"routing,omitempty"`
 }
 
 // ready answers 200 once no instance is still starting and at least one is
@@ -46,6 +49,9 @@ func (s *Server) ready(r *call) {
 	}
 	if r.key != nil && r.key.Admin {
 		out.Instances = st
+		if s.opts.Router != nil {
+			out.Routing = s.opts.Router.Circuits()
+		}
 	}
 	writeJSON(r.ctx, code, out)
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
+	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/storage"
@@ -64,6 +65,8 @@ type Options struct {
 	ReadTimeout, ReadIdleTimeout time.Duration
 	// PageTokens seals storage list page tokens; nil uses a random key.
 	PageTokens *access.PageTokens
+	// Limits enforces the limits block; nil means no limits.
+	Limits *ratelimit.Limiter
 }
 
 // Server handles HTTP requests.
@@ -79,6 +82,12 @@ type Server struct {
 	handler handler
 	// draining is set by Drain: /readyz answers 503 from then on.
 	draining atomic.Bool
+	// limitLogged is when a rate limit backend failure was last logged
+	// (Unix ns).
+	limitLogged atomic.Int64
+	// retries and failovers count attempts after the first, on the same
+	// target and on the next one.
+	retries, failovers atomic.Uint64
 }
 
 // New returns a Server.
@@ -109,6 +118,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Documents != nil {
 		s.docs = documentResolver{s: s, res: opts.Documents}
+	}
+	if opts.Metrics != nil {
+		opts.Metrics.Traffic(opts.Router, opts.Limits, func() (uint64, uint64) { return s.retries.Load(), s.failovers.Load() })
 	}
 	s.handler = chain(s.route, s.recoverPanic, s.withRequestID, s.authenticate, s.observe)
 	return s
@@ -485,6 +497,9 @@ type call struct {
 	id    string
 	key   *auth.Key
 	start time.Time
+	// requested is the model an AI request names.
+	requested string
+	traffic   traffic
 }
 
 func (r *call) method(want string) bool {

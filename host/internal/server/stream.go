@@ -62,6 +62,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	if err != nil {
 		stop()
 		cancel()
+		r.settle(0, true)
 		r.logError(err)
 		writeError(r.ctx, err)
 		return
@@ -74,12 +75,23 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 			h.Set(k, v)
 		}
 	}
+	r.limitHeaders()
 	h.SetContentType("text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	id := r.id
 	log := r.s.log
+	// The stream's limits are settled with the usage chunk when the
+	// stream has one, else with an estimate from its chunks.
+	m := &meter{prompt: r.traffic.est.Prompt}
+	tickets := r.traffic.tickets
+	r.traffic.tickets = nil
 	r.ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer func() {
+			for _, t := range tickets {
+				t.Done(m.used(), true)
+			}
+		}()
 		defer a.end()
 		defer cancel()
 		defer stop()
@@ -96,6 +108,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		}
 		chunk, err := res.chunk, res.err
 		for err == nil && chunk != nil {
+			m.observe(chunk)
 			if werr := k.event(chunk); werr != nil {
 				log.Debug("client went away mid-stream", "request_id", id, "error", werr)
 				return
