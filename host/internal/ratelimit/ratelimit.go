@@ -323,17 +323,17 @@ func (l *Limiter) decide(ctx context.Context, s Subject, u Usage, instance bool)
 		}
 		base := l.partition(r, s)
 		if r.RPM > 0 {
-			bs = append(bs, Bucket{Key: base + ":rpm", Interval: time.Minute / time.Duration(r.RPM), Burst: r.RPM, Cost: 1, kind: kindRequests, rule: r})
+			bs = append(bs, Bucket{Key: base + ":rpm", Interval: per(time.Minute, r.RPM), Burst: r.RPM, Cost: 1, kind: kindRequests, rule: r})
 		}
 		if r.RPS > 0 {
-			bs = append(bs, Bucket{Key: base + ":rps", Interval: time.Second / time.Duration(r.RPS), Burst: r.RPS, Cost: 1, kind: kindRequests, rule: r})
+			bs = append(bs, Bucket{Key: base + ":rps", Interval: per(time.Second, r.RPS), Burst: r.RPS, Cost: 1, kind: kindRequests, rule: r})
 		}
 		if r.TPM > 0 {
 			completion := u.MaxTokens
 			if completion <= 0 {
 				completion = r.CompletionTokens
 			}
-			bs = append(bs, Bucket{Key: base + ":tpm", Interval: time.Minute / time.Duration(r.TPM), Burst: r.TPM,
+			bs = append(bs, Bucket{Key: base + ":tpm", Interval: per(time.Minute, r.TPM), Burst: r.TPM,
 				Cost: max(u.Prompt+completion, 1), kind: kindTokens, rule: r})
 		}
 		if r.Concurrent > 0 {
@@ -379,6 +379,11 @@ func (l *Limiter) decide(ctx context.Context, s Subject, u Usage, instance bool)
 		return nil, d
 	}
 	return t, d
+}
+
+// per is the emission interval of n units per period, at least 1 ns.
+func per(period time.Duration, n int64) time.Duration {
+	return max(period/time.Duration(n), time.Nanosecond)
 }
 
 // Decision is the outcome of Admit: whether the request may proceed, and

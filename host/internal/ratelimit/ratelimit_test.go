@@ -229,7 +229,7 @@ func TestParseRedisURL(t *testing.T) {
 }
 
 func BenchmarkMemoryDecision(b *testing.B) {
-	l, _ := New(Config{Rules: []Rule{{Name: "k", Key: "*", RPM: 1 << 40, TPM: 1 << 40}}}, nil)
+	l, _ := New(Config{Rules: []Rule{{Name: "k", Key: "*", RPM: 1e9, TPM: 1e12}}}, nil)
 	s := Subject{Key: "team-a", Model: "gpt-4o", Route: "gpt-4o"}
 	ctx := context.Background()
 	b.ReportAllocs()
