@@ -673,3 +673,53 @@ func grepLines(b []byte, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestTrafficInstanceQuota limits one instance (an upstream's quota shared
+// by every key): once it is spent, the route skips that instance without
+// an attempt, and a route with no other instance answers 429.
+func TestTrafficInstanceQuota(t *testing.T) {
+	h := harness.Start(t, harness.APIKeyBlock+`
+provider "east" {
+  type = "echo"
+  config { prefix = "east: " }
+}
+provider "west" {
+  type = "echo"
+  config { prefix = "west: " }
+}
+route "both" {
+  target "east" {}
+  target "west" {}
+}
+route "east-only" {
+  target "east" {}
+}
+limits {
+  limit "east-quota" {
+    instance = "east"
+    rpm      = 2
+  }
+}
+`, harness.Options{WaitFor: []string{"east", "west"}})
+	answer := func(model string) (int, string, http.Header) {
+		status, header, body := h.Do(t, "POST", "/v1/chat/completions", spineChatBody(model, "hi", false))
+		if status != 200 {
+			return status, string(body), header
+		}
+		return status, supContent(t, body), header
+	}
+	for i := range 2 {
+		if status, text, _ := answer("both"); status != 200 || !strings.HasPrefix(text, "east: ") {
+			t.Fatalf("request %d within the quota: %d %s", i, status, text)
+		}
+	}
+	if status, text, h := answer("both"); status != 200 || !strings.HasPrefix(text, "west: ") {
+		t.Fatalf("east over its quota: %d %s, want west", status, text)
+	} else if h.Get("X-Ratelimit-Limit-Requests") != "" {
+		t.Errorf("the upstream's quota leaked into the client's headers: %v", h)
+	}
+	status, text, header := answer("east-only")
+	if status != http.StatusTooManyRequests || !strings.Contains(text, "rate_limit_exceeded") || header.Get("Retry-After") == "" {
+		t.Fatalf("only instance over its quota: %d %s %v", status, text, header)
+	}
+}
