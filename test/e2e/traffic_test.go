@@ -723,3 +723,62 @@ limits {
 		t.Fatalf("only instance over its quota: %d %s %v", status, text, header)
 	}
 }
+
+// TestTrafficLimitOverhead measures what a request-level limit adds to
+// the p50 of a chat request at concurrency 1, in memory and in Redis,
+// interleaving the three hosts in rounds so that noise on the machine
+// falls on all alike. Every answer must be a 200 carrying the limit's
+// headers (none without limits).
+func TestTrafficLimitOverhead(t *testing.T) {
+	rd := startTrafficRedis(t)
+	limit := func(redis string) string {
+		return fmt.Sprintf(`
+limits {
+  redis   = %q
+  timeout = "250ms"
+  limit "per-key" {
+    key = "*"
+    rpm = 100000000
+    tpm = 100000000000
+  }
+}
+`, redis)
+	}
+	hosts := map[string]*harness.Host{
+		"off":    harness.Start(t, harness.APIKeyBlock+harness.EchoBlock, harness.Options{WaitFor: []string{"echo"}}),
+		"off2":   harness.Start(t, harness.APIKeyBlock+harness.EchoBlock, harness.Options{WaitFor: []string{"echo"}}),
+		"memory": harness.Start(t, harness.APIKeyBlock+harness.EchoBlock+limit(""), harness.Options{WaitFor: []string{"echo"}}),
+		"redis":  harness.Start(t, harness.APIKeyBlock+harness.EchoBlock+limit(rd.url()), harness.Options{WaitFor: []string{"echo"}}),
+	}
+	names := []string{"off", "memory", "off2", "redis"}
+	lat := map[string][]time.Duration{}
+	body := spineChatBody("echo", "how much does a limit cost", false)
+	client := &http.Client{}
+	for round := range 11 {
+		for _, name := range names {
+			for range 100 {
+				req, _ := http.NewRequest(http.MethodPost, hosts[name].URL+"/v1/chat/completions", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+harness.Key)
+				start := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				took := time.Since(start)
+				if resp.StatusCode != 200 || (resp.Header.Get("X-Ratelimit-Limit-Requests") != "") != !strings.HasPrefix(name, "off") {
+					t.Fatalf("%s: status %d, headers %v", name, resp.StatusCode, resp.Header)
+				}
+				if round > 0 { // the first round warms up
+					lat[name] = append(lat[name], took)
+				}
+			}
+		}
+	}
+	off := trafficP50(lat["off"])
+	for _, name := range names {
+		p := trafficP50(lat[name])
+		t.Logf("limits %-6s p50 %v (%+v against off) over %d requests", name, p.Round(time.Microsecond), (p - off).Round(time.Microsecond), len(lat[name]))
+	}
+}

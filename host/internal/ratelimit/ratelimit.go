@@ -179,6 +179,15 @@ func Open(cfg Config) (*Limiter, error) {
 	return l, err
 }
 
+// Remote reports whether the backend is across the network (Redis).
+func (l *Limiter) Remote() bool {
+	if l == nil {
+		return false
+	}
+	_, mem := l.backend.(*Memory)
+	return !mem
+}
+
 // Close releases the backend.
 func (l *Limiter) Close() error { return l.backend.Close() }
 

@@ -71,12 +71,24 @@ func (r *call) limitHeaders() {
 }
 
 // settle reconciles the request's token reservations with the tokens it
-// used and returns its concurrency leases.
+// used and returns its concurrency leases; with a remote backend off the
+// request's path, so that the answer does not wait for a round trip.
 func (r *call) settle(used int64, known bool) {
-	for _, t := range r.traffic.tickets {
-		t.Done(used, known)
+	if len(r.traffic.tickets) == 0 {
+		return
 	}
+	tickets := r.traffic.tickets
 	r.traffic.tickets = nil
+	done := func() {
+		for _, t := range tickets {
+			t.Done(used, known)
+		}
+	}
+	if r.s.opts.Limits.Remote() {
+		go done()
+		return
+	}
+	done()
 }
 
 // usageOf reads usage.total_tokens (or prompt plus completion tokens) of
