@@ -782,3 +782,76 @@ limits {
 		t.Logf("limits %-6s p50 %v (%+v against off) over %d requests", name, p.Round(time.Microsecond), (p - off).Round(time.Microsecond), len(lat[name]))
 	}
 }
+
+// TestTrafficStreamUsageInjected streams under a token limit without
+// asking for usage: the gateway asks the upstream for the usage chunk,
+// settles the reservation with it and does not forward it.
+func TestTrafficStreamUsageInjected(t *testing.T) {
+	h := harness.Start(t, harness.APIKeyBlock+harness.EchoBlock+fmt.Sprintf(`
+api_key "tokens" {
+  key    = %q
+  models = ["*"]
+}
+limits {
+  limit "tokens" {
+    key = "tokens"
+    tpm = 6000
+  }
+}
+`, trafficTokensKey), harness.Options{WaitFor: []string{"echo"}})
+	stream := func(key, body string) (usage int64, chunks int, header http.Header) {
+		req, _ := http.NewRequest(http.MethodPost, h.URL+"/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			line := sc.Bytes()
+			if !bytes.HasPrefix(line, []byte("data: {")) {
+				continue
+			}
+			chunks++
+			var ch struct {
+				Usage *struct {
+					TotalTokens int64 `json:"total_tokens"`
+				} `json:"usage"`
+			}
+			if json.Unmarshal(line[6:], &ch) == nil && ch.Usage != nil {
+				usage = ch.Usage.TotalTokens
+			}
+		}
+		return usage, chunks, resp.Header
+	}
+	msgs := `"messages":[{"role":"user","content":"a few words for the token meter"}]`
+	// The same request with usage on an unlimited key: what the answer costs.
+	want, wantChunks, _ := stream(harness.Key, `{"model":"echo","stream":true,"stream_options":{"include_usage":true},"max_tokens":500,`+msgs+`}`)
+	if want == 0 {
+		t.Fatal("echo sent no usage")
+	}
+	body := `{"model":"echo","stream":true,"max_tokens":500,` + msgs + `}`
+	got, chunks, h1 := stream(trafficTokensKey, body)
+	if got != 0 || chunks != wantChunks-1 {
+		t.Errorf("the client got a usage chunk it did not ask for (usage %d, %d chunks, want %d)", got, chunks, wantChunks-1)
+	}
+	reservation := int64(len(body)+3)/4 + 500
+	left, _ := strconv.ParseInt(h1.Get("X-Ratelimit-Remaining-Tokens"), 10, 64)
+	if left != 6000-reservation {
+		t.Fatalf("remaining after the first reservation = %d, want %d", left, 6000-reservation)
+	}
+	// The second request sees the first settled at its real usage: only
+	// the refill (100 tokens/s) may add to what is left.
+	time.Sleep(100 * time.Millisecond)
+	_, _, h2 := stream(trafficTokensKey, body)
+	left2, _ := strconv.ParseInt(h2.Get("X-Ratelimit-Remaining-Tokens"), 10, 64)
+	settled := 6000 - want - reservation
+	if left2 < settled || left2 > settled+100 {
+		t.Errorf("remaining after a settled stream = %d, want %d (+ refill); unsettled it would be %d", left2, settled, 6000-2*reservation)
+	}
+}

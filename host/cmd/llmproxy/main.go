@@ -216,7 +216,7 @@ func serve(args []string) int {
 		logger.Error("invalid route config", "error", err)
 		return 2
 	}
-	limits, err := openLimits(cfg, rtr, timeout)
+	limits, err := openLimits(cfg, rtr, timeout, logger)
 	if err != nil {
 		logger.Error("invalid traffic config", "error", err)
 		return 2

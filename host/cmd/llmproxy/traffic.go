@@ -1,7 +1,12 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/llmproxy/llmproxy/host/internal/config"
 	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
@@ -9,8 +14,10 @@ import (
 )
 
 // openLimits builds the limiter of the limits block (nil without one) and
-// gives the router its circuit breaker policy.
-func openLimits(cfg *config.File, rtr *router.Router, requestTimeout time.Duration) (*ratelimit.Limiter, error) {
+// gives the router its circuit breaker policy. go-redis's own messages
+// (one per failed dial while Redis is down) go to the debug log: the
+// limiter reports a backend outage itself, once a second.
+func openLimits(cfg *config.File, rtr *router.Router, requestTimeout time.Duration, log hclog.Logger) (*ratelimit.Limiter, error) {
 	bp, err := cfg.CircuitBreaker.Policy()
 	if err != nil {
 		return nil, err
@@ -23,5 +30,13 @@ func openLimits(cfg *config.File, rtr *router.Router, requestTimeout time.Durati
 	if err != nil {
 		return nil, err
 	}
+	redis.SetLogger(redisLog{log.Named("redis")})
 	return ratelimit.Open(lc)
+}
+
+// redisLog routes go-redis's messages into hclog at debug level.
+type redisLog struct{ log hclog.Logger }
+
+func (l redisLog) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug(fmt.Sprintf(format, v...))
 }

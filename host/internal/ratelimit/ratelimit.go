@@ -201,6 +201,16 @@ func (l *Limiter) HasInstanceRules() bool {
 	return false
 }
 
+// HasTokenRules reports whether some limit counts tokens.
+func (l *Limiter) HasTokenRules() bool {
+	for _, r := range l.rules {
+		if r.TPM > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Stats are the limiter's counters since start.
 type Stats struct {
 	Allowed, Limited uint64

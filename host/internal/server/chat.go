@@ -32,6 +32,8 @@ type parsed struct {
 	// maxTokens is max_completion_tokens or max_tokens (0: unset), for
 	// token limits.
 	maxTokens int64
+	// streamOptions is set when the body has stream_options.
+	streamOptions bool
 }
 
 // parse validates the body as JSON and reads model, stream and (for chat)
@@ -72,6 +74,7 @@ func (r *call) parse(chat bool) (*parsed, error) {
 				}
 			}
 		}
+		out.streamOptions = v.Get("stream_options") != nil
 		if st := v.Get("stream"); st != nil {
 			switch st.Type() {
 			case fastjson.TypeTrue:
@@ -410,6 +413,9 @@ func (r *call) chat() {
 		}
 	}
 	if p.stream {
+		if r.traffic.injectUsage {
+			body = withUsage(body)
+		}
 		r.stream(ctx, cancel, rt, p.model, body, docs)
 		return
 	}

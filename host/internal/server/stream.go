@@ -84,6 +84,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	// The stream's limits are settled with the usage chunk when the
 	// stream has one, else with an estimate from its chunks.
 	m := &meter{prompt: r.traffic.est.Prompt}
+	strip := r.traffic.injectUsage
 	tickets := r.traffic.tickets
 	r.traffic.tickets = nil
 	r.ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
@@ -108,7 +109,11 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		}
 		chunk, err := res.chunk, res.err
 		for err == nil && chunk != nil {
-			m.observe(chunk)
+			if m.observe(chunk) && strip {
+				// The usage chunk the gateway asked for, not the client.
+				chunk, err = st.Recv()
+				continue
+			}
 			if werr := k.event(chunk); werr != nil {
 				log.Debug("client went away mid-stream", "request_id", id, "error", werr)
 				return

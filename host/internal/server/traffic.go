@@ -21,10 +21,14 @@ import (
 // token limits, what it holds of the limits and the decision whose
 // numbers the x-ratelimit-* headers report.
 type traffic struct {
-	est      ratelimit.Usage
-	route    string
-	tickets  []*ratelimit.Ticket
-	decision *ratelimit.Decision
+	est ratelimit.Usage
+	// injectUsage is set when the gateway asked the upstream for a
+	// stream's usage chunk on behalf of a token limit, the client having
+	// not: the chunk is read and not forwarded.
+	injectUsage bool
+	route       string
+	tickets     []*ratelimit.Ticket
+	decision    *ratelimit.Decision
 }
 
 // admit decides the request-level limits of a chat or embeddings request
@@ -37,6 +41,7 @@ func (r *call) admit(p *parsed, rt *router.Route) bool {
 	if l == nil {
 		return true
 	}
+	r.traffic.injectUsage = p.stream && !p.streamOptions && l.HasTokenRules()
 	t, d := l.Admit(context.Background(), r.subject(""), r.traffic.est)
 	if d == nil {
 		return true
@@ -131,12 +136,43 @@ type meter struct {
 	known  bool
 }
 
-func (m *meter) observe(chunk []byte) {
-	if n, ok := usageOf(&m.p, chunk); ok {
-		m.usage, m.known = n, true
-		return
+// observe reads one chunk; it reports whether the chunk carries only the
+// usage (its choices are empty).
+func (m *meter) observe(chunk []byte) (usageOnly bool) {
+	n, ok := usageOf(&m.p, chunk)
+	if !ok {
+		m.chunks++
+		return false
 	}
-	m.chunks++
+	m.usage, m.known = n, true
+	v, err := m.p.ParseBytes(chunk)
+	if err != nil {
+		return false
+	}
+	c := v.Get("choices")
+	if c == nil || c.Type() == fastjson.TypeNull {
+		return true
+	}
+	arr, err := c.Array()
+	return err == nil && len(arr) == 0
+}
+
+// withUsage returns a chat request body that also asks for the stream's
+// usage chunk (stream_options.include_usage); the body is a JSON object
+// without stream_options.
+func withUsage(body []byte) []byte {
+	i := bytes.IndexByte(body, '{')
+	if i < 0 {
+		return body
+	}
+	out := make([]byte, 0, len(body)+48)
+	out = append(out, body[:i+1]...)
+	out = append(out, `"stream_options":{"include_usage":true}`...)
+	rest := bytes.TrimLeft(body[i+1:], " \t\r\n")
+	if len(rest) > 0 && rest[0] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, body[i+1:]...)
 }
 
 func (m *meter) used() int64 {
