@@ -855,3 +855,30 @@ limits {
 		t.Errorf("remaining after a settled stream = %d, want %d (+ refill); unsettled it would be %d", left2, settled, 6000-2*reservation)
 	}
 }
+
+// TestTrafficLimitsInMemory is the in-memory backend on one replica under
+// concurrent load: exactly what one GCRA bucket allows.
+func TestTrafficLimitsInMemory(t *testing.T) {
+	h := harness.Start(t, harness.APIKeyBlock+harness.EchoBlock+fmt.Sprintf(`
+api_key "open" {
+  key    = %q
+  models = ["*"]
+}
+limits {
+  limit "open" {
+    key = "open"
+    rpm = 600
+  }
+}
+`, trafficOpenKey), harness.Options{WaitFor: []string{"echo"}})
+	var tally trafficTally
+	took := trafficLoad(t, []*harness.Host{h}, 8, 2*time.Second, trafficOpenKey, spineChatBody("echo", "count me", false), false, &tally)
+	want := 600 + int64(took/(100*time.Millisecond))
+	t.Logf("1 replica × 8 workers for %v: %s; GCRA allows %d", took.Round(time.Millisecond), &tally, want)
+	if n := tally.ok.Load(); n < want-1 || n > want+1 {
+		t.Errorf("admitted %d, want %d ±1", n, want)
+	}
+	if tally.other.Load() != 0 {
+		t.Errorf("answers: %s %v", &tally, tally.otherBodies)
+	}
+}
