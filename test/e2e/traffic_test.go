@@ -882,3 +882,60 @@ limits {
 		t.Errorf("answers: %s %v", &tally, tally.otherBodies)
 	}
 }
+
+// TestTrafficStickyAndCost routes by session header and by price.
+func TestTrafficStickyAndCost(t *testing.T) {
+	h := harness.Start(t, harness.APIKeyBlock+`
+provider "east" {
+  type = "echo"
+  config { prefix = "east: " }
+}
+provider "west" {
+  type = "echo"
+  config { prefix = "west: " }
+}
+route "sticky" {
+  strategy      = "round_robin"
+  sticky_header = "X-Session-Id"
+  target "east" {}
+  target "west" {}
+}
+route "cheap" {
+  strategy = "cost"
+  target "east" { price = 5 }
+  target "west" { price = 0.5 }
+}
+`, harness.Options{WaitFor: []string{"east", "west"}})
+	served := func(model string, header ...string) string {
+		status, _, body := h.Do(t, "POST", "/v1/chat/completions", spineChatBody(model, "hi", false), header...)
+		if status != 200 {
+			t.Fatalf("%s: %d %s", model, status, body)
+		}
+		text := supContent(t, body)
+		name, _, _ := strings.Cut(text, ":")
+		return name
+	}
+	seen := map[string]bool{}
+	for i := range 12 {
+		session := fmt.Sprintf("session-%d", i)
+		first := served("sticky", "X-Session-Id", session)
+		seen[first] = true
+		for range 3 {
+			if got := served("sticky", "X-Session-Id", session); got != first {
+				t.Fatalf("%s moved from %s to %s", session, first, got)
+			}
+		}
+	}
+	if !seen["east"] || !seen["west"] {
+		t.Errorf("12 sessions all on one instance: %v", seen)
+	}
+	// Without the header the route rotates.
+	if a, b := served("sticky"), served("sticky"); a == b {
+		t.Errorf("round_robin without a session served %s twice", a)
+	}
+	for range 3 {
+		if got := served("cheap"); got != "west" {
+			t.Errorf("cost strategy served %s, want the cheaper west", got)
+		}
+	}
+}
