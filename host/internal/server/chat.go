@@ -271,6 +271,7 @@ func (r *call) attempt(ctx context.Context, rt *router.Route, requested string, 
 	rt.Admitted()
 	made := 0
 	for i, t := range plan {
+		before := made
 		for n := 0; n < pol.PerTarget && made < budget; n++ {
 			if n > 0 {
 				if !sameTargetRetryable(last) {
@@ -304,7 +305,7 @@ func (r *call) attempt(ctx context.Context, rt *router.Route, requested string, 
 		if made >= budget {
 			break
 		}
-		if i < len(plan)-1 && last != nil {
+		if i < len(plan)-1 && made > before {
 			r.s.log.Warn("attempt failed; trying the next instance", "request_id", r.id, "instance", t.Instance,
 				"next", plan[i+1].Instance, "error", last)
 		}
