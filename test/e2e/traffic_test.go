@@ -196,6 +196,12 @@ func trafficSend(t *testing.T, url, key, body string, stream bool, tally *traffi
 // trafficLoad runs workers goroutines per host sending requests with key
 // for d, and returns how long the load really ran.
 func trafficLoad(t *testing.T, hosts []*harness.Host, workers int, d time.Duration, key, body string, stream bool, tally *trafficTally) time.Duration {
+	return trafficLoadInto(t, hosts, workers, d, key, body, stream, func() *trafficTally { return tally })
+}
+
+// trafficLoadInto is trafficLoad counting each answer in the tally pick
+// returns when its request is sent.
+func trafficLoadInto(t *testing.T, hosts []*harness.Host, workers int, d time.Duration, key, body string, stream bool, pick func() *trafficTally) time.Duration {
 	start := time.Now()
 	var wg sync.WaitGroup
 	for _, h := range hosts {
@@ -204,7 +210,7 @@ func trafficLoad(t *testing.T, hosts []*harness.Host, workers int, d time.Durati
 			go func() {
 				defer wg.Done()
 				for time.Since(start) < d {
-					trafficSend(t, h.URL, key, body, stream, tally)
+					trafficSend(t, h.URL, key, body, stream, pick())
 				}
 			}()
 		}
@@ -291,20 +297,43 @@ func TestTrafficLimitsAcrossReplicas(t *testing.T) {
 	})
 
 	t.Run("redis down and back", func(t *testing.T) {
-		time.Sleep(200 * time.Millisecond)
-		rd.kill()
-		var open, closed trafficTally
+		// Load on both keys; Redis is killed half a second in. Answers
+		// count in the "down" tallies when their request was sent after
+		// the kill.
+		var openUp, openDown, closedUp, closedDown trafficTally
+		var down atomic.Bool
+		pick := func(up, dn *trafficTally) func() *trafficTally {
+			return func() *trafficTally {
+				if down.Load() {
+					return dn
+				}
+				return up
+			}
+		}
 		var wg sync.WaitGroup
 		wg.Add(2)
-		go func() { defer wg.Done(); trafficLoad(t, hosts, 1, time.Second, trafficOpenKey, chat, false, &open) }()
-		go func() { defer wg.Done(); trafficLoad(t, hosts, 1, time.Second, trafficClosedKey, chat, false, &closed) }()
+		go func() {
+			defer wg.Done()
+			trafficLoadInto(t, hosts, 1, 1500*time.Millisecond, trafficOpenKey, chat, false, pick(&openUp, &openDown))
+		}()
+		go func() {
+			defer wg.Done()
+			trafficLoadInto(t, hosts, 1, 1500*time.Millisecond, trafficClosedKey, chat, false, pick(&closedUp, &closedDown))
+		}()
+		time.Sleep(500 * time.Millisecond)
+		rd.kill()
+		down.Store(true)
 		wg.Wait()
-		t.Logf("redis down: fail open %s; fail closed %s", &open, &closed)
-		if open.ok.Load() == 0 || open.other.Load() != 0 || open.limited.Load() != 0 || open.unavailable.Load() != 0 {
-			t.Errorf("fail open with redis down: %s %v", &open, open.otherBodies)
+		t.Logf("before the kill: fail open %s; fail closed %s", &openUp, &closedUp)
+		t.Logf("redis down: fail open %s; fail closed %s", &openDown, &closedDown)
+		if openUp.other.Load() != 0 || closedUp.other.Load() != 0 {
+			t.Errorf("errors before or during the kill: %v %v", openUp.otherBodies, closedUp.otherBodies)
 		}
-		if closed.unavailable.Load() == 0 || closed.ok.Load() != 0 || closed.other.Load() != 0 {
-			t.Errorf("fail closed with redis down: %s %v", &closed, closed.otherBodies)
+		if openDown.ok.Load() == 0 || openDown.other.Load() != 0 || openDown.limited.Load() != 0 || openDown.unavailable.Load() != 0 {
+			t.Errorf("fail open with redis down: %s %v", &openDown, openDown.otherBodies)
+		}
+		if closedDown.unavailable.Load() == 0 || closedDown.ok.Load() != 0 || closedDown.other.Load() != 0 {
+			t.Errorf("fail closed with redis down: %s %v", &closedDown, closedDown.otherBodies)
 		}
 		rd.start()
 		// The first decisions after the restart may still find the
