@@ -179,8 +179,8 @@ func trafficSend(t *testing.T, url, key, body string, stream bool, tally *traffi
 	case resp.StatusCode == http.StatusOK:
 		tally.ok.Add(1)
 	case resp.StatusCode == http.StatusTooManyRequests && bytes.Contains(b, []byte(`"rate_limit_exceeded"`)):
-		if resp.Header.Get("Retry-After") == "" || resp.Header.Get("X-Ratelimit-Remaining-Requests") == "" && resp.Header.Get("X-Ratelimit-Remaining-Tokens") == "" {
-			t.Errorf("429 without Retry-After or x-ratelimit-remaining-*: %v", resp.Header)
+		if resp.Header.Get("Retry-After") == "" || resp.Header.Get("Retry-After-Ms") == "" {
+			t.Errorf("429 without Retry-After or retry-after-ms: %v", resp.Header)
 		}
 		tally.limited.Add(1)
 	case resp.StatusCode == http.StatusTooManyRequests && bytes.Contains(b, []byte(`"rate_limit_backend_unavailable"`)):
@@ -254,13 +254,35 @@ func TestTrafficLimitsAcrossReplicas(t *testing.T) {
 	})
 
 	t.Run("headers", func(t *testing.T) {
+		// The open key's bucket is spent (one request refills every
+		// 100 ms): a refusal says so.
+		var (
+			req  *http.Request
+			resp *http.Response
+			err  error
+		)
+		for range 5 {
+			req, _ = http.NewRequest(http.MethodPost, hosts[0].URL+"/v1/chat/completions", strings.NewReader(chat))
+			req.Header.Set("Authorization", "Bearer "+trafficOpenKey)
+			if resp, err = http.DefaultClient.Do(req); err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == 429 {
+				break
+			}
+		}
+		if resp.StatusCode != 429 || resp.Header.Get("X-Ratelimit-Limit-Requests") != "600" ||
+			resp.Header.Get("X-Ratelimit-Remaining-Requests") != "0" || resp.Header.Get("X-Ratelimit-Reset-Requests") == "" {
+			t.Errorf("refusal: %d %v", resp.StatusCode, resp.Header)
+		}
 		_, h, _ := hosts[0].Do(t, "POST", "/v1/chat/completions", chat)
 		if h.Get("X-Ratelimit-Limit-Requests") != "" {
 			t.Errorf("the harness key has no limit, yet got x-ratelimit headers: %v", h)
 		}
-		req, _ := http.NewRequest(http.MethodPost, hosts[1].URL+"/v1/chat/completions", strings.NewReader(chat))
+		req, _ = http.NewRequest(http.MethodPost, hosts[1].URL+"/v1/chat/completions", strings.NewReader(chat))
 		req.Header.Set("Authorization", "Bearer "+trafficTokensKey)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err = http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -966,5 +988,60 @@ route "cheap" {
 		if got := served("cheap"); got != "west" {
 			t.Errorf("cost strategy served %s, want the cheaper west", got)
 		}
+	}
+}
+
+// TestTrafficConcurrency holds a key to two requests at once: a third
+// while two streams run is refused, and admitted once one has ended.
+func TestTrafficConcurrency(t *testing.T) {
+	h := harness.Start(t, harness.APIKeyBlock+fmt.Sprintf(`
+provider "slow" {
+  type = "echo"
+  config { chunk_delay = "100ms" }
+}
+route "slow" {
+  target "slow" {}
+}
+api_key "open" {
+  key    = %q
+  models = ["*"]
+}
+limits {
+  limit "two-at-once" {
+    key        = "open"
+    concurrent = 2
+  }
+}
+`, trafficOpenKey), harness.Options{WaitFor: []string{"slow"}})
+	send := func(stream bool) int {
+		var tally trafficTally
+		body := spineChatBody("slow", "one two three four five six", stream)
+		trafficSend(t, h.URL, trafficOpenKey, body, stream, &tally)
+		switch {
+		case tally.ok.Load() == 1:
+			return 200
+		case tally.limited.Load() == 1:
+			return 429
+		}
+		t.Fatalf("answer: %s %v", &tally, tally.otherBodies)
+		return 0
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if got := send(true); got != 200 {
+				t.Errorf("stream within the limit: %d", got)
+			}
+		}()
+	}
+	time.Sleep(250 * time.Millisecond) // both streams are running
+	if got := send(false); got != 429 {
+		t.Errorf("a third request while two stream: %d, want 429", got)
+	}
+	wg.Wait()
+	if got := send(false); got != 200 {
+		t.Errorf("after the streams ended: %d, want 200", got)
 	}
 }
