@@ -315,8 +315,11 @@ func (r *Rule) matches(s Subject, instance bool) bool {
 // Usage is the size of a request for token limits.
 type Usage struct {
 	// Prompt is the estimated prompt size; MaxTokens the completion cap
-	// the request names (zero: none).
+	// the request names (zero: none, so the limit's CompletionTokens).
 	Prompt, MaxTokens int64
+	// NoCompletion is set for requests that produce no completion
+	// (embeddings): only the prompt is reserved.
+	NoCompletion bool
 }
 
 // Admit decides on the request-level limits (those without an instance
@@ -349,7 +352,10 @@ func (l *Limiter) decide(ctx context.Context, s Subject, u Usage, instance bool)
 		}
 		if r.TPM > 0 {
 			completion := u.MaxTokens
-			if completion <= 0 {
+			switch {
+			case u.NoCompletion:
+				completion = 0
+			case completion <= 0:
 				completion = r.CompletionTokens
 			}
 			bs = append(bs, Bucket{Key: base + ":tpm", Interval: per(time.Minute, r.TPM), Burst: r.TPM,

@@ -108,6 +108,10 @@ func TestTokensReserveAndSettle(t *testing.T) {
 	if d.Allowed || d.RetryAfter >= 0 || !strings.Contains(d.Error().Message, "too large") {
 		t.Fatalf("oversized request: %+v %v", d, d.Error())
 	}
+	// Embeddings reserve their prompt only.
+	if _, d := l.Admit(context.Background(), Subject{Key: "e"}, Usage{Prompt: 40, NoCompletion: true}); d.Tokens.Remaining != 960 {
+		t.Errorf("embeddings reservation: %+v", d.Tokens)
+	}
 	// Usage above the estimate is charged too.
 	tk, d = l.Admit(context.Background(), Subject{Key: "c"}, Usage{Prompt: 10, MaxTokens: 10})
 	tk.Done(700, true)

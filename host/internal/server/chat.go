@@ -34,6 +34,8 @@ type parsed struct {
 	maxTokens int64
 	// streamOptions is set when the body has stream_options.
 	streamOptions bool
+	// chat is set for chat completions (not embeddings).
+	chat bool
 }
 
 // parse validates the body as JSON and reads model, stream and (for chat)
@@ -58,6 +60,7 @@ func (r *call) parse(chat bool) (*parsed, error) {
 		return nil, openai.InvalidRequest("model", "you must provide a model parameter (a string)")
 	}
 	out.model = string(m.GetStringBytes())
+	out.chat = chat
 	if chat {
 		msgs := v.Get("messages")
 		if msgs == nil || msgs.Type() != fastjson.TypeArray {

@@ -36,7 +36,7 @@ type traffic struct {
 // a refused request with 429.
 func (r *call) admit(p *parsed, rt *router.Route) bool {
 	r.traffic.route = rt.Name
-	r.traffic.est = ratelimit.Usage{Prompt: int64(len(r.ctx.PostBody())+3) / 4, MaxTokens: p.maxTokens}
+	r.traffic.est = ratelimit.Usage{Prompt: int64(len(r.ctx.PostBody())+3) / 4, MaxTokens: p.maxTokens, NoCompletion: !p.chat}
 	l := r.s.opts.Limits
 	if l == nil {
 		return true
@@ -273,7 +273,9 @@ func (s *skipped) err() error {
 	switch {
 	case s.limited > 0 && s.limit != nil:
 		e := s.limit.Error()
-		e.Message = "every instance serving this model is at its configured quota; " + e.Message
+		if !s.limit.Unavailable {
+			e.Message = "every instance serving this model is at its configured quota; " + e.Message
+		}
 		return e
 	case s.ejected > 0:
 		e := openai.NewError(http.StatusServiceUnavailable, openai.TypeUnavailable, "no_healthy_instance",
