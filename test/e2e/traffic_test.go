@@ -521,11 +521,10 @@ route "cb" {
 		t.Fatalf("after a failed probe: state %s, ejections %d", st, ej)
 	}
 	fake.Reset()
-	time.Sleep(1200 * time.Millisecond)
 	if status, model, _ := trafficPost(t, h, "cb"); status != 200 || model != "echo" {
 		t.Fatalf("within the doubled cooldown: %d %s, want echo", status, model)
 	}
-	time.Sleep(1000 * time.Millisecond)
+	time.Sleep(2100 * time.Millisecond)
 	if status, model, _ := trafficPost(t, h, "cb"); status != 200 || !strings.HasPrefix(model, "gpt-4o") {
 		t.Fatalf("healed probe: %d %s, want gpt-4o from flaky", status, model)
 	}
