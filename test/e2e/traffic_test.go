@@ -475,6 +475,9 @@ route "cb" {
   target "flaky" { model = "gpt-4o" }
   target "echo"  { model = "echo" }
 }
+route "cb-only" {
+  target "flaky" { model = "gpt-4o" }
+}
 `, harness.Options{WaitFor: []string{"flaky", "echo"}})
 	fake.FailNext(1<<20, openaifake.Failure{Status: http.StatusInternalServerError})
 	for i := range 3 {
@@ -495,6 +498,10 @@ route "cb" {
 			t.Fatalf("while ejected: %d %s", status, model)
 		}
 		ejected = append(ejected, took)
+	}
+	status, text, _ := trafficPost(t, h, "cb-only")
+	if status != http.StatusServiceUnavailable || !strings.Contains(text, "no_healthy_instance") {
+		t.Errorf("a route whose only instance is ejected: %d %s", status, text)
 	}
 	if n := fake.Requests(); n != 3 {
 		t.Errorf("while ejected the upstream saw %d more requests, want none", n-3)
