@@ -398,3 +398,19 @@ route "cohere.*" {
 route "meta.*" {
   target "oracle_ai" {}
 }
+
+# Traffic control (docs/traffic.md): rate limits per key, model or instance,
+# in memory or shared by every replica through Redis, and circuit breaking.
+#
+# limits {
+#   redis = env("LIMITS_REDIS_URL", "")   # in memory when empty
+#   limit "per-key" {
+#     key = "*"
+#     rpm = 600
+#     tpm = 100000
+#   }
+# }
+# circuit_breaker {
+#   consecutive_failures = 5
+#   cooldown             = "5s"
+# }

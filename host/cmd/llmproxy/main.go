@@ -220,6 +220,14 @@ func serve(args []string) int {
 		logger.Error("refusing to start", "error", err)
 		return 2
 	}
+	limits, err := openLimits(cfg, timeout, logger)
+	if err != nil {
+		logger.Error("invalid traffic config", "error", err)
+		return 2
+	}
+	if limits != nil {
+		defer limits.Close()
+	}
 	docCfg := document.DefaultConfig()
 	if cfg.Documents != nil {
 		docCfg = cfg.Documents.WithDefaults()
@@ -285,7 +293,7 @@ func serve(args []string) int {
 		Keys: routing.Keys, Router: routing.Router, Plugins: mgr, Logger: logger.Named("http"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
 		Documents: docs, Policies: routing.Policies, Metrics: mx, Telemetry: tel,
-		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens,
+		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens, Limits: limits,
 	})
 	rl := newReloader(&reloader{path: *configPath, pluginsDir: *pluginsDir, listen: *listen,
 		log: logger.Named("reload"), srv: srv, mgr: mgr, local: local, pluginEnv: tel.PluginEnv(), drainLimit: timeout + grace})

@@ -285,6 +285,12 @@ func buildRouting(cfg *config.File, local *localKey) (server.Routing, error) {
 	if err != nil {
 		return server.Routing{}, fmt.Errorf("invalid route config: %w", err)
 	}
+	// Each routing gets its own circuit breakers, which start closed.
+	bp, err := cfg.CircuitBreaker.Policy()
+	if err != nil {
+		return server.Routing{}, fmt.Errorf("invalid circuit_breaker config: %w", err)
+	}
+	rtr.SetBreaker(bp)
 	policies := map[string]*access.Policy{}
 	for i := range cfg.Storage {
 		p, err := access.NewPolicy(&cfg.Storage[i])

@@ -41,6 +41,10 @@ type File struct {
 	Routes    []Route           `hcl:"route,block"`
 	Documents *document.Config  `hcl:"documents,block"`
 	Telemetry *telemetry.Config `hcl:"telemetry,block"`
+	// Limits and CircuitBreaker are nil when absent: no limits, no
+	// ejection.
+	Limits         *Limits         `hcl:"limits,block"`
+	CircuitBreaker *CircuitBreaker `hcl:"circuit_breaker,block"`
 
 	// Path is where the file was read from ("<embedded>" for the default).
 	Path string
@@ -263,11 +267,16 @@ func (s Source) Reference() map[string]string {
 type Route struct {
 	// Model is an exact name or a pattern with "*" wildcards.
 	Model string `hcl:"model,label"`
-	// Strategy is failover (default), round_robin or weighted.
+	// Strategy is failover (default), round_robin, weighted,
+	// least_busy, latency or cost.
 	Strategy string   `hcl:"strategy,optional"`
 	Aliases  []string `hcl:"aliases,optional"`
-	Targets  []Target `hcl:"target,block"`
-	Attempt  `hcl:",remain"`
+	// StickyHeader names a request header (e.g. X-Session-Id) whose
+	// value pins a request to one target while that target is healthy.
+	StickyHeader string   `hcl:"sticky_header,optional"`
+	Retry        *Retry   `hcl:"retry,block"`
+	Targets      []Target `hcl:"target,block"`
+	Attempt      `hcl:",remain"`
 
 	DeclRange hcl.Range
 }
@@ -278,7 +287,10 @@ type Target struct {
 	Instance string `hcl:"instance,label"`
 	Model    string `hcl:"model,optional"`
 	Weight   int    `hcl:"weight,optional"`
-	Attempt  `hcl:",remain"`
+	// Price is the target's price per million tokens, for the cost
+	// strategy.
+	Price   float64 `hcl:"price,optional"`
+	Attempt `hcl:",remain"`
 }
 
 // Defaults of the server block's attributes.

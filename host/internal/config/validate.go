@@ -20,7 +20,12 @@ func recordRanges(body hcl.Body, f *File) {
 	var providers, storage, secrets, routes, keys int
 	for _, b := range sb.Blocks {
 		switch b.Type {
-		case "server", "logging", "documents", "telemetry":
+		case "limits":
+			if f.Limits != nil {
+				f.Limits.DeclRange = b.DefRange()
+			}
+			f.ranges[b.Type] = b.DefRange()
+		case "server", "logging", "documents", "telemetry", "circuit_breaker":
 			f.ranges[b.Type] = b.DefRange()
 			for name, a := range b.Body.Attributes {
 				f.ranges[b.Type+"."+name] = a.Expr.Range()
@@ -106,7 +111,8 @@ func errAt(r hcl.Range, summary, detail string) *hcl.Diagnostic {
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: &rr}
 }
 
-var validStrategies = map[string]bool{"": true, "failover": true, "round_robin": true, "weighted": true}
+var validStrategies = map[string]bool{"": true, "failover": true, "round_robin": true, "weighted": true,
+	"least_busy": true, "latency": true, "cost": true}
 
 var validCredentialKinds = map[string]string{
 	"env":   "name",
@@ -234,7 +240,7 @@ func (f *File) validate() hcl.Diagnostics {
 	for _, r := range f.Routes {
 		if !validStrategies[r.Strategy] {
 			diags = append(diags, errAt(r.DeclRange, "Invalid strategy",
-				fmt.Sprintf("route %q: strategy %q; use failover, round_robin or weighted", r.Model, r.Strategy)))
+				fmt.Sprintf("route %q: strategy %q; use failover, round_robin, weighted, least_busy, latency or cost", r.Model, r.Strategy)))
 		}
 		if seenRoutes[r.Model] {
 			diags = append(diags, errAt(r.DeclRange, "Duplicate route", r.Model))
@@ -259,6 +265,7 @@ func (f *File) validate() hcl.Diagnostics {
 		}
 	}
 	diags = append(diags, f.validateAttempts()...)
+	diags = append(diags, f.validateTraffic()...)
 	return diags
 }
 

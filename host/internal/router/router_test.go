@@ -52,9 +52,9 @@ func TestPlanFailover(t *testing.T) {
 	plan := r.Lookup("sonnet").Plan("sonnet")
 	def := (&config.Server{}).Resolve(&config.Route{}, &config.Target{})
 	want := []Target{
-		{"bedrock_us1", "anthropic.claude-3-sonnet-20240229-v1:0", 1, def},
-		{"bedrock_eu1", "anthropic.claude-3-sonnet-20240229-v1:0", 1, def},
-		{"anthropic_direct", "sonnet", 1, def},
+		{"bedrock_us1", "anthropic.claude-3-sonnet-20240229-v1:0", 1, def, 0},
+		{"bedrock_eu1", "anthropic.claude-3-sonnet-20240229-v1:0", 1, def, 0},
+		{"anthropic_direct", "sonnet", 1, def, 0},
 	}
 	for i := range want {
 		if plan[i] != want[i] {

@@ -30,6 +30,13 @@ type DocumentResolver interface {
 type parsed struct {
 	model  string
 	stream bool
+	// maxTokens is max_completion_tokens or max_tokens (0: unset), for
+	// token limits.
+	maxTokens int64
+	// streamOptions is set when the body has stream_options.
+	streamOptions bool
+	// chat is set for chat completions (not embeddings).
+	chat bool
 }
 
 // parse validates the body as JSON and reads model, stream and (for chat)
@@ -54,6 +61,7 @@ func (r *call) parse(chat bool) (*parsed, error) {
 		return nil, openai.InvalidRequest("model", "you must provide a model parameter (a string)")
 	}
 	out.model = string(m.GetStringBytes())
+	out.chat = chat
 	if chat {
 		msgs := v.Get("messages")
 		if msgs == nil || msgs.Type() != fastjson.TypeArray {
@@ -62,6 +70,15 @@ func (r *call) parse(chat bool) (*parsed, error) {
 		if arr, _ := msgs.Array(); len(arr) == 0 {
 			return nil, openai.InvalidRequest("messages", "messages must not be empty")
 		}
+		for _, name := range []string{"max_completion_tokens", "max_tokens"} {
+			if x := v.Get(name); x != nil && x.Type() == fastjson.TypeNumber {
+				if n, err := x.Int64(); err == nil && n > 0 {
+					out.maxTokens = n
+					break
+				}
+			}
+		}
+		out.streamOptions = v.Get("stream_options") != nil
 		if st := v.Get("stream"); st != nil {
 			switch st.Type() {
 			case fastjson.TypeTrue:
@@ -115,10 +132,14 @@ var (
 // that disarm them (the plugin's confirmation, the answer) may race; mu
 // makes exactly one side win.
 type try struct {
-	ctx       context.Context
-	cancel    context.CancelCauseFunc
-	in        *plugins.Instance
-	target    router.Target
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	in     *plugins.Instance
+	target router.Target
+	// call is the router's record of the attempt (in flight, time to
+	// first byte, circuit breaker).
+	call *router.Call
+	// span is the attempt's client span.
 	span      *telemetry.Attempt
 	connect   *time.Timer
 	firstByte *time.Timer
@@ -183,6 +204,7 @@ func (a *try) end() {
 	a.started()
 	a.cancel(context.Canceled)
 	a.span.End()
+	a.call.End(false)
 }
 
 // explain turns the error of a failed attempt into what the client and
@@ -224,56 +246,147 @@ func upstreamAuthFailed() *openai.Error {
 		"the upstream provider rejected the gateway's credentials; the gateway's operator has been told")
 }
 
-// attempt runs fn against each target of the plan — healthy targets first,
-// degraded ones after — until one succeeds or fails with an error that
-// must not be retried elsewhere. Each attempt is bounded by its target's
-// connect and first-byte timeouts. On success it returns the attempt,
-// whose end the caller calls once the answer is consumed.
+// attempt runs fn against the targets of the route's plan — healthy
+// targets first, degraded ones after, ejected ones (open circuit) and
+// those over their instance limits skipped without an attempt — until one
+// succeeds or fails with an error that must not be retried elsewhere.
+// Following the route's retry policy, a target may be tried again (after
+// a jittered backoff, at least the upstream's Retry-After up to a cap,
+// and only while the route's retry budget lasts) before the next. Each
+// attempt is bounded by its target's connect and first-byte timeouts. On
+// success it returns the attempt, whose end the caller calls once the
+// answer is consumed.
 func (r *call) attempt(ctx context.Context, rt *router.Route, requested string, fn func(a *try, c *provider.Client, meta provider.Meta) error) (*try, error) {
-	var last error
-	plan := router.PreferHealthy(rt.Plan(requested), func(name string) bool {
+	var (
+		last error
+		skip skipped
+	)
+	session := ""
+	if rt.StickyHeader != "" {
+		session = string(r.ctx.Request.Header.Peek(rt.StickyHeader))
+	}
+	plan := router.PreferHealthy(rt.PlanFor(requested, session), func(name string) bool {
 		in := r.s.opts.Plugins.Get(name)
 		return in != nil && in.Degraded()
 	})
 	deadline := time.Now().Add(r.s.opts.RequestTimeout)
+	pol := rt.Retry
+	budget := pol.Attempts
+	if budget <= 0 {
+		budget = len(plan) * pol.PerTarget
+	}
+	rt.Admitted()
+	made := 0
 	for i, t := range plan {
-		in := r.s.opts.Plugins.Get(t.Instance)
-		if in == nil {
-			last = openai.NewError(http.StatusServiceUnavailable, openai.TypeUnavailable, "instance_unavailable",
-				fmt.Sprintf("instance %s is not configured", t.Instance))
-			continue
-		}
-		c, _, err := in.Provider()
-		if err == nil {
-			a := newTry(ctx, in, c, t)
-			a.ctx, a.span = r.op.Attempt(a.ctx, i, t.Instance, in.Type, t.Model)
-			err = fn(a, c, provider.Meta{
-				RequestID: r.id, Instance: t.Instance, Model: t.Model, RequestedModel: requested, Deadline: deadline,
-				Trace: a.span.TraceContext(a.ctx),
-			})
-			if err == nil && a.started() {
-				in.Served()
+		before := made
+		for n := 0; n < pol.PerTarget && made < budget; n++ {
+			if n > 0 {
+				if !sameTargetRetryable(last) {
+					break
+				}
+				wait, ok := retryWait(pol, n, last, deadline)
+				if !ok || !rt.SpendRetry() {
+					break
+				}
+				r.s.log.Debug("retrying the same instance", "request_id", r.id, "instance", t.Instance, "wait", wait, "error", last)
+				if err := sleep(ctx, wait); err != nil {
+					return nil, err
+				}
+				r.s.retries.Add(1)
+			} else if made > 0 {
+				r.s.failovers.Add(1)
+			}
+			a, err, tried := r.attemptOne(ctx, made, t, requested, deadline, &skip, fn)
+			if !tried {
+				break
+			}
+			made++
+			if err == nil {
 				return a, nil
 			}
-			if err == nil {
-				// A timer fired as the answer arrived; the attempt's
-				// context is gone with it.
-				err = context.Cause(a.ctx)
+			last = err
+			if !retryable(err) {
+				return nil, err
 			}
-			err = r.explain(a, err)
-			a.span.Fail(err)
-			a.end()
 		}
-		last = err
-		if !retryable(err) {
-			return nil, err
+		if made >= budget {
+			break
 		}
-		if i < len(plan)-1 {
+		if i < len(plan)-1 && made > before {
 			r.s.log.Warn("attempt failed; trying the next instance", "request_id", r.id, "instance", t.Instance,
-				"next", plan[i+1].Instance, "error", err)
+				"next", plan[i+1].Instance, "error", last)
+		}
+	}
+	if made == 0 {
+		if err := skip.err(); err != nil {
+			return nil, err
 		}
 	}
 	return nil, last
+}
+
+// attemptOne makes attempt n (from 0) of the request, against t. tried is
+// false when the target was skipped: its circuit is open or it is over its
+// instance limits.
+func (r *call) attemptOne(ctx context.Context, n int, t router.Target, requested string, deadline time.Time, skip *skipped,
+	fn func(a *try, c *provider.Client, meta provider.Meta) error) (a *try, err error, tried bool) {
+	in := r.s.opts.Plugins.Get(t.Instance)
+	if in == nil {
+		return nil, openai.NewError(http.StatusServiceUnavailable, openai.TypeUnavailable, "instance_unavailable",
+			fmt.Sprintf("instance %s is not configured", t.Instance)), true
+	}
+	quota, d := r.s.opts.Limits.AdmitInstance(ctx, r.subject(t.Instance), r.traffic.est)
+	if d != nil && !d.Allowed {
+		skip.limited++
+		if skip.limit == nil || d.RetryAfter >= 0 && d.RetryAfter < skip.limit.RetryAfter {
+			skip.limit = d
+		}
+		r.s.log.Debug("instance over its limit; skipped", "request_id", r.id, "instance", t.Instance, "limit", d.Refused)
+		return nil, nil, false
+	}
+	stats := r.g.Router.Instance(t.Instance)
+	rc, ok := stats.Begin()
+	if !ok {
+		quota.Done(0, true)
+		skip.ejected++
+		if w := stats.ReopensIn(time.Now()); skip.reopen == 0 || w < skip.reopen {
+			skip.reopen = w
+		}
+		return nil, nil, false
+	}
+	c, _, err := in.Provider()
+	if err != nil {
+		rc.End(upstreamFault(err))
+		quota.Done(0, true)
+		return nil, err, true
+	}
+	a = newTry(ctx, in, c, t)
+	a.call = rc
+	a.ctx, a.span = r.op.Attempt(a.ctx, n, t.Instance, in.Type, t.Model)
+	err = fn(a, c, provider.Meta{
+		RequestID: r.id, Instance: t.Instance, Model: t.Model, RequestedModel: requested, Deadline: deadline,
+		Trace: a.span.TraceContext(a.ctx),
+	})
+	if err == nil && a.started() {
+		in.Served()
+		rc.FirstByte()
+		if quota != nil {
+			r.traffic.tickets = append(r.traffic.tickets, quota)
+		}
+		return a, nil, true
+	}
+	if err == nil {
+		// A timer fired as the answer arrived; the attempt's context is
+		// gone with it.
+		err = context.Cause(a.ctx)
+	}
+	err = r.explain(a, err)
+	a.span.Fail(err)
+	a.call = nil
+	a.end()
+	rc.End(upstreamFault(err) && ctx.Err() == nil)
+	quota.Done(0, true)
+	return nil, err, true
 }
 
 // resolve parses the body and finds the route of its model.
@@ -282,6 +395,7 @@ func (r *call) resolve(chat bool) (*parsed, *router.Route, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	r.requested = p.model
 	rt, err := r.route(p.model)
 	if err != nil {
 		return nil, nil, err
@@ -295,6 +409,9 @@ func (r *call) chat() {
 		writeError(r.ctx, err)
 		return
 	}
+	if !r.admit(p, rt) {
+		return
+	}
 	ctx, cancel := r.context()
 	body := r.ctx.PostBody()
 	ctx = r.startOp(ctx, "chat", p, rt)
@@ -303,12 +420,16 @@ func (r *call) chat() {
 		body, docs, err = r.s.docs.Resolve(ctx, r.key, body)
 		if err != nil {
 			cancel()
+			r.settle(0, true)
 			writeError(r.ctx, err)
 			r.op.End(r.ctx.Response.StatusCode(), err)
 			return
 		}
 	}
 	if p.stream {
+		if r.traffic.injectUsage {
+			body = withUsage(body)
+		}
 		r.stream(ctx, cancel, rt, p.model, body, docs)
 		return
 	}
@@ -338,8 +459,11 @@ func (r *call) startOp(ctx context.Context, operation string, p *parsed, rt *rou
 	return ctx
 }
 
+// writeResponse answers with the plugin's response or err, and settles the
+// request's limits with the usage the response reports.
 func (r *call) writeResponse(resp *provider.Response, err error) {
 	if err != nil {
+		r.settle(0, true)
 		r.logError(err)
 		writeError(r.ctx, err)
 		r.op.End(r.ctx.Response.StatusCode(), err)
@@ -350,8 +474,15 @@ func (r *call) writeResponse(resp *provider.Response, err error) {
 	for k, v := range resp.Header {
 		r.ctx.Response.Header.Set(k, v)
 	}
+	r.limitHeaders()
 	r.ctx.SetContentType("application/json")
 	r.ctx.SetBody(resp.Body)
+	if len(r.traffic.tickets) > 0 {
+		p := r.s.parsers.Get()
+		used, known := usageOf(p, resp.Body)
+		r.s.parsers.Put(p)
+		r.settle(used, known)
+	}
 }
 
 func (r *call) logError(err error) {
@@ -367,6 +498,9 @@ func (r *call) embeddings() {
 	p, rt, err := r.resolve(false)
 	if err != nil {
 		writeError(r.ctx, err)
+		return
+	}
+	if !r.admit(p, rt) {
 		return
 	}
 	ctx, cancel := r.context()

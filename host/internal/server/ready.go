@@ -12,6 +12,9 @@ type readiness struct {
 	Status    string        `json:"status"`
 	Reload    *ReloadStatus `json:"reload,omitempty"`
 	Instances any           `json:"instances,omitempty"`
+	// Routing is, per routed instance, its circuit state, attempts in
+	// flight and time-to-first-byte average (admin keys only).
+	Routing any `json:"routing,omitempty"`
 }
 
 // ReloadStatus is the outcome of the last configuration reload, shown by
@@ -95,6 +98,9 @@ func (s *Server) ready(r *call) {
 	}
 	if r.key != nil && r.key.Admin {
 		out.Instances = st
+		if rt := s.gen.Load().Router; rt != nil {
+			out.Routing = rt.Circuits()
+		}
 	}
 	writeJSON(r.ctx, code, out)
 }

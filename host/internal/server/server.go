@@ -38,6 +38,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
+	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/host/internal/telemetry"
 	"github.com/llmproxy/llmproxy/sdk/openai"
@@ -69,6 +70,8 @@ type Options struct {
 	ReadTimeout, ReadIdleTimeout time.Duration
 	// PageTokens seals storage list page tokens; nil uses a random key.
 	PageTokens *access.PageTokens
+	// Limits enforces the limits block; nil means no limits.
+	Limits *ratelimit.Limiter
 }
 
 // Server handles HTTP requests.
@@ -94,6 +97,12 @@ type Server struct {
 	abort context.CancelCauseFunc
 	// reload is the outcome of the last reload, shown by /readyz.
 	reload atomic.Pointer[ReloadStatus]
+	// limitLogged is when a rate limit backend failure was last logged
+	// (Unix ns).
+	limitLogged atomic.Int64
+	// retries and failovers count attempts after the first, on the same
+	// target and on the next one.
+	retries, failovers atomic.Uint64
 }
 
 // New returns a Server.
@@ -126,6 +135,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Documents != nil {
 		s.docs = documentResolver{s: s, res: opts.Documents}
+	}
+	if opts.Metrics != nil {
+		opts.Metrics.Traffic(func() *router.Router { return s.gen.Load().Router }, opts.Limits, func() (uint64, uint64) { return s.retries.Load(), s.failovers.Load() })
 	}
 	s.handler = chain(s.route, s.recoverPanic, s.withRequestID, s.authenticate, s.observe)
 	return s
@@ -506,6 +518,9 @@ type call struct {
 	key   *auth.Key
 	start time.Time
 	op    *telemetry.Op // the GenAI operation of a chat or embeddings request
+	// requested is the model an AI request names.
+	requested string
+	traffic   traffic
 }
 
 func (r *call) method(want string) bool {

@@ -63,6 +63,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	if err != nil {
 		stop()
 		cancel()
+		r.settle(0, true)
 		r.logError(err)
 		writeError(r.ctx, err)
 		r.op.End(r.ctx.Response.StatusCode(), err)
@@ -76,15 +77,27 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 			h.Set(k, v)
 		}
 	}
+	r.limitHeaders()
 	h.SetContentType("text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	id := r.id
 	log := r.s.log
 	op := r.op
+	// The stream's limits are settled with the usage chunk when the
+	// stream has one, else with an estimate from its chunks.
+	m := &meter{prompt: r.traffic.est.Prompt}
+	strip := r.traffic.injectUsage
+	tickets := r.traffic.tickets
+	r.traffic.tickets = nil
 	r.setBodyStreamWriter(func(w *bufio.Writer) {
 		var failed error
 		defer func() { op.End(http.StatusOK, failed) }()
+		defer func() {
+			for _, t := range tickets {
+				t.Done(m.used(), true)
+			}
+		}()
 		defer a.end()
 		defer cancel()
 		defer stop()
@@ -102,6 +115,11 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		chunk, err := res.chunk, res.err
 		for err == nil && chunk != nil {
 			op.Chunk(chunk)
+			if m.observe(chunk) && strip {
+				// The usage chunk the gateway asked for, not the client.
+				chunk, err = st.Recv()
+				continue
+			}
 			if werr := k.event(chunk); werr != nil {
 				log.Debug("client went away mid-stream", "request_id", id, "error", werr)
 				failed = context.Canceled
