@@ -714,21 +714,11 @@ limits {
 	}
 	_, _, metrics := h.Do(t, "GET", "/metrics", "")
 	if !bytes.Contains(metrics, []byte(`llmproxy_ratelimit_decisions_total{result="limited"} 1`)) {
-		t.Errorf("want exactly one refusal in the metrics:\n%s", grepLines(metrics, "llmproxy_ratelimit"))
+		t.Errorf("want exactly one refusal in the metrics:\n%s", grepLines(string(metrics), "llmproxy_ratelimit"))
 	}
 	if !strings.Contains(h.Logs(), `status=429`) {
 		t.Errorf("the access log shows no 429")
 	}
-}
-
-func grepLines(b []byte, sub string) string {
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }
 
 // TestTrafficInstanceQuota limits one instance (an upstream's quota shared
