@@ -361,7 +361,7 @@ func (s *Server) route(r *call) {
 		}
 	}
 	if strings.HasPrefix(path, "/-") && isSignedObjectPath(path) {
-		s.signed(ctx, r.id)
+		s.signed(r)
 		return
 	}
 	if r.key == nil {

@@ -415,8 +415,8 @@ func (r *call) presign(ctx context.Context, in *plugins.Instance, c *storage.Cli
 // signed serves /-{type}/{instance}/object/{bucket}/{key} URLs signed by
 // the host for backends without their own presigned URLs (local). The
 // signature is the credential: no API key is needed.
-func (s *Server) signed(ctx *fasthttp.RequestCtx, id string) {
-	r := &call{s: s, ctx: ctx, id: id}
+func (s *Server) signed(r *call) {
+	ctx := r.ctx
 	rest := strings.TrimPrefix(string(ctx.Path()), "/-")
 	typ, rest, _ := strings.Cut(rest, "/")
 	name, _, _ := strings.Cut(rest, "/")
