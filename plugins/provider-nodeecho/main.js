@@ -91,15 +91,18 @@ function main() {
       let cancelled = false;
       call.on('cancelled', () => { cancelled = true; });
       const delay = echo.config.chunk_delay_ms;
+      let i = 0;
+      // next sends one chunk, then waits for the delay, or for the
+      // connection to drain when its buffer is full.
       const next = () => {
         if (cancelled) return;
-        const { value, done } = chunks.next();
-        if (done) {
+        if (i === chunks.length) {
           call.end();
           return;
         }
-        call.write({ data: Buffer.from(JSON.stringify(value)), header: {} });
+        const room = call.write({ data: Buffer.from(JSON.stringify(chunks[i++])), header: {} });
         if (delay > 0) setTimeout(next, delay);
+        else if (!room) call.once('drain', next);
         else setImmediate(next);
       };
       next();
@@ -128,5 +131,12 @@ function main() {
     },
   });
 }
+
+// An exception no call handler caught leaves the process in an unknown
+// state: log it for the host and exit, and the host starts a new process.
+process.on('uncaughtException', (err) => {
+  goplugin.log('error', 'plugin crashed', { error: String(err && err.stack || err) });
+  process.exit(1);
+});
 
 main();

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,6 +111,20 @@ func TestNodePluginConformance(t *testing.T) {
 			t.Errorf("want 400 invalid_request_error invalid_value on messages, got %#v", err)
 		}
 	})
+	t.Run("StreamErrorDetail", func(t *testing.T) {
+		st, err := c.ChatCompletionStream(ctx, &provider.Request{Meta: provider.Meta{Model: "node-echo"}, Body: []byte(`{"model":"node-echo","stream":true,"messages":[{"content":"no role"}]}`)})
+		if err == nil {
+			_, err = st.Recv()
+		}
+		var oe *openai.Error
+		if !errors.As(err, &oe) || oe.Status != 400 || oe.Param != "messages[0]" {
+			t.Errorf("want 400 on messages[0] before the first chunk, got %#v", err)
+		}
+		// The plugin keeps serving after a refused stream.
+		if _, err := c.ChatCompletion(ctx, &provider.Request{Meta: provider.Meta{Model: "node-echo"}, Body: []byte(`{"model":"node-echo","messages":[{"role":"user","content":"still there"}]}`)}); err != nil {
+			t.Errorf("chat after a refused stream: %v", err)
+		}
+	})
 	t.Run("Unimplemented", func(t *testing.T) {
 		_, err := c.Embeddings(ctx, &provider.Request{Meta: provider.Meta{Model: "node-echo"}, Body: []byte(`{"model":"node-echo","input":"x"}`)})
 		var oe *openai.Error
@@ -198,5 +213,32 @@ func TestNodePluginThroughHost(t *testing.T) {
 	}
 	if err := json.Unmarshal(body, &e); status != 400 || err != nil || e.Error.Type != openai.TypeInvalidRequest {
 		t.Errorf("refused request: status %d: %s", status, body)
+	}
+
+	status, _, body = h.Do(t, "POST", "/v1/chat/completions", `{"model":"node-echo","stream":true,"messages":[{"content":"no role"}]}`)
+	if status != 400 || !strings.Contains(string(body), "messages[0]") {
+		t.Errorf("refused stream: status %d: %s", status, body)
+	}
+
+	// A plugin process that dies is replaced by the host's supervisor,
+	// like a Go plugin, and serves again.
+	before := h.WaitInstance(t, "node", "ready", 5*time.Second)
+	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill plugin pid %d: %v", before.PID, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := h.Instances()
+		if err == nil && st["node"].State == "ready" && st["node"].PID != before.PID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node plugin was not restarted: %+v %v", st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	status, _, body = h.Do(t, "POST", "/v1/chat/completions", `{"model":"node-echo","messages":[{"role":"user","content":"again"}]}`)
+	if status != 200 || !strings.Contains(string(body), "Node says: again") {
+		t.Errorf("after restart: status %d: %s", status, body)
 	}
 }

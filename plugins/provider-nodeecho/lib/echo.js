@@ -172,22 +172,25 @@ class Echo {
     };
   }
 
-  // chunks yields the chat.completion.chunk objects of a streamed answer:
+  // chunks returns the chat.completion.chunk objects of a streamed answer:
   // the role, each word, the finish reason and, when asked for, the usage.
-  * chunks(meta, body) {
+  // It checks the request first, so that a bad one fails before the stream
+  // starts.
+  chunks(meta, body) {
     const r = this.answer(meta, body);
     const chunk = (delta, finish) => ({
       id: r.id, object: 'chat.completion.chunk', created: r.created, model: r.model,
       choices: [{ index: 0, delta, finish_reason: finish }],
     });
-    yield chunk({ role: 'assistant', content: '' }, null);
+    const out = [chunk({ role: 'assistant', content: '' }, null)];
     for (const w of r.text.split(/(?<= )/)) {
-      if (w !== '') yield chunk({ content: w }, null);
+      if (w !== '') out.push(chunk({ content: w }, null));
     }
-    yield chunk({}, r.finish);
+    out.push(chunk({}, r.finish));
     if (r.includeUsage) {
-      yield { id: r.id, object: 'chat.completion.chunk', created: r.created, model: r.model, choices: [], usage: r.usage };
+      out.push({ id: r.id, object: 'chat.completion.chunk', created: r.created, model: r.model, choices: [], usage: r.usage });
     }
+    return out;
   }
 }
 

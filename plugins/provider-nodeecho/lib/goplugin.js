@@ -27,7 +27,12 @@ const CORE_PROTOCOL_VERSION = 1;
 
 // log writes one hclog JSON line on stderr; the host merges these into its
 // own log by level.
+// Only messages at or above LLMPROXY_LOG_LEVEL (default info) are written.
+const LEVELS = { trace: 0, debug: 1, info: 2, warn: 3, error: 4 };
+const minLevel = LEVELS[(process.env.LLMPROXY_LOG_LEVEL || '').toLowerCase()] ?? LEVELS.info;
+
 function log(level, message, fields) {
+  if ((LEVELS[level] ?? LEVELS.error) < minLevel) return;
   const line = Object.assign({ '@level': level, '@message': message, '@module': 'plugin', '@timestamp': new Date().toISOString() }, fields || {});
   process.stderr.write(JSON.stringify(line) + '\n');
 }
