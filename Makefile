@@ -71,6 +71,7 @@ test: deps build
 	eval "$$(scripts/services.sh start)"; set -e; \
 	for m in $(filter-out test,$(MODULES)); do \
 	  echo "== go test $$m"; (cd $$m && GOWORK=off $(GO) test -count=1 ./...); done; \
+	for d in $(NODE_PLUGIN_DIRS); do echo "== npm test $$d"; (cd $$d && npm test --silent); done; \
 	if [ -d test ]; then echo "== go test test (end to end)"; \
 	  cd test && GOWORK=off LLMPROXY_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./...; fi
 
