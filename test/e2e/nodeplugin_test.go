@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -240,5 +241,26 @@ func TestNodePluginThroughHost(t *testing.T) {
 	status, _, body = h.Do(t, "POST", "/v1/chat/completions", `{"model":"node-echo","messages":[{"role":"user","content":"again"}]}`)
 	if status != 200 || !strings.Contains(string(body), "Node says: again") {
 		t.Errorf("after restart: status %d: %s", status, body)
+	}
+}
+
+// TestNodePluginOperatorCommands checks that the operator commands treat
+// the JavaScript plugin like any other: listed with its version, protocol
+// and capabilities, described from its schema, and verified end to end
+// (start, handshake, describe, configure, health).
+func TestNodePluginOperatorCommands(t *testing.T) {
+	plugins := filepath.Dir(nodePlugin(t))
+	dir := t.TempDir()
+	res := harness.RunLLMProxy(t, dir, []string{"LLMPROXY_CONFIG="}, "plugins", "list", "-plugins-dir", plugins)
+	if res.Code != 0 || !regexp.MustCompile(`(?m)^nodeecho\s+provider\s+0\.1\.0\s+v1\s+chat,chat_stream,models,health\s+[0-9a-f]{64}$`).MatchString(res.Stdout) {
+		t.Errorf("plugins list: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	res = harness.RunLLMProxy(t, dir, []string{"LLMPROXY_CONFIG="}, "plugins", "describe", "nodeecho", "-plugins-dir", plugins)
+	if res.Code != 0 || !strings.Contains(res.Stdout, "chunk_delay_ms") || !strings.Contains(res.Stdout, "Text every reply starts with") {
+		t.Errorf("plugins describe: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	res = harness.RunLLMProxy(t, dir, []string{"LLMPROXY_CONFIG="}, "plugins", "verify", "-plugins-dir", plugins)
+	if res.Code != 0 || !strings.Contains(res.Stdout, "ok    llmproxy-provider-nodeecho 0.1.0 (protocol v1): start, handshake, describe, configure, health") {
+		t.Errorf("plugins verify: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 }
