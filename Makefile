@@ -13,6 +13,12 @@ BIN   := bin
 # A plugin directory is built once it has a go.mod.
 PLUGIN_DIRS := $(patsubst %/go.mod,%,$(wildcard plugins/provider-*/go.mod plugins/storage-*/go.mod plugins/extractor-*/go.mod plugins/secrets-*/go.mod))
 PLUGINS := $(patsubst plugins/%,$(BIN)/plugins/llmproxy-%,$(PLUGIN_DIRS))
+# A plugin directory with a package.json and no go.mod is a Node.js plugin
+# (see plugins/provider-nodeecho): its sources, .proto files and npm
+# dependencies are bundled into bin/plugins/node/<dir>, beside a small
+# llmproxy-<dir> launcher script.
+NODE_PLUGIN_DIRS := $(filter-out $(PLUGIN_DIRS),$(patsubst %/package.json,%,$(wildcard plugins/provider-*/package.json)))
+NODE_PLUGINS := $(patsubst plugins/%,$(BIN)/plugins/llmproxy-%,$(NODE_PLUGIN_DIRS))
 MODULES := sdk host $(PLUGIN_DIRS) $(wildcard deployments) $(wildcard test)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
@@ -20,7 +26,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 all: build
 
-build: $(BIN)/llmproxy $(PLUGINS)
+build: $(BIN)/llmproxy $(PLUGINS) $(NODE_PLUGINS)
 
 # Each binary is built inside its own module, as it would be released.
 $(BIN)/llmproxy: FORCE
@@ -30,6 +36,15 @@ $(BIN)/llmproxy: FORCE
 $(BIN)/plugins/llmproxy-%: FORCE
 	@mkdir -p $(BIN)/plugins
 	cd plugins/$* && GOWORK=off $(GO) build -trimpath -o $(CURDIR)/$@ .
+
+$(NODE_PLUGINS): $(BIN)/plugins/llmproxy-%: FORCE
+	@[ -d plugins/$*/node_modules ] || (cd plugins/$* && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+	@rm -rf $(BIN)/plugins/node/$* && mkdir -p $(BIN)/plugins/node/$*/proto
+	cp -R plugins/$*/main.js plugins/$*/lib plugins/$*/package.json plugins/$*/node_modules $(BIN)/plugins/node/$*/
+	cp plugins/$*/proto/*.proto $(BIN)/plugins/node/$*/proto/
+	cd sdk/proto && cp --parents $$(find llmproxy -name '*.proto') $(CURDIR)/$(BIN)/plugins/node/$*/proto/
+	printf '#!/usr/bin/env node\n// Starts the $* plugin bundled in node/$*.\nrequire(require("path").join(__dirname, "node", "$*", "main.js"));\n' > $@.tmp
+	chmod +x $@.tmp && mv $@.tmp $@
 
 run: build
 	./$(BIN)/llmproxy
@@ -44,6 +59,7 @@ deps:
 	for c in protoc redis-server curl promtool; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	for c in protoc-gen-go protoc-gen-go-grpc; do [ -x "$(GOBIN_DIR)/$$c" ] || command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	if [ -f test/node/package-lock.json ] && [ ! -d test/node/node_modules ]; then missing="$$missing test/node/node_modules"; fi; \
+	for d in $(NODE_PLUGIN_DIRS); do [ -d $$d/node_modules ] || missing="$$missing $$d/node_modules"; done; \
 	if [ -n "$$missing" ]; then echo "== missing:$$missing; running scripts/install-deps.sh"; scripts/install-deps.sh; fi
 
 # Every module is tested on its own (GOWORK=off) so that each can be
@@ -56,6 +72,7 @@ test: deps build
 	eval "$$(scripts/services.sh start)"; set -e; \
 	for m in $(filter-out test,$(MODULES)); do \
 	  echo "== go test $$m"; (cd $$m && GOWORK=off $(GO) test -count=1 ./...); done; \
+	for d in $(NODE_PLUGIN_DIRS); do echo "== npm test $$d"; (cd $$d && npm test --silent); done; \
 	if [ -d test ]; then echo "== go test test (end to end)"; \
 	  cd test && GOWORK=off LLMPROXY_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./...; fi
 

@@ -39,6 +39,12 @@ done
 if [[ -f test/node/package-lock.json ]]; then
 	(cd test/node && npm ci --no-audit --no-fund --loglevel=error >&2) & pids+=($!)
 fi
+# Plugins written in JavaScript carry their npm dependencies in their own
+# folder (plugins/*/package-lock.json); make build bundles them.
+for lock in plugins/*/package-lock.json; do
+	[[ -f "$lock" ]] || continue
+	(cd "$(dirname "$lock")" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2) & pids+=($!)
+done
 status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 exit $status

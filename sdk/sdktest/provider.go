@@ -35,6 +35,11 @@ import (
 type ProviderSuite struct {
 	// Provider is the plugin under test, usually pointed at a fake upstream.
 	Provider provider.Provider
+	// Client, when set, is a connection to a plugin running as its own
+	// process, such as one written in another language and started with
+	// go-plugin as the host starts it; the suite then drives it instead of
+	// Provider, and the optional checks follow its Describe capabilities.
+	Client *provider.Client
 	// Config is passed to Configure before the data-plane checks.
 	Config *provider.Config
 	// Model is a chat model the configured upstream serves.
@@ -73,7 +78,10 @@ func ConnectProvider(t testing.TB, p provider.Provider) *provider.Client {
 
 // RunProvider runs the provider conformance suite.
 func RunProvider(t *testing.T, s ProviderSuite) {
-	c := ConnectProvider(t, s.Provider)
+	c := s.Client
+	if c == nil {
+		c = ConnectProvider(t, s.Provider)
+	}
 	ctx := context.Background()
 
 	var desc *provider.Description
@@ -204,7 +212,7 @@ func RunProvider(t *testing.T, s ProviderSuite) {
 		}
 	})
 
-	if _, ok := s.Provider.(provider.Embedder); ok && s.EmbeddingModel != "" {
+	if s.offers(desc, provider.CapEmbeddings) && s.EmbeddingModel != "" {
 		t.Run("Embeddings", func(t *testing.T) {
 			r := req([]byte(`{"model":` + quote(s.EmbeddingModel) + `,"input":["one","two"]}`))
 			r.Meta.Model = s.EmbeddingModel
@@ -222,7 +230,7 @@ func RunProvider(t *testing.T, s ProviderSuite) {
 		})
 	}
 
-	if _, ok := s.Provider.(provider.ModelLister); ok {
+	if s.offers(desc, provider.CapModels) {
 		t.Run("ListModels", func(t *testing.T) {
 			models, err := c.ListModels(ctx, provider.Meta{Instance: s.Config.Instance})
 			if err != nil {
@@ -241,6 +249,24 @@ func RunProvider(t *testing.T, s ProviderSuite) {
 			t.Errorf("Health after a good Configure: %v", err)
 		}
 	})
+}
+
+// offers reports whether the plugin under test implements an optional
+// capability: by its Go interfaces in process, by its Describe answer when
+// it runs as its own process.
+func (s *ProviderSuite) offers(desc *provider.Description, capability string) bool {
+	if s.Client != nil {
+		return contains(desc.Capabilities, capability)
+	}
+	switch capability {
+	case provider.CapEmbeddings:
+		_, ok := s.Provider.(provider.Embedder)
+		return ok
+	case provider.CapModels:
+		_, ok := s.Provider.(provider.ModelLister)
+		return ok
+	}
+	return false
 }
 
 func collect(ctx context.Context, c *provider.Client, r *provider.Request) (*openai.Accumulator, error) {
