@@ -48,6 +48,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/config"
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
+	"github.com/llmproxy/llmproxy/host/internal/middleware"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/host/internal/server"
@@ -278,13 +279,18 @@ func serve(args []string) int {
 		return 2
 	}
 	defer docs.Close()
+	mws, err := middleware.New(cfg, mgr, logger.Named("middleware"))
+	if err != nil {
+		logger.Error("invalid middleware config", "error", err)
+		return 2
+	}
 	mets := metrics.New(mgr, docs)
 	mets.WatchExtractors(extractors)
 	srv = server.New(server.Options{
 		Keys: keys, Router: rtr, Plugins: mgr, Logger: logger.Named("http"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
 		Documents: docs, Policies: policies, Metrics: mets,
-		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens,
+		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens, Middleware: mws,
 	})
 	hs := srv.HTTPServer()
 	if local != nil {

@@ -28,14 +28,18 @@ import (
 type File struct {
 	// Server is never nil after Parse: a file without a server block
 	// gets every default.
-	Server    *Server          `hcl:"server,block"`
-	Logging   *Logging         `hcl:"logging,block"`
-	APIKeys   []APIKey         `hcl:"api_key,block"`
-	Plugins   []Plugin         `hcl:"plugin,block"`
-	Providers []Instance       `hcl:"provider,block"`
-	Storage   []Instance       `hcl:"storage,block"`
-	Routes    []Route          `hcl:"route,block"`
-	Documents *document.Config `hcl:"documents,block"`
+	Server    *Server    `hcl:"server,block"`
+	Logging   *Logging   `hcl:"logging,block"`
+	APIKeys   []APIKey   `hcl:"api_key,block"`
+	Plugins   []Plugin   `hcl:"plugin,block"`
+	Providers []Instance `hcl:"provider,block"`
+	Storage   []Instance `hcl:"storage,block"`
+	// Middleware are middleware instances: plugins that see, rewrite or
+	// veto chat requests and their answers. Routes and API keys name
+	// them in their middleware lists.
+	Middleware []Instance       `hcl:"middleware,block"`
+	Routes     []Route          `hcl:"route,block"`
+	Documents  *document.Config `hcl:"documents,block"`
 
 	// Path is where the file was read from ("<embedded>" for the default).
 	Path string
@@ -149,6 +153,9 @@ type APIKey struct {
 	StorageOps []string `hcl:"storage_ops,optional"`
 	// Admin keys see instance details in /readyz.
 	Admin bool `hcl:"admin,optional"`
+	// Middleware names the middleware instances that run, in order, on
+	// every chat request of this key, before those of the route.
+	Middleware []string `hcl:"middleware,optional"`
 
 	// DeclRange is where the block starts and AttrRanges where each of its
 	// attributes is, for diagnostics; OpRanges are the positions of the
@@ -190,6 +197,10 @@ type Instance struct {
 	// MaxObjectBytes caps the size of one uploaded object (0: no cap
 	// beyond what the backend enforces).
 	MaxObjectBytes int64 `hcl:"max_object_bytes,optional"`
+	// HookTimeout is the budget of one hook call of a middleware instance
+	// (default 2s); a call that overruns it fails its request and gets
+	// the process replaced.
+	HookTimeout string `hcl:"hook_timeout,optional"`
 
 	// DeclRange is where the block starts, for diagnostics.
 	DeclRange hcl.Range
@@ -237,8 +248,11 @@ type Route struct {
 	// Strategy is failover (default), round_robin or weighted.
 	Strategy string   `hcl:"strategy,optional"`
 	Aliases  []string `hcl:"aliases,optional"`
-	Targets  []Target `hcl:"target,block"`
-	Attempt  `hcl:",remain"`
+	// Middleware names the middleware instances that run, in order, on
+	// every chat request of this route, after those of the API key.
+	Middleware []string `hcl:"middleware,optional"`
+	Targets    []Target `hcl:"target,block"`
+	Attempt    `hcl:",remain"`
 
 	DeclRange hcl.Range
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -17,7 +18,7 @@ func recordRanges(body hcl.Body, f *File) {
 		return
 	}
 	f.ranges = map[string]hcl.Range{}
-	var providers, storage, routes, keys int
+	var providers, storage, middleware, routes, keys int
 	for _, b := range sb.Blocks {
 		switch b.Type {
 		case "server", "logging", "documents":
@@ -43,6 +44,12 @@ func recordRanges(body hcl.Body, f *File) {
 				recordSourceRanges(b.Body, &f.Storage[storage])
 			}
 			storage++
+		case "middleware":
+			if middleware < len(f.Middleware) {
+				f.Middleware[middleware].DeclRange = b.DefRange()
+				recordSourceRanges(b.Body, &f.Middleware[middleware])
+			}
+			middleware++
 		case "route":
 			if routes < len(f.Routes) {
 				f.Routes[routes].DeclRange = b.DefRange()
@@ -201,6 +208,32 @@ func (f *File) validate() hcl.Diagnostics {
 	}
 	check("provider", f.Providers)
 	check("storage", f.Storage)
+	check("middleware", f.Middleware)
+	for _, in := range f.Middleware {
+		if d, err := Duration(in.HookTimeout, time.Second); err != nil || d <= 0 {
+			diags = append(diags, errAt(in.DeclRange, "Invalid hook_timeout",
+				fmt.Sprintf("middleware %q: hook_timeout %q must be a positive duration such as \"2s\"", in.Name, in.HookTimeout)))
+		}
+	}
+	checkMiddleware := func(at hcl.Range, owner string, names []string) {
+		seen := map[string]bool{}
+		for _, n := range names {
+			if instances[n] != "middleware" {
+				diags = append(diags, errAt(at, "Unknown middleware",
+					fmt.Sprintf("%s lists %q, which is not a configured middleware instance", owner, n)))
+			}
+			if seen[n] {
+				diags = append(diags, errAt(at, "Duplicate middleware", fmt.Sprintf("%s lists %q twice", owner, n)))
+			}
+			seen[n] = true
+		}
+	}
+	for _, k := range f.APIKeys {
+		checkMiddleware(k.DeclRange, fmt.Sprintf("api_key %q", k.Name), k.Middleware)
+	}
+	for _, r := range f.Routes {
+		checkMiddleware(r.DeclRange, fmt.Sprintf("route %q", r.Model), r.Middleware)
+	}
 	for i := range f.APIKeys {
 		diags = append(diags, f.APIKeys[i].validateNames(instances)...)
 	}

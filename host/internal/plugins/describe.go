@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
+	"github.com/llmproxy/llmproxy/sdk/middleware"
 	"github.com/llmproxy/llmproxy/sdk/provider"
 	"github.com/llmproxy/llmproxy/sdk/schema"
 	"github.com/llmproxy/llmproxy/sdk/storage"
@@ -93,6 +94,8 @@ func inspect(ctx context.Context, kind, path string, log hclog.Logger, check boo
 		drv = providerDriver{}
 	case "storage":
 		drv = storageDriver{}
+	case MiddlewareKind:
+		drv = middlewareDriver{}
 	}
 	if drv != nil {
 		versions = drv.plugins()
@@ -147,6 +150,8 @@ func inspect(ctx context.Context, kind, path string, log hclog.Logger, check boo
 		desc.Capabilities = full.Capabilities
 	case *storage.Description:
 		desc.Capabilities = full.Capabilities
+	case *middleware.Described:
+		desc.Capabilities = full.Hooks
 	}
 	if !check {
 		return desc, steps, nil

@@ -15,7 +15,8 @@ type Manager struct {
 	order     []string
 }
 
-// Start starts a supervisor for every provider and storage instance. It
+// Start starts a supervisor for every provider, storage and middleware
+// instance. It
 // returns at once; instances become ready in the background.
 func Start(cfg *config.File, opts Options) *Manager {
 	m := &Manager{instances: map[string]*Instance{}}
@@ -31,6 +32,9 @@ func Start(cfg *config.File, opts Options) *Manager {
 	}
 	for _, ic := range cfg.Storage {
 		m.add(newInstance(ic, storageDriver{}, o))
+	}
+	for _, ic := range cfg.Middleware {
+		m.add(newInstance(ic, middlewareDriver{}, o))
 	}
 	for _, name := range m.order {
 		go m.instances[name].run()

@@ -36,6 +36,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/auth"
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
+	mw "github.com/llmproxy/llmproxy/host/internal/middleware"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/sdk/openai"
@@ -64,6 +65,9 @@ type Options struct {
 	ReadTimeout, ReadIdleTimeout time.Duration
 	// PageTokens seals storage list page tokens; nil uses a random key.
 	PageTokens *access.PageTokens
+	// Middleware runs the middleware plugins of chat requests; nil runs
+	// none.
+	Middleware *mw.Runner
 }
 
 // Server handles HTTP requests.
@@ -485,6 +489,8 @@ type call struct {
 	id    string
 	key   *auth.Key
 	start time.Time
+	// mw is the request's middleware chain; nil runs none.
+	mw *mw.Chain
 }
 
 func (r *call) method(want string) bool {

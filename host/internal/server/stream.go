@@ -96,6 +96,16 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		}
 		chunk, err := res.chunk, res.err
 		for err == nil && chunk != nil {
+			if chunk, err = r.mw.Chunk(ctx, chunk); err != nil {
+				e := asAPIError(err)
+				log.Error("middleware ended the stream", "request_id", id, "status", e.Status, "code", e.Code, "error", e.Message)
+				k.event(e.JSON())
+				return
+			}
+			if len(chunk) == 0 {
+				chunk, err = st.Recv()
+				continue
+			}
 			if werr := k.event(chunk); werr != nil {
 				log.Debug("client went away mid-stream", "request_id", id, "error", werr)
 				return
