@@ -10,7 +10,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin
 # A plugin directory is built once it has a go.mod.
-PLUGIN_DIRS := $(patsubst %/go.mod,%,$(wildcard plugins/provider-*/go.mod plugins/storage-*/go.mod plugins/extractor-*/go.mod))
+PLUGIN_DIRS := $(patsubst %/go.mod,%,$(wildcard plugins/provider-*/go.mod plugins/storage-*/go.mod plugins/extractor-*/go.mod plugins/middleware-*/go.mod))
 PLUGINS := $(patsubst plugins/%,$(BIN)/plugins/llmproxy-%,$(PLUGIN_DIRS))
 MODULES := sdk host $(PLUGIN_DIRS) $(wildcard test)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
