@@ -20,12 +20,14 @@ const Version = "0.1.0"
 
 // Config is the guardrail's config block.
 type Config struct {
-	DenyPatterns  []string `json:"deny_patterns"`
-	DenyKeywords  []string `json:"deny_keywords"`
-	Mask          []string `json:"mask"`
-	MaskResponses bool     `json:"mask_responses"`
-	CrashOn       string   `json:"crash_on"`
-	HangOn        string   `json:"hang_on"`
+	DenyPatterns []string `json:"deny_patterns"`
+	DenyKeywords []string `json:"deny_keywords"`
+	// Mask is nil when unset (the host sends null), which masks every
+	// kind; an empty list masks none.
+	Mask          *[]string `json:"mask"`
+	MaskResponses bool      `json:"mask_responses"`
+	CrashOn       string    `json:"crash_on"`
+	HangOn        string    `json:"hang_on"`
 }
 
 // rule is one compiled deny rule and where it came from.
@@ -74,13 +76,17 @@ func (g *Guardrail) Describe(context.Context) (*middleware.Description, error) {
 
 // Configure compiles the deny lists.
 func (g *Guardrail) Configure(_ context.Context, cfg *middleware.Config) error {
-	c := Config{Mask: []string{KindEmail, KindPhone, KindCard}}
+	var c Config
 	if err := cfg.Decode(&c); err != nil {
 		return err
 	}
-	p := &policy{mask: NewMasker(c.Mask), maskResponses: c.MaskResponses, crashOn: c.CrashOn, hangOn: c.HangOn}
+	kinds := []string{KindEmail, KindPhone, KindCard}
+	if c.Mask != nil {
+		kinds = *c.Mask
+	}
+	p := &policy{mask: NewMasker(kinds), maskResponses: c.MaskResponses, crashOn: c.CrashOn, hangOn: c.HangOn}
 	var diags schema.Diagnostics
-	for _, k := range c.Mask {
+	for _, k := range kinds {
 		if k != KindEmail && k != KindPhone && k != KindCard {
 			diags = append(diags, schema.Diagnostic{Summary: "unknown mask kind", Detail: fmt.Sprintf("%q: use email, phone or card", k), Path: []string{"mask"}})
 		}

@@ -100,7 +100,7 @@ func TestOnRequest(t *testing.T) {
 func TestAnswersMaskedOnlyWhenAsked(t *testing.T) {
 	chunk := []byte(`{"id":"c","choices":[{"index":0,"delta":{"content":"reach me: x@y.org"}}]}`)
 	resp := []byte(`{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"reach me: x@y.org"}}]}`)
-	off := connect(t, `{}`)
+	off := connect(t, `{"mask":null,"mask_responses":null,"deny_patterns":null}`)
 	if got, _ := off.OnChunk(context.Background(), &middleware.Call{}, 0, chunk); string(got) != string(chunk) {
 		t.Errorf("chunk changed without mask_responses: %s", got)
 	}
