@@ -188,6 +188,9 @@ func checkInstances(ctx context.Context, cfg *config.File, base string, requireP
 	for i := range cfg.Storage {
 		check("storage", &cfg.Storage[i])
 	}
+	for i := range cfg.Middleware {
+		check(plugins.MiddlewareKind, &cfg.Middleware[i])
+	}
 	return diags
 }
 
