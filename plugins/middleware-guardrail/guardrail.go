@@ -57,6 +57,7 @@ var (
 	_ middleware.RequestHook  = (*Guardrail)(nil)
 	_ middleware.ChunkHook    = (*Guardrail)(nil)
 	_ middleware.ResponseHook = (*Guardrail)(nil)
+	_ middleware.HookSelector = (*Guardrail)(nil)
 )
 
 // Describe names the plugin and its config.
@@ -72,6 +73,15 @@ func (g *Guardrail) Describe(context.Context) (*middleware.Description, error) {
 			{Name: "hang_on", Type: "string", Description: "Test-only fault switch: the request hook blocks when a request contains this text."},
 		}},
 	}, nil
+}
+
+// EnabledHooks leaves out the answer hooks unless mask_responses is set,
+// so that streams without masking cost no call per chunk.
+func (g *Guardrail) EnabledHooks() []string {
+	if p := g.p.Load(); p != nil && (!p.maskResponses || !p.mask.Any()) {
+		return []string{middleware.HookRequest}
+	}
+	return []string{middleware.HookRequest, middleware.HookChunk, middleware.HookResponse}
 }
 
 // Configure compiles the deny lists.

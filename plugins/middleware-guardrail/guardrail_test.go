@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,7 +105,13 @@ func TestAnswersMaskedOnlyWhenAsked(t *testing.T) {
 	if got, _ := off.OnChunk(context.Background(), &middleware.Call{}, 0, chunk); string(got) != string(chunk) {
 		t.Errorf("chunk changed without mask_responses: %s", got)
 	}
+	if h := off.Hooks(); !slices.Equal(h, []string{middleware.HookRequest}) {
+		t.Errorf("hooks without mask_responses = %v, want only the request hook", h)
+	}
 	on := connect(t, `{"mask_responses":true}`)
+	if h := on.Hooks(); len(h) != 3 {
+		t.Errorf("hooks with mask_responses = %v, want all three", h)
+	}
 	if got, _ := on.OnChunk(context.Background(), &middleware.Call{}, 0, chunk); !strings.Contains(string(got), "reach me: [EMAIL]") {
 		t.Errorf("chunk = %s", got)
 	}

@@ -53,6 +53,7 @@ var (
 	_ middleware.RequestHook  = (*Logger)(nil)
 	_ middleware.ChunkHook    = (*Logger)(nil)
 	_ middleware.ResponseHook = (*Logger)(nil)
+	_ middleware.HookSelector = (*Logger)(nil)
 )
 
 // Describe names the plugin and its config.
@@ -94,6 +95,14 @@ func (l *Logger) Configure(_ context.Context, cfg *middleware.Config) error {
 	}
 	l.w, l.closer, l.bodies, l.chunks, l.extra = w, closer, c.Bodies == nil || *c.Bodies, c.Chunks, extra
 	return nil
+}
+
+// EnabledHooks leaves out the chunk hook unless chunks is set.
+func (l *Logger) EnabledHooks() []string {
+	if l.chunksOn() {
+		return []string{middleware.HookRequest, middleware.HookChunk, middleware.HookResponse}
+	}
+	return []string{middleware.HookRequest, middleware.HookResponse}
 }
 
 // OnRequest logs the request.

@@ -50,6 +50,9 @@ func TestWritesRedactedLines(t *testing.T) {
 	if diags, err := c.Configure(context.Background(), &middleware.Config{Instance: "log", JSON: cfg}); err != nil || diags.HasErrors() {
 		t.Fatalf("Configure: %v %v", diags, err)
 	}
+	if h := c.Hooks(); strings.Join(h, ",") != "request,response" {
+		t.Errorf("hooks = %v, want request,response (chunks is off)", h)
+	}
 	call := &middleware.Call{RequestID: "req-9", KeyName: "team"}
 	req := []byte(`{"model":"m","api_key":"sk-live-1234567890","messages":[{"role":"user","content":"hi"}]}`)
 	if out, err := c.OnRequest(context.Background(), call, req); err != nil || string(out) != string(req) {

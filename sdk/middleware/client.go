@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 
@@ -18,6 +19,8 @@ import (
 // a panic, or 502 plugin_unavailable when the process died mid-call.
 type Client struct {
 	rpc middlewarev1.MiddlewareClient
+	// hooks are the hooks enabled by the last successful Configure.
+	hooks atomic.Pointer[[]string]
 }
 
 // NewClient returns a Client over an established gRPC connection to a
@@ -47,7 +50,9 @@ func (c *Client) Describe(ctx context.Context) (*Described, error) {
 }
 
 // Configure sends an instance's config; the diagnostics say what is
-// wrong. The error is for transport failures only.
+// wrong. The error is for transport failures only. After a successful
+// Configure it asks the plugin again which hooks are enabled (see
+// HookSelector); Hooks then returns them.
 func (c *Client) Configure(ctx context.Context, cfg *Config) (schema.Diagnostics, error) {
 	r, err := c.rpc.Configure(ctx, &pluginv1.ConfigureRequest{
 		Instance: cfg.Instance, ConfigJson: cfg.JSON, Credentials: cfg.Credentials, Settings: cfg.Settings,
@@ -55,7 +60,25 @@ func (c *Client) Configure(ctx context.Context, cfg *Config) (schema.Diagnostics
 	if err != nil {
 		return nil, rpc.FromStatus(err)
 	}
-	return rpc.DiagnosticsFromProto(r.Diagnostics), nil
+	diags := rpc.DiagnosticsFromProto(r.Diagnostics)
+	if diags.HasErrors() {
+		return diags, nil
+	}
+	d, err := c.Describe(ctx)
+	if err != nil {
+		return diags, err
+	}
+	c.hooks.Store(&d.Hooks)
+	return diags, nil
+}
+
+// Hooks returns the hooks the plugin enabled in its last successful
+// Configure, or nil before one.
+func (c *Client) Hooks() []string {
+	if h := c.hooks.Load(); h != nil {
+		return *h
+	}
+	return nil
 }
 
 func callToProto(call *Call) *middlewarev1.Call {

@@ -24,6 +24,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -76,6 +77,15 @@ type ResponseHook interface {
 	OnResponse(ctx context.Context, call *Call, body []byte) ([]byte, error)
 }
 
+// HookSelector is implemented by a middleware whose hooks depend on its
+// config. After a successful Configure the host asks again which hooks
+// run, and calls only those that EnabledHooks lists (and the plugin
+// implements): a guardrail that masks no answers costs no call per
+// streamed chunk.
+type HookSelector interface {
+	EnabledHooks() []string
+}
+
 // Description is what Describe returns. The hooks are not listed here:
 // the SDK derives them from the interfaces the plugin implements.
 type Description struct {
@@ -118,9 +128,15 @@ func Serve(m Middleware) {
 	rpc.Serve(PluginName, &Plugin{Impl: m})
 }
 
-// Hooks lists the hooks m implements.
-func Hooks(m Middleware) []string {
-	var out []string
+// Hooks lists the hooks m implements and, when it is a HookSelector,
+// enables.
+func Hooks(m Middleware) (out []string) {
+	defer func() {
+		if sel, ok := m.(HookSelector); ok {
+			enabled := sel.EnabledHooks()
+			out = slices.DeleteFunc(out, func(h string) bool { return !slices.Contains(enabled, h) })
+		}
+	}()
 	if _, ok := m.(RequestHook); ok {
 		out = append(out, HookRequest)
 	}

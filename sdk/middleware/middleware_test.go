@@ -64,6 +64,15 @@ func TestHooks(t *testing.T) {
 	if diags, err := c.Configure(ctx, &middleware.Config{Instance: "u", JSON: []byte(`{"fail":true}`)}); err != nil || !diags.HasErrors() {
 		t.Fatalf("Configure(fail) = %v, %v; want diagnostics", diags, err)
 	}
+	if c.Hooks() != nil {
+		t.Errorf("hooks %v before a successful Configure", c.Hooks())
+	}
+	if diags, err := c.Configure(ctx, &middleware.Config{Instance: "u", JSON: []byte(`{"fail":false}`)}); err != nil || diags.HasErrors() {
+		t.Fatalf("Configure = %v, %v", diags, err)
+	}
+	if !slices.Equal(c.Hooks(), []string{middleware.HookRequest, middleware.HookChunk}) {
+		t.Errorf("hooks after Configure = %v", c.Hooks())
+	}
 	call := &middleware.Call{RequestID: "req-1", KeyName: "team", Stream: true}
 	tests := []struct {
 		name   string
@@ -100,5 +109,19 @@ func TestHooks(t *testing.T) {
 	}
 	if got, err := c.OnResponse(ctx, call, []byte(`{"a":"b"}`)); err != nil || string(got) != `{"a":"b"}` {
 		t.Errorf("OnResponse without a hook = %q, %v; want it unchanged", got, err)
+	}
+}
+
+// selective implements every hook but enables only the request hook.
+type selective struct{ upper }
+
+func (selective) OnResponse(_ context.Context, _ *middleware.Call, b []byte) ([]byte, error) {
+	return b, nil
+}
+func (selective) EnabledHooks() []string { return []string{middleware.HookRequest} }
+
+func TestHookSelector(t *testing.T) {
+	if got := middleware.Hooks(&selective{}); !slices.Equal(got, []string{middleware.HookRequest}) {
+		t.Errorf("Hooks = %v, want only the enabled request hook", got)
 	}
 }

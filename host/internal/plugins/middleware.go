@@ -46,7 +46,7 @@ func (middlewareDriver) health(ctx context.Context, raw any) error {
 // MiddlewareProcess is one running process of a middleware instance.
 type MiddlewareProcess struct {
 	*middleware.Client
-	// Hooks are the hooks the plugin implements.
+	// Hooks are the hooks the plugin implements and its config enables.
 	Hooks []string
 	in    *Instance
 	l     *live
@@ -65,7 +65,11 @@ func (in *Instance) Middleware(ctx context.Context, wait time.Duration) (*Middle
 				return nil, openai.NewError(http.StatusInternalServerError, openai.TypeServer, "not_a_middleware",
 					"instance "+in.Name+" is not a middleware instance")
 			}
-			return &MiddlewareProcess{Client: c, Hooks: l.desc.full.(*middleware.Described).Hooks, in: in, l: l}, nil
+			hooks := c.Hooks()
+			if hooks == nil {
+				hooks = l.desc.full.(*middleware.Described).Hooks
+			}
+			return &MiddlewareProcess{Client: c, Hooks: hooks, in: in, l: l}, nil
 		}
 		if st := in.Status(); st.State == Failed || st.State == Disabled || st.State == Stopped || time.Now().After(deadline) {
 			return nil, err
