@@ -110,6 +110,9 @@ func (c *Chain) Request(ctx context.Context, body []byte) ([]byte, error) {
 // Chunk runs every chunk hook in order on one streamed chunk. Calls for
 // one stream must not overlap.
 func (c *Chain) Chunk(ctx context.Context, chunk []byte) ([]byte, error) {
+	if c == nil {
+		return chunk, nil
+	}
 	i := c.index
 	c.index++
 	return c.run(ctx, sdk.HookChunk, chunk, func(ctx context.Context, p *plugins.MiddlewareProcess, b []byte) ([]byte, error) {
