@@ -119,14 +119,19 @@ route "plain" {
 		}
 	})
 
-	for _, fault := range []struct{ name, trigger, code string }{
-		{"crash", "CRASH-NOW", "middleware_unavailable"},
-		{"hang", "HANG-NOW", "middleware_timeout"},
+	for _, fault := range []struct {
+		name, trigger, code string
+		stream              bool
+	}{
+		{"crash", "CRASH-NOW", "middleware_unavailable", false},
+		{"hang", "HANG-NOW", "middleware_timeout", false},
+		{"crash streamed", "CRASH-NOW", "middleware_unavailable", true},
+		{"hang streamed", "HANG-NOW", "middleware_timeout", true},
 	} {
 		t.Run(fault.name+" costs one request", func(t *testing.T) {
 			before := h.PluginProcs(t)["guard"]
 			start := time.Now()
-			status, body := mwChat(t, h, "guarded", "please "+fault.trigger, false)
+			status, body := mwChat(t, h, "guarded", "please "+fault.trigger, fault.stream)
 			mwWantError(t, status, body, http.StatusBadGateway, fault.code)
 			if d := time.Since(start); d > 5*time.Second {
 				t.Errorf("the failed request took %s", d)
