@@ -28,18 +28,19 @@ import (
 type File struct {
 	// Server is never nil after Parse: a file without a server block
 	// gets every default.
-	Server    *Server    `hcl:"server,block"`
-	Logging   *Logging   `hcl:"logging,block"`
-	APIKeys   []APIKey   `hcl:"api_key,block"`
-	Plugins   []Plugin   `hcl:"plugin,block"`
-	Providers []Instance `hcl:"provider,block"`
-	Storage   []Instance `hcl:"storage,block"`
+	Server    *Server          `hcl:"server,block"`
+	Logging   *Logging         `hcl:"logging,block"`
+	APIKeys   []APIKey         `hcl:"api_key,block"`
+	Plugins   []Plugin         `hcl:"plugin,block"`
+	Providers []Instance       `hcl:"provider,block"`
+	Storage   []Instance       `hcl:"storage,block"`
+	Routes    []Route          `hcl:"route,block"`
+	Documents *document.Config `hcl:"documents,block"`
+
 	// Middleware are middleware instances: plugins that see, rewrite or
 	// veto chat requests and their answers. Routes and API keys name
 	// them in their middleware lists.
-	Middleware []Instance       `hcl:"middleware,block"`
-	Routes     []Route          `hcl:"route,block"`
-	Documents  *document.Config `hcl:"documents,block"`
+	Middleware []Instance `hcl:"middleware,block"`
 
 	// Path is where the file was read from ("<embedded>" for the default).
 	Path string
@@ -248,11 +249,12 @@ type Route struct {
 	// Strategy is failover (default), round_robin or weighted.
 	Strategy string   `hcl:"strategy,optional"`
 	Aliases  []string `hcl:"aliases,optional"`
+	Targets  []Target `hcl:"target,block"`
+	Attempt  `hcl:",remain"`
+
 	// Middleware names the middleware instances that run, in order, on
 	// every chat request of this route, after those of the API key.
 	Middleware []string `hcl:"middleware,optional"`
-	Targets    []Target `hcl:"target,block"`
-	Attempt    `hcl:",remain"`
 
 	DeclRange hcl.Range
 }

@@ -299,6 +299,7 @@ func TestMiddlewareReferences(t *testing.T) {
 		{name: "a provider is not a middleware", src: fmt.Sprintf(mw, "") + "api_key \"k\" {\n  key = \"sk-9\"\n  middleware = [\"echo\"]\n}\n", want: "Unknown middleware"},
 		{name: "listed twice", src: fmt.Sprintf(mw, "") + "api_key \"k\" {\n  key = \"sk-9\"\n  middleware = [\"g\", \"g\"]\n}\n", want: "Duplicate middleware"},
 		{name: "bad budget", src: fmt.Sprintf(mw, "0s"), want: "Invalid hook_timeout"},
+		{name: "budget on a provider", src: "provider \"p\" {\n  type = \"echo\"\n  hook_timeout = \"1s\"\n}\n", want: "Unsupported argument"},
 		{name: "name shared with a provider", src: "middleware \"echo\" {\n  type = \"guardrail\"\n}\n", want: "Duplicate instance name"},
 	}
 	for _, tt := range tests {

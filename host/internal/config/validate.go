@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -209,6 +210,12 @@ func (f *File) validate() hcl.Diagnostics {
 	check("provider", f.Providers)
 	check("storage", f.Storage)
 	check("middleware", f.Middleware)
+	for _, in := range slices.Concat(f.Providers, f.Storage) {
+		if in.HookTimeout != "" {
+			diags = append(diags, errAt(in.DeclRange, "Unsupported argument",
+				fmt.Sprintf("%q: hook_timeout applies to middleware instances only", in.Name)))
+		}
+	}
 	for _, in := range f.Middleware {
 		if d, err := Duration(in.HookTimeout, time.Second); err != nil || d <= 0 {
 			diags = append(diags, errAt(in.DeclRange, "Invalid hook_timeout",
