@@ -69,8 +69,8 @@ func (g *Guardrail) Describe(context.Context) (*middleware.Description, error) {
 			{Name: "deny_keywords", Type: "list(string)", Description: "Words or phrases refused case-insensitively at word boundaries."},
 			{Name: "mask", Type: "list(string)", Description: `Personal data masked in requests: any of "email", "phone", "card" (default all three; [] masks none).`},
 			{Name: "mask_responses", Type: "bool", Description: "Also mask answers: the final JSON response and each streamed chunk."},
-			{Name: "crash_on", Type: "string", Description: "Test-only fault switch: the process exits when a request contains this text."},
-			{Name: "hang_on", Type: "string", Description: "Test-only fault switch: the request hook blocks when a request contains this text."},
+			{Name: "crash_on", Type: "string", Description: "Test-only fault switch: the process exits when a text it checks (request, or answer with mask_responses) contains this text."},
+			{Name: "hang_on", Type: "string", Description: "Test-only fault switch: the hook blocks until the host's budget ends when a text it checks contains this text."},
 		}},
 	}, nil
 }
@@ -178,6 +178,20 @@ func (g *Guardrail) OnRequest(ctx context.Context, call *middleware.Call, body [
 // check vetoes s when it matches a deny rule and fires the fault
 // switches.
 func (p *policy) check(ctx context.Context, s string) error {
+	if err := p.fault(ctx, s); err != nil {
+		return err
+	}
+	for _, r := range p.deny {
+		if r.re.MatchString(s) {
+			return middleware.Veto("the request was refused by the content policy (%s)", r.name)
+		}
+	}
+	return nil
+}
+
+// fault fires the test-only fault switches on text that contains their
+// trigger: crash_on ends the process, hang_on blocks until ctx ends.
+func (p *policy) fault(ctx context.Context, s string) error {
 	if p.crashOn != "" && strings.Contains(s, p.crashOn) {
 		middleware.Logger().Error("crash_on matched; exiting")
 		os.Exit(7)
@@ -189,28 +203,23 @@ func (p *policy) check(ctx context.Context, s string) error {
 		}
 		return ctx.Err()
 	}
-	for _, r := range p.deny {
-		if r.re.MatchString(s) {
-			return middleware.Veto("the request was refused by the content policy (%s)", r.name)
-		}
-	}
 	return nil
 }
 
 // OnChunk masks personal data in the deltas of a streamed chunk when
 // mask_responses is set.
-func (g *Guardrail) OnChunk(_ context.Context, _ *middleware.Call, _ int64, chunk []byte) ([]byte, error) {
-	return g.maskAnswer(chunk, "delta")
+func (g *Guardrail) OnChunk(ctx context.Context, _ *middleware.Call, _ int64, chunk []byte) ([]byte, error) {
+	return g.maskAnswer(ctx, chunk, "delta")
 }
 
 // OnResponse masks personal data in the messages of a response when
 // mask_responses is set.
-func (g *Guardrail) OnResponse(_ context.Context, _ *middleware.Call, body []byte) ([]byte, error) {
-	return g.maskAnswer(body, "message")
+func (g *Guardrail) OnResponse(ctx context.Context, _ *middleware.Call, body []byte) ([]byte, error) {
+	return g.maskAnswer(ctx, body, "message")
 }
 
 // maskAnswer masks choices[].<field>.content of a response or chunk.
-func (g *Guardrail) maskAnswer(body []byte, field string) ([]byte, error) {
+func (g *Guardrail) maskAnswer(ctx context.Context, body []byte, field string) ([]byte, error) {
 	p, err := g.policy()
 	if err != nil {
 		return nil, err
@@ -232,11 +241,17 @@ func (g *Guardrail) maskAnswer(body []byte, field string) ([]byte, error) {
 		if json.Unmarshal(c[field], &m) != nil || m == nil {
 			continue
 		}
-		forText(m, func(s string) (string, error) {
+		err := forText(m, func(s string) (string, error) {
+			if err := p.fault(ctx, s); err != nil {
+				return "", err
+			}
 			out, n := p.mask.Mask(s)
 			total += n
 			return out, nil
 		})
+		if err != nil {
+			return nil, err
+		}
 		c[field], _ = json.Marshal(m)
 	}
 	if total == 0 {

@@ -54,7 +54,21 @@ route "guarded" {
 route "plain" {
   target "echo" {}
 }
-`, harness.Key, logPath), harness.Options{WaitFor: []string{"echo", "guard", "log"}})
+# Masked requests come back as answers holding "[EMAIL]", which makes
+# this guardrail's answer hooks hang.
+middleware "guard_answers" {
+  type         = "guardrail"
+  hook_timeout = "1s"
+  config {
+    mask_responses = true
+    hang_on        = "[EMAIL]"
+  }
+}
+route "answers" {
+  middleware = ["guard_answers"]
+  target "echo" {}
+}
+`, harness.Key, logPath), harness.Options{WaitFor: []string{"echo", "guard", "log", "guard_answers"}})
 
 	const pii = "mail jane.doe@example.com or call +1 415 555 0100, card 4111 1111 1111 1111"
 	const masked = "mail [EMAIL] or call [PHONE], card [CARD]"
@@ -150,6 +164,46 @@ route "plain" {
 			}
 		})
 	}
+
+	t.Run("answer hook overrun", func(t *testing.T) {
+		before := h.PluginProcs(t)["guard_answers"]
+		status, body := mwChat(t, h, "answers", "mail jane@example.com", false)
+		mwWantError(t, status, body, http.StatusBadGateway, "middleware_timeout")
+		status, body = mwChat(t, h, "answers", "hello there", false)
+		if status != 200 || supContent(t, body) != "You said: hello there" {
+			t.Fatalf("after the overrun: %d %s", status, body)
+		}
+		if after := h.PluginProcs(t)["guard_answers"]; after.PID == before.PID {
+			t.Errorf("guard_answers still runs as pid %d", before.PID)
+		}
+	})
+	t.Run("chunk hook overrun ends the stream", func(t *testing.T) {
+		before := h.PluginProcs(t)["guard_answers"]
+		status, body := mwChat(t, h, "answers", "mail jane@example.com", true)
+		events, _ := supEvents(t, strings.NewReader(string(body)))
+		if status != 200 || len(events) == 0 {
+			t.Fatalf("%d %s", status, body)
+		}
+		last := events[len(events)-1]
+		var e struct {
+			Error struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		}
+		if json.Unmarshal([]byte(last), &e) != nil || e.Error.Code != "middleware_timeout" {
+			t.Fatalf("stream ended with %q; want an error event with code middleware_timeout:\n%s", last, body)
+		}
+		if strings.Contains(string(body), "jane@example.com") {
+			t.Errorf("the stream leaked the unmasked address:\n%s", body)
+		}
+		status, body = mwChat(t, h, "answers", "hello again", true)
+		if text := mwStreamText(t, body); status != 200 || text != "You said: hello again" {
+			t.Fatalf("after the overrun: %d %q", status, text)
+		}
+		if after := h.PluginProcs(t)["guard_answers"]; after.PID == before.PID {
+			t.Errorf("guard_answers still runs as pid %d", before.PID)
+		}
+	})
 }
 
 // mwChat posts one chat request and returns status and body.

@@ -167,7 +167,7 @@ func (c *Chain) call1(ctx context.Context, name, hook string, p *plugins.Middlew
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if errors.Is(hctx.Err(), context.DeadlineExceeded) {
+	if overran(hctx, err) {
 		c.r.log.Error("middleware hook overran its budget; process replaced", "middleware", name, "hook", hook,
 			"request_id", c.call.RequestID, "budget", budget)
 		p.Replace(fmt.Sprintf("%s hook took longer than %s", hook, budget))
@@ -188,6 +188,21 @@ func (c *Chain) call1(ctx context.Context, name, hook string, p *plugins.Middlew
 	c.r.log.Error("middleware process failed; replacing it", "middleware", name, "hook", hook, "request_id", c.call.RequestID, "error", err)
 	p.Replace(fmt.Sprintf("%s hook failed: %v", hook, err))
 	return nil, failed(http.StatusBadGateway, "middleware_unavailable", "middleware %s stopped during its %s hook", name, hook)
+}
+
+// overran reports whether a hook call failed because its budget ran
+// out. The plugin sees the same deadline and may answer a moment before
+// the host's own timer fires, with a deadline error of its own.
+func overran(hctx context.Context, err error) bool {
+	if errors.Is(hctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var oe *openai.Error
+	if errors.As(err, &oe) && oe.Code == "plugin_timeout" {
+		return true
+	}
+	dl, ok := hctx.Deadline()
+	return ok && time.Until(dl) < 5*time.Millisecond
 }
 
 func failed(status int, code, format string, args ...any) *openai.Error {
