@@ -11,7 +11,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin
 # A plugin directory is built once it has a go.mod.
-PLUGIN_DIRS := $(patsubst %/go.mod,%,$(wildcard plugins/provider-*/go.mod plugins/storage-*/go.mod plugins/extractor-*/go.mod plugins/secrets-*/go.mod))
+PLUGIN_DIRS := $(patsubst %/go.mod,%,$(wildcard plugins/provider-*/go.mod plugins/storage-*/go.mod plugins/extractor-*/go.mod plugins/secrets-*/go.mod plugins/middleware-*/go.mod))
 PLUGINS := $(patsubst plugins/%,$(BIN)/plugins/llmproxy-%,$(PLUGIN_DIRS))
 # A plugin directory with a package.json and no go.mod is a Node.js plugin
 # (see plugins/provider-nodeecho): its sources, .proto files and npm

@@ -58,6 +58,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/config"
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
+	"github.com/llmproxy/llmproxy/host/internal/middleware"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/server"
 	"github.com/llmproxy/llmproxy/host/internal/telemetry"
@@ -287,6 +288,11 @@ func serve(args []string) int {
 		return 2
 	}
 	defer docs.Close()
+	mws, err := middleware.New(cfg, mgr, logger.Named("middleware"))
+	if err != nil {
+		logger.Error("invalid middleware config", "error", err)
+		return 2
+	}
 	mx.WatchDocuments(docs)
 	mx.WatchExtractors(extractors)
 	srv = server.New(server.Options{
@@ -294,6 +300,7 @@ func serve(args []string) int {
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
 		Documents: docs, Policies: routing.Policies, Metrics: mx, Telemetry: tel,
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens, Limits: limits,
+		Middleware: mws,
 	})
 	rl := newReloader(&reloader{path: *configPath, pluginsDir: *pluginsDir, listen: *listen,
 		log: logger.Named("reload"), srv: srv, mgr: mgr, local: local, pluginEnv: tel.PluginEnv(), drainLimit: timeout + grace})

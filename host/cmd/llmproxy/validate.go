@@ -194,6 +194,9 @@ func checkInstances(ctx context.Context, cfg *config.File, base string, requireP
 	for i := range cfg.Secrets {
 		check("secrets", &cfg.Secrets[i])
 	}
+	for i := range cfg.Middleware {
+		check(plugins.MiddlewareKind, &cfg.Middleware[i])
+	}
 	return diags
 }
 

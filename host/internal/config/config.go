@@ -46,6 +46,11 @@ type File struct {
 	Limits         *Limits         `hcl:"limits,block"`
 	CircuitBreaker *CircuitBreaker `hcl:"circuit_breaker,block"`
 
+	// Middleware are middleware instances: plugins that see, rewrite or
+	// veto chat requests and their answers. Routes and API keys name
+	// them in their middleware lists.
+	Middleware []Instance `hcl:"middleware,block"`
+
 	// Path is where the file was read from ("<embedded>" for the default).
 	Path string
 	// Parser holds the parsed sources, for printing diagnostics with
@@ -158,6 +163,9 @@ type APIKey struct {
 	StorageOps []string `hcl:"storage_ops,optional"`
 	// Admin keys see instance details in /readyz.
 	Admin bool `hcl:"admin,optional"`
+	// Middleware names the middleware instances that run, in order, on
+	// every chat request of this key, before those of the route.
+	Middleware []string `hcl:"middleware,optional"`
 
 	// DeclRange is where the block starts and AttrRanges where each of its
 	// attributes is, for diagnostics; OpRanges are the positions of the
@@ -199,6 +207,10 @@ type Instance struct {
 	// MaxObjectBytes caps the size of one uploaded object (0: no cap
 	// beyond what the backend enforces).
 	MaxObjectBytes int64 `hcl:"max_object_bytes,optional"`
+	// HookTimeout is the budget of one hook call of a middleware instance
+	// (default 2s); a call that overruns it fails its request and gets
+	// the process replaced.
+	HookTimeout string `hcl:"hook_timeout,optional"`
 
 	// DeclRange is where the block starts, for diagnostics.
 	DeclRange hcl.Range
@@ -277,6 +289,10 @@ type Route struct {
 	Retry        *Retry   `hcl:"retry,block"`
 	Targets      []Target `hcl:"target,block"`
 	Attempt      `hcl:",remain"`
+
+	// Middleware names the middleware instances that run, in order, on
+	// every chat request of this route, after those of the API key.
+	Middleware []string `hcl:"middleware,optional"`
 
 	DeclRange hcl.Range
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -282,5 +283,44 @@ func TestStorageOpPosition(t *testing.T) {
 	}
 	if warn == nil || warn.Severity != hcl.DiagWarning || Position(warn) != "test.hcl:16:15" {
 		t.Errorf("missing-ops warning %v, want a warning at test.hcl:16:15", warn)
+	}
+}
+
+// TestMiddlewareReferences checks that the middleware lists of keys and
+// routes name middleware instances, once each, and that hook_timeout is a
+// positive duration.
+func TestMiddlewareReferences(t *testing.T) {
+	const mw = "middleware \"g\" {\n  type = \"guardrail\"\n  hook_timeout = %q\n}\n"
+	tests := []struct {
+		name, src, want string
+	}{
+		{name: "valid", src: fmt.Sprintf(mw, "500ms") + "api_key \"k\" {\n  key = \"sk-9\"\n  middleware = [\"g\"]\n}\n"},
+		{name: "unknown on a key", src: fmt.Sprintf(mw, "") + "api_key \"k\" {\n  key = \"sk-9\"\n  middleware = [\"nope\"]\n}\n", want: "Unknown middleware"},
+		{name: "a provider is not a middleware", src: fmt.Sprintf(mw, "") + "api_key \"k\" {\n  key = \"sk-9\"\n  middleware = [\"echo\"]\n}\n", want: "Unknown middleware"},
+		{name: "listed twice", src: fmt.Sprintf(mw, "") + "api_key \"k\" {\n  key = \"sk-9\"\n  middleware = [\"g\", \"g\"]\n}\n", want: "Duplicate middleware"},
+		{name: "bad budget", src: fmt.Sprintf(mw, "0s"), want: "Invalid hook_timeout"},
+		{name: "budget on a provider", src: "provider \"p\" {\n  type = \"echo\"\n  hook_timeout = \"1s\"\n}\n", want: "Unsupported argument"},
+		{name: "name shared with a provider", src: "middleware \"echo\" {\n  type = \"guardrail\"\n}\n", want: "Duplicate instance name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, diags := Parse([]byte(base+tt.src), "test.hcl", t.TempDir())
+			if tt.want == "" {
+				if diags.HasErrors() {
+					t.Fatal(diags)
+				}
+				if len(f.Middleware) != 1 || f.Middleware[0].HookTimeout != "500ms" || f.APIKeys[len(f.APIKeys)-1].Middleware[0] != "g" {
+					t.Errorf("parsed %+v", f.Middleware)
+				}
+				return
+			}
+			found := false
+			for _, d := range diags {
+				found = found || d.Summary == tt.want
+			}
+			if !found {
+				t.Errorf("diagnostics %v, want %q", diags, tt.want)
+			}
+		})
 	}
 }

@@ -24,6 +24,9 @@ func (f *File) canonicalizeTypes() {
 	for i := range f.Providers {
 		f.Providers[i].Type = CanonicalType(f.Providers[i].Type)
 	}
+	for i := range f.Middleware {
+		f.Middleware[i].Type = CanonicalType(f.Middleware[i].Type)
+	}
 	for i := range f.Storage {
 		f.Storage[i].Type = CanonicalType(f.Storage[i].Type)
 	}

@@ -3,7 +3,9 @@ package config
 import (
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -17,7 +19,7 @@ func recordRanges(body hcl.Body, f *File) {
 		return
 	}
 	f.ranges = map[string]hcl.Range{}
-	var providers, storage, secrets, routes, keys int
+	var providers, storage, secrets, middleware, routes, keys int
 	for _, b := range sb.Blocks {
 		switch b.Type {
 		case "limits":
@@ -54,6 +56,12 @@ func recordRanges(body hcl.Body, f *File) {
 				recordSourceRanges(b.Body, &f.Secrets[secrets])
 			}
 			secrets++
+		case "middleware":
+			if middleware < len(f.Middleware) {
+				f.Middleware[middleware].DeclRange = b.DefRange()
+				recordSourceRanges(b.Body, &f.Middleware[middleware])
+			}
+			middleware++
 		case "route":
 			if routes < len(f.Routes) {
 				f.Routes[routes].DeclRange = b.DefRange()
@@ -233,6 +241,38 @@ func (f *File) validate() hcl.Diagnostics {
 	check("provider", f.Providers)
 	check("storage", f.Storage)
 	check("secrets", f.Secrets)
+	check("middleware", f.Middleware)
+	for _, in := range slices.Concat(f.Providers, f.Storage) {
+		if in.HookTimeout != "" {
+			diags = append(diags, errAt(in.DeclRange, "Unsupported argument",
+				fmt.Sprintf("%q: hook_timeout applies to middleware instances only", in.Name)))
+		}
+	}
+	for _, in := range f.Middleware {
+		if d, err := Duration(in.HookTimeout, time.Second); err != nil || d <= 0 {
+			diags = append(diags, errAt(in.DeclRange, "Invalid hook_timeout",
+				fmt.Sprintf("middleware %q: hook_timeout %q must be a positive duration such as \"2s\"", in.Name, in.HookTimeout)))
+		}
+	}
+	checkMiddleware := func(at hcl.Range, owner string, names []string) {
+		seen := map[string]bool{}
+		for _, n := range names {
+			if instances[n] != "middleware" {
+				diags = append(diags, errAt(at, "Unknown middleware",
+					fmt.Sprintf("%s lists %q, which is not a configured middleware instance", owner, n)))
+			}
+			if seen[n] {
+				diags = append(diags, errAt(at, "Duplicate middleware", fmt.Sprintf("%s lists %q twice", owner, n)))
+			}
+			seen[n] = true
+		}
+	}
+	for _, k := range f.APIKeys {
+		checkMiddleware(k.DeclRange, fmt.Sprintf("api_key %q", k.Name), k.Middleware)
+	}
+	for _, r := range f.Routes {
+		checkMiddleware(r.DeclRange, fmt.Sprintf("route %q", r.Model), r.Middleware)
+	}
 	for i := range f.APIKeys {
 		diags = append(diags, f.APIKeys[i].validateNames(instances)...)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
+	"github.com/llmproxy/llmproxy/sdk/middleware"
 	"github.com/llmproxy/llmproxy/sdk/provider"
 	"github.com/llmproxy/llmproxy/sdk/schema"
 	"github.com/llmproxy/llmproxy/sdk/secrets"
@@ -96,6 +97,8 @@ func inspect(ctx context.Context, kind, path string, log hclog.Logger, check boo
 		drv = storageDriver{}
 	case "secrets":
 		drv = secretsDriver{}
+	case MiddlewareKind:
+		drv = middlewareDriver{}
 	}
 	if drv != nil {
 		versions = drv.plugins()
@@ -152,6 +155,8 @@ func inspect(ctx context.Context, kind, path string, log hclog.Logger, check boo
 		desc.Capabilities = full.Capabilities
 	case *secrets.Description:
 		desc.Capabilities = full.Capabilities
+	case *middleware.Described:
+		desc.Capabilities = full.Hooks
 	}
 	if !check {
 		return desc, steps, nil

@@ -37,7 +37,8 @@ type set struct {
 	prints    map[string]string
 }
 
-// Start starts a supervisor for every provider and storage instance. It
+// Start starts a supervisor for every provider, storage and middleware
+// instance. It
 // returns at once; instances become ready in the background.
 func Start(cfg *config.File, opts Options) *Manager {
 	m := &Manager{}
@@ -87,6 +88,9 @@ func build(cfg *config.File, opts Options, old *set) (*set, []*Instance) {
 	}
 	for _, ic := range cfg.Storage {
 		add(ic, storageDriver{})
+	}
+	for _, ic := range cfg.Middleware {
+		add(ic, middlewareDriver{})
 	}
 	return s, fresh
 }

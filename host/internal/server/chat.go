@@ -426,6 +426,13 @@ func (r *call) chat() {
 			return
 		}
 	}
+	r.mw = r.s.opts.Middleware.For(r.keyName(), rt.Name, r.id, p.stream)
+	if body, err = r.mw.Request(ctx, body); err != nil {
+		cancel()
+		r.logError(err)
+		writeError(r.ctx, err)
+		return
+	}
 	if p.stream {
 		if r.traffic.injectUsage {
 			body = withUsage(body)
@@ -445,7 +452,18 @@ func (r *call) chat() {
 	if a != nil {
 		a.end()
 	}
+	if err == nil {
+		resp.Body, err = r.mw.Response(ctx, resp.Body)
+	}
 	r.writeResponse(resp, err)
+}
+
+// keyName is the name of the request's API key, "" without one.
+func (r *call) keyName() string {
+	if r.key == nil {
+		return ""
+	}
+	return r.key.Name
 }
 
 // startOp begins the request's GenAI operation (its server span and

@@ -37,6 +37,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/auth"
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
+	mw "github.com/llmproxy/llmproxy/host/internal/middleware"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
 	"github.com/llmproxy/llmproxy/host/internal/router"
@@ -72,6 +73,9 @@ type Options struct {
 	PageTokens *access.PageTokens
 	// Limits enforces the limits block; nil means no limits.
 	Limits *ratelimit.Limiter
+	// Middleware runs the middleware plugins of chat requests; nil runs
+	// none.
+	Middleware *mw.Runner
 }
 
 // Server handles HTTP requests.
@@ -521,6 +525,8 @@ type call struct {
 	// requested is the model an AI request names.
 	requested string
 	traffic   traffic
+	// mw is the request's middleware chain; nil runs none.
+	mw *mw.Chain
 }
 
 func (r *call) method(want string) bool {

@@ -120,6 +120,18 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 				chunk, err = st.Recv()
 				continue
 			}
+			if chunk, err = r.mw.Chunk(ctx, chunk); err != nil {
+				e := asAPIError(err)
+				log.Error("middleware ended the stream", "request_id", id, "status", e.Status, "code", e.Code, "error", e.Message)
+				failed = e
+				a.span.Fail(e)
+				k.event(e.JSON())
+				return
+			}
+			if len(chunk) == 0 {
+				chunk, err = st.Recv()
+				continue
+			}
 			if werr := k.event(chunk); werr != nil {
 				log.Debug("client went away mid-stream", "request_id", id, "error", werr)
 				failed = context.Canceled
