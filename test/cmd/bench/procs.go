@@ -18,10 +18,15 @@ const (
 	// gatewayKey is the key llmproxy accepts from the load generator.
 	gatewayKey = "sk-bench-gateway"
 	// chatModel is served by the fast fake (one precomputed answer).
-	chatModel = "gpt-4o"
+	chatModel = "gpt-4o-mini"
 	// streamModel is served by the regular fake, which streams one chunk
 	// per word of its answer.
-	streamModel = "gpt-4o-mini"
+	streamModel = "gpt-4o"
+	// awsSecret is the secret access key of the Bedrock instance; the
+	// access key id is upstreamKey.
+	awsSecret = "bench-upstream-secret-access-key"
+	// contentChunks is how many content chunks the provider fakes stream.
+	contentChunks = 20
 	// startTimeout bounds how long a process may take to come up.
 	startTimeout = 30 * time.Second
 	// stopTimeout bounds how long a process may take to exit after SIGTERM.
@@ -44,8 +49,18 @@ type rig struct {
 	host *harness.Process
 	// pluginPIDs are the PIDs of llmproxy's plugin processes.
 	pluginPIDs []int
-	// targets are direct, bare and llmproxy, in that order.
+	// targets are direct, bare, llmproxy and one llmproxy target per
+	// provider, in that order.
 	targets []target
+}
+
+// benchProviders are the provider plugins measured beside openai, each
+// against its fake (test/cmd/benchfake): the instance type, the model
+// the benchmark asks for, and the model the route sends upstream.
+var benchProviders = map[string]struct{ model, upstream string }{
+	"anthropic": {"claude-bench", "claude-sonnet-4-5-20250929"},
+	"azure":     {"azure-bench", "gpt-4o"},
+	"bedrock":   {"bedrock-bench", "anthropic.claude-3-sonnet-20240229-v1:0"},
 }
 
 // stop ends every process, the gateway first.
@@ -69,7 +84,7 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 	if _, err := os.Stat(host); err != nil {
 		return nil, fmt.Errorf("llmproxy binary not found in %s: run `make build` first (or set -bin / LLMPROXY_BIN): %w", binDir, err)
 	}
-	fake, bare, err := buildTools(ctx, o, work)
+	fake, bare, provFake, err := buildTools(ctx, o, work)
 	if err != nil {
 		return nil, err
 	}
@@ -98,21 +113,39 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 	if err != nil {
 		return r, err
 	}
-	hostURL, err := r.startHost(ctx, o, work, host, fastURL, streamURL)
+	provURLs := map[string]string{}
+	for _, name := range o.providers {
+		args := []string{"-provider", name, "-key", upstreamKey, "-chunks", fmt.Sprint(contentChunks)}
+		if name == "bedrock" {
+			args = append(args, "-secret", awsSecret)
+		}
+		if provURLs[name], err = add("fake-"+name, provFake, nil, args...); err != nil {
+			return r, err
+		}
+	}
+	hostURL, err := r.startHost(ctx, o, work, host, fastURL, streamURL, provURLs)
 	if err != nil {
 		return r, err
 	}
+	gw := newTarget("llmproxy", hostURL, hostURL, gatewayKey, chatModel, streamModel)
+	gw.proxied = true
 	r.targets = []target{
-		newTarget("direct", fastURL, streamURL, upstreamKey),
-		newTarget("bare", bareFastURL, bareStreamURL, upstreamKey),
-		newTarget("llmproxy", hostURL, hostURL, gatewayKey),
+		newTarget("direct", fastURL, streamURL, upstreamKey, chatModel, streamModel),
+		newTarget("bare", bareFastURL, bareStreamURL, upstreamKey, chatModel, streamModel),
+		gw,
+	}
+	for _, name := range o.providers {
+		m := benchProviders[name].model
+		t := newTarget(name, hostURL, hostURL, gatewayKey, m, m)
+		t.proxied = true
+		r.targets = append(r.targets, t)
 	}
 	return r, nil
 }
 
 // hostConfig is the HCL llmproxy runs with: one openai instance per fake,
 // a route to each, and production-like logging.
-func hostConfig(listen, pluginsDir, fastURL, streamURL string, env map[string]string) string {
+func hostConfig(listen, pluginsDir, fastURL, streamURL string, provURLs, env map[string]string) string {
 	var envHCL string
 	if len(env) > 0 {
 		var b strings.Builder
@@ -134,6 +167,22 @@ func hostConfig(listen, pluginsDir, fastURL, streamURL string, env map[string]st
   }
 }
 `, name, envHCL, upstreamKey, url+"/v1")
+	}
+	var provs strings.Builder
+	for _, name := range sortedKeys(provURLs) {
+		creds := fmt.Sprintf("  credential \"api_key\" {\n    from \"value\" { value = %q }\n  }\n", upstreamKey)
+		conf := fmt.Sprintf("    base_url = %q\n", provURLs[name])
+		switch name {
+		case "azure":
+			conf = fmt.Sprintf("    endpoint = %q\n", provURLs[name])
+		case "bedrock":
+			creds = fmt.Sprintf("  credential \"access_key_id\" {\n    from \"value\" { value = %q }\n  }\n"+
+				"  credential \"secret_access_key\" {\n    from \"value\" { value = %q }\n  }\n", upstreamKey, awsSecret)
+			conf = fmt.Sprintf("    region   = \"us-east-1\"\n    endpoint = %q\n", provURLs[name])
+		}
+		p := benchProviders[name]
+		fmt.Fprintf(&provs, "provider %q {\n  type = %q\n%s%s  config {\n%s  }\n}\nroute %q {\n  target %q { model = %q }\n}\n",
+			name, name, envHCL, creds, conf, p.model, name, p.upstream)
 	}
 	return fmt.Sprintf(`server {
   listen         = %q
@@ -158,12 +207,12 @@ api_key "bench" {
 route %q {
   target "stream" {}
 }
-`, listen, pluginsDir, gatewayKey, provider("fast", fastURL), provider("stream", streamURL), chatModel, streamModel)
+%s`, listen, pluginsDir, gatewayKey, provider("fast", fastURL), provider("stream", streamURL), chatModel, streamModel, provs.String())
 }
 
 // startHost writes the config, starts llmproxy and waits until both
 // instances are ready.
-func (r *rig) startHost(ctx context.Context, o options, work, bin, fastURL, streamURL string) (string, error) {
+func (r *rig) startHost(ctx context.Context, o options, work, bin, fastURL, streamURL string, provURLs map[string]string) (string, error) {
 	listen, err := harness.FreeAddress()
 	if err != nil {
 		return "", err
@@ -175,7 +224,7 @@ func (r *rig) startHost(ctx context.Context, o options, work, bin, fastURL, stre
 	if o.gomaxprocs != "" {
 		env["GOMAXPROCS"] = o.gomaxprocs
 	}
-	cfg := hostConfig(listen, filepath.Join(o.binDir, "plugins"), fastURL, streamURL, env)
+	cfg := hostConfig(listen, filepath.Join(o.binDir, "plugins"), fastURL, streamURL, provURLs, env)
 	path := filepath.Join(work, "llmproxy.hcl")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return "", fmt.Errorf("write llmproxy config: %w", err)
@@ -191,39 +240,49 @@ func (r *rig) startHost(ctx context.Context, o options, work, bin, fastURL, stre
 	r.procs = append(r.procs, p)
 	r.host = p
 	url := "http://" + listen
-	st, err := harness.WaitInstances(ctx, url, []string{"fast", "stream"}, p, startTimeout, gatewayKey)
+	instances := append([]string{"fast", "stream"}, sortedKeys(provURLs)...)
+	st, err := harness.WaitInstances(ctx, url, instances, p, startTimeout, gatewayKey)
 	if err != nil {
 		return "", err
 	}
-	r.pluginPIDs = []int{st["fast"].PID, st["stream"].PID}
+	for _, in := range instances {
+		r.pluginPIDs = append(r.pluginPIDs, st[in].PID)
+	}
 	return url, nil
 }
 
-// buildTools returns the openaifake and bareproxy binaries, building into
-// work those not given on the command line.
-func buildTools(ctx context.Context, o options, work string) (fake, bare string, err error) {
-	fake, bare = o.fakeBin, o.bareBin
-	if fake != "" && bare != "" {
-		return fake, bare, nil
+// buildTools returns the openaifake, bareproxy and benchfake binaries,
+// building into work those not given on the command line (benchfake only
+// when providers are measured).
+func buildTools(ctx context.Context, o options, work string) (fake, bare, provFake string, err error) {
+	fake, bare, provFake = o.fakeBin, o.bareBin, o.provFakeBin
+	if fake != "" && bare != "" && (provFake != "" || len(o.providers) == 0) {
+		return fake, bare, provFake, nil
 	}
 	testDir, err := testModuleDir(ctx)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	if fake == "" {
 		fake = filepath.Join(work, "openaifake")
 		dir := filepath.Join(testDir, "..", "plugins", "provider-openai")
 		if err := goBuild(ctx, dir, fake, "./cmd/openaifake"); err != nil {
-			return "", "", err
+			return "", "", "", err
 		}
 	}
 	if bare == "" {
 		bare = filepath.Join(work, "bareproxy")
 		if err := goBuild(ctx, testDir, bare, "./cmd/bareproxy"); err != nil {
-			return "", "", err
+			return "", "", "", err
 		}
 	}
-	return fake, bare, nil
+	if provFake == "" && len(o.providers) > 0 {
+		provFake = filepath.Join(work, "benchfake")
+		if err := goBuild(ctx, testDir, provFake, "./cmd/benchfake"); err != nil {
+			return "", "", "", err
+		}
+	}
+	return fake, bare, provFake, nil
 }
 
 // testModuleDir finds the test module from the working directory.
