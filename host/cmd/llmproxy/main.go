@@ -28,6 +28,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/llmproxy/llmproxy/sdk/profile"
 	"io"
 	"net/url"
 	"os"
@@ -71,6 +72,7 @@ func run() int {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGOGC)
 	}
+	profile.FromEnv("llmproxy")
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case "validate":

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"fmt"
+	"github.com/llmproxy/llmproxy/sdk/profile"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -33,6 +34,7 @@ func Logger() hclog.Logger { return logger }
 // watcher exits it when the host dies without closing it.
 func Serve(name string, p goplugin.Plugin) {
 	tuneGC()
+	profile.FromEnv(os.Args[0])
 	go watchParent(os.Getppid())
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake,

@@ -61,6 +61,12 @@ type options struct {
 	jsonPath    string
 	cpuprofile  string
 	perfDir     string
+	pprofDir    string
+	mode        string
+	chunkDelay  time.Duration
+	soakFor     time.Duration
+	sampleEvery time.Duration
+	pprofTarget string
 	gogc        string
 	gomaxprocs  string
 	keepLogs    bool
@@ -85,6 +91,12 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file (\"-\": JSON on stdout instead of the table)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the load generator to this file")
 	fs.StringVar(&o.perfDir, "perf", "", "record `perf` CPU profiles of llmproxy and its plugin during llmproxy's throughput phase into this directory")
+	fs.StringVar(&o.pprofDir, "pprof", "", "after the measurements, load -pprof-target for -duration with requests and then streams while llmproxy and its plugins take CPU and allocation profiles (package sdk/profile) into this directory")
+	fs.StringVar(&o.pprofTarget, "pprof-target", "llmproxy", "target loaded while profiling: llmproxy (openai) or a provider")
+	fs.StringVar(&o.mode, "mode", "gateway", "what to run: gateway (the table), streams (-streams slow streams at once: peak RSS and time to first chunk, bare proxy vs llmproxy) or soak (llmproxy at half its peak throughput for -soak, RSS and goroutines over time)")
+	fs.DurationVar(&o.chunkDelay, "chunk-delay", 0, "pause of the streaming fake before each chunk (streams mode: 50ms unless set)")
+	fs.DurationVar(&o.soakFor, "soak", 2*time.Minute, "length of the soak (soak mode)")
+	fs.DurationVar(&o.sampleEvery, "sample", 0, "interval between soak samples (soak mode; default a tenth of -soak, at most a minute)")
 	fs.StringVar(&o.gogc, "gogc", "", "GOGC for llmproxy and its plugins (default: Go's)")
 	fs.StringVar(&o.gomaxprocs, "gomaxprocs", "", "GOMAXPROCS for llmproxy and its plugins (default: Go's)")
 	fs.BoolVar(&o.keepLogs, "keep", false, "keep the work directory (config, logs) after the run")
@@ -100,7 +112,27 @@ func parseFlags(args []string) (options, error) {
 		}
 		o.providers = append(o.providers, p)
 	}
+	switch o.mode {
+	case "gateway":
+	case "streams", "soak":
+		// Only the openai instance is involved.
+		o.providers = nil
+		if o.mode == "streams" && o.chunkDelay == 0 {
+			o.chunkDelay = 50 * time.Millisecond
+		}
+	default:
+		return o, fmt.Errorf("-mode %q: want gateway, streams or soak", o.mode)
+	}
+	if o.sampleEvery == 0 {
+		o.sampleEvery = min(o.soakFor/10, time.Minute)
+	}
+	if o.mode == "soak" && !timeoutSet(fs) {
+		// The soak itself, the peak run and starting up.
+		o.timeout = o.soakFor + o.duration + 2*time.Minute
+	}
 	switch {
+	case o.soakFor <= 0 || o.sampleEvery < 0 || o.chunkDelay < 0:
+		return o, errors.New("-soak must be positive, -sample and -chunk-delay not negative")
 	case o.requests < 1 || o.streams < 1 || o.concurrency < 1:
 		return o, errors.New("-requests, -streams and -concurrency must be at least 1")
 	case o.rounds < 1 || o.rounds > o.requests || o.rounds > o.streams:
@@ -133,6 +165,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// timeoutSet reports whether -timeout was given.
+func timeoutSet(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "timeout" })
+	return set
 }
 
 // benchProviderNames is benchProviders as a set of names.
@@ -182,6 +221,12 @@ func run(o options) error {
 	}
 	if err != nil {
 		return err
+	}
+	switch o.mode {
+	case "streams":
+		return runStreams(ctx, o, rig, os.Stdout)
+	case "soak":
+		return runSoak(ctx, o, rig, os.Stdout)
 	}
 	rep, err := measure(ctx, o, rig)
 	if rep != nil {

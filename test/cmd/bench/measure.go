@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -189,6 +190,14 @@ func measure(ctx context.Context, o options, r *rig) (*Report, error) {
 		}
 	}
 
+	if o.pprofDir != "" {
+		files, err := profileRun(ctx, o, r)
+		if err != nil {
+			return nil, err
+		}
+		rep.Profiles = append(rep.Profiles, files...)
+	}
+
 	for i, t := range ts {
 		var ss []StreamSummary
 		for _, rs := range srs[i] {
@@ -346,4 +355,60 @@ func startPerf(ctx context.Context, o options, r *rig, d time.Duration) (func() 
 	// perf needs a moment to attach before the load starts.
 	time.Sleep(200 * time.Millisecond)
 	return wait, out, nil
+}
+
+// profileRun loads the target named by -pprof-target for -duration with
+// requests and then for -duration with streams, while llmproxy and its
+// plugins profile themselves (sdk/profile: SIGUSR2 starts, the next one
+// stops). It returns the profiles written.
+func profileRun(ctx context.Context, o options, r *rig) ([]string, error) {
+	var t *target
+	for i := range r.targets {
+		if r.targets[i].name == o.pprofTarget && r.targets[i].proxied {
+			t = &r.targets[i]
+		}
+	}
+	if t == nil {
+		return nil, fmt.Errorf("-pprof-target %q is not an llmproxy target of this run", o.pprofTarget)
+	}
+	pids := append([]int{r.host.Cmd.Process.Pid}, r.pluginPIDs...)
+	signal := func() error {
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+				return fmt.Errorf("signal %d: %w", pid, err)
+			}
+		}
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "bench: profiling %s (%v of requests, %v of streams, %d in flight)\n", t.name, o.duration, o.duration, o.concurrency)
+	if err := signal(); err != nil {
+		return nil, err
+	}
+	// Give every process a moment to start its CPU profile.
+	time.Sleep(100 * time.Millisecond)
+	l := saturate(ctx, *t, o.concurrency, o.duration)
+	sl := saturateStreams(ctx, *t, o.concurrency, o.duration)
+	if err := signal(); err != nil {
+		return nil, err
+	}
+	if l.errors > 0 || sl.errors > 0 {
+		return nil, fmt.Errorf("profiling %s: %d requests and %d streams failed", t.name, l.errors, sl.errors)
+	}
+	dir, _ := filepath.Abs(o.pprofDir)
+	var files []string
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range pids {
+		for {
+			m, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("*-%d-allocs.pprof", pid)))
+			if len(m) == 1 {
+				files = append(files, strings.TrimSuffix(m[0], "-allocs.pprof"))
+				break
+			}
+			if time.Now().After(deadline) {
+				return files, fmt.Errorf("process %d wrote no profile into %s (see its log)", pid, dir)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return files, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llmproxy/llmproxy/sdk/profile"
 	"github.com/llmproxy/llmproxy/test/harness"
 )
 
@@ -47,8 +48,11 @@ type rig struct {
 	procs []*harness.Process
 	// host is the llmproxy process.
 	host *harness.Process
-	// pluginPIDs are the PIDs of llmproxy's plugin processes.
+	// pluginPIDs are the PIDs of llmproxy's plugin processes: the fast
+	// and the stream instance first, then one per provider.
 	pluginPIDs []int
+	// bareStream is the bare proxy in front of the streaming fake.
+	bareStream *harness.Process
 	// targets are direct, bare, llmproxy and one llmproxy target per
 	// provider, in that order.
 	targets []target
@@ -101,7 +105,11 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 	if err != nil {
 		return r, err
 	}
-	streamURL, err := add("fake-stream", fake, nil, "-addr", "127.0.0.1:0", "-key", upstreamKey)
+	streamArgs := []string{"-addr", "127.0.0.1:0", "-key", upstreamKey}
+	if o.chunkDelay > 0 {
+		streamArgs = append(streamArgs, "-chunk-delay", o.chunkDelay.String())
+	}
+	streamURL, err := add("fake-stream", fake, nil, streamArgs...)
 	if err != nil {
 		return r, err
 	}
@@ -113,6 +121,7 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 	if err != nil {
 		return r, err
 	}
+	r.bareStream = r.procs[len(r.procs)-1]
 	provURLs := map[string]string{}
 	for _, name := range o.providers {
 		args := []string{"-provider", name, "-key", upstreamKey, "-chunks", fmt.Sprint(contentChunks)}
@@ -223,6 +232,16 @@ func (r *rig) startHost(ctx context.Context, o options, work, bin, fastURL, stre
 	}
 	if o.gomaxprocs != "" {
 		env["GOMAXPROCS"] = o.gomaxprocs
+	}
+	if o.pprofDir != "" {
+		dir, err := filepath.Abs(o.pprofDir)
+		if err != nil {
+			return "", fmt.Errorf("profile directory: %w", err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", fmt.Errorf("profile directory: %w", err)
+		}
+		env[profile.EnvDir] = dir
 	}
 	cfg := hostConfig(listen, filepath.Join(o.binDir, "plugins"), fastURL, streamURL, provURLs, env)
 	path := filepath.Join(work, "llmproxy.hcl")

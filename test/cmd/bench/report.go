@@ -113,7 +113,11 @@ func writeTable(w io.Writer, rep *Report) {
 		fmt.Fprintf(w, "[%s] %s %s: %s (goal %s%s)\n", mark, c.Target, c.Name, got, c.Want, c.Unit)
 	}
 	for _, f := range rep.Profiles {
-		fmt.Fprintf(w, "\nperf profile: %s\n  perf report -i %s --no-children --sort comm,sym\n", f, f)
+		if strings.HasSuffix(f, ".data") {
+			fmt.Fprintf(w, "\nperf profile: %s\n  perf report -i %s --no-children --sort comm,sym\n", f, f)
+			continue
+		}
+		fmt.Fprintf(w, "\nprofiles: %s-{cpu,allocs-start,allocs}.pprof\n  go tool pprof -top %s-cpu.pprof\n  go tool pprof -top -sample_index=alloc_space -base %s-allocs-start.pprof %s-allocs.pprof\n", f, f, f, f)
 	}
 }
 
