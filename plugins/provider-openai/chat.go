@@ -88,6 +88,9 @@ func (p *OpenAI) ListModels(ctx context.Context, meta provider.Meta) ([]openai.M
 
 // unary sends one request and reads the whole answer.
 func (u *upstream) unary(ctx context.Context, method, target string, body []byte, meta *provider.Meta) (*provider.Response, error) {
+	if u.useFast {
+		return u.fastUnary(ctx, method, target, body, meta)
+	}
 	resp, err := u.do(ctx, method, target, body, meta, false)
 	if err != nil {
 		return nil, err
