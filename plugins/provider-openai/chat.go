@@ -37,6 +37,9 @@ func (p *OpenAI) ChatCompletionStream(ctx context.Context, req *provider.Request
 	if err != nil {
 		return err
 	}
+	if u.useFast {
+		return u.fastStream(ctx, u.chatURL, body, &req.Meta, w)
+	}
 	resp, err := u.do(ctx, http.MethodPost, u.chatURL, body, &req.Meta, true)
 	if err != nil {
 		return err

@@ -136,11 +136,22 @@ func (p *connPool) put(o origin, c *poolConn) {
 // return at once.
 var longAgo = time.Unix(1, 0)
 
-// roundTrip sends req on a connection to o and reads the answer into
-// resp, whose body may be at most maxBody bytes. A request that finds a
-// reused connection closed by the upstream before any answer is sent
-// again once on a new connection, as net/http does.
-func (p *connPool) roundTrip(ctx context.Context, o origin, req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration, maxBody int) error {
+// exchange is one request in flight on a pooled connection.
+type exchange struct {
+	pool *connPool
+	o    origin
+	c    *poolConn
+	// stop ends the watch of the call's context; false means the context
+	// ended and the connection's deadline was moved to the past.
+	stop func() bool
+}
+
+// send writes req on a connection to o and reads the answer's header
+// into resp and, unless resp.StreamBody is set, its body of at most
+// maxBody bytes. A request that finds a reused connection closed by the
+// upstream before any answer is sent again once on a new connection, as
+// net/http does. The exchange must be finished.
+func (p *connPool) send(ctx context.Context, o origin, req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration, maxBody int) (*exchange, error) {
 	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -148,10 +159,10 @@ func (p *connPool) roundTrip(ctx context.Context, o origin, req *fasthttp.Reques
 	for attempt := 0; ; attempt++ {
 		c, reused, err := p.get(ctx, o)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		c.SetDeadline(deadline)
-		stop := context.AfterFunc(ctx, func() { c.SetDeadline(longAgo) })
+		x := &exchange{pool: p, o: o, c: c, stop: context.AfterFunc(ctx, func() { c.SetDeadline(longAgo) })}
 		err = req.Write(c.bw)
 		if err == nil {
 			err = c.bw.Flush()
@@ -159,27 +170,56 @@ func (p *connPool) roundTrip(ctx context.Context, o origin, req *fasthttp.Reques
 		if err == nil {
 			err = resp.ReadLimitBody(c.br, maxBody)
 		}
-		if !stop() {
-			// The context ended: whatever happened, the connection may be
-			// mid-request.
-			c.Close()
-			return ctx.Err()
+		if err == nil {
+			return x, nil
 		}
-		if err != nil {
-			c.Close()
-			if reused && attempt == 0 && closedIdle(err) {
-				continue
-			}
-			return err
+		cancelled := !x.stop()
+		c.Close()
+		if cancelled {
+			return nil, ctx.Err()
 		}
-		if resp.ConnectionClose() || resp.Header.ContentLength() == -2 {
-			c.Close()
-		} else {
-			c.SetDeadline(time.Time{})
-			p.put(o, c)
+		if reused && attempt == 0 && closedIdle(err) {
+			continue
 		}
-		return nil
+		return nil, err
 	}
+}
+
+// finish ends the exchange: the connection goes back to the pool when
+// the whole answer was read (for a streamed body: to its end, which
+// finish reads when little is left) and the upstream keeps it open;
+// otherwise it is closed. It reports false when the call's context ended
+// first.
+func (x *exchange) finish(resp *fasthttp.Response, whole bool) bool {
+	live := x.stop()
+	if live && whole && resp.StreamBody {
+		if bs := resp.BodyStream(); bs != nil {
+			n, err := io.Copy(io.Discard, io.LimitReader(bs, 64<<10))
+			whole = err == nil && n < 64<<10
+		}
+	}
+	if resp.StreamBody {
+		resp.CloseBodyStream()
+	}
+	if !live || !whole || resp.ConnectionClose() || resp.Header.ContentLength() == -2 {
+		x.c.Close()
+		return live
+	}
+	x.c.SetDeadline(time.Time{})
+	x.pool.put(x.o, x.c)
+	return true
+}
+
+// roundTrip sends req and reads the whole answer into resp.
+func (p *connPool) roundTrip(ctx context.Context, o origin, req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration, maxBody int) error {
+	x, err := p.send(ctx, o, req, resp, timeout, maxBody)
+	if err != nil {
+		return err
+	}
+	if !x.finish(resp, true) {
+		return ctx.Err()
+	}
+	return nil
 }
 
 // closedIdle reports whether err is a kept-alive connection the upstream
@@ -193,6 +233,97 @@ func (u *upstream) fastUnary(ctx context.Context, method, target string, body []
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
+	u.fastRequest(req, method, target, body, meta, "application/json")
+	err := fastPool.roundTrip(ctx, u.fast, req, resp, u.timeout, maxResponseBody)
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return nil, openai.NewError(http.StatusBadGateway, openai.TypeUpstream, "upstream_response_too_large",
+			fmt.Sprintf("the openai upstream answered with more than %d bytes", maxResponseBody))
+	case err != nil:
+		return nil, fastError(ctx, err)
+	}
+	if code := resp.StatusCode(); code/100 != 2 {
+		return nil, fastUpstreamError(resp)
+	}
+	return &provider.Response{Body: append([]byte(nil), resp.Body()...), Header: fastRelayed(resp)}, nil
+}
+
+// fastStream is the streamed chat call over the lean client: it relays
+// the SSE body as relayStream does.
+func (u *upstream) fastStream(ctx context.Context, target string, body []byte, meta *provider.Meta, w provider.ChunkWriter) error {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	u.fastRequest(req, http.MethodPost, target, body, meta, "text/event-stream")
+	resp.StreamBody = true
+	x, err := fastPool.send(ctx, u.fast, req, resp, u.timeout, maxErrorBody)
+	if err != nil {
+		return fastError(ctx, err)
+	}
+	if code := resp.StatusCode(); code/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.BodyStream(), maxErrorBody))
+		resp.SetBodyRaw(b)
+		x.finish(resp, false)
+		return fastUpstreamError(resp)
+	}
+	if err := provider.StreamHeader(w, fastRelayed(resp)); err != nil {
+		x.finish(resp, false)
+		return err
+	}
+	err = relayStream(ctx, fastBody{resp.BodyStream()}, w)
+	if !x.finish(resp, err == nil) && err == nil {
+		return transportError(ctx, ctx.Err())
+	}
+	return err
+}
+
+// fastBody turns fasthttp's report of a passed deadline into a net.Error
+// timeout, which transportError maps to 504.
+type fastBody struct{ r io.Reader }
+
+func (b fastBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if errors.Is(err, fasthttp.ErrTimeout) {
+		err = fmt.Errorf("%w: %w", os.ErrDeadlineExceeded, err)
+	}
+	return n, err
+}
+
+// fastError maps a failure of the lean client as transportError does.
+func fastError(ctx context.Context, err error) error {
+	if errors.Is(err, fasthttp.ErrTimeout) {
+		// fasthttp reports a passed deadline with its own error.
+		err = fmt.Errorf("%w: %w", os.ErrDeadlineExceeded, err)
+	}
+	return transportError(ctx, err)
+}
+
+// fastUpstreamError is upstreamError for a fasthttp response whose body
+// has been read.
+func fastUpstreamError(resp *fasthttp.Response) error {
+	b := resp.Body()
+	e := openai.ParseError(resp.StatusCode(), b[:min(len(b), maxErrorBody)])
+	e.RetryAfter = retryAfter(fastHeader(resp, "Retry-After-Ms", "Retry-After"), time.Now())
+	return e
+}
+
+// fastRelayed is relayHeaders for a fasthttp response.
+func fastRelayed(resp *fasthttp.Response) map[string]string {
+	var relayed map[string]string
+	for k, name := range relayedHeaders {
+		if v := resp.Header.Peek(k); len(v) > 0 {
+			if relayed == nil {
+				relayed = make(map[string]string, len(relayedHeaders))
+			}
+			relayed[name] = string(v)
+		}
+	}
+	return relayed
+}
+
+// fastRequest fills req with the upstream request: the configured
+// headers, the trace context of meta and body, if any.
+func (u *upstream) fastRequest(req *fasthttp.Request, method, target string, body []byte, meta *provider.Meta, accept string) {
 	req.SetRequestURI(target)
 	req.Header.SetMethod(method)
 	req.Header.DisableNormalizing()
@@ -201,7 +332,7 @@ func (u *upstream) fastUnary(ctx context.Context, method, target string, body []
 			req.Header.Add(k, s)
 		}
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	if body != nil {
 		req.Header.SetContentType("application/json")
 		req.SetBodyRaw(body)
@@ -213,34 +344,6 @@ func (u *upstream) fastUnary(ctx context.Context, method, target string, body []
 			}
 		}
 	}
-	err := fastPool.roundTrip(ctx, u.fast, req, resp, u.timeout, maxResponseBody)
-	switch {
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		return nil, openai.NewError(http.StatusBadGateway, openai.TypeUpstream, "upstream_response_too_large",
-			fmt.Sprintf("the openai upstream answered with more than %d bytes", maxResponseBody))
-	case errors.Is(err, fasthttp.ErrTimeout):
-		// fasthttp reports a passed deadline with its own error.
-		return nil, transportError(ctx, fmt.Errorf("%w: %w", os.ErrDeadlineExceeded, err))
-	case err != nil:
-		return nil, transportError(ctx, err)
-	}
-	if code := resp.StatusCode(); code/100 != 2 {
-		b := resp.Body()
-		e := openai.ParseError(code, b[:min(len(b), maxErrorBody)])
-		e.RetryAfter = retryAfter(fastHeader(resp, "Retry-After-Ms", "Retry-After"), time.Now())
-		return nil, e
-	}
-	out := append([]byte(nil), resp.Body()...)
-	var relayed map[string]string
-	for k, name := range relayedHeaders {
-		if v := resp.Header.Peek(k); len(v) > 0 {
-			if relayed == nil {
-				relayed = make(map[string]string, len(relayedHeaders))
-			}
-			relayed[name] = string(v)
-		}
-	}
-	return &provider.Response{Body: out, Header: relayed}, nil
 }
 
 // fastHeader copies the named headers of resp into an http.Header.

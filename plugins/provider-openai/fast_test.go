@@ -120,3 +120,40 @@ func TestFastConnectionReuse(t *testing.T) {
 		t.Errorf("after Connection: close: %d connections, want 3", n)
 	}
 }
+
+// TestFastStreamReusesConnection reads two streams one after the other:
+// both arrive whole, and the second reuses the first one's connection.
+func TestFastStreamReusesConnection(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, ev := range []string{`{"choices":[{"delta":{"content":"a"}}]}`, `{"choices":[{"delta":{"content":"b"}}]}`, "[DONE]"} {
+			w.Write([]byte("data: " + ev + "\n\n"))
+			w.(http.Flusher).Flush()
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	p := &OpenAI{}
+	if err := p.Configure(context.Background(), configFor(srv.URL+"/v1", testKey, nil)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		var got chunks
+		err := p.ChatCompletionStream(context.Background(), chatRequest(`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`, ""), &got)
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		if len(got) != 2 {
+			t.Fatalf("stream %d relayed %q, want 2 chunks", i, got)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("two streams opened %d connections, want 1", n)
+	}
+}
