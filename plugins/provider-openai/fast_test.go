@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -155,5 +157,31 @@ func TestFastStreamReusesConnection(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("two streams opened %d connections, want 1", n)
+	}
+}
+
+func TestNextEventBuffered(t *testing.T) {
+	tests := []struct {
+		name, body string
+		want       bool
+	}{
+		{"next event whole", "data: a\n\ndata: b\n\n", true},
+		{"next event whole, CRLF", "data: a\r\n\r\ndata: b\r\n\r\n", true},
+		{"next event cut", "data: a\n\ndata: b\n", false},
+		{"nothing after", "data: a\n\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &sseState{r: bufio.NewReaderSize(strings.NewReader(tt.body), 4096)}
+			// The first event: its data line and the blank line.
+			for range 2 {
+				if _, err := st.readLine(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := st.nextEventBuffered(); got != tt.want {
+				t.Errorf("nextEventBuffered = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

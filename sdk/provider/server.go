@@ -41,7 +41,7 @@ func (d dataHandler) Call(ctx context.Context, payload []byte) (proto.Message, e
 }
 
 // Stream serves a ChatCompletionStream.
-func (d dataHandler) Stream(ctx context.Context, payload []byte, send func(proto.Message) error) error {
+func (d dataHandler) Stream(ctx context.Context, payload []byte, send func(proto.Message, bool) error) error {
 	var r providerv1.ChatRequest
 	if err := proto.Unmarshal(payload, &r); err != nil {
 		return status.Errorf(codes.InvalidArgument, "bad chat request: %v", err)
@@ -49,7 +49,10 @@ func (d dataHandler) Stream(ctx context.Context, payload []byte, send func(proto
 	req := requestFromProto(&r)
 	ctx, cancel := withMeta(ctx, req.Meta)
 	defer cancel()
-	return rpc.ToStatus(d.s.impl.ChatCompletionStream(ctx, req, &chunkStream{send: func(c *providerv1.ChatChunk) error { return send(c) }}))
+	return rpc.ToStatus(d.s.impl.ChatCompletionStream(ctx, req, &chunkStream{
+		send:     func(c *providerv1.ChatChunk) error { return send(c, false) },
+		sendMore: func(c *providerv1.ChatChunk) error { return send(c, true) },
+	}))
 }
 
 func (s *server) Describe(ctx context.Context, _ *providerv1.DescribeRequest) (*providerv1.DescribeResponse, error) {
@@ -166,13 +169,33 @@ func (s *server) ChatCompletion(ctx context.Context, r *providerv1.ChatRequest) 
 
 // chunkStream is the ChunkWriter of a stream, over gRPC or the data path.
 type chunkStream struct {
-	send    func(*providerv1.ChatChunk) error
-	started bool
+	send func(*providerv1.ChatChunk) error
+	// sendMore, when not nil, sends a chunk that the transport may hold
+	// until the next one (see WriteChunkMore).
+	sendMore func(*providerv1.ChatChunk) error
+	started  bool
+	// msg is reused for every chunk: both transports have marshalled it
+	// when send returns.
+	msg providerv1.ChatChunk
 }
 
 func (c *chunkStream) WriteChunk(b []byte) error {
 	c.started = true
-	return c.send(&providerv1.ChatChunk{Data: b})
+	c.msg.Data = b
+	err := c.send(&c.msg)
+	c.msg.Data = nil
+	return err
+}
+
+func (c *chunkStream) writeChunkMore(b []byte) error {
+	if c.sendMore == nil {
+		return c.WriteChunk(b)
+	}
+	c.started = true
+	c.msg.Data = b
+	err := c.sendMore(&c.msg)
+	c.msg.Data = nil
+	return err
 }
 
 func (c *chunkStream) writeHeader(h map[string]string) error {
