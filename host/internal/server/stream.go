@@ -96,7 +96,9 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		}
 		chunk, err := res.chunk, res.err
 		for err == nil && chunk != nil {
-			if werr := k.event(chunk); werr != nil {
+			// A chunk the plugin has already sent the next one after is
+			// held in the buffer and goes out with it.
+			if werr := k.event(chunk, !st.More()); werr != nil {
 				log.Debug("client went away mid-stream", "request_id", id, "error", werr)
 				return
 			}
@@ -111,7 +113,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 				e = upstreamAuthFailed()
 			}
 			log.Error("stream failed after it started", "request_id", id, "status", e.Status, "code", e.Code, "error", e.Message)
-			k.event(e.JSON())
+			k.event(e.JSON(), true)
 			return
 		}
 		k.raw(sseDone)
@@ -145,16 +147,19 @@ func (k *keepalive) fire() {
 	if k.closed || k.err != nil {
 		return
 	}
-	k.writeLocked(sseKeepalive)
+	k.writeLocked(sseKeepalive, true)
 }
 
-// writeLocked writes and flushes b and schedules the next comment.
-func (k *keepalive) writeLocked(b []byte) error {
+// writeLocked writes b, flushes it when flush is set, and schedules the
+// next comment.
+func (k *keepalive) writeLocked(b []byte, flush bool) error {
 	if k.err != nil {
 		return k.err
 	}
-	k.w.Write(b)
-	k.err = k.w.Flush()
+	_, k.err = k.w.Write(b)
+	if flush && k.err == nil {
+		k.err = k.w.Flush()
+	}
 	if k.err == nil && !k.closed {
 		k.t.Reset(k.every)
 	}
@@ -164,19 +169,20 @@ func (k *keepalive) writeLocked(b []byte) error {
 // comment writes a keepalive comment now.
 func (k *keepalive) comment() error { return k.raw(sseKeepalive) }
 
-// event writes chunk as one SSE event (see appendEvent).
-func (k *keepalive) event(chunk []byte) error {
+// event writes chunk as one SSE event (see appendEvent), flushed unless
+// flush is false because another event follows at once.
+func (k *keepalive) event(chunk []byte, flush bool) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.buf = appendEvent(k.buf[:0], chunk)
-	return k.writeLocked(k.buf)
+	return k.writeLocked(k.buf, flush)
 }
 
 // raw writes b as it is.
 func (k *keepalive) raw(b []byte) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.writeLocked(b)
+	return k.writeLocked(b, true)
 }
 
 // stop ends the comments; call it before the writer goes away.

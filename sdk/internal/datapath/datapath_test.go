@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -192,12 +193,35 @@ func TestStreams(t *testing.T) {
 			t.Fatalf("stream %.20q = %.20q (%d bytes), %v; want %d bytes", in, got, len(got), err, len(want))
 		}
 	}
+	// Held chunks arrive in one write with the end frame: after the first
+	// Recv, the rest are buffered, and nothing is once the stream ended.
+	st, err := c.Stream(context.Background(), wrapperspb.String("held:xyz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var more []bool
+	for {
+		var m wrapperspb.StringValue
+		err := st.Recv(&m)
+		more = append(more, st.Buffered())
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m.Value)
+	}
+	if strings.Join(got, "") != "xyz" || !reflect.DeepEqual(more, []bool{true, true, true, false}) {
+		t.Errorf("held stream: %q, Buffered after each Recv %v; want xyz, [true true true false]", got, more)
+	}
 	if got, err := call(t, c, "x"); err != nil || got != "x!" {
 		t.Fatalf("call after streams = %q, %v", got, err)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := c.Stream(ctx, wrapperspb.String("slow"))
+	st, err = c.Stream(ctx, wrapperspb.String("slow"))
 	if err != nil {
 		t.Fatal(err)
 	}
