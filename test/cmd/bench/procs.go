@@ -132,16 +132,35 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 			return r, err
 		}
 	}
-	hostURL, err := r.startHost(ctx, o, work, host, fastURL, streamURL, provURLs)
+	hostURL, hostProc, pids, err := r.startHost(ctx, o, work, "llmproxy", binDir, fastURL, streamURL, provURLs)
 	if err != nil {
 		return r, err
 	}
+	r.host, r.pluginPIDs = hostProc, pids
 	gw := newTarget("llmproxy", hostURL, hostURL, gatewayKey, chatModel, streamModel)
 	gw.proxied = true
 	r.targets = []target{
 		newTarget("direct", fastURL, streamURL, upstreamKey, chatModel, streamModel),
 		newTarget("bare", bareFastURL, bareStreamURL, upstreamKey, chatModel, streamModel),
 		gw,
+	}
+	if o.baselineBin != "" {
+		// The same openai routes through another build, for a before and
+		// after in one run.
+		base, err := filepath.Abs(o.baselineBin)
+		if err != nil {
+			return r, fmt.Errorf("baseline bin directory: %w", err)
+		}
+		if _, err := os.Stat(filepath.Join(base, "llmproxy")); err != nil {
+			return r, fmt.Errorf("baseline llmproxy: %w", err)
+		}
+		baseURL, _, _, err := r.startHost(ctx, o, work, "baseline", base, fastURL, streamURL, nil)
+		if err != nil {
+			return r, err
+		}
+		t := newTarget("baseline", baseURL, baseURL, gatewayKey, chatModel, streamModel)
+		t.proxied = true
+		r.targets = append(r.targets, t)
 	}
 	for _, name := range o.providers {
 		m := benchProviders[name].model
@@ -219,12 +238,14 @@ route %q {
 %s`, listen, pluginsDir, gatewayKey, provider("fast", fastURL), provider("stream", streamURL), chatModel, streamModel, provs.String())
 }
 
-// startHost writes the config, starts llmproxy and waits until both
-// instances are ready.
-func (r *rig) startHost(ctx context.Context, o options, work, bin, fastURL, streamURL string, provURLs map[string]string) (string, error) {
+// startHost writes the config, starts the llmproxy of binDir as name and
+// waits until every instance is ready. It returns the host's URL, its
+// process and its plugins' PIDs in the order of the instances: fast,
+// stream, then the providers.
+func (r *rig) startHost(ctx context.Context, o options, work, name, binDir, fastURL, streamURL string, provURLs map[string]string) (string, *harness.Process, []int, error) {
 	listen, err := harness.FreeAddress()
 	if err != nil {
-		return "", err
+		return "", nil, nil, err
 	}
 	env := map[string]string{}
 	if o.gogc != "" {
@@ -236,38 +257,38 @@ func (r *rig) startHost(ctx context.Context, o options, work, bin, fastURL, stre
 	if o.pprofDir != "" {
 		dir, err := filepath.Abs(o.pprofDir)
 		if err != nil {
-			return "", fmt.Errorf("profile directory: %w", err)
+			return "", nil, nil, fmt.Errorf("profile directory: %w", err)
 		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return "", fmt.Errorf("profile directory: %w", err)
+			return "", nil, nil, fmt.Errorf("profile directory: %w", err)
 		}
 		env[profile.EnvDir] = dir
 	}
-	cfg := hostConfig(listen, filepath.Join(o.binDir, "plugins"), fastURL, streamURL, provURLs, env)
-	path := filepath.Join(work, "llmproxy.hcl")
+	cfg := hostConfig(listen, filepath.Join(binDir, "plugins"), fastURL, streamURL, provURLs, env)
+	path := filepath.Join(work, name+".hcl")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return "", fmt.Errorf("write llmproxy config: %w", err)
+		return "", nil, nil, fmt.Errorf("write %s config: %w", name, err)
 	}
 	var hostEnv []string
 	for _, k := range sortedKeys(env) {
 		hostEnv = append(hostEnv, k+"="+env[k])
 	}
-	p, _, err := start(ctx, work, "llmproxy", bin, hostEnv, false, "-config", path)
+	p, _, err := start(ctx, work, name, filepath.Join(binDir, "llmproxy"), hostEnv, false, "-config", path)
 	if err != nil {
-		return "", err
+		return "", nil, nil, err
 	}
 	r.procs = append(r.procs, p)
-	r.host = p
 	url := "http://" + listen
 	instances := append([]string{"fast", "stream"}, sortedKeys(provURLs)...)
 	st, err := harness.WaitInstances(ctx, url, instances, p, startTimeout, gatewayKey)
 	if err != nil {
-		return "", err
+		return "", nil, nil, err
 	}
+	var pids []int
 	for _, in := range instances {
-		r.pluginPIDs = append(r.pluginPIDs, st[in].PID)
+		pids = append(pids, st[in].PID)
 	}
-	return url, nil
+	return url, p, pids, nil
 }
 
 // buildTools returns the openaifake, bareproxy and benchfake binaries,
