@@ -177,7 +177,7 @@ func (s *Server) serve(c net.Conn) {
 		return
 	}
 	c.SetReadDeadline(time.Time{})
-	var buf []byte
+	var buf, out []byte
 	for {
 		kind, payload, b, err := readFrame(r, buf, maxFrame)
 		if err != nil || (kind != kindCall && kind != kindStream) {
@@ -192,7 +192,7 @@ func (s *Server) serve(c net.Conn) {
 		stop := watch(pc, r, cancel, accept)
 		var werr error
 		if kind == kindCall {
-			werr = s.call(ctx, w, payload)
+			out, werr = s.call(ctx, w, payload, out)
 		} else {
 			werr = s.stream(ctx, w, payload)
 		}
@@ -205,17 +205,19 @@ func (s *Server) serve(c net.Conn) {
 	}
 }
 
-// call runs one unary call and writes its reply or error.
-func (s *Server) call(ctx context.Context, w *frameWriter, payload []byte) error {
+// call runs one unary call and writes its reply or error. The reply is
+// marshalled into buf, which the connection reuses from call to call; it
+// returns the buffer to keep.
+func (s *Server) call(ctx context.Context, w *frameWriter, payload, buf []byte) ([]byte, error) {
 	msg, err := s.runCall(ctx, payload)
 	if err != nil {
-		return writeStatus(w, err)
+		return buf, writeStatus(w, err)
 	}
-	out, err := proto.Marshal(msg)
+	out, err := proto.MarshalOptions{}.MarshalAppend(buf[:0], msg)
 	if err != nil {
-		return writeStatus(w, err)
+		return buf, writeStatus(w, err)
 	}
-	return w.write(kindReply, out)
+	return release(out), w.write(kindReply, out)
 }
 
 // runCall runs the handler's Call, turning a panic into an Internal status.
