@@ -119,17 +119,34 @@ func (p *connPool) get(ctx context.Context, o origin) (c *poolConn, reused bool,
 	return &poolConn{Conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
 }
 
-// put returns c to the pool, or closes it when the pool is full.
+// put returns c to the pool, or closes it when the pool is full. The
+// connections idle for longer than idleTimeout, at the front of the list
+// (get takes from the back), are closed on the way.
 func (p *connPool) put(o origin, c *poolConn) {
 	c.lastUsed = time.Now()
+	var stale []*poolConn
 	p.mu.Lock()
-	if len(p.idle[o.key]) < p.maxIdle {
-		p.idle[o.key] = append(p.idle[o.key], c)
-		p.mu.Unlock()
-		return
+	list := p.idle[o.key]
+	n := 0
+	for n < len(list) && c.lastUsed.Sub(list[n].lastUsed) >= p.idleTimeout {
+		n++
 	}
+	if n > 0 {
+		stale = append(stale, list[:n]...)
+		list = append(list[:0], list[n:]...)
+	}
+	full := len(list) >= p.maxIdle
+	if !full {
+		list = append(list, c)
+	}
+	p.idle[o.key] = list
 	p.mu.Unlock()
-	c.Close()
+	for _, s := range stale {
+		s.Close()
+	}
+	if full {
+		c.Close()
+	}
 }
 
 // longAgo is a deadline in the past: it makes blocked reads and writes

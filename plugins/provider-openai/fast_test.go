@@ -185,3 +185,36 @@ func TestNextEventBuffered(t *testing.T) {
 		})
 	}
 }
+
+func TestPoolClosesStaleConnections(t *testing.T) {
+	p := &connPool{idle: map[string][]*poolConn{}, maxIdle: 2, idleTimeout: time.Minute}
+	o := origin{key: "http://x:80"}
+	conns := make([]*closeCounter, 4)
+	for i := range conns {
+		conns[i] = &closeCounter{}
+	}
+	old := &poolConn{Conn: conns[0]}
+	p.put(o, old)
+	old.lastUsed = time.Now().Add(-2 * time.Minute)
+	p.put(o, &poolConn{Conn: conns[1]})
+	if conns[0].closed != 1 || len(p.idle[o.key]) != 1 {
+		t.Errorf("stale connection closed %d times, %d idle; want 1 and 1", conns[0].closed, len(p.idle[o.key]))
+	}
+	p.put(o, &poolConn{Conn: conns[2]})
+	p.put(o, &poolConn{Conn: conns[3]})
+	if conns[3].closed != 1 || len(p.idle[o.key]) != 2 {
+		t.Errorf("connection beyond maxIdle closed %d times, %d idle; want 1 and 2", conns[3].closed, len(p.idle[o.key]))
+	}
+	c, reused, err := p.get(context.Background(), o)
+	if err != nil || !reused || c.Conn != conns[2] {
+		t.Errorf("get = %v, %v, %v; want the most recent idle connection", c, reused, err)
+	}
+}
+
+// closeCounter is a net.Conn that only counts Close calls.
+type closeCounter struct {
+	net.Conn
+	closed int
+}
+
+func (c *closeCounter) Close() error { c.closed++; return nil }
