@@ -28,7 +28,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/llmproxy/llmproxy/sdk/profile"
 	"io"
 	"net/url"
 	"os"
@@ -52,6 +51,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/host/internal/server"
+	"github.com/llmproxy/llmproxy/sdk/profile"
 )
 
 //go:embed default.hcl

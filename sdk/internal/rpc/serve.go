@@ -3,7 +3,6 @@ package rpc
 import (
 	"context"
 	"fmt"
-	"github.com/llmproxy/llmproxy/sdk/profile"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -16,6 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+
+	"github.com/llmproxy/llmproxy/sdk/profile"
 )
 
 var logger = hclog.New(&hclog.LoggerOptions{
