@@ -65,7 +65,11 @@ var benchProviders = map[string]struct{ model, upstream string }{
 	"anthropic": {"claude-bench", "claude-sonnet-4-5-20250929"},
 	"azure":     {"azure-bench", "gpt-4o"},
 	"bedrock":   {"bedrock-bench", "anthropic.claude-3-sonnet-20240229-v1:0"},
+	"watsonx":   {"watsonx-bench", "ibm/granite-3-3-8b-instruct"},
 }
+
+// watsonxProject is the project the watsonx fake accepts.
+const watsonxProject = "bench-project"
 
 // stop ends every process, the gateway first.
 func (r *rig) stop() {
@@ -125,8 +129,11 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 	provURLs := map[string]string{}
 	for _, name := range o.providers {
 		args := []string{"-provider", name, "-key", upstreamKey, "-chunks", fmt.Sprint(contentChunks)}
-		if name == "bedrock" {
+		switch name {
+		case "bedrock":
 			args = append(args, "-secret", awsSecret)
+		case "watsonx":
+			args = append(args, "-project", watsonxProject)
 		}
 		if provURLs[name], err = add("fake-"+name, provFake, nil, args...); err != nil {
 			return r, err
@@ -207,6 +214,8 @@ func hostConfig(listen, pluginsDir, fastURL, streamURL string, provURLs, env map
 			creds = fmt.Sprintf("  credential \"access_key_id\" {\n    from \"value\" { value = %q }\n  }\n"+
 				"  credential \"secret_access_key\" {\n    from \"value\" { value = %q }\n  }\n", upstreamKey, awsSecret)
 			conf = fmt.Sprintf("    region   = \"us-east-1\"\n    endpoint = %q\n", provURLs[name])
+		case "watsonx":
+			conf = fmt.Sprintf("    url        = %q\n    iam_url    = %q\n    project_id = %q\n", provURLs[name], provURLs[name], watsonxProject)
 		}
 		p := benchProviders[name]
 		fmt.Fprintf(&provs, "provider %q {\n  type = %q\n%s%s  config {\n%s  }\n}\nroute %q {\n  target %q { model = %q }\n}\n",

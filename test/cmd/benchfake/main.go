@@ -1,12 +1,12 @@
-// Command benchfake serves one provider fake (anthropic, azure or
-// bedrock) with zero delay for the gateway benchmark, scripted so that a
+// Command benchfake serves one provider fake (anthropic, azure, bedrock
+// or watsonx) with zero delay for the gateway benchmark, scripted so that a
 // streamed answer carries -chunks content chunks. It prints the fake's
 // URL on the first line of stdout and serves until SIGINT or SIGTERM:
 //
 //	benchfake -provider anthropic -key sk-bench-upstream -chunks 20
 //
 // The fakes check their provider's authentication (x-api-key, api-key,
-// SigV4) exactly as in the end-to-end tests, so the benchmark includes
+// SigV4, IAM token exchange) exactly as in the end-to-end tests, so the benchmark includes
 // what the plugins spend on signing and translation.
 package main
 
@@ -22,10 +22,11 @@ import (
 	"github.com/llmproxy/llmproxy/plugins/provider-anthropic/anthropicfake"
 	"github.com/llmproxy/llmproxy/plugins/provider-azure/azurefake"
 	"github.com/llmproxy/llmproxy/plugins/provider-bedrock/bedrockfake"
+	"github.com/llmproxy/llmproxy/plugins/provider-watsonx/watsonxfake"
 )
 
 // Providers are the fakes benchfake serves.
-var Providers = []string{"anthropic", "azure", "bedrock"}
+var Providers = []string{"anthropic", "azure", "bedrock", "watsonx"}
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -37,7 +38,8 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("benchfake", flag.ContinueOnError)
 	prov := fs.String("provider", "", "fake to serve: "+strings.Join(Providers, ", "))
-	key := fs.String("key", "", "API key (anthropic, azure) or access key id (bedrock) the fake accepts")
+	key := fs.String("key", "", "API key (anthropic, azure, watsonx) or access key id (bedrock) the fake accepts")
+	project := fs.String("project", "bench-project", "project id the fake accepts (watsonx)")
 	secret := fs.String("secret", "", "secret access key (bedrock)")
 	region := fs.String("region", "us-east-1", "region of the SigV4 credential scope (bedrock)")
 	chunks := fs.Int("chunks", 20, "content chunks of a streamed answer")
@@ -79,6 +81,13 @@ func run(args []string) error {
 			return err
 		}
 		url, stop = f.URL(), f.Close
+	case "watsonx":
+		f := watsonxfake.New(watsonxfake.Options{APIKey: *key, ProjectID: *project})
+		f.SetScenario(watsonxfake.Scenario{Text: text, ChunkSize: size})
+		if err := f.Start(); err != nil {
+			return err
+		}
+		url, stop = f.URL(), func() { _ = f.Close() }
 	default:
 		return fmt.Errorf("-provider %q: want one of %s", *prov, strings.Join(Providers, ", "))
 	}
