@@ -317,7 +317,7 @@ func TestWriteTable(t *testing.T) {
 }
 
 func TestHostConfigNamesEverything(t *testing.T) {
-	provs := map[string]string{"anthropic": "http://127.0.0.1:3", "azure": "http://127.0.0.1:4", "bedrock": "http://127.0.0.1:5", "watsonx": "http://127.0.0.1:6"}
+	provs := map[string]string{"anthropic": "http://127.0.0.1:3", "azure": "http://127.0.0.1:4", "bedrock": "http://127.0.0.1:5", "watsonx": "http://127.0.0.1:6", "vertex": "http://127.0.0.1:7"}
 	cfg := hostConfig("127.0.0.1:1234", "/x/plugins", "http://127.0.0.1:1", "http://127.0.0.1:2", provs, map[string]string{"GOGC": "400"})
 	for _, want := range []string{
 		`listen         = "127.0.0.1:1234"`,
@@ -332,6 +332,7 @@ func TestHostConfigNamesEverything(t *testing.T) {
 		`type = "anthropic"`, `base_url = "http://127.0.0.1:3"`,
 		`type = "azure"`, `endpoint = "http://127.0.0.1:4"`,
 		`type = "bedrock"`, `endpoint = "http://127.0.0.1:5"`, `region   = "us-east-1"`,
+		`type = "vertex"`, `endpoint = "http://127.0.0.1:7"`,
 		`type = "watsonx"`, `url        = "http://127.0.0.1:6"`, `iam_url    = "http://127.0.0.1:6"`, `project_id = "` + watsonxProject + `"`,
 		`route "bedrock-bench" {
   target "bedrock" { model = "anthropic.claude-3-sonnet-20240229-v1:0" }`,
@@ -427,7 +428,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatalf("report is not JSON: %v\n%s", err, b)
 	}
-	names := []string{"direct", "bare", "llmproxy", "anthropic", "azure", "bedrock", "watsonx"}
+	names := []string{"direct", "bare", "llmproxy", "anthropic", "azure", "bedrock", "vertex", "watsonx"}
 	if len(rep.Results) != len(names) {
 		t.Fatalf("%d results, want %d", len(rep.Results), len(names))
 	}
@@ -449,7 +450,7 @@ func TestRunEndToEnd(t *testing.T) {
 			t.Errorf("%s stream %+v, want 4 streams of 22 to 24 chunks", name, r.Stream)
 		}
 	}
-	if len(rep.Ratios) != 1+3*5 || len(rep.Checks) != 6*5 {
+	if len(rep.Ratios) != 1+3*6 || len(rep.Checks) != 6*6 {
 		t.Errorf("ratios %v, checks %v", rep.Ratios, rep.Checks)
 	}
 	if left := processesMentioning(t, tmp); len(left) > 0 {

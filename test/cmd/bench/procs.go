@@ -65,6 +65,7 @@ var benchProviders = map[string]struct{ model, upstream string }{
 	"anthropic": {"claude-bench", "claude-sonnet-4-5-20250929"},
 	"azure":     {"azure-bench", "gpt-4o"},
 	"bedrock":   {"bedrock-bench", "anthropic.claude-3-sonnet-20240229-v1:0"},
+	"vertex":    {"vertex-bench", "gemini-2.5-flash"},
 	"watsonx":   {"watsonx-bench", "ibm/granite-3-3-8b-instruct"},
 }
 
@@ -214,6 +215,9 @@ func hostConfig(listen, pluginsDir, fastURL, streamURL string, provURLs, env map
 			creds = fmt.Sprintf("  credential \"access_key_id\" {\n    from \"value\" { value = %q }\n  }\n"+
 				"  credential \"secret_access_key\" {\n    from \"value\" { value = %q }\n  }\n", upstreamKey, awsSecret)
 			conf = fmt.Sprintf("    region   = \"us-east-1\"\n    endpoint = %q\n", provURLs[name])
+		case "vertex":
+			// Express mode: the API key, no token exchange.
+			conf = fmt.Sprintf("    endpoint = %q\n", provURLs[name])
 		case "watsonx":
 			conf = fmt.Sprintf("    url        = %q\n    iam_url    = %q\n    project_id = %q\n", provURLs[name], provURLs[name], watsonxProject)
 		}

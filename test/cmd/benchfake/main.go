@@ -1,5 +1,5 @@
-// Command benchfake serves one provider fake (anthropic, azure, bedrock
-// or watsonx) with zero delay for the gateway benchmark, scripted so that a
+// Command benchfake serves one provider fake (anthropic, azure, bedrock,
+// vertex or watsonx) with zero delay for the gateway benchmark, scripted so that a
 // streamed answer carries -chunks content chunks. It prints the fake's
 // URL on the first line of stdout and serves until SIGINT or SIGTERM:
 //
@@ -22,11 +22,12 @@ import (
 	"github.com/llmproxy/llmproxy/plugins/provider-anthropic/anthropicfake"
 	"github.com/llmproxy/llmproxy/plugins/provider-azure/azurefake"
 	"github.com/llmproxy/llmproxy/plugins/provider-bedrock/bedrockfake"
+	"github.com/llmproxy/llmproxy/plugins/provider-vertex/vertexfake"
 	"github.com/llmproxy/llmproxy/plugins/provider-watsonx/watsonxfake"
 )
 
 // Providers are the fakes benchfake serves.
-var Providers = []string{"anthropic", "azure", "bedrock", "watsonx"}
+var Providers = []string{"anthropic", "azure", "bedrock", "vertex", "watsonx"}
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -38,7 +39,7 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("benchfake", flag.ContinueOnError)
 	prov := fs.String("provider", "", "fake to serve: "+strings.Join(Providers, ", "))
-	key := fs.String("key", "", "API key (anthropic, azure, watsonx) or access key id (bedrock) the fake accepts")
+	key := fs.String("key", "", "API key (anthropic, azure, watsonx; express mode for vertex) or access key id (bedrock) the fake accepts")
 	project := fs.String("project", "bench-project", "project id the fake accepts (watsonx)")
 	secret := fs.String("secret", "", "secret access key (bedrock)")
 	region := fs.String("region", "us-east-1", "region of the SigV4 credential scope (bedrock)")
@@ -81,6 +82,13 @@ func run(args []string) error {
 			return err
 		}
 		url, stop = f.URL(), f.Close
+	case "vertex":
+		f := vertexfake.New(vertexfake.Options{APIKey: *key})
+		f.SetScenario(vertexfake.Scenario{Parts: []vertexfake.Part{{Text: text}}, ChunkSize: size})
+		if err := f.Start(); err != nil {
+			return err
+		}
+		url, stop = f.URL(), func() { _ = f.Close() }
 	case "watsonx":
 		f := watsonxfake.New(watsonxfake.Options{APIKey: *key, ProjectID: *project})
 		f.SetScenario(watsonxfake.Scenario{Text: text, ChunkSize: size})
