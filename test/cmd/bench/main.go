@@ -5,7 +5,7 @@
 //	direct     client → openaifake
 //	bare       client → bareproxy (a bare fasthttp reverse proxy) → openaifake
 //	llmproxy   client → bin/llmproxy → llmproxy-provider-openai → openaifake
-//	anthropic, azure, bedrock, vertex, watsonx
+//	anthropic, azure, bedrock, oci, vertex, watsonx
 //	           client → bin/llmproxy → that provider's plugin → its fake
 //	           (test/cmd/benchfake: the wire protocol and auth of the
 //	           provider, so translation and signing are included)
@@ -80,7 +80,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.fakeBin, "fake", "", "prebuilt openaifake binary (default: build plugins/provider-openai/cmd/openaifake)")
 	fs.StringVar(&o.bareBin, "bareproxy", "", "prebuilt bareproxy binary (default: build test/cmd/bareproxy)")
 	fs.StringVar(&o.provFakeBin, "benchfake", "", "prebuilt benchfake binary (default: build test/cmd/benchfake)")
-	provs := fs.String("providers", "anthropic,azure,bedrock,vertex,watsonx", "provider plugins measured beside openai, each against its fake (comma-separated; empty for none)")
+	provs := fs.String("providers", "anthropic,azure,bedrock,oci,vertex,watsonx", "provider plugins measured beside openai, each against its fake (comma-separated; empty for none)")
 	fs.IntVar(&o.loadprocs, "loadprocs", 1, "GOMAXPROCS of the load generator")
 	fs.IntVar(&o.requests, "requests", 1000, "sequential non-streaming requests per target for the concurrency-1 latency")
 	fs.IntVar(&o.warmup, "warmup", 200, "requests per target before any measurement")

@@ -17,7 +17,7 @@ func TestParseFlagsModes(t *testing.T) {
 		wantSample time.Duration
 		wantProvs  int
 	}{
-		{"gateway measures the providers", nil, false, 0, 12 * time.Second, 5},
+		{"gateway measures the providers", nil, false, 0, 12 * time.Second, 6},
 		{"streams slow the fake down", []string{"-mode", "streams"}, false, 50 * time.Millisecond, 12 * time.Second, 0},
 		{"streams with a set delay", []string{"-mode", "streams", "-chunk-delay", "5ms"}, false, 5 * time.Millisecond, 12 * time.Second, 0},
 		{"long soak samples every minute", []string{"-mode", "soak", "-soak", "30m"}, false, 0, time.Minute, 0},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -53,6 +54,8 @@ type rig struct {
 	pluginPIDs []int
 	// bareStream is the bare proxy in front of the streaming fake.
 	bareStream *harness.Process
+	// ociCreds are the credentials the OCI fake trusts.
+	ociCreds map[string]string
 	// targets are direct, bare, llmproxy and one llmproxy target per
 	// provider, in that order.
 	targets []target
@@ -65,6 +68,7 @@ var benchProviders = map[string]struct{ model, upstream string }{
 	"anthropic": {"claude-bench", "claude-sonnet-4-5-20250929"},
 	"azure":     {"azure-bench", "gpt-4o"},
 	"bedrock":   {"bedrock-bench", "anthropic.claude-3-sonnet-20240229-v1:0"},
+	"oci":       {"oci-bench", "meta.llama-3.3-70b-instruct"},
 	"vertex":    {"vertex-bench", "gemini-2.5-flash"},
 	"watsonx":   {"watsonx-bench", "ibm/granite-3-3-8b-instruct"},
 }
@@ -128,18 +132,32 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 	}
 	r.bareStream = r.procs[len(r.procs)-1]
 	provURLs := map[string]string{}
+	var ociCreds map[string]string
 	for _, name := range o.providers {
 		args := []string{"-provider", name, "-key", upstreamKey, "-chunks", fmt.Sprint(contentChunks)}
+		credsFile := filepath.Join(work, "oci-credentials.json")
 		switch name {
 		case "bedrock":
 			args = append(args, "-secret", awsSecret)
 		case "watsonx":
 			args = append(args, "-project", watsonxProject)
+		case "oci":
+			args = append(args, "-credentials", credsFile)
 		}
 		if provURLs[name], err = add("fake-"+name, provFake, nil, args...); err != nil {
 			return r, err
 		}
+		if name == "oci" {
+			b, err := os.ReadFile(credsFile)
+			if err != nil {
+				return r, fmt.Errorf("oci fake credentials: %w", err)
+			}
+			if err := json.Unmarshal(b, &ociCreds); err != nil {
+				return r, fmt.Errorf("oci fake credentials: %w", err)
+			}
+		}
 	}
+	r.ociCreds = ociCreds
 	hostURL, hostProc, pids, err := r.startHost(ctx, o, work, "llmproxy", binDir, fastURL, streamURL, provURLs)
 	if err != nil {
 		return r, err
@@ -181,7 +199,7 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 
 // hostConfig is the HCL llmproxy runs with: one openai instance per fake,
 // a route to each, and production-like logging.
-func hostConfig(listen, pluginsDir, fastURL, streamURL string, provURLs, env map[string]string) string {
+func hostConfig(listen, pluginsDir, fastURL, streamURL string, provURLs, ociCreds, env map[string]string) string {
 	var envHCL string
 	if len(env) > 0 {
 		var b strings.Builder
@@ -215,6 +233,12 @@ func hostConfig(listen, pluginsDir, fastURL, streamURL string, provURLs, env map
 			creds = fmt.Sprintf("  credential \"access_key_id\" {\n    from \"value\" { value = %q }\n  }\n"+
 				"  credential \"secret_access_key\" {\n    from \"value\" { value = %q }\n  }\n", upstreamKey, awsSecret)
 			conf = fmt.Sprintf("    region   = \"us-east-1\"\n    endpoint = %q\n", provURLs[name])
+		case "oci":
+			creds = ""
+			for _, k := range []string{"tenancy_ocid", "user_ocid", "fingerprint", "private_key"} {
+				creds += fmt.Sprintf("  credential %q {\n    from \"value\" { value = %q }\n  }\n", k, ociCreds[k])
+			}
+			conf = fmt.Sprintf("    region         = \"us-chicago-1\"\n    endpoint       = %q\n    compartment_id = %q\n", provURLs[name], ociCreds["compartment_id"])
 		case "vertex":
 			// Express mode: the API key, no token exchange.
 			conf = fmt.Sprintf("    endpoint = %q\n", provURLs[name])
@@ -277,7 +301,7 @@ func (r *rig) startHost(ctx context.Context, o options, work, name, binDir, fast
 		}
 		env[profile.EnvDir] = dir
 	}
-	cfg := hostConfig(listen, filepath.Join(binDir, "plugins"), fastURL, streamURL, provURLs, env)
+	cfg := hostConfig(listen, filepath.Join(binDir, "plugins"), fastURL, streamURL, provURLs, r.ociCreds, env)
 	path := filepath.Join(work, name+".hcl")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return "", nil, nil, fmt.Errorf("write %s config: %w", name, err)

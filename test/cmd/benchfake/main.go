@@ -1,16 +1,17 @@
 // Command benchfake serves one provider fake (anthropic, azure, bedrock,
-// vertex or watsonx) with zero delay for the gateway benchmark, scripted so that a
+// oci, vertex or watsonx) with zero delay for the gateway benchmark, scripted so that a
 // streamed answer carries -chunks content chunks. It prints the fake's
 // URL on the first line of stdout and serves until SIGINT or SIGTERM:
 //
 //	benchfake -provider anthropic -key sk-bench-upstream -chunks 20
 //
 // The fakes check their provider's authentication (x-api-key, api-key,
-// SigV4, IAM token exchange) exactly as in the end-to-end tests, so the benchmark includes
+// SigV4, OCI request signatures, IAM token exchange) exactly as in the end-to-end tests, so the benchmark includes
 // what the plugins spend on signing and translation.
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,12 +23,13 @@ import (
 	"github.com/llmproxy/llmproxy/plugins/provider-anthropic/anthropicfake"
 	"github.com/llmproxy/llmproxy/plugins/provider-azure/azurefake"
 	"github.com/llmproxy/llmproxy/plugins/provider-bedrock/bedrockfake"
+	"github.com/llmproxy/llmproxy/plugins/provider-oci/ocifake"
 	"github.com/llmproxy/llmproxy/plugins/provider-vertex/vertexfake"
 	"github.com/llmproxy/llmproxy/plugins/provider-watsonx/watsonxfake"
 )
 
 // Providers are the fakes benchfake serves.
-var Providers = []string{"anthropic", "azure", "bedrock", "vertex", "watsonx"}
+var Providers = []string{"anthropic", "azure", "bedrock", "oci", "vertex", "watsonx"}
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -44,10 +46,11 @@ func run(args []string) error {
 	secret := fs.String("secret", "", "secret access key (bedrock)")
 	region := fs.String("region", "us-east-1", "region of the SigV4 credential scope (bedrock)")
 	chunks := fs.Int("chunks", 20, "content chunks of a streamed answer")
+	creds := fs.String("credentials", "", "write the credentials the fake trusts, as JSON, to this file before serving (oci: tenancy_ocid, user_ocid, fingerprint, private_key, compartment_id)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *key == "" {
+	if *key == "" && *prov != "oci" {
 		return errors.New("-key is required")
 	}
 	if *chunks < 1 {
@@ -82,6 +85,29 @@ func run(args []string) error {
 			return err
 		}
 		url, stop = f.URL(), f.Close
+	case "oci":
+		if *creds == "" {
+			return errors.New("-credentials is required for oci")
+		}
+		k, err := ocifake.GenerateKey()
+		if err != nil {
+			return err
+		}
+		f := ocifake.New(ocifake.Options{Key: k})
+		f.SetScenario(ocifake.Scenario{Text: text, ChunkSize: size})
+		c := f.Credentials()
+		c["compartment_id"] = f.Compartment()
+		b, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*creds, b, 0o600); err != nil {
+			return fmt.Errorf("write credentials: %w", err)
+		}
+		if err := f.Start(); err != nil {
+			return err
+		}
+		url, stop = f.URL(), func() { _ = f.Close() }
 	case "vertex":
 		f := vertexfake.New(vertexfake.Options{APIKey: *key})
 		f.SetScenario(vertexfake.Scenario{Parts: []vertexfake.Part{{Text: text}}, ChunkSize: size})
