@@ -202,6 +202,11 @@ func (c *chunkStream) writeHeader(h map[string]string) error {
 	if c.started {
 		return errors.New("provider: StreamHeader called after the first chunk")
 	}
+	// The host reads the headers with the first chunk, so they may wait
+	// for it (and go out in the same write) where the transport allows.
+	if c.sendMore != nil {
+		return c.sendMore(&providerv1.ChatChunk{Header: h})
+	}
 	return c.send(&providerv1.ChatChunk{Header: h})
 }
 
