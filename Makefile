@@ -3,7 +3,11 @@
 #   make run     build everything and serve the embedded default config
 #   make test    unit, conformance, end-to-end and documentation tests; installs
 #                what they need first (scripts/install-deps.sh) when it is missing
-#   make bench   gateway overhead benchmark (direct vs llmproxy vs bare proxy)
+#   make bench   gateway overhead benchmark (direct vs bare proxy vs llmproxy
+#                with openai, anthropic, azure and bedrock), BENCHFLAGS=...
+#   make bench-streams  1,000 slow streams at once: peak RSS and first-chunk time
+#   make soak DURATION=30m  llmproxy at half its peak throughput, RSS and
+#                goroutines over time
 #   make loadtest  1,000 req/s for 60 s through llmproxy; fails above 0.1 % errors
 #   make fuzz    every Go fuzz target for FUZZTIME (default 1m) each
 
@@ -22,7 +26,7 @@ NODE_PLUGINS := $(patsubst plugins/%,$(BIN)/plugins/llmproxy-%,$(NODE_PLUGIN_DIR
 MODULES := sdk host $(PLUGIN_DIRS) $(wildcard deployments) $(wildcard test)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build run test deps bench bench-rag loadtest fuzz lint fmt proto tidy clean FORCE
+.PHONY: all build run test deps bench bench-streams soak bench-rag loadtest fuzz lint fmt proto tidy clean FORCE
 
 all: build
 
@@ -77,7 +81,14 @@ test: deps build
 	  cd test && GOWORK=off LLMPROXY_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./...; fi
 
 bench: build
-	cd test && GOWORK=off LLMPROXY_BIN=$(CURDIR)/$(BIN) $(GO) run ./cmd/bench
+	cd test && GOWORK=off LLMPROXY_BIN=$(CURDIR)/$(BIN) $(GO) run ./cmd/bench $(BENCHFLAGS)
+
+bench-streams: build
+	cd test && GOWORK=off LLMPROXY_BIN=$(CURDIR)/$(BIN) $(GO) run ./cmd/bench -mode streams -streams 1000 $(BENCHFLAGS)
+
+DURATION ?= 30m
+soak: build
+	cd test && GOWORK=off LLMPROXY_BIN=$(CURDIR)/$(BIN) $(GO) run ./cmd/bench -mode soak -soak $(DURATION) $(BENCHFLAGS)
 
 # 1,000 req/s for 60 s through llmproxy to a fake upstream answering after
 # 20 ms, 30 % streamed; fails above 0.1 % errors. LOADTEST_FLAGS="-rate

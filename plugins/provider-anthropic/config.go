@@ -117,6 +117,13 @@ func parseConfig(cfg *provider.Config) (*settings, error) {
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.ResponseHeaderTimeout = s.timeout
+	// The default keeps two idle connections per host: under concurrent
+	// load every other request would open (and then close) a connection.
+	transport.MaxIdleConnsPerHost = maxIdlePerHost
 	s.client = &http.Client{Transport: provider.Transport(transport)}
 	return s, nil
 }
+
+// maxIdlePerHost is how many idle keep-alive connections to the API an
+// instance keeps, enough for the concurrency of a busy gateway.
+const maxIdlePerHost = 256

@@ -217,6 +217,8 @@ func parseBaseURL(s string) (*url.URL, error) {
 func newHTTPClient(timeout time.Duration) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.ResponseHeaderTimeout = timeout
-	t.MaxIdleConnsPerHost = 32
+	// Enough idle keep-alive connections for the concurrency of a busy
+	// gateway, so that requests do not open (and close) connections.
+	t.MaxIdleConnsPerHost = 256
 	return &http.Client{Transport: provider.Transport(t)}
 }

@@ -165,7 +165,11 @@ func newInstance(ctx context.Context, s settings, creds map[string]string) (*ins
 		return nil, diags
 	}
 
-	inst.http = &http.Client{Transport: provider.Transport(bodyBuffer{next: http.DefaultTransport.(*http.Transport).Clone()})}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	// The default keeps two idle connections per host: under concurrent
+	// load every other request would open (and then close) a connection.
+	t.MaxIdleConnsPerHost = 256
+	inst.http = &http.Client{Transport: provider.Transport(bodyBuffer{next: t})}
 	var awsCfg aws.Config
 	switch {
 	case apiKey != "":

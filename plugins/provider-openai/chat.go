@@ -37,6 +37,9 @@ func (p *OpenAI) ChatCompletionStream(ctx context.Context, req *provider.Request
 	if err != nil {
 		return err
 	}
+	if u.useFast && !provider.Tracing() {
+		return u.fastStream(ctx, u.chatURL, body, &req.Meta, w)
+	}
 	resp, err := u.do(ctx, http.MethodPost, u.chatURL, body, &req.Meta, true)
 	if err != nil {
 		return err
@@ -88,6 +91,9 @@ func (p *OpenAI) ListModels(ctx context.Context, meta provider.Meta) ([]openai.M
 
 // unary sends one request and reads the whole answer.
 func (u *upstream) unary(ctx context.Context, method, target string, body []byte, meta *provider.Meta) (*provider.Response, error) {
+	if u.useFast && !provider.Tracing() {
+		return u.fastUnary(ctx, method, target, body, meta)
+	}
 	resp, err := u.do(ctx, method, target, body, meta, false)
 	if err != nil {
 		return nil, err

@@ -67,6 +67,11 @@ type upstream struct {
 	header http.Header
 	client *http.Client
 	proxy  *httputil.ReverseProxy
+	// fast is the origin of the lean client (fast.go); useFast is false
+	// when calls must go through client instead. While the host traces,
+	// calls go through client too, which carries the trace upstream.
+	fast    origin
+	useFast bool
 }
 
 // transport is the one connection pool of the plugin, shared by every
@@ -201,6 +206,7 @@ func newUpstream(c *config, apiKey string) (*upstream, schema.Diagnostics) {
 		u.header["Openai-Project"] = []string{c.Project}
 	}
 	u.client = &http.Client{Transport: provider.Transport(transport), Timeout: u.timeout}
+	u.fast, u.useFast = fastOrigin(u.origin)
 	u.proxy = u.newProxy()
 	return u, diags
 }

@@ -75,7 +75,7 @@ func relayStream(ctx context.Context, body io.Reader, w provider.ChunkWriter) er
 				continue
 			}
 			pending = false
-			if done, err := dispatch(st.event, w); done || err != nil {
+			if done, err := dispatch(st.event, w, st.nextEventBuffered()); done || err != nil {
 				return err
 			}
 			st.event = st.event[:0]
@@ -98,19 +98,41 @@ func relayStream(ctx context.Context, body io.Reader, w provider.ChunkWriter) er
 	}
 }
 
-// dispatch handles one complete event; done is true after [DONE].
-func dispatch(data []byte, w provider.ChunkWriter) (done bool, err error) {
+// nextEventBuffered reports whether the read buffer already holds the
+// end of another event, so that the chunk at hand can wait for it and
+// both cross to the host in one write.
+func (st *sseState) nextEventBuffered() bool {
+	b, _ := st.r.Peek(st.r.Buffered())
+	return bytes.Contains(b, eventEnd) || bytes.Contains(b, eventEndCRLF)
+}
+
+var (
+	eventEnd     = []byte("\n\n")
+	eventEndCRLF = []byte("\r\n\r\n")
+	errorKey     = []byte(`"error"`)
+)
+
+// dispatch handles one complete event; done is true after [DONE]. more
+// tells that the next event is already at hand.
+func dispatch(data []byte, w provider.ChunkWriter, more bool) (done bool, err error) {
 	if bytes.Equal(data, doneMarker) {
 		return true, nil
 	}
-	if gjson.Get(view(data), "error").Exists() {
+	// Only a payload that mentions "error" can carry the key; the check
+	// spares parsing every chunk.
+	if bytes.Contains(data, errorKey) && gjson.Get(view(data), "error").Exists() {
 		e := openai.ParseError(http.StatusBadGateway, data)
 		if e.Code == "" {
 			e.Code = "upstream_stream_error"
 		}
 		return true, e
 	}
-	if err := w.WriteChunk(data); err != nil {
+	if more {
+		err = provider.WriteChunkMore(w, data)
+	} else {
+		err = w.WriteChunk(data)
+	}
+	if err != nil {
 		return true, fmt.Errorf("openai: relay chunk: %w", err)
 	}
 	return false, nil

@@ -149,8 +149,19 @@ func (c *Client) ChatCompletion(ctx context.Context, req *Request) (*Response, e
 
 // ChunkStream is a streamed chat response as the host reads it.
 type ChunkStream struct {
-	recv   func() (*providerv1.ChatChunk, error)
-	header map[string]string
+	recv func() (*providerv1.ChatChunk, error)
+	// buffered, when not nil, reports whether the next message has
+	// arrived (see More).
+	buffered func() bool
+	header   map[string]string
+}
+
+// More reports whether the next Recv returns at once because the plugin
+// already sent what it returns (the data path can tell; over gRPC More is
+// always false). A caller relaying chunks to a client may then hold its
+// write and send both chunks together.
+func (s *ChunkStream) More() bool {
+	return s.buffered != nil && s.buffered()
 }
 
 // Recv returns the next chunk JSON, io.EOF after the last one, or the
@@ -196,7 +207,7 @@ func (c *Client) ChatCompletionStream(ctx context.Context, req *Request) (*Chunk
 			return &ChunkStream{recv: func() (*providerv1.ChatChunk, error) {
 				m := &providerv1.ChatChunk{}
 				return m, ds.Recv(m)
-			}}, nil
+			}, buffered: ds.Buffered}, nil
 		}
 	}
 	s, err := c.rpc.ChatCompletionStream(ctx, chatToProto(req))

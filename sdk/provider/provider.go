@@ -104,6 +104,20 @@ func StreamHeader(w ChunkWriter, h map[string]string) error {
 	return nil
 }
 
+// WriteChunkMore writes chunk to w as w.WriteChunk does, telling the
+// transport that another chunk follows at once, so that it may hold this
+// one and send both to the host in one write (the data path does; gRPC
+// and writers of other kinds send each chunk at once). Call it only when
+// the next chunk is already at hand, say when the upstream's next event
+// is complete in the read buffer: a held chunk waits for the next
+// WriteChunk or the end of the stream.
+func WriteChunkMore(w ChunkWriter, chunk []byte) error {
+	if mw, ok := w.(interface{ writeChunkMore([]byte) error }); ok {
+		return mw.writeChunkMore(chunk)
+	}
+	return w.WriteChunk(chunk)
+}
+
 // WriteChunk marshals c and writes it to w.
 func WriteChunk(w ChunkWriter, c *openai.ChatChunk) error {
 	b, err := json.Marshal(c)

@@ -42,7 +42,7 @@ func (d dataHandler) Call(ctx context.Context, payload []byte) (proto.Message, e
 }
 
 // Stream serves a ChatCompletionStream.
-func (d dataHandler) Stream(ctx context.Context, payload []byte, send func(proto.Message) error) error {
+func (d dataHandler) Stream(ctx context.Context, payload []byte, send func(proto.Message, bool) error) error {
 	var r providerv1.ChatRequest
 	if err := proto.Unmarshal(payload, &r); err != nil {
 		return status.Errorf(codes.InvalidArgument, "bad chat request: %v", err)
@@ -51,7 +51,10 @@ func (d dataHandler) Stream(ctx context.Context, payload []byte, send func(proto
 	ctx, cancel := withMeta(ctx, req.Meta)
 	defer cancel()
 	ctx, end := tracing.Start(ctx, req.Meta.Trace, "chat", req.Meta.Model, req.Meta.Instance)
-	err := d.s.impl.ChatCompletionStream(ctx, req, &chunkStream{send: func(c *providerv1.ChatChunk) error { return send(c) }})
+	err := d.s.impl.ChatCompletionStream(ctx, req, &chunkStream{
+		send:     func(c *providerv1.ChatChunk) error { return send(c, false) },
+		sendMore: func(c *providerv1.ChatChunk) error { return send(c, true) },
+	})
 	end(err)
 	return rpc.ToStatus(err)
 }
@@ -172,18 +175,43 @@ func (s *server) ChatCompletion(ctx context.Context, r *providerv1.ChatRequest) 
 
 // chunkStream is the ChunkWriter of a stream, over gRPC or the data path.
 type chunkStream struct {
-	send    func(*providerv1.ChatChunk) error
-	started bool
+	send func(*providerv1.ChatChunk) error
+	// sendMore, when not nil, sends a chunk that the transport may hold
+	// until the next one (see WriteChunkMore).
+	sendMore func(*providerv1.ChatChunk) error
+	started  bool
+	// msg is reused for every chunk: both transports have marshalled it
+	// when send returns.
+	msg providerv1.ChatChunk
 }
 
 func (c *chunkStream) WriteChunk(b []byte) error {
 	c.started = true
-	return c.send(&providerv1.ChatChunk{Data: b})
+	c.msg.Data = b
+	err := c.send(&c.msg)
+	c.msg.Data = nil
+	return err
+}
+
+func (c *chunkStream) writeChunkMore(b []byte) error {
+	if c.sendMore == nil {
+		return c.WriteChunk(b)
+	}
+	c.started = true
+	c.msg.Data = b
+	err := c.sendMore(&c.msg)
+	c.msg.Data = nil
+	return err
 }
 
 func (c *chunkStream) writeHeader(h map[string]string) error {
 	if c.started {
 		return errors.New("provider: StreamHeader called after the first chunk")
+	}
+	// The host reads the headers with the first chunk, so they may wait
+	// for it (and go out in the same write) where the transport allows.
+	if c.sendMore != nil {
+		return c.sendMore(&providerv1.ChatChunk{Header: h})
 	}
 	return c.send(&providerv1.ChatChunk{Header: h})
 }

@@ -17,3 +17,9 @@ import (
 //	client := &http.Client{Transport: provider.Transport(myTransport)}
 //	req, _ := http.NewRequestWithContext(ctx, ...) // ctx: the call's
 func Transport(base http.RoundTripper) http.RoundTripper { return tracing.Transport(base) }
+
+// Tracing reports whether the host has tracing on for this plugin. A
+// plugin with an upstream client of its own (not an http.Client wrapped by
+// Transport) sends its requests through a wrapped client while Tracing is
+// true, so that they carry the trace.
+func Tracing() bool { return tracing.Enabled() }

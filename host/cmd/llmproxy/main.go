@@ -62,6 +62,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/server"
 	"github.com/llmproxy/llmproxy/host/internal/telemetry"
+	"github.com/llmproxy/llmproxy/sdk/profile"
 )
 
 //go:embed default.hcl
@@ -82,6 +83,7 @@ func run() int {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGOGC)
 	}
+	profile.FromEnv("llmproxy")
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case "validate":

@@ -125,14 +125,16 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 				log.Error("middleware ended the stream", "request_id", id, "status", e.Status, "code", e.Code, "error", e.Message)
 				failed = e
 				a.span.Fail(e)
-				k.event(e.JSON())
+				k.event(e.JSON(), true)
 				return
 			}
 			if len(chunk) == 0 {
 				chunk, err = st.Recv()
 				continue
 			}
-			if werr := k.event(chunk); werr != nil {
+			// A chunk the plugin has already sent the next one after is
+			// held in the buffer and goes out with it.
+			if werr := k.event(chunk, !st.More()); werr != nil {
 				log.Debug("client went away mid-stream", "request_id", id, "error", werr)
 				failed = context.Canceled
 				a.span.Fail(failed)
@@ -144,7 +146,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 			e := asAPIError(err)
 			if errors.Is(context.Cause(ctx), ErrShuttingDown) {
 				log.Warn("stream cut by the shutdown", "request_id", id, "instance", a.target.Instance)
-				k.event(shutdownError().JSON())
+				k.event(shutdownError().JSON(), true)
 				return
 			}
 			if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
@@ -156,7 +158,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 			log.Error("stream failed after it started", "request_id", id, "status", e.Status, "code", e.Code, "error", e.Message)
 			failed = e
 			a.span.Fail(e)
-			k.event(e.JSON())
+			k.event(e.JSON(), true)
 			return
 		}
 		k.raw(sseDone)
@@ -190,16 +192,19 @@ func (k *keepalive) fire() {
 	if k.closed || k.err != nil {
 		return
 	}
-	k.writeLocked(sseKeepalive)
+	k.writeLocked(sseKeepalive, true)
 }
 
-// writeLocked writes and flushes b and schedules the next comment.
-func (k *keepalive) writeLocked(b []byte) error {
+// writeLocked writes b, flushes it when flush is set, and schedules the
+// next comment.
+func (k *keepalive) writeLocked(b []byte, flush bool) error {
 	if k.err != nil {
 		return k.err
 	}
-	k.w.Write(b)
-	k.err = k.w.Flush()
+	_, k.err = k.w.Write(b)
+	if flush && k.err == nil {
+		k.err = k.w.Flush()
+	}
 	if k.err == nil && !k.closed {
 		k.t.Reset(k.every)
 	}
@@ -209,19 +214,20 @@ func (k *keepalive) writeLocked(b []byte) error {
 // comment writes a keepalive comment now.
 func (k *keepalive) comment() error { return k.raw(sseKeepalive) }
 
-// event writes chunk as one SSE event (see appendEvent).
-func (k *keepalive) event(chunk []byte) error {
+// event writes chunk as one SSE event (see appendEvent), flushed unless
+// flush is false because another event follows at once.
+func (k *keepalive) event(chunk []byte, flush bool) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.buf = appendEvent(k.buf[:0], chunk)
-	return k.writeLocked(k.buf)
+	return k.writeLocked(k.buf, flush)
 }
 
 // raw writes b as it is.
 func (k *keepalive) raw(b []byte) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.writeLocked(b)
+	return k.writeLocked(b, true)
 }
 
 // stop ends the comments; call it before the writer goes away.

@@ -3,6 +3,7 @@ package datapath
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -224,6 +225,25 @@ func (s *Stream) Recv(m proto.Message) error {
 		return s.finish(status.FromProto(&st).Err(), true)
 	}
 	return s.finish(status.Errorf(codes.Internal, "datapath: unexpected frame kind %d", kind), false)
+}
+
+// Buffered reports whether the next frame of the stream has already
+// arrived whole, so that Recv returns without waiting. A caller relaying
+// the messages can then hold its own write for the next one.
+func (s *Stream) Buffered() bool {
+	if s.done != nil {
+		return false
+	}
+	r := s.c.r
+	n := r.Buffered()
+	if n < 5 {
+		return false
+	}
+	hdr, err := r.Peek(4)
+	if err != nil {
+		return false
+	}
+	return n >= 4+int(binary.BigEndian.Uint32(hdr))
 }
 
 // finish ends the stream with err, pooling the connection when the stream

@@ -67,17 +67,24 @@ func release(buf []byte) []byte {
 	return buf
 }
 
+// writeFrame writes one frame to w and flushes it.
 func writeFrame(w *bufio.Writer, kind byte, payload []byte) error {
+	if err := appendFrame(w, kind, payload); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// appendFrame writes one frame to w without flushing it.
+func appendFrame(w *bufio.Writer, kind byte, payload []byte) error {
 	var hdr [5]byte
 	binary.BigEndian.PutUint32(hdr[:4], uint32(len(payload)+1))
 	hdr[4] = kind
 	if _, err := w.Write(hdr[:]); err != nil {
 		return err
 	}
-	if _, err := w.Write(payload); err != nil {
-		return err
-	}
-	return w.Flush()
+	_, err := w.Write(payload)
+	return err
 }
 
 // readFrame reads one frame of at most limit bytes into buf (grown as

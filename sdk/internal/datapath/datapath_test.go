@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -45,18 +46,18 @@ func (h echoHandler) Call(ctx context.Context, payload []byte) (proto.Message, e
 	return wrapperspb.String(in.Value + "!"), nil
 }
 
-func (h echoHandler) Stream(ctx context.Context, payload []byte, send func(proto.Message) error) error {
+func (h echoHandler) Stream(ctx context.Context, payload []byte, send func(proto.Message, bool) error) error {
 	var in wrapperspb.StringValue
 	if err := proto.Unmarshal(payload, &in); err != nil {
 		return err
 	}
 	if in.Value == "panic" {
-		send(wrapperspb.String("p"))
+		send(wrapperspb.String("p"), false)
 		panic("stream handler bug")
 	}
 	if in.Value == "slow" {
 		for ctx.Err() == nil {
-			if err := send(wrapperspb.String(".")); err != nil {
+			if err := send(wrapperspb.String("."), false); err != nil {
 				break
 			}
 			time.Sleep(time.Millisecond)
@@ -64,8 +65,15 @@ func (h echoHandler) Stream(ctx context.Context, payload []byte, send func(proto
 		close(h.cancelled)
 		return ctx.Err()
 	}
-	for _, r := range in.Value {
-		if err := send(wrapperspb.String(string(r))); err != nil {
+	// "held:..." sends every message with more set, so that all of them
+	// wait in the write buffer for the end frame; "batch:..." sets more on
+	// all but the last.
+	v, held := strings.CutPrefix(in.Value, "held:")
+	v, batch := strings.CutPrefix(v, "batch:")
+	rs := []rune(v)
+	for i, r := range rs {
+		more := held || (batch && i < len(rs)-1)
+		if err := send(wrapperspb.String(string(r)), more); err != nil {
 			return err
 		}
 	}
@@ -177,12 +185,43 @@ func TestStreams(t *testing.T) {
 	if got, err := read("ab-fail"); status.Code(err) != codes.Unavailable || got != "ab-fail" {
 		t.Fatalf("failing stream = %q, %v", got, err)
 	}
+	// Batched chunks arrive whole and in order, with the chunk that ends
+	// a batch or with the end frame.
+	for _, in := range []string{"batch:abcdef", "held:ghijk", "batch:" + strings.Repeat("z", 20000)} {
+		want := in[strings.IndexByte(in, ':')+1:]
+		if got, err := read(in); err != nil || got != want {
+			t.Fatalf("stream %.20q = %.20q (%d bytes), %v; want %d bytes", in, got, len(got), err, len(want))
+		}
+	}
+	// Held chunks arrive in one write with the end frame: after the first
+	// Recv, the rest are buffered, and nothing is once the stream ended.
+	st, err := c.Stream(context.Background(), wrapperspb.String("held:xyz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var more []bool
+	for {
+		var m wrapperspb.StringValue
+		err := st.Recv(&m)
+		more = append(more, st.Buffered())
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m.Value)
+	}
+	if strings.Join(got, "") != "xyz" || !reflect.DeepEqual(more, []bool{true, true, true, false}) {
+		t.Errorf("held stream: %q, Buffered after each Recv %v; want xyz, [true true true false]", got, more)
+	}
 	if got, err := call(t, c, "x"); err != nil || got != "x!" {
 		t.Fatalf("call after streams = %q, %v", got, err)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := c.Stream(ctx, wrapperspb.String("slow"))
+	st, err = c.Stream(ctx, wrapperspb.String("slow"))
 	if err != nil {
 		t.Fatal(err)
 	}

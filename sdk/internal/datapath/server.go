@@ -24,8 +24,10 @@ type Handler interface {
 	// Call decodes payload, runs it and returns the response.
 	Call(ctx context.Context, payload []byte) (proto.Message, error)
 	// Stream decodes payload and runs it, passing each message of the
-	// answer to send, which fails once the host is gone.
-	Stream(ctx context.Context, payload []byte, send func(proto.Message) error) error
+	// answer to send, which fails once the host is gone. With more set,
+	// the handler tells that another message follows at once: the frame
+	// may be held and written with the next one.
+	Stream(ctx context.Context, payload []byte, send func(m proto.Message, more bool) error) error
 }
 
 // dirPrefix starts the name of every socket directory.
@@ -136,6 +138,19 @@ func (f *frameWriter) write(kind byte, payload []byte) error {
 	return writeFrame(f.w, kind, payload)
 }
 
+// writeChunk writes a chunk frame, flushed or left in the buffer.
+func (f *frameWriter) writeChunk(payload []byte, flush bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := appendFrame(f.w, kindChunk, payload); err != nil {
+		return err
+	}
+	if !flush {
+		return nil
+	}
+	return f.w.Flush()
+}
+
 // next readies the writer for the next call.
 func (f *frameWriter) next() {
 	f.mu.Lock()
@@ -162,7 +177,7 @@ func (s *Server) serve(c net.Conn) {
 		return
 	}
 	c.SetReadDeadline(time.Time{})
-	var buf []byte
+	var buf, out []byte
 	for {
 		kind, payload, b, err := readFrame(r, buf, maxFrame)
 		if err != nil || (kind != kindCall && kind != kindStream) {
@@ -177,7 +192,7 @@ func (s *Server) serve(c net.Conn) {
 		stop := watch(pc, r, cancel, accept)
 		var werr error
 		if kind == kindCall {
-			werr = s.call(ctx, w, payload)
+			out, werr = s.call(ctx, w, payload, out)
 		} else {
 			werr = s.stream(ctx, w, payload)
 		}
@@ -190,17 +205,19 @@ func (s *Server) serve(c net.Conn) {
 	}
 }
 
-// call runs one unary call and writes its reply or error.
-func (s *Server) call(ctx context.Context, w *frameWriter, payload []byte) error {
+// call runs one unary call and writes its reply or error. The reply is
+// marshalled into buf, which the connection reuses from call to call; it
+// returns the buffer to keep.
+func (s *Server) call(ctx context.Context, w *frameWriter, payload, buf []byte) ([]byte, error) {
 	msg, err := s.runCall(ctx, payload)
 	if err != nil {
-		return writeStatus(w, err)
+		return buf, writeStatus(w, err)
 	}
-	out, err := proto.Marshal(msg)
+	out, err := proto.MarshalOptions{}.MarshalAppend(buf[:0], msg)
 	if err != nil {
-		return writeStatus(w, err)
+		return buf, writeStatus(w, err)
 	}
-	return w.write(kindReply, out)
+	return release(out), w.write(kindReply, out)
 }
 
 // runCall runs the handler's Call, turning a panic into an Internal status.
@@ -215,7 +232,7 @@ func (s *Server) runCall(ctx context.Context, payload []byte) (msg proto.Message
 
 // runStream runs the handler's Stream, turning a panic into an Internal
 // status.
-func (s *Server) runStream(ctx context.Context, payload []byte, send func(proto.Message) error) (err error) {
+func (s *Server) runStream(ctx context.Context, payload []byte, send func(proto.Message, bool) error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = rpc.Recovered("datapath stream", r)
@@ -225,18 +242,27 @@ func (s *Server) runStream(ctx context.Context, payload []byte, send func(proto.
 }
 
 // stream runs one streamed call: a chunk frame per message, then an end
-// or error frame.
+// or error frame. Messages are marshalled into one buffer reused for the
+// whole stream. A chunk sent with more set stays in the connection's
+// write buffer until a later frame is flushed (the next chunk without
+// more, the end or error frame, an accept frame) or the buffer fills, so
+// that chunks the upstream delivered together reach the host in one
+// write.
 func (s *Server) stream(ctx context.Context, w *frameWriter, payload []byte) error {
-	var werr error
-	send := func(m proto.Message) error {
+	var (
+		werr error
+		buf  []byte
+	)
+	send := func(m proto.Message, more bool) error {
 		if werr != nil {
 			return werr
 		}
-		out, err := proto.Marshal(m)
+		out, err := proto.MarshalOptions{}.MarshalAppend(buf[:0], m)
 		if err != nil {
 			return err
 		}
-		werr = w.write(kindChunk, out)
+		buf = release(out)
+		werr = w.writeChunk(out, !more)
 		return werr
 	}
 	err := s.runStream(ctx, payload, send)

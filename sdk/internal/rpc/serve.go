@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/llmproxy/llmproxy/sdk/internal/tracing"
+	"github.com/llmproxy/llmproxy/sdk/profile"
 )
 
 var logger = hclog.New(&hclog.LoggerOptions{
@@ -35,6 +36,7 @@ func Logger() hclog.Logger { return logger }
 // watcher exits it when the host dies without closing it.
 func Serve(name string, p goplugin.Plugin) {
 	tuneGC()
+	profile.FromEnv(os.Args[0])
 	go watchParent(os.Getppid())
 	if flush, err := tracing.Setup(context.Background()); err != nil {
 		logger.Warn("tracing is off: the OTLP exporter could not start", "error", err)

@@ -207,15 +207,17 @@ func TestParseFlags(t *testing.T) {
 // sampleReport is a finished report with round numbers.
 func sampleReport() *Report {
 	rep := &Report{
-		Env:    Env{GoVersion: "go1.x", OS: "linux/amd64", CPUs: 2},
-		Params: Params{Requests: 100, Rounds: 2, Concurrency: 8, DurationS: 1, Streams: 10},
+		Env:    Env{GoVersion: "go1.x", OS: "linux/amd64", CPUs: 2, LoadProcs: 1},
+		Params: Params{Requests: 100, Rounds: 2, Concurrency: 8, DurationS: 1, Streams: 10, BodyBytes: 390},
 		Results: []Result{
-			{Target: "direct", Latency: Summary{P50US: 40, P99US: 100}, ThroughputRPS: 40000,
-				Stream: StreamSummary{Chunks: 52, TTFCP50US: 200, ChunksPerSecP50: 100000}},
-			{Target: "bare", Latency: Summary{P50US: 70, P99US: 200}, ThroughputRPS: 20000,
-				Stream: StreamSummary{Chunks: 52, TTFCP50US: 300, ChunksPerSecP50: 80000}},
-			{Target: "llmproxy", Latency: Summary{P50US: 100, P99US: 500}, ThroughputRPS: 10000,
-				Stream: StreamSummary{Chunks: 52, TTFCP50US: 500, ChunksPerSecP50: 40000}},
+			{Target: "direct", Latency: Summary{P50US: 40, P99US: 100}, ThroughputRPS: 40000, StreamLoadChunksPerSec: 300000,
+				Stream: StreamSummary{Chunks: 22, TTFCP50US: 200, ChunksPerSecP50: 100000}},
+			{Target: "bare", Latency: Summary{P50US: 70, P99US: 200}, ThroughputRPS: 20000, StreamLoadChunksPerSec: 200000,
+				Stream: StreamSummary{Chunks: 22, TTFCP50US: 300, ChunksPerSecP50: 80000}},
+			{Target: "llmproxy", Proxied: true, Latency: Summary{P50US: 100, P99US: 500}, ThroughputRPS: 10000, StreamLoadChunksPerSec: 180000,
+				Stream: StreamSummary{Chunks: 22, TTFCP50US: 350, ChunksPerSecP50: 40000}},
+			{Target: "anthropic", Proxied: true, Latency: Summary{P50US: 200, P99US: 300}, ThroughputRPS: 16000, StreamLoadChunksPerSec: 100000,
+				Stream: StreamSummary{Chunks: 23, TTFCP50US: 500, ChunksPerSecP50: 70000}},
 		},
 	}
 	finish(rep)
@@ -225,8 +227,8 @@ func sampleReport() *Report {
 func TestFinish(t *testing.T) {
 	rep := sampleReport()
 	gw := rep.Results[2]
-	if gw.AddedP50US != 60 || gw.AddedP99US != 400 || gw.AddedTTFCP50US != 300 {
-		t.Errorf("llmproxy added p50/p99/ttfc = %v/%v/%v, want 60/400/300", gw.AddedP50US, gw.AddedP99US, gw.AddedTTFCP50US)
+	if gw.AddedP50US != 60 || gw.AddedP99US != 400 || gw.AddedTTFCP50US != 150 {
+		t.Errorf("llmproxy added p50/p99/ttfc = %v/%v/%v, want 60/400/150", gw.AddedP50US, gw.AddedP99US, gw.AddedTTFCP50US)
 	}
 	if d := rep.Results[0]; d.AddedP50US != 0 || d.AddedP99US != 0 {
 		t.Errorf("direct has added latency %v/%v", d.AddedP50US, d.AddedP99US)
@@ -236,25 +238,40 @@ func TestFinish(t *testing.T) {
 		ratios[r.Name] = r.Value
 	}
 	want := map[string]float64{
-		"llmproxy/bare throughput":        0.5,
-		"llmproxy/direct throughput":      0.25,
-		"bare/direct throughput":          0.5,
-		"llmproxy/bare added latency p50": 2,
-		"llmproxy/bare stream chunks/s":   0.5,
+		"bare/direct throughput":             0.5,
+		"llmproxy/bare throughput":           0.5,
+		"llmproxy/bare stream chunks/s c=1":  0.5,
+		"llmproxy/bare stream chunks/s c=N":  0.9,
+		"anthropic/bare throughput":          0.8,
+		"anthropic/bare stream chunks/s c=1": 0.875,
+		"anthropic/bare stream chunks/s c=N": 0.5,
 	}
 	for name, v := range want {
 		if ratios[name] != v {
 			t.Errorf("%s = %v, want %v", name, ratios[name], v)
 		}
 	}
-	met := map[string]bool{}
+	type key struct{ target, name string }
+	met := map[key]bool{}
 	for _, c := range rep.Checks {
-		met[c.Name] = c.Met
+		met[key{c.Target, c.Name}] = c.Met
 	}
-	wantMet := map[string]bool{
-		"llmproxy added latency p50 (c=1)": true,
-		"llmproxy added latency p99 (c=1)": false,
-		"llmproxy/bare throughput":         false,
+	wantMet := map[key]bool{
+		// llmproxy adds 60 - 30 = 30µs beyond bare at p50, 400 - 100 =
+		// 300µs at p99, 50µs to the first chunk.
+		{"llmproxy", "added p50 beyond bare"}:   true,
+		{"llmproxy", "added p99 beyond bare"}:   true,
+		{"llmproxy", "throughput / bare"}:       false,
+		{"llmproxy", "stream TTFB beyond bare"}: true,
+		{"llmproxy", "chunks/s c=1 / bare"}:     false,
+		{"llmproxy", "chunks/s c=N / bare"}:     true,
+		// anthropic: 130µs and 100µs beyond bare, 200µs to the first chunk.
+		{"anthropic", "added p50 beyond bare"}:   false,
+		{"anthropic", "added p99 beyond bare"}:   true,
+		{"anthropic", "throughput / bare"}:       true,
+		{"anthropic", "stream TTFB beyond bare"}: false,
+		{"anthropic", "chunks/s c=1 / bare"}:     true,
+		{"anthropic", "chunks/s c=N / bare"}:     false,
 	}
 	if !reflect.DeepEqual(met, wantMet) {
 		t.Errorf("checks met %v, want %v", met, wantMet)
@@ -266,31 +283,43 @@ func TestWriteTable(t *testing.T) {
 	writeTable(&b, sampleReport())
 	out := b.String()
 	for _, want := range []string{
-		"52 chunks",
+		"load generator GOMAXPROCS=1",
+		"390-byte request",
+		"22 chunks",
+		"medians of 2 interleaved rounds",
 		"llmproxy/bare throughput = 0.50",
 		"bare/direct throughput = 0.50",
-		"[MET ] llmproxy added latency p50 (c=1): 60.0µs (target <= 80µs)",
-		"[MISS] llmproxy added latency p99 (c=1): 400.0µs (target <= 300µs)",
-		"[MISS] llmproxy/bare throughput: 0.50 (target >= 0.60)",
+		"[MET ] llmproxy added p50 beyond bare: 30.0µs (goal <= 100µs)",
+		"[MISS] anthropic added p50 beyond bare: 130.0µs (goal <= 100µs)",
+		"[MISS] llmproxy throughput / bare: 0.50 (goal >= 0.60)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
-	// The throughput row: values and both ratios.
-	var row string
+	rows := map[string][]string{}
 	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, "throughput req/s, c=8") {
-			row = line
+		if f := strings.Fields(line); len(f) == 10 {
+			rows[f[0]] = f[1:]
 		}
 	}
-	if got := strings.Fields(row); len(got) < 8 || got[3] != "40000" || got[4] != "20000" || got[5] != "10000" || got[6] != "0.25" || got[7] != "0.50" {
-		t.Errorf("throughput row %q, want 40000 20000 10000 0.25 0.50", row)
+	// target p50 added-p50 added-p99 req/s ÷bare TTFB-p50 TTFB-p99 chunks/s-c1 chunks/s-cN
+	want := map[string][]string{
+		"direct":    {"40.0µs", "-", "-", "40000", "2.00", "200.0µs", "0.0µs", "100000", "300000"},
+		"llmproxy":  {"100.0µs", "60.0µs", "400.0µs", "10000", "0.50", "350.0µs", "0.0µs", "40000", "180000"},
+		"anthropic": {"200.0µs", "160.0µs", "200.0µs", "16000", "0.80", "500.0µs", "0.0µs", "70000", "100000"},
+	}
+	for target, w := range want {
+		if !reflect.DeepEqual(rows[target], w) {
+			t.Errorf("row %s = %q, want %q", target, rows[target], w)
+		}
 	}
 }
 
 func TestHostConfigNamesEverything(t *testing.T) {
-	cfg := hostConfig("127.0.0.1:1234", "/x/plugins", "http://127.0.0.1:1", "http://127.0.0.1:2", map[string]string{"GOGC": "400"})
+	provs := map[string]string{"anthropic": "http://127.0.0.1:3", "azure": "http://127.0.0.1:4", "bedrock": "http://127.0.0.1:5", "watsonx": "http://127.0.0.1:6", "vertex": "http://127.0.0.1:7", "oci": "http://127.0.0.1:8"}
+	oci := map[string]string{"tenancy_ocid": "ocid1.tenancy.x", "user_ocid": "ocid1.user.x", "fingerprint": "aa:bb", "private_key": "PEM", "compartment_id": "ocid1.compartment.x"}
+	cfg := hostConfig("127.0.0.1:1234", "/x/plugins", "http://127.0.0.1:1", "http://127.0.0.1:2", provs, oci, map[string]string{"GOGC": "400"})
 	for _, want := range []string{
 		`listen         = "127.0.0.1:1234"`,
 		`plugins_dir    = "/x/plugins"`,
@@ -298,15 +327,67 @@ func TestHostConfigNamesEverything(t *testing.T) {
 		`provider "fast"`, `provider "stream"`,
 		`base_url = "http://127.0.0.1:1/v1"`, `base_url = "http://127.0.0.1:2/v1"`,
 		`from "value" { value = "` + upstreamKey + `" }`,
+		`from "value" { value = "` + awsSecret + `" }`,
 		`GOGC = "400"`,
 		`route "` + chatModel + `"`, `route "` + streamModel + `"`,
+		`type = "anthropic"`, `base_url = "http://127.0.0.1:3"`,
+		`type = "azure"`, `endpoint = "http://127.0.0.1:4"`,
+		`type = "bedrock"`, `endpoint = "http://127.0.0.1:5"`, `region   = "us-east-1"`,
+		`type = "oci"`, `endpoint       = "http://127.0.0.1:8"`, `compartment_id = "ocid1.compartment.x"`,
+		`credential "fingerprint" {
+    from "value" { value = "aa:bb" }`,
+		`type = "vertex"`, `endpoint = "http://127.0.0.1:7"`,
+		`type = "watsonx"`, `url        = "http://127.0.0.1:6"`, `iam_url    = "http://127.0.0.1:6"`, `project_id = "` + watsonxProject + `"`,
+		`route "bedrock-bench" {
+  target "bedrock" { model = "anthropic.claude-3-sonnet-20240229-v1:0" }`,
 	} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("config lacks %q:\n%s", want, cfg)
 		}
 	}
-	if strings.Contains(hostConfig("a", "b", "c", "d", nil), "env =") {
+	if strings.Contains(hostConfig("a", "b", "c", "d", nil, nil, nil), "env =") {
 		t.Error("config without env settings has an env block")
+	}
+}
+
+func TestRequestBody(t *testing.T) {
+	b := requestBody(chatModel, false)
+	if len(b) != 390 {
+		t.Errorf("request is %d bytes, want the issue's 390", len(b))
+	}
+	var req struct {
+		Model    string `json:"model"`
+		Stream   bool   `json:"stream"`
+		Messages []struct{ Role, Content string }
+	}
+	if err := json.Unmarshal(requestBody(streamModel, true), &req); err != nil {
+		t.Fatalf("stream request is not JSON: %v", err)
+	}
+	if !req.Stream || req.Model != streamModel || len(req.Messages) != 2 || req.Messages[0].Role != "system" {
+		t.Errorf("stream request %+v", req)
+	}
+	// The OpenAI fake answers "You said: " and the question: 20 content
+	// chunks, like the provider fakes.
+	if n := 2 + len(strings.Fields(req.Messages[1].Content)); n != contentChunks {
+		t.Errorf("answer has %d words, want %d", n, contentChunks)
+	}
+}
+
+func TestMedians(t *testing.T) {
+	if got := median([]float64{5, 1, 3, 2}); got != 2 {
+		t.Errorf("median = %v, want the lower middle 2", got)
+	}
+	if got := median(nil); got != 0 {
+		t.Errorf("median of nothing = %v", got)
+	}
+	us := time.Microsecond
+	s := medianSummary([][]time.Duration{{10 * us, 20 * us, 30 * us}, {100 * us}, {1 * us, 2 * us, 3 * us}})
+	if s.N != 7 || s.P50US != 20 || s.MaxUS != 30 {
+		t.Errorf("medianSummary = %+v, want N 7, p50 20, max 30", s)
+	}
+	ss := medianStreams([]StreamSummary{{N: 2, Chunks: 22, TTFCP50US: 5, ChunksPerSecP50: 10}, {N: 3, Chunks: 22, TTFCP50US: 1, ChunksPerSecP50: 30}, {N: 1, Chunks: 22, TTFCP50US: 9, ChunksPerSecP50: 20}})
+	if ss.N != 6 || ss.Chunks != 22 || ss.TTFCP50US != 5 || ss.ChunksPerSecP50 != 20 {
+		t.Errorf("medianStreams = %+v", ss)
 	}
 }
 
@@ -315,7 +396,7 @@ func TestHostConfigNamesEverything(t *testing.T) {
 // whole) and that no process it started is left running.
 func TestRunEndToEnd(t *testing.T) {
 	o, err := parseFlags([]string{"-requests", "20", "-warmup", "5", "-rounds", "2", "-streams", "4",
-		"-stream-words", "10", "-concurrency", "4", "-duration", "300ms", "-timeout", "2m"})
+		"-concurrency", "4", "-duration", "400ms", "-timeout", "2m"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,27 +432,29 @@ func TestRunEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatalf("report is not JSON: %v\n%s", err, b)
 	}
-	if len(rep.Results) != 3 {
-		t.Fatalf("%d results, want 3", len(rep.Results))
+	names := []string{"direct", "bare", "llmproxy", "anthropic", "azure", "bedrock", "oci", "vertex", "watsonx"}
+	if len(rep.Results) != len(names) {
+		t.Fatalf("%d results, want %d", len(rep.Results), len(names))
 	}
-	for i, name := range []string{"direct", "bare", "llmproxy"} {
+	for i, name := range names {
 		r := rep.Results[i]
 		if r.Target != name {
 			t.Errorf("result %d is %q, want %q", i, r.Target, name)
 		}
-		if r.Latency.N != 20 || r.Latency.P50US <= 0 {
+		if r.Latency.N != 20 || r.Latency.P50US <= 0 || r.Proxied != (i >= 2) {
 			t.Errorf("%s latency %+v, want 20 samples", name, r.Latency)
 		}
-		if r.ThroughputRPS <= 0 || r.Errors != 0 {
-			t.Errorf("%s throughput %v req/s with %d errors", name, r.ThroughputRPS, r.Errors)
+		if r.ThroughputRPS <= 0 || r.Errors != 0 || r.StreamLoadChunksPerSec <= 0 || r.StreamLoadErrors != 0 {
+			t.Errorf("%s throughput %v req/s with %d errors, %v chunks/s with %d errors",
+				name, r.ThroughputRPS, r.Errors, r.StreamLoadChunksPerSec, r.StreamLoadErrors)
 		}
-		// "You said: " and ten words, one chunk each, plus the role and
-		// finish chunks.
-		if r.Stream.N != 4 || r.Stream.Chunks != 14 {
-			t.Errorf("%s stream %+v, want 4 streams of 14 chunks", name, r.Stream)
+		// 20 content chunks, plus the role and finish chunks (and a usage
+		// chunk from some providers).
+		if r.Stream.N != 4 || r.Stream.Chunks < 22 || r.Stream.Chunks > 24 {
+			t.Errorf("%s stream %+v, want 4 streams of 22 to 24 chunks", name, r.Stream)
 		}
 	}
-	if len(rep.Ratios) == 0 || len(rep.Checks) != 3 {
+	if len(rep.Ratios) != 1+3*7 || len(rep.Checks) != 6*7 {
 		t.Errorf("ratios %v, checks %v", rep.Ratios, rep.Checks)
 	}
 	if left := processesMentioning(t, tmp); len(left) > 0 {

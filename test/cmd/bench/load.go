@@ -18,35 +18,49 @@ import (
 // run instead of hanging it.
 const requestTimeout = 10 * time.Second
 
-// target is one way of reaching the fake upstream.
+// target is one way of reaching a fake upstream.
 type target struct {
 	name string
+	// proxied is true for targets behind llmproxy (the openai instance
+	// and one per provider); their results are checked against the goals.
+	proxied bool
 	// chatAddr and streamAddr are host:port of the non-streaming and the
 	// streaming endpoint.
 	chatAddr, streamAddr string
 	auth                 string
+	// chatBody and streamBody are the requests sent.
+	chatBody, streamBody []byte
 }
 
-func newTarget(name, chatURL, streamURL, key string) target {
+func newTarget(name, chatURL, streamURL, key, chatModel, streamModel string) target {
 	return target{
 		name:       name,
 		chatAddr:   strings.TrimPrefix(chatURL, "http://"),
 		streamAddr: strings.TrimPrefix(streamURL, "http://"),
 		auth:       "Bearer " + key,
+		chatBody:   requestBody(chatModel, false),
+		streamBody: requestBody(streamModel, true),
 	}
 }
 
-// chatBody is the non-streaming request: a small chat completion.
-var chatBody = []byte(`{"model":"` + chatModel + `","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello."}],"temperature":0}`)
+// Parts of the benchmark's request: a realistic chat completion of 390
+// bytes for chatModel (a system prompt, a user question of 18 words,
+// temperature and max_tokens). The OpenAI fake streams its answer, "You
+// said: " and the question, one content chunk per word: 20 chunks.
+const (
+	systemPrompt = "You are a concise assistant for an online bookshop. Answer in plain English, " +
+		"in at most three sentences, and never invent prices, titles or author names."
+	userQuestion = "Which of your poetry anthologies would suit a reader who likes short modern poems about cities at night?"
+)
 
-// streamBody is the streaming request; the fake answers "You said: " and
-// the prompt, one chunk per word.
-func streamBody(words int) []byte {
-	w := make([]string, words)
-	for i := range w {
-		w[i] = fmt.Sprintf("w%d", i+1)
+// requestBody is the chat request for model, streamed or not.
+func requestBody(model string, stream bool) []byte {
+	s := ""
+	if stream {
+		s = `"stream":true,`
 	}
-	return []byte(`{"model":"` + streamModel + `","stream":true,"messages":[{"role":"user","content":"` + strings.Join(w, " ") + `"}]}`)
+	return []byte(`{"model":"` + model + `",` + s + `"messages":[{"role":"system","content":"` + systemPrompt +
+		`"},{"role":"user","content":"` + userQuestion + `"}],"temperature":0.25,"max_tokens":1024}`)
 }
 
 // newClient returns a keep-alive client of addr with at most conns
@@ -84,7 +98,7 @@ type chatCaller struct {
 
 func newChatCaller(client *fasthttp.HostClient, t target) *chatCaller {
 	c := &chatCaller{client: client, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
-	setRequest(c.req, t.chatAddr, t.auth, chatBody)
+	setRequest(c.req, t.chatAddr, t.auth, t.chatBody)
 	return c
 }
 
@@ -195,14 +209,14 @@ type streamCaller struct {
 	br     *bufio.Reader
 }
 
-func newStreamCaller(t target, body []byte) *streamCaller {
+func newStreamCaller(t target) *streamCaller {
 	c := &streamCaller{
 		client: newClient(t.streamAddr, 1, true),
 		req:    fasthttp.AcquireRequest(),
 		resp:   fasthttp.AcquireResponse(),
 		br:     bufio.NewReaderSize(nil, 16<<10),
 	}
-	setRequest(c.req, t.streamAddr, t.auth, body)
+	setRequest(c.req, t.streamAddr, t.auth, t.streamBody)
 	return c
 }
 
@@ -288,4 +302,50 @@ func streams(ctx context.Context, c *streamCaller, n int) ([]streamResult, error
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// streamLoad is what a concurrent stream run measured.
+type streamLoad struct {
+	chunks, streams, errors int
+	elapsed                 time.Duration
+	firstErr                error
+}
+
+// saturateStreams keeps conns streams in flight at t for d and counts the
+// chunks that arrive.
+func saturateStreams(ctx context.Context, t target, conns int, d time.Duration) streamLoad {
+	results := make([]streamLoad, conns)
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Go(func() {
+			c := newStreamCaller(t)
+			defer c.release()
+			r := &results[i]
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				sr, err := c.call()
+				if err != nil {
+					r.errors++
+					if r.firstErr == nil {
+						r.firstErr = err
+					}
+					continue
+				}
+				r.streams++
+				r.chunks += sr.chunks
+			}
+		})
+	}
+	wg.Wait()
+	total := streamLoad{elapsed: time.Since(start)}
+	for _, r := range results {
+		total.chunks += r.chunks
+		total.streams += r.streams
+		total.errors += r.errors
+		if total.firstErr == nil {
+			total.firstErr = r.firstErr
+		}
+	}
+	return total
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -19,6 +20,7 @@ type Params struct {
 	Concurrency int     `json:"concurrency"`
 	DurationS   float64 `json:"duration_s"`
 	Streams     int     `json:"streams"`
+	BodyBytes   int     `json:"body_bytes"`
 }
 
 // Env describes the machine the run happened on.
@@ -28,12 +30,16 @@ type Env struct {
 	CPUs       int    `json:"cpus"`
 	GOGC       string `json:"gogc,omitempty"`
 	GOMAXPROCS string `json:"gomaxprocs,omitempty"`
+	LoadProcs  int    `json:"load_gomaxprocs"`
 	Time       string `json:"time"`
 }
 
-// Result is what one target measured.
+// Result is what one target measured. Every figure is the median of the
+// figures of the rounds.
 type Result struct {
 	Target string `json:"target"`
+	// Proxied is true for targets behind llmproxy.
+	Proxied bool `json:"proxied"`
 	// Latency is the concurrency-1 latency of non-streaming requests.
 	Latency Summary `json:"latency_c1"`
 	// AddedP50US and AddedP99US are Latency minus the direct latency at
@@ -46,25 +52,30 @@ type Result struct {
 	Loaded   Summary `json:"latency_loaded"`
 	Requests int     `json:"load_requests"`
 	Errors   int     `json:"load_errors"`
-	// Stream describes the streamed answers; AddedTTFCP50US is its time
-	// to first chunk minus the direct one.
+	// Stream describes the sequential streamed answers; AddedTTFCP50US is
+	// its time to first chunk minus the direct one.
 	Stream         StreamSummary `json:"stream"`
 	AddedTTFCP50US float64       `json:"added_ttfc_p50_us"`
+	// StreamLoadChunksPerSec is chunks per second over all streams with
+	// Concurrency streams in flight.
+	StreamLoadChunksPerSec float64 `json:"stream_load_chunks_per_sec"`
+	StreamLoadErrors       int     `json:"stream_load_errors"`
 }
 
-// Ratio is one comparison of llmproxy (or the bare proxy) with a baseline.
+// Ratio is one comparison of a target with a baseline.
 type Ratio struct {
 	Name  string  `json:"name"`
 	Value float64 `json:"value"`
 }
 
-// Check is one of the project's performance targets.
+// Check is one of the project's performance goals for one target.
 type Check struct {
-	Name string  `json:"name"`
-	Want string  `json:"want"`
-	Got  float64 `json:"got"`
-	Unit string  `json:"unit"`
-	Met  bool    `json:"met"`
+	Target string  `json:"target"`
+	Name   string  `json:"name"`
+	Want   string  `json:"want"`
+	Got    float64 `json:"got"`
+	Unit   string  `json:"unit"`
+	Met    bool    `json:"met"`
 }
 
 // Report is everything one run measured.
@@ -78,17 +89,17 @@ type Report struct {
 	Profiles []string `json:"profiles,omitempty"`
 }
 
-// measure runs the three phases against every target. A run that
-// completed but saw failures returns both its report and an error.
+// measure runs the four phases against every target, each in rounds
+// that interleave the targets. A run that completed but saw failures
+// returns both its report and an error.
 func measure(ctx context.Context, o options, r *rig) (*Report, error) {
 	ts := r.targets
 	n := len(ts)
 	chat := make([]*chatCaller, n)
 	strm := make([]*streamCaller, n)
-	body := streamBody(o.streamWords)
 	for i, t := range ts {
 		chat[i] = newChatCaller(newClient(t.chatAddr, 1, false), t)
-		strm[i] = newStreamCaller(t, body)
+		strm[i] = newStreamCaller(t)
 	}
 	defer func() {
 		for i := range ts {
@@ -109,10 +120,10 @@ func measure(ctx context.Context, o options, r *rig) (*Report, error) {
 	}
 
 	fmt.Fprintf(os.Stderr, "bench: latency at concurrency 1 (%d requests per target)\n", o.requests)
-	lat := make([][]time.Duration, n)
+	lat := make([][][]time.Duration, n)
 	err := inRounds(o.requests, o.rounds, n, func(i, count int) error {
 		ds, err := sequential(ctx, chat[i], count)
-		lat[i] = append(lat[i], ds...)
+		lat[i] = append(lat[i], ds)
 		if err != nil {
 			return fmt.Errorf("%s latency: %w", ts[i].name, err)
 		}
@@ -122,11 +133,11 @@ func measure(ctx context.Context, o options, r *rig) (*Report, error) {
 		return nil, err
 	}
 
-	fmt.Fprintf(os.Stderr, "bench: streams (%d per target)\n", o.streams)
-	srs := make([][]streamResult, n)
+	fmt.Fprintf(os.Stderr, "bench: streams at concurrency 1 (%d per target)\n", o.streams)
+	srs := make([][][]streamResult, n)
 	err = inRounds(o.streams, o.rounds, n, func(i, count int) error {
 		rs, err := streams(ctx, strm[i], count)
-		srs[i] = append(srs[i], rs...)
+		srs[i] = append(srs[i], rs)
 		if err != nil {
 			return fmt.Errorf("%s stream: %w", ts[i].name, err)
 		}
@@ -138,56 +149,113 @@ func measure(ctx context.Context, o options, r *rig) (*Report, error) {
 
 	rep := &Report{Params: Params{
 		Requests: o.requests, Warmup: o.warmup, Rounds: o.rounds, Concurrency: o.concurrency,
-		DurationS: o.duration.Seconds(), Streams: o.streams,
+		DurationS: o.duration.Seconds(), Streams: o.streams, BodyBytes: len(ts[0].chatBody),
 	}}
-	loads := make([]loadResult, n)
-	for i, t := range ts {
-		fmt.Fprintf(os.Stderr, "bench: throughput of %s (%d connections, %v)\n", t.name, o.concurrency, o.duration)
-		var waitPerf func() error
-		if o.perfDir != "" && t.name == "llmproxy" {
-			var out string
-			var err error
-			waitPerf, out, err = startPerf(ctx, o, r)
-			if err != nil {
-				return nil, err
+	slice := o.duration / time.Duration(o.rounds)
+	fmt.Fprintf(os.Stderr, "bench: throughput (%d connections, %d rounds of %v per target)\n", o.concurrency, o.rounds, slice)
+	loads := make([][]loadResult, n)
+	for round := range o.rounds {
+		for k := range n {
+			i := (round + k) % n
+			var waitPerf func() error
+			if o.perfDir != "" && ts[i].name == "llmproxy" && round == o.rounds/2 {
+				var out string
+				waitPerf, out, err = startPerf(ctx, o, r, slice)
+				if err != nil {
+					return nil, err
+				}
+				rep.Profiles = append(rep.Profiles, out)
 			}
-			rep.Profiles = append(rep.Profiles, out)
-		}
-		loads[i] = saturate(ctx, t, o.concurrency, o.duration)
-		if waitPerf != nil {
-			if err := waitPerf(); err != nil {
-				return nil, err
+			loads[i] = append(loads[i], saturate(ctx, ts[i], o.concurrency, slice))
+			if waitPerf != nil {
+				if err := waitPerf(); err != nil {
+					return nil, err
+				}
 			}
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("%s throughput: %w", t.name, err)
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("%s throughput: %w", ts[i].name, err)
+			}
 		}
 	}
 
+	fmt.Fprintf(os.Stderr, "bench: stream throughput (%d streams in flight, %d rounds of %v per target)\n", o.concurrency, o.rounds, slice)
+	sloads := make([][]streamLoad, n)
+	for round := range o.rounds {
+		for k := range n {
+			i := (round + k) % n
+			sloads[i] = append(sloads[i], saturateStreams(ctx, ts[i], o.concurrency, slice))
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("%s stream throughput: %w", ts[i].name, err)
+			}
+		}
+	}
+
+	if o.pprofDir != "" {
+		files, err := profileRun(ctx, o, r)
+		if err != nil {
+			return nil, err
+		}
+		rep.Profiles = append(rep.Profiles, files...)
+	}
+
 	for i, t := range ts {
-		s, same := summarizeStreams(srs[i])
-		if !same {
-			return nil, fmt.Errorf("%s: streams carried different numbers of chunks", t.name)
+		var ss []StreamSummary
+		for _, rs := range srs[i] {
+			s, same := summarizeStreams(rs)
+			if !same {
+				return nil, fmt.Errorf("%s: streams carried different numbers of chunks", t.name)
+			}
+			ss = append(ss, s)
 		}
 		res := Result{
-			Target:        t.name,
-			Latency:       summarize(lat[i]),
-			ThroughputRPS: float64(loads[i].requests) / loads[i].elapsed.Seconds(),
-			Loaded:        summarize(loads[i].latencies),
-			Requests:      loads[i].requests,
-			Errors:        loads[i].errors,
-			Stream:        s,
+			Target:  t.name,
+			Proxied: t.proxied,
+			Latency: medianSummary(lat[i]),
+			Stream:  medianStreams(ss),
 		}
+		var rps, cps []float64
+		var loaded [][]time.Duration
+		for _, l := range loads[i] {
+			rps = append(rps, float64(l.requests)/l.elapsed.Seconds())
+			loaded = append(loaded, l.latencies)
+			res.Requests += l.requests
+			res.Errors += l.errors
+		}
+		for _, l := range sloads[i] {
+			cps = append(cps, float64(l.chunks)/l.elapsed.Seconds())
+			res.StreamLoadErrors += l.errors
+		}
+		res.ThroughputRPS = median(rps)
+		res.Loaded = medianSummary(loaded)
+		res.StreamLoadChunksPerSec = median(cps)
 		rep.Results = append(rep.Results, res)
 	}
 	finish(rep)
 	for i, res := range rep.Results {
-		if res.Stream.Chunks != rep.Results[0].Stream.Chunks {
+		if i < 3 && res.Stream.Chunks != rep.Results[0].Stream.Chunks {
 			return rep, fmt.Errorf("%s relayed %d chunks per stream, direct %d", res.Target, res.Stream.Chunks, rep.Results[0].Stream.Chunks)
 		}
+		if res.Stream.Chunks < contentChunks {
+			return rep, fmt.Errorf("%s relayed %d chunks per stream, want at least %d", res.Target, res.Stream.Chunks, contentChunks)
+		}
 		if res.Errors > 0 {
+			var first error
+			for _, l := range loads[i] {
+				if first = l.firstErr; first != nil {
+					break
+				}
+			}
 			return rep, fmt.Errorf("%s: %d of %d requests failed during the throughput run; first: %w",
-				res.Target, res.Errors, res.Errors+res.Requests, loads[i].firstErr)
+				res.Target, res.Errors, res.Errors+res.Requests, first)
+		}
+		if res.StreamLoadErrors > 0 {
+			var first error
+			for _, l := range sloads[i] {
+				if first = l.firstErr; first != nil {
+					break
+				}
+			}
+			return rep, fmt.Errorf("%s: %d streams failed during the stream throughput run; first: %w", res.Target, res.StreamLoadErrors, first)
 		}
 	}
 	return rep, nil
@@ -212,37 +280,48 @@ func inRounds(total, rounds, targets int, fn func(i, count int) error) error {
 	return nil
 }
 
-// finish fills in the added latencies, the ratios and the checks; the
-// results are direct, bare and llmproxy in that order.
+// finish fills in the added latencies, the ratios and the checks. The
+// results start with direct and bare; every proxied target after them is
+// checked against the goals, which are relative to the bare proxy measured
+// in the same run.
 func finish(rep *Report) {
-	direct, bare, gw := &rep.Results[0], &rep.Results[1], &rep.Results[2]
+	direct, bare := &rep.Results[0], &rep.Results[1]
 	for i := 1; i < len(rep.Results); i++ {
 		r := &rep.Results[i]
 		r.AddedP50US = r.Latency.P50US - direct.Latency.P50US
 		r.AddedP99US = r.Latency.P99US - direct.Latency.P99US
 		r.AddedTTFCP50US = r.Stream.TTFCP50US - direct.Stream.TTFCP50US
 	}
-	rep.Ratios = []Ratio{
-		{"llmproxy/bare throughput", ratio(gw.ThroughputRPS, bare.ThroughputRPS)},
-		{"llmproxy/direct throughput", ratio(gw.ThroughputRPS, direct.ThroughputRPS)},
-		{"bare/direct throughput", ratio(bare.ThroughputRPS, direct.ThroughputRPS)},
-		{"llmproxy/bare added latency p50", ratio(gw.AddedP50US, bare.AddedP50US)},
-		{"llmproxy/bare added latency p99", ratio(gw.AddedP99US, bare.AddedP99US)},
-		{"llmproxy/bare stream chunks/s", ratio(gw.Stream.ChunksPerSecP50, bare.Stream.ChunksPerSecP50)},
-		{"llmproxy/direct stream chunks/s", ratio(gw.Stream.ChunksPerSecP50, direct.Stream.ChunksPerSecP50)},
-	}
-	tp := ratio(gw.ThroughputRPS, bare.ThroughputRPS)
-	rep.Checks = []Check{
-		{Name: "llmproxy added latency p50 (c=1)", Want: "<= 80", Got: gw.AddedP50US, Unit: "µs", Met: gw.AddedP50US <= 80},
-		{Name: "llmproxy added latency p99 (c=1)", Want: "<= 300", Got: gw.AddedP99US, Unit: "µs", Met: gw.AddedP99US <= 300},
-		{Name: "llmproxy/bare throughput", Want: ">= 0.60", Got: tp, Unit: "", Met: tp >= 0.60},
+	rep.Ratios = []Ratio{{"bare/direct throughput", ratio(bare.ThroughputRPS, direct.ThroughputRPS)}}
+	rep.Checks = nil
+	for i := 2; i < len(rep.Results); i++ {
+		g := &rep.Results[i]
+		tp := ratio(g.ThroughputRPS, bare.ThroughputRPS)
+		c1 := ratio(g.Stream.ChunksPerSecP50, bare.Stream.ChunksPerSecP50)
+		cN := ratio(g.StreamLoadChunksPerSec, bare.StreamLoadChunksPerSec)
+		rep.Ratios = append(rep.Ratios,
+			Ratio{g.Target + "/bare throughput", tp},
+			Ratio{g.Target + "/bare stream chunks/s c=1", c1},
+			Ratio{g.Target + "/bare stream chunks/s c=N", cN},
+		)
+		p50 := g.AddedP50US - bare.AddedP50US
+		p99 := g.AddedP99US - bare.AddedP99US
+		ttfb := g.Stream.TTFCP50US - bare.Stream.TTFCP50US
+		rep.Checks = append(rep.Checks,
+			Check{g.Target, "added p50 beyond bare", "<= 100", p50, "µs", p50 <= 100},
+			Check{g.Target, "added p99 beyond bare", "<= 300", p99, "µs", p99 <= 300},
+			Check{g.Target, "throughput / bare", ">= 0.60", tp, "", tp >= 0.6},
+			Check{g.Target, "stream TTFB beyond bare", "<= 100", ttfb, "µs", ttfb <= 100},
+			Check{g.Target, "chunks/s c=1 / bare", ">= 0.80", c1, "", c1 >= 0.8},
+			Check{g.Target, "chunks/s c=N / bare", ">= 0.80", cN, "", cN >= 0.8},
+		)
 	}
 }
 
 // startPerf starts `perf record` on llmproxy and its plugins for the
 // length of a throughput run. It returns a func that waits for perf to
 // finish, and the file perf writes.
-func startPerf(ctx context.Context, o options, r *rig) (func() error, string, error) {
+func startPerf(ctx context.Context, o options, r *rig, d time.Duration) (func() error, string, error) {
 	if err := os.MkdirAll(o.perfDir, 0o755); err != nil {
 		return nil, "", fmt.Errorf("perf directory: %w", err)
 	}
@@ -254,7 +333,7 @@ func startPerf(ctx context.Context, o options, r *rig) (func() error, string, er
 	if err != nil {
 		return nil, "", fmt.Errorf("perf output: %w", err)
 	}
-	secs := strconv.FormatFloat(o.duration.Seconds(), 'f', 3, 64)
+	secs := strconv.FormatFloat(d.Seconds(), 'f', 3, 64)
 	cmd := exec.CommandContext(ctx, "perf", "record", "-q", "-F", "997", "-g", "-o", out,
 		"-p", strings.Join(pids, ","), "--", "sleep", secs)
 	logf, err := os.Create(filepath.Join(o.perfDir, "perf-record.log"))
@@ -276,4 +355,60 @@ func startPerf(ctx context.Context, o options, r *rig) (func() error, string, er
 	// perf needs a moment to attach before the load starts.
 	time.Sleep(200 * time.Millisecond)
 	return wait, out, nil
+}
+
+// profileRun loads the target named by -pprof-target for -duration with
+// requests and then for -duration with streams, while llmproxy and its
+// plugins profile themselves (sdk/profile: SIGUSR2 starts, the next one
+// stops). It returns the profiles written.
+func profileRun(ctx context.Context, o options, r *rig) ([]string, error) {
+	var t *target
+	for i := range r.targets {
+		if r.targets[i].name == o.pprofTarget && r.targets[i].proxied {
+			t = &r.targets[i]
+		}
+	}
+	if t == nil {
+		return nil, fmt.Errorf("-pprof-target %q is not an llmproxy target of this run", o.pprofTarget)
+	}
+	pids := append([]int{r.host.Cmd.Process.Pid}, r.pluginPIDs...)
+	signal := func() error {
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+				return fmt.Errorf("signal %d: %w", pid, err)
+			}
+		}
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "bench: profiling %s (%v of requests, %v of streams, %d in flight)\n", t.name, o.duration, o.duration, o.concurrency)
+	if err := signal(); err != nil {
+		return nil, err
+	}
+	// Give every process a moment to start its CPU profile.
+	time.Sleep(100 * time.Millisecond)
+	l := saturate(ctx, *t, o.concurrency, o.duration)
+	sl := saturateStreams(ctx, *t, o.concurrency, o.duration)
+	if err := signal(); err != nil {
+		return nil, err
+	}
+	if l.errors > 0 || sl.errors > 0 {
+		return nil, fmt.Errorf("profiling %s: %d requests and %d streams failed", t.name, l.errors, sl.errors)
+	}
+	dir, _ := filepath.Abs(o.pprofDir)
+	var files []string
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range pids {
+		for {
+			m, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("*-%d-allocs.pprof", pid)))
+			if len(m) == 1 {
+				files = append(files, strings.TrimSuffix(m[0], "-allocs.pprof"))
+				break
+			}
+			if time.Now().After(deadline) {
+				return files, fmt.Errorf("process %d wrote no profile into %s (see its log)", pid, dir)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return files, nil
 }

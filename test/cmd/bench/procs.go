@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llmproxy/llmproxy/sdk/profile"
 	"github.com/llmproxy/llmproxy/test/harness"
 )
 
@@ -18,10 +20,15 @@ const (
 	// gatewayKey is the key llmproxy accepts from the load generator.
 	gatewayKey = "sk-bench-gateway"
 	// chatModel is served by the fast fake (one precomputed answer).
-	chatModel = "gpt-4o"
+	chatModel = "gpt-4o-mini"
 	// streamModel is served by the regular fake, which streams one chunk
 	// per word of its answer.
-	streamModel = "gpt-4o-mini"
+	streamModel = "gpt-4o"
+	// awsSecret is the secret access key of the Bedrock instance; the
+	// access key id is upstreamKey.
+	awsSecret = "bench-upstream-secret-access-key"
+	// contentChunks is how many content chunks the provider fakes stream.
+	contentChunks = 20
 	// startTimeout bounds how long a process may take to come up.
 	startTimeout = 30 * time.Second
 	// stopTimeout bounds how long a process may take to exit after SIGTERM.
@@ -42,11 +49,32 @@ type rig struct {
 	procs []*harness.Process
 	// host is the llmproxy process.
 	host *harness.Process
-	// pluginPIDs are the PIDs of llmproxy's plugin processes.
+	// pluginPIDs are the PIDs of llmproxy's plugin processes: the fast
+	// and the stream instance first, then one per provider.
 	pluginPIDs []int
-	// targets are direct, bare and llmproxy, in that order.
+	// bareStream is the bare proxy in front of the streaming fake.
+	bareStream *harness.Process
+	// ociCreds are the credentials the OCI fake trusts.
+	ociCreds map[string]string
+	// targets are direct, bare, llmproxy and one llmproxy target per
+	// provider, in that order.
 	targets []target
 }
+
+// benchProviders are the provider plugins measured beside openai, each
+// against its fake (test/cmd/benchfake): the instance type, the model
+// the benchmark asks for, and the model the route sends upstream.
+var benchProviders = map[string]struct{ model, upstream string }{
+	"anthropic": {"claude-bench", "claude-sonnet-4-5-20250929"},
+	"azure":     {"azure-bench", "gpt-4o"},
+	"bedrock":   {"bedrock-bench", "anthropic.claude-3-sonnet-20240229-v1:0"},
+	"oci":       {"oci-bench", "meta.llama-3.3-70b-instruct"},
+	"vertex":    {"vertex-bench", "gemini-2.5-flash"},
+	"watsonx":   {"watsonx-bench", "ibm/granite-3-3-8b-instruct"},
+}
+
+// watsonxProject is the project the watsonx fake accepts.
+const watsonxProject = "bench-project"
 
 // stop ends every process, the gateway first.
 func (r *rig) stop() {
@@ -69,7 +97,7 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 	if _, err := os.Stat(host); err != nil {
 		return nil, fmt.Errorf("llmproxy binary not found in %s: run `make build` first (or set -bin / LLMPROXY_BIN): %w", binDir, err)
 	}
-	fake, bare, err := buildTools(ctx, o, work)
+	fake, bare, provFake, err := buildTools(ctx, o, work)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +114,11 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 	if err != nil {
 		return r, err
 	}
-	streamURL, err := add("fake-stream", fake, nil, "-addr", "127.0.0.1:0", "-key", upstreamKey)
+	streamArgs := []string{"-addr", "127.0.0.1:0", "-key", upstreamKey}
+	if o.chunkDelay > 0 {
+		streamArgs = append(streamArgs, "-chunk-delay", o.chunkDelay.String())
+	}
+	streamURL, err := add("fake-stream", fake, nil, streamArgs...)
 	if err != nil {
 		return r, err
 	}
@@ -98,21 +130,76 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 	if err != nil {
 		return r, err
 	}
-	hostURL, err := r.startHost(ctx, o, work, host, fastURL, streamURL)
+	r.bareStream = r.procs[len(r.procs)-1]
+	provURLs := map[string]string{}
+	var ociCreds map[string]string
+	for _, name := range o.providers {
+		args := []string{"-provider", name, "-key", upstreamKey, "-chunks", fmt.Sprint(contentChunks)}
+		credsFile := filepath.Join(work, "oci-credentials.json")
+		switch name {
+		case "bedrock":
+			args = append(args, "-secret", awsSecret)
+		case "watsonx":
+			args = append(args, "-project", watsonxProject)
+		case "oci":
+			args = append(args, "-credentials", credsFile)
+		}
+		if provURLs[name], err = add("fake-"+name, provFake, nil, args...); err != nil {
+			return r, err
+		}
+		if name == "oci" {
+			b, err := os.ReadFile(credsFile)
+			if err != nil {
+				return r, fmt.Errorf("oci fake credentials: %w", err)
+			}
+			if err := json.Unmarshal(b, &ociCreds); err != nil {
+				return r, fmt.Errorf("oci fake credentials: %w", err)
+			}
+		}
+	}
+	r.ociCreds = ociCreds
+	hostURL, hostProc, pids, err := r.startHost(ctx, o, work, "llmproxy", binDir, fastURL, streamURL, provURLs)
 	if err != nil {
 		return r, err
 	}
+	r.host, r.pluginPIDs = hostProc, pids
+	gw := newTarget("llmproxy", hostURL, hostURL, gatewayKey, chatModel, streamModel)
+	gw.proxied = true
 	r.targets = []target{
-		newTarget("direct", fastURL, streamURL, upstreamKey),
-		newTarget("bare", bareFastURL, bareStreamURL, upstreamKey),
-		newTarget("llmproxy", hostURL, hostURL, gatewayKey),
+		newTarget("direct", fastURL, streamURL, upstreamKey, chatModel, streamModel),
+		newTarget("bare", bareFastURL, bareStreamURL, upstreamKey, chatModel, streamModel),
+		gw,
+	}
+	if o.baselineBin != "" {
+		// The same openai routes through another build, for a before and
+		// after in one run.
+		base, err := filepath.Abs(o.baselineBin)
+		if err != nil {
+			return r, fmt.Errorf("baseline bin directory: %w", err)
+		}
+		if _, err := os.Stat(filepath.Join(base, "llmproxy")); err != nil {
+			return r, fmt.Errorf("baseline llmproxy: %w", err)
+		}
+		baseURL, _, _, err := r.startHost(ctx, o, work, "baseline", base, fastURL, streamURL, nil)
+		if err != nil {
+			return r, err
+		}
+		t := newTarget("baseline", baseURL, baseURL, gatewayKey, chatModel, streamModel)
+		t.proxied = true
+		r.targets = append(r.targets, t)
+	}
+	for _, name := range o.providers {
+		m := benchProviders[name].model
+		t := newTarget(name, hostURL, hostURL, gatewayKey, m, m)
+		t.proxied = true
+		r.targets = append(r.targets, t)
 	}
 	return r, nil
 }
 
 // hostConfig is the HCL llmproxy runs with: one openai instance per fake,
 // a route to each, and production-like logging.
-func hostConfig(listen, pluginsDir, fastURL, streamURL string, env map[string]string) string {
+func hostConfig(listen, pluginsDir, fastURL, streamURL string, provURLs, ociCreds, env map[string]string) string {
 	var envHCL string
 	if len(env) > 0 {
 		var b strings.Builder
@@ -134,6 +221,33 @@ func hostConfig(listen, pluginsDir, fastURL, streamURL string, env map[string]st
   }
 }
 `, name, envHCL, upstreamKey, url+"/v1")
+	}
+	var provs strings.Builder
+	for _, name := range sortedKeys(provURLs) {
+		creds := fmt.Sprintf("  credential \"api_key\" {\n    from \"value\" { value = %q }\n  }\n", upstreamKey)
+		conf := fmt.Sprintf("    base_url = %q\n", provURLs[name])
+		switch name {
+		case "azure":
+			conf = fmt.Sprintf("    endpoint = %q\n", provURLs[name])
+		case "bedrock":
+			creds = fmt.Sprintf("  credential \"access_key_id\" {\n    from \"value\" { value = %q }\n  }\n"+
+				"  credential \"secret_access_key\" {\n    from \"value\" { value = %q }\n  }\n", upstreamKey, awsSecret)
+			conf = fmt.Sprintf("    region   = \"us-east-1\"\n    endpoint = %q\n", provURLs[name])
+		case "oci":
+			creds = ""
+			for _, k := range []string{"tenancy_ocid", "user_ocid", "fingerprint", "private_key"} {
+				creds += fmt.Sprintf("  credential %q {\n    from \"value\" { value = %q }\n  }\n", k, ociCreds[k])
+			}
+			conf = fmt.Sprintf("    region         = \"us-chicago-1\"\n    endpoint       = %q\n    compartment_id = %q\n", provURLs[name], ociCreds["compartment_id"])
+		case "vertex":
+			// Express mode: the API key, no token exchange.
+			conf = fmt.Sprintf("    endpoint = %q\n", provURLs[name])
+		case "watsonx":
+			conf = fmt.Sprintf("    url        = %q\n    iam_url    = %q\n    project_id = %q\n", provURLs[name], provURLs[name], watsonxProject)
+		}
+		p := benchProviders[name]
+		fmt.Fprintf(&provs, "provider %q {\n  type = %q\n%s%s  config {\n%s  }\n}\nroute %q {\n  target %q { model = %q }\n}\n",
+			name, name, envHCL, creds, conf, p.model, name, p.upstream)
 	}
 	return fmt.Sprintf(`server {
   listen         = %q
@@ -158,15 +272,17 @@ api_key "bench" {
 route %q {
   target "stream" {}
 }
-`, listen, pluginsDir, gatewayKey, provider("fast", fastURL), provider("stream", streamURL), chatModel, streamModel)
+%s`, listen, pluginsDir, gatewayKey, provider("fast", fastURL), provider("stream", streamURL), chatModel, streamModel, provs.String())
 }
 
-// startHost writes the config, starts llmproxy and waits until both
-// instances are ready.
-func (r *rig) startHost(ctx context.Context, o options, work, bin, fastURL, streamURL string) (string, error) {
+// startHost writes the config, starts the llmproxy of binDir as name and
+// waits until every instance is ready. It returns the host's URL, its
+// process and its plugins' PIDs in the order of the instances: fast,
+// stream, then the providers.
+func (r *rig) startHost(ctx context.Context, o options, work, name, binDir, fastURL, streamURL string, provURLs map[string]string) (string, *harness.Process, []int, error) {
 	listen, err := harness.FreeAddress()
 	if err != nil {
-		return "", err
+		return "", nil, nil, err
 	}
 	env := map[string]string{}
 	if o.gogc != "" {
@@ -175,55 +291,75 @@ func (r *rig) startHost(ctx context.Context, o options, work, bin, fastURL, stre
 	if o.gomaxprocs != "" {
 		env["GOMAXPROCS"] = o.gomaxprocs
 	}
-	cfg := hostConfig(listen, filepath.Join(o.binDir, "plugins"), fastURL, streamURL, env)
-	path := filepath.Join(work, "llmproxy.hcl")
+	if o.pprofDir != "" {
+		dir, err := filepath.Abs(o.pprofDir)
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("profile directory: %w", err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", nil, nil, fmt.Errorf("profile directory: %w", err)
+		}
+		env[profile.EnvDir] = dir
+	}
+	cfg := hostConfig(listen, filepath.Join(binDir, "plugins"), fastURL, streamURL, provURLs, r.ociCreds, env)
+	path := filepath.Join(work, name+".hcl")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return "", fmt.Errorf("write llmproxy config: %w", err)
+		return "", nil, nil, fmt.Errorf("write %s config: %w", name, err)
 	}
 	var hostEnv []string
 	for _, k := range sortedKeys(env) {
 		hostEnv = append(hostEnv, k+"="+env[k])
 	}
-	p, _, err := start(ctx, work, "llmproxy", bin, hostEnv, false, "-config", path)
+	p, _, err := start(ctx, work, name, filepath.Join(binDir, "llmproxy"), hostEnv, false, "-config", path)
 	if err != nil {
-		return "", err
+		return "", nil, nil, err
 	}
 	r.procs = append(r.procs, p)
-	r.host = p
 	url := "http://" + listen
-	st, err := harness.WaitInstances(ctx, url, []string{"fast", "stream"}, p, startTimeout, gatewayKey)
+	instances := append([]string{"fast", "stream"}, sortedKeys(provURLs)...)
+	st, err := harness.WaitInstances(ctx, url, instances, p, startTimeout, gatewayKey)
 	if err != nil {
-		return "", err
+		return "", nil, nil, err
 	}
-	r.pluginPIDs = []int{st["fast"].PID, st["stream"].PID}
-	return url, nil
+	var pids []int
+	for _, in := range instances {
+		pids = append(pids, st[in].PID)
+	}
+	return url, p, pids, nil
 }
 
-// buildTools returns the openaifake and bareproxy binaries, building into
-// work those not given on the command line.
-func buildTools(ctx context.Context, o options, work string) (fake, bare string, err error) {
-	fake, bare = o.fakeBin, o.bareBin
-	if fake != "" && bare != "" {
-		return fake, bare, nil
+// buildTools returns the openaifake, bareproxy and benchfake binaries,
+// building into work those not given on the command line (benchfake only
+// when providers are measured).
+func buildTools(ctx context.Context, o options, work string) (fake, bare, provFake string, err error) {
+	fake, bare, provFake = o.fakeBin, o.bareBin, o.provFakeBin
+	if fake != "" && bare != "" && (provFake != "" || len(o.providers) == 0) {
+		return fake, bare, provFake, nil
 	}
 	testDir, err := testModuleDir(ctx)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	if fake == "" {
 		fake = filepath.Join(work, "openaifake")
 		dir := filepath.Join(testDir, "..", "plugins", "provider-openai")
 		if err := goBuild(ctx, dir, fake, "./cmd/openaifake"); err != nil {
-			return "", "", err
+			return "", "", "", err
 		}
 	}
 	if bare == "" {
 		bare = filepath.Join(work, "bareproxy")
 		if err := goBuild(ctx, testDir, bare, "./cmd/bareproxy"); err != nil {
-			return "", "", err
+			return "", "", "", err
 		}
 	}
-	return fake, bare, nil
+	if provFake == "" && len(o.providers) > 0 {
+		provFake = filepath.Join(work, "benchfake")
+		if err := goBuild(ctx, testDir, provFake, "./cmd/benchfake"); err != nil {
+			return "", "", "", err
+		}
+	}
+	return fake, bare, provFake, nil
 }
 
 // testModuleDir finds the test module from the working directory.

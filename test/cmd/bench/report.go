@@ -9,18 +9,6 @@ import (
 	"strings"
 )
 
-// row is one line of the table: a value per target (direct, bare,
-// llmproxy) and how the values are shown and compared.
-type row struct {
-	name   string
-	values [3]float64
-	// format shows one value.
-	format func(float64) string
-	// noDirect leaves the direct column and the ratio against it empty
-	// (added latencies are zero there by definition).
-	noDirect bool
-}
-
 func fmtMicros(us float64) string {
 	switch {
 	case math.Abs(us) >= 1000:
@@ -39,58 +27,74 @@ func fmtRatio(v float64) string {
 	return fmt.Sprintf("%.2f", v)
 }
 
-func rows(rep *Report) []row {
-	pick := func(f func(Result) float64) [3]float64 {
-		var v [3]float64
-		for i := range v {
-			v[i] = f(rep.Results[i])
-		}
-		return v
+// column is one column of the table: a figure of each target.
+type column struct {
+	head string
+	// value returns the figure of r; ok false shows "-".
+	value  func(rep *Report, r Result) (v float64, ok bool)
+	format func(float64) string
+}
+
+func columns(rep *Report) []column {
+	bare := rep.Results[1]
+	notDirect := func(f func(Result) float64) func(*Report, Result) (float64, bool) {
+		return func(_ *Report, r Result) (float64, bool) { return f(r), r.Target != "direct" }
+	}
+	all := func(f func(Result) float64) func(*Report, Result) (float64, bool) {
+		return func(_ *Report, r Result) (float64, bool) { return f(r), true }
 	}
 	c := rep.Params.Concurrency
-	return []row{
-		{name: "latency p50, c=1", values: pick(func(r Result) float64 { return r.Latency.P50US }), format: fmtMicros},
-		{name: "latency p99, c=1", values: pick(func(r Result) float64 { return r.Latency.P99US }), format: fmtMicros},
-		{name: "added latency p50, c=1", values: pick(func(r Result) float64 { return r.AddedP50US }), format: fmtMicros, noDirect: true},
-		{name: "added latency p99, c=1", values: pick(func(r Result) float64 { return r.AddedP99US }), format: fmtMicros, noDirect: true},
-		{name: fmt.Sprintf("throughput req/s, c=%d", c), values: pick(func(r Result) float64 { return r.ThroughputRPS }), format: fmtRate},
-		{name: fmt.Sprintf("latency p50, c=%d", c), values: pick(func(r Result) float64 { return r.Loaded.P50US }), format: fmtMicros},
-		{name: fmt.Sprintf("latency p99, c=%d", c), values: pick(func(r Result) float64 { return r.Loaded.P99US }), format: fmtMicros},
-		{name: "stream first chunk p50", values: pick(func(r Result) float64 { return r.Stream.TTFCP50US }), format: fmtMicros},
-		{name: "stream first chunk p99", values: pick(func(r Result) float64 { return r.Stream.TTFCP99US }), format: fmtMicros},
-		{name: "stream added first chunk p50", values: pick(func(r Result) float64 { return r.AddedTTFCP50US }), format: fmtMicros, noDirect: true},
-		{name: "stream total p50", values: pick(func(r Result) float64 { return r.Stream.TotalP50US }), format: fmtMicros},
-		{name: "stream chunks/s p50", values: pick(func(r Result) float64 { return r.Stream.ChunksPerSecP50 }), format: fmtRate},
+	return []column{
+		{"p50", all(func(r Result) float64 { return r.Latency.P50US }), fmtMicros},
+		{"added p50", notDirect(func(r Result) float64 { return r.AddedP50US }), fmtMicros},
+		{"added p99", notDirect(func(r Result) float64 { return r.AddedP99US }), fmtMicros},
+		{fmt.Sprintf("req/s c=%d", c), all(func(r Result) float64 { return r.ThroughputRPS }), fmtRate},
+		{"÷ bare", all(func(r Result) float64 { return ratio(r.ThroughputRPS, bare.ThroughputRPS) }), fmtRatio},
+		{"TTFB p50", all(func(r Result) float64 { return r.Stream.TTFCP50US }), fmtMicros},
+		{"TTFB p99", all(func(r Result) float64 { return r.Stream.TTFCP99US }), fmtMicros},
+		{"chunks/s c=1", all(func(r Result) float64 { return r.Stream.ChunksPerSecP50 }), fmtRate},
+		{fmt.Sprintf("chunks/s c=%d", c), all(func(r Result) float64 { return r.StreamLoadChunksPerSec }), fmtRate},
 	}
 }
 
-// writeTable prints the report as one table, the ratios and the checks.
+// writeTable prints the report as one table, a row per target as in
+// issue 9, then the ratios and the checks against the goals.
 func writeTable(w io.Writer, rep *Report) {
 	e, p := rep.Env, rep.Params
 	chunks := 0
 	if len(rep.Results) > 0 {
 		chunks = rep.Results[0].Stream.Chunks
 	}
-	fmt.Fprintf(w, "llmproxy gateway benchmark: %s %s, %d CPUs", e.GoVersion, e.OS, e.CPUs)
+	fmt.Fprintf(w, "llmproxy gateway benchmark: %s %s, %d CPUs, load generator GOMAXPROCS=%d", e.GoVersion, e.OS, e.CPUs, e.LoadProcs)
 	if e.GOGC != "" {
 		fmt.Fprintf(w, ", GOGC=%s", e.GOGC)
 	}
 	if e.GOMAXPROCS != "" {
 		fmt.Fprintf(w, ", GOMAXPROCS=%s", e.GOMAXPROCS)
 	}
-	fmt.Fprintf(w, "\n%d sequential requests and %d streams of %d chunks per target in %d rounds; %d connections for %gs\n\n",
-		p.Requests, p.Streams, chunks, p.Rounds, p.Concurrency, p.DurationS)
-
-	const head = "%-30s %11s %11s %11s %16s %14s\n"
-	fmt.Fprintf(w, head, "", "direct", "bare proxy", "llmproxy", "llmproxy/direct", "llmproxy/bare")
-	fmt.Fprintln(w, strings.Repeat("-", 30+12*3+17+15))
-	for _, r := range rows(rep) {
-		direct, toDirect := r.format(r.values[0]), fmtRatio(ratio(r.values[2], r.values[0]))
-		if r.noDirect {
-			direct, toDirect = "-", "-"
+	fmt.Fprintf(w, "\n%d-byte request; %d sequential requests and %d streams of %d chunks per target; %d connections for %gs; medians of %d interleaved rounds\n\n",
+		p.BodyBytes, p.Requests, p.Streams, chunks, p.Concurrency, p.DurationS, p.Rounds)
+	if len(rep.Results) < 2 {
+		return
+	}
+	cols := columns(rep)
+	fmt.Fprintf(w, "%-10s", "target")
+	for _, c := range cols {
+		fmt.Fprintf(w, " %13s", c.head)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, strings.Repeat("-", 10+14*len(cols)))
+	for _, r := range rep.Results {
+		fmt.Fprintf(w, "%-10s", r.Target)
+		for _, c := range cols {
+			v, ok := c.value(rep, r)
+			cell := "-"
+			if ok {
+				cell = c.format(v)
+			}
+			fmt.Fprintf(w, " %13s", cell)
 		}
-		fmt.Fprintf(w, head, r.name, direct, r.format(r.values[1]), r.format(r.values[2]),
-			toDirect, fmtRatio(ratio(r.values[2], r.values[1])))
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
 	for _, r := range rep.Ratios {
@@ -106,10 +110,14 @@ func writeTable(w io.Writer, rep *Report) {
 		if c.Unit == "µs" {
 			got = fmtMicros(c.Got)
 		}
-		fmt.Fprintf(w, "[%s] %s: %s (target %s%s)\n", mark, c.Name, got, c.Want, c.Unit)
+		fmt.Fprintf(w, "[%s] %s %s: %s (goal %s%s)\n", mark, c.Target, c.Name, got, c.Want, c.Unit)
 	}
 	for _, f := range rep.Profiles {
-		fmt.Fprintf(w, "\nperf profile: %s\n  perf report -i %s --no-children --sort comm,sym\n", f, f)
+		if strings.HasSuffix(f, ".data") {
+			fmt.Fprintf(w, "\nperf profile: %s\n  perf report -i %s --no-children --sort comm,sym\n", f, f)
+			continue
+		}
+		fmt.Fprintf(w, "\nprofiles: %s-{cpu,allocs-start,allocs}.pprof\n  go tool pprof -top %s-cpu.pprof\n  go tool pprof -top -sample_index=alloc_space -base %s-allocs-start.pprof %s-allocs.pprof\n", f, f, f, f)
 	}
 }
 

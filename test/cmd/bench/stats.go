@@ -111,3 +111,49 @@ func ratio(a, b float64) float64 {
 	}
 	return a / b
 }
+
+// median returns the median of vs (the lower middle value of an even
+// count), or 0 when it is empty.
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
+}
+
+// medianSummary describes each round of latencies and returns, for each
+// statistic, its median over the rounds; N is the total count.
+func medianSummary(rounds [][]time.Duration) Summary {
+	var mean, p50, p90, p99, mx []float64
+	n := 0
+	for _, ds := range rounds {
+		if len(ds) == 0 {
+			continue
+		}
+		s := summarize(ds)
+		n += s.N
+		mean, p50, p90, p99, mx = append(mean, s.MeanUS), append(p50, s.P50US), append(p90, s.P90US), append(p99, s.P99US), append(mx, s.MaxUS)
+	}
+	return Summary{N: n, MeanUS: median(mean), P50US: median(p50), P90US: median(p90), P99US: median(p99), MaxUS: median(mx)}
+}
+
+// medianStreams returns, for each statistic of the rounds' stream
+// summaries, its median; N is the total count.
+func medianStreams(rounds []StreamSummary) StreamSummary {
+	var ttfc50, ttfc99, total, cps []float64
+	out := StreamSummary{}
+	for _, s := range rounds {
+		if s.N == 0 {
+			continue
+		}
+		out.N += s.N
+		out.Chunks = s.Chunks
+		ttfc50, ttfc99 = append(ttfc50, s.TTFCP50US), append(ttfc99, s.TTFCP99US)
+		total, cps = append(total, s.TotalP50US), append(cps, s.ChunksPerSecP50)
+	}
+	out.TTFCP50US, out.TTFCP99US = median(ttfc50), median(ttfc99)
+	out.TotalP50US, out.ChunksPerSecP50 = median(total), median(cps)
+	return out
+}

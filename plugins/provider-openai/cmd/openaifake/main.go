@@ -3,6 +3,7 @@
 // line of stdout and serves until interrupted.
 //
 //	openaifake -addr 127.0.0.1:0 -key sk-bench -fast
+//	openaifake -addr 127.0.0.1:0 -key sk-bench -chunk-delay 50ms
 package main
 
 import (
@@ -31,14 +32,22 @@ func run() error {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
 	key := flag.String("key", openaifake.DefaultKey, "bearer key the server accepts")
 	fast := flag.Bool("fast", false, "zero-overhead mode: answer every chat request with one precomputed reply")
+	delay := flag.Duration("chunk-delay", 0, "pause before every streamed chunk and every non-streamed answer (not with -fast)")
 	flag.Parse()
+	if *fast && *delay > 0 {
+		return errors.New("-chunk-delay does not apply to -fast")
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
+	fake := openaifake.New(openaifake.Options{Key: *key, Fast: *fast})
+	if *delay > 0 {
+		fake.SetScenario(openaifake.Scenario{ChunkDelay: *delay})
+	}
 	srv := &http.Server{
-		Handler:           openaifake.New(openaifake.Options{Key: *key, Fast: *fast}),
+		Handler:           fake,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	fmt.Printf("http://%s\n", ln.Addr())
