@@ -17,6 +17,7 @@ import (
 	"github.com/llmproxy/llmproxy/sdk/provider"
 	"github.com/llmproxy/llmproxy/sdk/schema"
 	"github.com/llmproxy/llmproxy/sdk/sdktest"
+	"github.com/llmproxy/llmproxy/sdk/sdktest/golden"
 )
 
 func TestConformance(t *testing.T) {
@@ -93,7 +94,7 @@ func TestConfigureSettings(t *testing.T) {
 
 func TestNotConfigured(t *testing.T) {
 	_, err := (&Anthropic{}).ChatCompletion(context.Background(), &provider.Request{Body: []byte(plainBody)})
-	if errorStatus(err) != http.StatusServiceUnavailable {
+	if golden.Status(err) != http.StatusServiceUnavailable {
 		t.Fatalf("want 503 before Configure, got %v", err)
 	}
 }
@@ -109,7 +110,7 @@ func TestRotation(t *testing.T) {
 	if err := a.Configure(ctx, stale); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.ChatCompletion(ctx, req); errorStatus(err) != http.StatusUnauthorized {
+	if _, err := a.ChatCompletion(ctx, req); golden.Status(err) != http.StatusUnauthorized {
 		t.Fatalf("with a wrong key: want 401, got %v", err)
 	}
 	if err := a.Configure(ctx, fakeConfig(f, "")); err != nil {
@@ -320,7 +321,7 @@ func TestStreamProtocolErrors(t *testing.T) {
 			var got chunks
 			st := &streamer{w: &got}
 			err := st.run(newEventReader(strings.NewReader(tt.in)))
-			if errorStatus(err) != tt.wantStatus {
+			if golden.Status(err) != tt.wantStatus {
 				t.Errorf("error = %v, want status %d", err, tt.wantStatus)
 			}
 		})
@@ -376,7 +377,7 @@ func TestListModels(t *testing.T) {
 		t.Errorf("upstream request %s with key set %v", got.Path, got.Header.Get("x-api-key") != "")
 	}
 	f.FailNext(1, anthropicfake.Failure{Status: 401})
-	if _, err := a.ListModels(context.Background(), provider.Meta{}); errorStatus(err) != http.StatusUnauthorized {
+	if _, err := a.ListModels(context.Background(), provider.Meta{}); golden.Status(err) != http.StatusUnauthorized {
 		t.Errorf("want 401, got %v", err)
 	}
 }
@@ -410,11 +411,11 @@ func TestTimeout(t *testing.T) {
 	ctx := context.Background()
 
 	f.SetScenario(anthropicfake.Scenario{ResponseDelay: time.Second})
-	if _, err := a.ChatCompletion(ctx, &provider.Request{Body: body}); errorStatus(err) != http.StatusGatewayTimeout {
+	if _, err := a.ChatCompletion(ctx, &provider.Request{Body: body}); golden.Status(err) != http.StatusGatewayTimeout {
 		t.Errorf("slow non-streamed answer: want 504, got %v", err)
 	}
 	var got chunks
-	if err := a.ChatCompletionStream(ctx, &provider.Request{Body: body}, &got); errorStatus(err) != http.StatusGatewayTimeout {
+	if err := a.ChatCompletionStream(ctx, &provider.Request{Body: body}, &got); golden.Status(err) != http.StatusGatewayTimeout {
 		t.Errorf("slow stream headers: want 504, got %v", err)
 	}
 

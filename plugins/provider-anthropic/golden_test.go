@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,9 +14,8 @@ import (
 	"github.com/llmproxy/llmproxy/plugins/provider-anthropic/anthropicfake"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/provider"
+	"github.com/llmproxy/llmproxy/sdk/sdktest/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // fixedNow makes "created" reproducible.
 var fixedNow = time.Unix(1730000000, 0)
@@ -213,13 +210,13 @@ func TestGolden(t *testing.T) {
 			}
 			resp, unaryErr := a.ChatCompletion(ctx, req)
 			upstream := f.LastRequest()
-			golden(t, dir, "upstream.json", indent(t, upstream.Body))
+			golden.Compare(t, dir, "upstream.json", golden.JSON(t, upstream.Body))
 			checkUpstreamHeaders(t, upstream.Header, f.APIKey())
 			var unary openai.ChatCompletion
 			if unaryErr != nil {
-				golden(t, dir, "error.json", errorGolden(t, unaryErr))
+				golden.Compare(t, dir, "error.json", golden.Error(t, unaryErr))
 			} else {
-				golden(t, dir, "response.json", indent(t, resp.Body))
+				golden.Compare(t, dir, "response.json", golden.JSON(t, resp.Body))
 				if err := json.Unmarshal(resp.Body, &unary); err != nil {
 					t.Fatal(err)
 				}
@@ -236,7 +233,7 @@ func TestGolden(t *testing.T) {
 				f.FailNext(1, *tc.fail)
 			}
 			sreq := *req
-			sreq.Body = withStream(t, req.Body)
+			sreq.Body = golden.Streamed(t, req.Body)
 			var got chunks
 			streamErr := a.ChatCompletionStream(ctx, &sreq, &got)
 			var lines bytes.Buffer
@@ -246,16 +243,16 @@ func TestGolden(t *testing.T) {
 			}
 			if streamErr != nil {
 				lines.WriteString("error: ")
-				lines.Write(bytes.TrimSpace(errorGolden(t, streamErr)))
+				lines.Write(bytes.TrimSpace(golden.Error(t, streamErr)))
 				lines.WriteByte('\n')
 			}
-			golden(t, dir, "stream.jsonl", lines.Bytes())
+			golden.Compare(t, dir, "stream.jsonl", lines.Bytes())
 			sameUpstream(t, upstream.Body, f.LastRequest().Body)
 
 			switch {
 			case unaryErr != nil:
 				// The stream fails before any chunk, the same way.
-				if streamErr == nil || len(got) != 0 || errorStatus(streamErr) != errorStatus(unaryErr) {
+				if streamErr == nil || len(got) != 0 || golden.Status(streamErr) != golden.Status(unaryErr) {
 					t.Errorf("stream: %d chunks, error %v; want no chunks and %v", len(got), streamErr, unaryErr)
 				}
 			case tc.stream != nil && (tc.stream.ErrorAfter > 0 || tc.stream.CutAfter > 0):
@@ -337,74 +334,6 @@ func checkUpstreamHeaders(t *testing.T, h map[string][]string, key string) {
 	}
 	if get("Authorization") != "" {
 		t.Errorf("upstream request carries an Authorization header")
-	}
-}
-
-func withStream(t *testing.T, body []byte) []byte {
-	t.Helper()
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
-		t.Fatal(err)
-	}
-	m["stream"] = json.RawMessage("true")
-	m["stream_options"] = json.RawMessage(`{"include_usage":true}`)
-	out, _ := json.Marshal(m)
-	return out
-}
-
-func errorStatus(err error) int {
-	var oe *openai.Error
-	if errors.As(err, &oe) {
-		return oe.Status
-	}
-	return 0
-}
-
-// errorGolden renders an error as the client would see it.
-func errorGolden(t *testing.T, err error) []byte {
-	t.Helper()
-	var oe *openai.Error
-	if !errors.As(err, &oe) {
-		t.Fatalf("error is not an *openai.Error: %v", err)
-	}
-	out, _ := json.MarshalIndent(map[string]any{
-		"status":         oe.Status,
-		"retry_after_ms": oe.RetryAfter.Milliseconds(),
-		"body":           oe.Body(),
-	}, "", "  ")
-	return append(out, '\n')
-}
-
-func indent(t *testing.T, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, b, "", "  "); err != nil {
-		t.Fatalf("not JSON: %v\n%s", err, b)
-	}
-	buf.WriteByte('\n')
-	return buf.Bytes()
-}
-
-// golden compares got with testdata/dir/name, rewriting it with -update.
-func golden(t *testing.T, dir, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if *update {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (run go test -update after checking the change):\ngot:\n%s\nwant:\n%s",
-			path, got, want)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/llmproxy/llmproxy/plugins/provider-anthropic/anthropicfake"
 	"github.com/llmproxy/llmproxy/sdk/provider"
 	"github.com/llmproxy/llmproxy/sdk/sdktest"
+	"github.com/llmproxy/llmproxy/sdk/sdktest/golden"
 )
 
 const nativeBody = `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Hi"}]}`
@@ -171,7 +172,7 @@ func TestPassthroughUpstreamDown(t *testing.T) {
 	if bytes.Contains(body, []byte("sk-secret-value")) {
 		t.Error("the error leaks the API key")
 	}
-	if _, err := a.ChatCompletion(context.Background(), &provider.Request{Body: []byte(plainBody)}); errorStatus(err) != http.StatusBadGateway {
+	if _, err := a.ChatCompletion(context.Background(), &provider.Request{Body: []byte(plainBody)}); golden.Status(err) != http.StatusBadGateway {
 		t.Errorf("chat with the upstream down: want 502, got %v", err)
 	}
 }

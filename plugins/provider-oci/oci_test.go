@@ -19,6 +19,7 @@ import (
 	"github.com/llmproxy/llmproxy/sdk/provider"
 	"github.com/llmproxy/llmproxy/sdk/schema"
 	"github.com/llmproxy/llmproxy/sdk/sdktest"
+	"github.com/llmproxy/llmproxy/sdk/sdktest/golden"
 )
 
 func TestConformance(t *testing.T) {
@@ -430,7 +431,7 @@ func TestEmbeddings(t *testing.T) {
 		t.Errorf("first embedText call: %s %s", reqs[0].Path, reqs[0].Body[:200])
 	}
 	for _, bad := range []string{`{"model":"m","input":[[1,2]]}`, `{"model":"m","input":"x","encoding_format":"base64"}`, `{"model":"m","input":[""]}`} {
-		if _, err := o.Embeddings(context.Background(), &provider.Request{Body: []byte(bad)}); errorStatus(err) != 400 {
+		if _, err := o.Embeddings(context.Background(), &provider.Request{Body: []byte(bad)}); golden.Status(err) != 400 {
 			t.Errorf("%s: want 400, got %v", bad, err)
 		}
 	}
@@ -493,7 +494,7 @@ func TestPassthrough(t *testing.T) {
 
 func TestNotConfigured(t *testing.T) {
 	_, err := (&OCI{}).ChatCompletion(context.Background(), &provider.Request{Body: []byte(body(genericModel, hello))})
-	if errorStatus(err) != 503 {
+	if golden.Status(err) != 503 {
 		t.Errorf("want 503, got %v", err)
 	}
 }
@@ -528,7 +529,7 @@ func TestGeneratedIDs(t *testing.T) {
 		var cc openai.ChatCompletion
 		_ = json.Unmarshal(resp.Body, &cc)
 		var got chunks
-		if err := o.ChatCompletionStream(context.Background(), &provider.Request{Body: withStream(t, []byte(b))}, &got); err != nil {
+		if err := o.ChatCompletionStream(context.Background(), &provider.Request{Body: golden.Streamed(t, []byte(b))}, &got); err != nil {
 			t.Fatal(err)
 		}
 		var acc openai.Accumulator
@@ -572,7 +573,7 @@ func TestResourcePrincipalAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := &provider.Request{Body: []byte(body(genericModel, hello))}
-	if _, err := o.ChatCompletion(context.Background(), req); errorStatus(err) != 401 {
+	if _, err := o.ChatCompletion(context.Background(), req); golden.Status(err) != 401 {
 		t.Fatalf("before the fake trusts the session key: want 401, got %v", err)
 	}
 	f.TrustKey("ST$"+rpst, f.Key().Public)

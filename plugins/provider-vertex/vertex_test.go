@@ -24,6 +24,7 @@ import (
 	"github.com/llmproxy/llmproxy/sdk/provider"
 	"github.com/llmproxy/llmproxy/sdk/schema"
 	"github.com/llmproxy/llmproxy/sdk/sdktest"
+	"github.com/llmproxy/llmproxy/sdk/sdktest/golden"
 )
 
 func TestConformance(t *testing.T) {
@@ -140,7 +141,7 @@ func TestThoughtSignatureRoundTrip(t *testing.T) {
 			if stream {
 				var got chunks
 				body := toolTurn(model, "")
-				body = withStream(t, body)
+				body = golden.Streamed(t, body)
 				if err := v.ChatCompletionStream(context.Background(), &provider.Request{Meta: meta, Body: body}, &got); err != nil {
 					t.Fatal(err)
 				}
@@ -247,7 +248,7 @@ func TestStreamUsageIsTheLastCumulativeValue(t *testing.T) {
 	f.SetScenario(vertexfake.Scenario{Parts: []vertexfake.Part{vertexfake.Text("A fairly long answer split into many events.")},
 		ChunkSize: 4, Usage: vertexfake.Usage{Prompt: 10, Candidates: 30, Thoughts: 5}})
 	var got chunks
-	body := withStream(t, []byte(plainBody))
+	body := golden.Streamed(t, []byte(plainBody))
 	if err := v.ChatCompletionStream(context.Background(), &provider.Request{Meta: provider.Meta{Model: testModel}, Body: body}, &got); err != nil {
 		t.Fatal(err)
 	}
@@ -459,11 +460,11 @@ func TestEmbeddings(t *testing.T) {
 		`{"model":"text-embedding-005","input":"x","encoding_format":"int8"}`,
 		`{"model":"text-embedding-005","input":["ok",""]}`,
 	} {
-		if _, err := embed(bad); errorStatus(err) != 400 {
+		if _, err := embed(bad); golden.Status(err) != 400 {
 			t.Errorf("%s: err %v, want 400", bad, err)
 		}
 	}
-	if _, err := embed(`{"model":"gemini-2.5-flash","input":"x"}`); errorStatus(err) != 400 {
+	if _, err := embed(`{"model":"gemini-2.5-flash","input":"x"}`); golden.Status(err) != 400 {
 		t.Errorf("embedding a chat model: %v, want the upstream's 400", err)
 	}
 }

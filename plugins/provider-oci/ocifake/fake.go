@@ -157,7 +157,10 @@ type Server struct {
 	failures []Failure
 	requests int
 	log      []Request
-	closing  chan struct{}
+	// epoch counts Resets, so that a request that outlives one does not
+	// record its status in the new log.
+	epoch   int
+	closing chan struct{}
 
 	srv *http.Server
 	ln  net.Listener
@@ -282,6 +285,7 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.scenario, s.queue, s.failures, s.requests, s.log = Scenario{}, nil, nil, 0, nil
+	s.epoch++
 }
 
 // Requests returns a copy of every request received since the last Reset.
@@ -340,13 +344,15 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests++
 	n := s.requests
-	idx := len(s.log)
+	idx, epoch := len(s.log), s.epoch
 	s.log = append(s.log, Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
 	s.mu.Unlock()
 	var status int
 	defer func() {
+		// A request that outlives a Reset (a stream held open) must not
+		// write its status over a later request's entry.
 		s.mu.Lock()
-		if idx < len(s.log) {
+		if epoch == s.epoch && idx < len(s.log) {
 			s.log[idx].Status = status
 		}
 		s.mu.Unlock()
