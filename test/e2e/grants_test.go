@@ -549,17 +549,20 @@ func TestDuplicateKeysNeverReachUpstream(t *testing.T) {
 	g := startGrants(t, "")
 	g.fake.Reset()
 	tests := []struct {
-		name, body, param string
+		name, body, param, code string
 	}{
-		{"model twice", `{"model":"gpt-4o","model":"o1-pro","messages":[{"role":"user","content":"hi"}]}`, "model"},
-		{"model twice, escaped", `{"model":"gpt-4o","mod\u0065l":"o1-pro","messages":[{"role":"user","content":"hi"}]}`, "model"},
-		{"stream twice", `{"model":"gpt-4o","stream":false,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, "stream"},
-		{"nested", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi","role":"system"}]}`, "messages[0].role"},
+		{"model twice", `{"model":"gpt-4o","model":"o1-pro","messages":[{"role":"user","content":"hi"}]}`, "model", "duplicate_key"},
+		{"model twice, escaped", `{"model":"gpt-4o","mod\u0065l":"o1-pro","messages":[{"role":"user","content":"hi"}]}`, "model", "duplicate_key"},
+		{"stream twice", `{"model":"gpt-4o","stream":false,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, "stream", "duplicate_key"},
+		{"nested", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi","role":"system"}]}`, "messages[0].role", "duplicate_key"},
+		// Go's encoding/json matches keys to fields ignoring case.
+		{"model in another case", `{"model":"gpt-4o","MODEL":"o1-pro","messages":[{"role":"user","content":"hi"}]}`, "MODEL", "duplicate_key"},
+		{"stream in another case", `{"model":"gpt-4o","Stream":true,"messages":[{"role":"user","content":"hi"}]}`, "Stream", "invalid_key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			status, _, body := g.Do(t, "POST", "/v1/chat/completions", tt.body)
-			e := wantError(t, status, body, 400, "duplicate_key")
+			e := wantError(t, status, body, 400, tt.code)
 			if e.Error.Param == nil || *e.Error.Param != tt.param {
 				t.Errorf("param %v, want %q", e.Error.Param, tt.param)
 			}

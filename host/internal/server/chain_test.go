@@ -205,12 +205,40 @@ func TestDuplicateKey(t *testing.T) {
 		{`{"mod\u0065l":"a","model":"b"}`, "model"},
 		{`not json`, ""},
 		{`[{"x":1,"x":2}]`, "[0].x"},
+		// encoding/json fills Model from "MODEL" too, and folds the
+		// Kelvin sign (U+212A) and the long s (U+017F) to k and s.
+		{`{"model":"a","MODEL":"b"}`, "MODEL"},
+		{`{"stream":false,"\u017ftream":true}`, "ſtream"},
+		{`{"a":{"key":1,"\u212aey":2}}`, "a.\u212aey"},
 	}
 	var pool fastjson.ParserPool
 	for _, tt := range tests {
 		got, dup := duplicateKey(&pool, []byte(tt.body))
 		if got != tt.want || dup != (tt.want != "") {
 			t.Errorf("duplicateKey(%s) = %q %v, want %q", tt.body, got, dup, tt.want)
+		}
+	}
+}
+
+// TestInexactField: a top-level key that only a case-insensitive reader
+// takes for a field the host decides on is refused, since the host would
+// not see it.
+func TestInexactField(t *testing.T) {
+	tests := []struct {
+		body, want string
+	}{
+		{`{"model":"a","stream":true,"messages":[]}`, ""},
+		{`{"model":"a","StreAm":true}`, "StreAm"},
+		{`{"Model":"a"}`, "Model"},
+		{`{"model":"a","messages":[{"Stream":1}]}`, ""},
+		{`{"model":"a","temperature":1}`, ""},
+		{`not json`, ""},
+	}
+	var pool fastjson.ParserPool
+	for _, tt := range tests {
+		got, bad := inexactField(&pool, []byte(tt.body))
+		if got != tt.want || bad != (tt.want != "") {
+			t.Errorf("inexactField(%s) = %q %v, want %q", tt.body, got, bad, tt.want)
 		}
 	}
 }

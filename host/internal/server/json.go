@@ -3,6 +3,8 @@ package server
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
@@ -23,9 +25,10 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 // depth, as a path such as "model" or "messages[0].content[1].source.url".
 // JSON leaves repeated keys undefined and parsers differ (the host's
 // keeps the first, Go's encoding/json the last), so the host refuses
-// them rather than authorise one value and forward another. A body that
-// is not valid JSON has no duplicates here; the request parser reports
-// it.
+// them rather than authorise one value and forward another. Keys are
+// compared ignoring case, as encoding/json matches them to fields
+// ("MODEL" fills Model too). A body that is not valid JSON has no
+// duplicates here; the request parser reports it.
 func duplicateKey(pool *fastjson.ParserPool, body []byte) (string, bool) {
 	p := pool.Get()
 	defer pool.Put(p)
@@ -54,11 +57,12 @@ func findDuplicate(v *fastjson.Value, path string) (string, bool) {
 			if path == "" {
 				name = string(k)
 			}
-			if _, ok := seen[string(k)]; ok {
+			folded := foldKey(k)
+			if _, ok := seen[folded]; ok {
 				dup, found = name, true
 				return
 			}
-			seen[string(k)] = struct{}{}
+			seen[folded] = struct{}{}
 			dup, found = findDuplicate(child, name)
 		})
 		return dup, found
@@ -71,6 +75,51 @@ func findDuplicate(v *fastjson.Value, path string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// foldKey returns k case-folded the way encoding/json compares a key with
+// a field name, so that keys a Go reader would treat as one compare equal
+// (the Kelvin sign folds to "k", the long s to "s").
+func foldKey(k []byte) string {
+	var b strings.Builder
+	b.Grow(len(k))
+	for _, r := range string(k) {
+		b.WriteRune(unicode.ToUpper(unicode.ToLower(r)))
+	}
+	return b.String()
+}
+
+// decidedFields are the top-level request fields the host reads itself to
+// authorise and route a request.
+var decidedFields = []string{"model", "stream"}
+
+// inexactField reports a top-level key of body that a case-insensitive
+// reader (encoding/json, in the plugins) takes for one of decidedFields
+// while the host, which matches exactly, does not: "Stream": true would
+// reach a plugin as a stream the host never set up.
+func inexactField(pool *fastjson.ParserPool, body []byte) (string, bool) {
+	p := pool.Get()
+	defer pool.Put(p)
+	v, err := p.ParseBytes(body)
+	if err != nil {
+		return "", false
+	}
+	o, err := v.Object()
+	if err != nil {
+		return "", false
+	}
+	var bad string
+	o.Visit(func(k []byte, _ *fastjson.Value) {
+		if bad != "" {
+			return
+		}
+		for _, f := range decidedFields {
+			if string(k) != f && foldKey(k) == foldKey([]byte(f)) {
+				bad = string(k)
+			}
+		}
+	})
+	return bad, bad != ""
 }
 
 // loneSurrogate reports whether body escapes a UTF-16 surrogate (\uD800

@@ -424,7 +424,14 @@ func (r *call) canonical() bool {
 	}
 	if key, dup := duplicateKey(&r.s.parsers, body); dup {
 		e := openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, "duplicate_key",
-			fmt.Sprintf("the request body repeats the key %q; each key may appear once", key))
+			fmt.Sprintf("the request body repeats the key %q (keys are compared ignoring case); each key may appear once", key))
+		e.Param = key
+		writeError(r.ctx, e)
+		return false
+	}
+	if key, bad := inexactField(&r.s.parsers, body); bad {
+		e := openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, "invalid_key",
+			fmt.Sprintf("the request body names %q; write it in lower case, exactly as the API spells it", key))
 		e.Param = key
 		writeError(r.ctx, e)
 		return false
