@@ -494,7 +494,17 @@ func (r *call) writeResponse(resp *provider.Response, err error) {
 	}
 	r.limitHeaders()
 	r.ctx.SetContentType("application/json")
-	r.ctx.SetBody(resp.Body)
+	body := resp.Body
+	if r.out != nil {
+		var err error
+		if body, err = r.out.Response(resp.Body); err != nil {
+			r.logError(err)
+			writeError(r.ctx, err)
+		}
+	}
+	if body != nil {
+		r.ctx.SetBody(body)
+	}
 	if len(r.traffic.tickets) > 0 {
 		p := r.s.parsers.Get()
 		used, known := usageOf(p, resp.Body)

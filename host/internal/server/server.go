@@ -534,6 +534,9 @@ type call struct {
 	traffic   traffic
 	// mw is the request's middleware chain; nil runs none.
 	mw *mw.Chain
+	// out writes the answer in the API the client called; nil for OpenAI
+	// chat completions (see dialect).
+	out dialect
 }
 
 func (r *call) method(want string) bool {
@@ -562,6 +565,10 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(secs))
 	}
 	ctx.SetContentType("application/json")
+	if d := dialectOf(ctx); d != nil {
+		ctx.SetBody(d.Error(e))
+		return
+	}
 	ctx.SetBody(e.JSON())
 }
 

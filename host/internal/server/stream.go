@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/llmproxy/llmproxy/host/internal/router"
+	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/provider"
 )
 
@@ -84,6 +85,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	id := r.id
 	log := r.s.log
 	op := r.op
+	out := r.out
 	// The stream's limits are settled with the usage chunk when the
 	// stream has one, else with an estimate from its chunks.
 	m := &meter{prompt: r.traffic.est.Prompt}
@@ -102,6 +104,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		defer cancel()
 		defer stop()
 		k := startKeepalive(w, a.target.Bounds.StreamKeepalive)
+		k.out = out
 		defer k.stop()
 		res := first
 		if pending != nil {
@@ -125,7 +128,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 				log.Error("middleware ended the stream", "request_id", id, "status", e.Status, "code", e.Code, "error", e.Message)
 				failed = e
 				a.span.Fail(e)
-				k.event(e.JSON(), true)
+				k.fail(e)
 				return
 			}
 			if len(chunk) == 0 {
@@ -146,7 +149,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 			e := asAPIError(err)
 			if errors.Is(context.Cause(ctx), ErrShuttingDown) {
 				log.Warn("stream cut by the shutdown", "request_id", id, "instance", a.target.Instance)
-				k.event(shutdownError().JSON(), true)
+				k.fail(shutdownError())
 				return
 			}
 			if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
@@ -158,10 +161,10 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 			log.Error("stream failed after it started", "request_id", id, "status", e.Status, "code", e.Code, "error", e.Message)
 			failed = e
 			a.span.Fail(e)
-			k.event(e.JSON(), true)
+			k.fail(e)
 			return
 		}
-		k.raw(sseDone)
+		k.end()
 	})
 }
 
@@ -176,6 +179,9 @@ type keepalive struct {
 	buf    []byte
 	err    error
 	closed bool
+	// out converts the events to the client's API; nil writes OpenAI
+	// chat completion chunks.
+	out dialect
 }
 
 func startKeepalive(w *bufio.Writer, every time.Duration) *keepalive {
@@ -219,8 +225,43 @@ func (k *keepalive) comment() error { return k.raw(sseKeepalive) }
 func (k *keepalive) event(chunk []byte, flush bool) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.buf = appendEvent(k.buf[:0], chunk)
+	if k.out == nil {
+		k.buf = appendEvent(k.buf[:0], chunk)
+		return k.writeLocked(k.buf, flush)
+	}
+	var err error
+	if k.buf, err = k.out.Events(k.buf[:0], chunk); err != nil {
+		k.buf = k.out.StreamError(k.buf[:0], asAPIError(err))
+		k.writeLocked(k.buf, true)
+		return err
+	}
+	if len(k.buf) == 0 {
+		return k.err
+	}
 	return k.writeLocked(k.buf, flush)
+}
+
+// fail writes e as the stream's last event.
+func (k *keepalive) fail(e *openai.Error) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.out == nil {
+		k.buf = appendEvent(k.buf[:0], e.JSON())
+	} else {
+		k.buf = k.out.StreamError(k.buf[:0], e)
+	}
+	return k.writeLocked(k.buf, true)
+}
+
+// end writes the events that close a stream that ended well.
+func (k *keepalive) end() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.out == nil {
+		return k.writeLocked(sseDone, true)
+	}
+	k.buf = k.out.End(k.buf[:0])
+	return k.writeLocked(k.buf, true)
 }
 
 // raw writes b as it is.
