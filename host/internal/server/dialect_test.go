@@ -35,7 +35,9 @@ func (tagged) Events(dst, chunk []byte) ([]byte, error) {
 
 func (tagged) End(dst []byte) []byte { return append(dst, "event: stop\ndata: {}\n\n"...) }
 
-func (tagged) Error(e *openai.Error) []byte { return []byte(`{"kind":"error","code":"` + e.Code + `"}`) }
+func (tagged) Error(e *openai.Error) []byte {
+	return []byte(`{"kind":"error","code":"` + e.Code + `"}`)
+}
 
 func (tagged) StreamError(dst []byte, e *openai.Error) []byte {
 	return append(dst, "event: error\ndata: "+e.Code+"\n\n"...)
