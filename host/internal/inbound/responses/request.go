@@ -538,12 +538,20 @@ func toolOutput(raw json.RawMessage, param string) (openai.Content, error) {
 		return openai.Content{}, invalid(param+".output", "%s: output must be a string or an array of content parts", param)
 	}
 	out := make([]openai.ContentPart, 0, len(parts))
+	var text strings.Builder
 	for j, p := range parts {
 		cp, err := userPart(p, fmt.Sprintf("%s.output[%d]", param, j))
 		if err != nil {
 			return openai.Content{}, err
 		}
 		out = append(out, cp)
+		text.WriteString(cp.Text)
 	}
-	return openai.Content{Parts: out, IsArray: true}, nil
+	for _, cp := range out {
+		if cp.Type != openai.PartText {
+			return openai.Content{Parts: out, IsArray: true}, nil
+		}
+	}
+	// Text only: one string, which every provider takes as a tool result.
+	return openai.TextContent(text.String()), nil
 }

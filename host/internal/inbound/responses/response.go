@@ -291,6 +291,8 @@ type Converter struct {
 	resp    *Response
 	done    bool
 	created time.Time
+	// newID names output items (NewID; fixed in tests).
+	newID func(prefix string) string
 
 	// Stream state.
 	seq     int64
@@ -308,7 +310,7 @@ type Converter struct {
 // NewConverter returns the Converter for r; id is the response's id and
 // store says whether it will be kept (echoed as the response's store).
 func NewConverter(r *Request, id string, created time.Time, store bool) *Converter {
-	return &Converter{req: r, resp: skeleton(r, id, created, store), created: created,
+	return &Converter{req: r, resp: skeleton(r, id, created, store), created: created, newID: NewID,
 		msg: -1, textPart: -1, refusalPart: -1, calls: map[int]int{}, lastCall: -1}
 }
 
@@ -341,10 +343,10 @@ func (c *Converter) Response(body []byte) ([]byte, error) {
 			parts = append(parts, Part{Type: "refusal", Refusal: *m})
 		}
 		if len(parts) > 0 {
-			c.resp.Output = append(c.resp.Output, Item{ID: NewID("msg"), Type: "message", Status: StatusCompleted, Role: "assistant", Content: parts})
+			c.resp.Output = append(c.resp.Output, Item{ID: c.newID("msg"), Type: "message", Status: StatusCompleted, Role: "assistant", Content: parts})
 		}
 		for _, tc := range ch.Message.ToolCalls {
-			c.resp.Output = append(c.resp.Output, Item{ID: NewID("fc"), Type: "function_call", Status: StatusCompleted,
+			c.resp.Output = append(c.resp.Output, Item{ID: c.newID("fc"), Type: "function_call", Status: StatusCompleted,
 				CallID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
 		}
 		c.resp.finish(ch.FinishReason)

@@ -87,9 +87,13 @@ func (c *Converter) emit(dst []byte, typ string, v any) []byte {
 // lifecycle events (later events must not change what was sent).
 func (c *Converter) snapshot() *Response {
 	r := *c.resp
-	r.Output = append([]Item(nil), c.resp.Output...)
-	for i := range r.Output {
-		r.Output[i].Content = append([]Part(nil), r.Output[i].Content...)
+	r.Output = make([]Item, len(c.resp.Output))
+	copy(r.Output, c.resp.Output)
+	for i, it := range r.Output {
+		if it.Content != nil {
+			r.Output[i].Content = make([]Part, len(it.Content))
+			copy(r.Output[i].Content, it.Content)
+		}
 	}
 	return &r
 }
@@ -147,7 +151,7 @@ func (c *Converter) Events(dst, chunk []byte) ([]byte, error) {
 func (c *Converter) text(dst []byte, kind, delta string) []byte {
 	if c.msg < 0 {
 		c.msg = len(c.resp.Output)
-		c.resp.Output = append(c.resp.Output, Item{ID: NewID("msg"), Type: "message", Status: StatusInProgress, Role: "assistant", Content: []Part{}})
+		c.resp.Output = append(c.resp.Output, Item{ID: c.newID("msg"), Type: "message", Status: StatusInProgress, Role: "assistant", Content: []Part{}})
 		dst = c.emit(dst, "response.output_item.added", itemEvent{Type: "response.output_item.added", Sequence: c.seq,
 			OutputIndex: c.msg, Item: c.resp.Output[c.msg]})
 	}
@@ -189,9 +193,15 @@ func (c *Converter) call(dst []byte, tc openai.ToolCall) []byte {
 	c.lastCall = i
 	out, ok := c.calls[i]
 	if !ok {
+		if c.msg >= 0 {
+			// The model's text comes before its calls: the message is
+			// complete when the first call starts.
+			dst = c.close(dst, c.msg, StatusCompleted)
+			c.msg, c.textPart, c.refusalPart = -1, -1, -1
+		}
 		out = len(c.resp.Output)
 		c.calls[i] = out
-		c.resp.Output = append(c.resp.Output, Item{ID: NewID("fc"), Type: "function_call", Status: StatusInProgress,
+		c.resp.Output = append(c.resp.Output, Item{ID: c.newID("fc"), Type: "function_call", Status: StatusInProgress,
 			CallID: tc.ID, Name: tc.Function.Name})
 		dst = c.emit(dst, "response.output_item.added", itemEvent{Type: "response.output_item.added", Sequence: c.seq,
 			OutputIndex: out, Item: c.resp.Output[out]})
@@ -219,36 +229,12 @@ func (c *Converter) End(dst []byte) []byte {
 		return dst
 	}
 	dst = c.start(dst)
+	status := StatusCompleted
+	if c.finish == openai.FinishLength || c.finish == openai.FinishContentFilter {
+		status = StatusIncomplete
+	}
 	for i := range c.resp.Output {
-		it := &c.resp.Output[i]
-		if it.Status != StatusInProgress {
-			continue
-		}
-		status := StatusCompleted
-		if c.finish == openai.FinishLength || c.finish == openai.FinishContentFilter {
-			status = StatusIncomplete
-		}
-		switch it.Type {
-		case "message":
-			for j, p := range it.Content {
-				ev := textEvent{Sequence: c.seq, ItemID: it.ID, OutputIndex: i, ContentIndex: j}
-				if p.Type == "refusal" {
-					ev.Type, ev.Refusal = "response.refusal.done", &p.Refusal
-				} else {
-					ev.Type, ev.Text, ev.Logprobs = "response.output_text.done", &p.Text, &[]any{}
-				}
-				dst = c.emit(dst, ev.Type, ev)
-				dst = c.emit(dst, "response.content_part.done", partEvent{Type: "response.content_part.done", Sequence: c.seq,
-					ItemID: it.ID, OutputIndex: i, ContentIndex: j, Part: p})
-			}
-		case "function_call":
-			args := it.Arguments
-			dst = c.emit(dst, "response.function_call_arguments.done", argumentsEvent{Type: "response.function_call_arguments.done",
-				Sequence: c.seq, ItemID: it.ID, OutputIndex: i, Arguments: &args, Name: it.Name})
-		}
-		it.Status = status
-		dst = c.emit(dst, "response.output_item.done", itemEvent{Type: "response.output_item.done", Sequence: c.seq,
-			OutputIndex: i, Item: *it})
+		dst = c.close(dst, i, status)
 	}
 	c.resp.finish(c.finish)
 	c.done = true
@@ -257,6 +243,36 @@ func (c *Converter) End(dst []byte) []byte {
 		typ = "response.incomplete"
 	}
 	return c.emit(dst, typ, responseEvent{Type: typ, Sequence: c.seq, Response: c.snapshot()})
+}
+
+// close appends the events that end output item i, when it is open,
+// with status.
+func (c *Converter) close(dst []byte, i int, status string) []byte {
+	it := &c.resp.Output[i]
+	if it.Status != StatusInProgress {
+		return dst
+	}
+	switch it.Type {
+	case "message":
+		for j, p := range it.Content {
+			ev := textEvent{Sequence: c.seq, ItemID: it.ID, OutputIndex: i, ContentIndex: j}
+			if p.Type == "refusal" {
+				ev.Type, ev.Refusal = "response.refusal.done", &p.Refusal
+			} else {
+				ev.Type, ev.Text, ev.Logprobs = "response.output_text.done", &p.Text, &[]any{}
+			}
+			dst = c.emit(dst, ev.Type, ev)
+			dst = c.emit(dst, "response.content_part.done", partEvent{Type: "response.content_part.done", Sequence: c.seq,
+				ItemID: it.ID, OutputIndex: i, ContentIndex: j, Part: p})
+		}
+	case "function_call":
+		args := it.Arguments
+		dst = c.emit(dst, "response.function_call_arguments.done", argumentsEvent{Type: "response.function_call_arguments.done",
+			Sequence: c.seq, ItemID: it.ID, OutputIndex: i, Arguments: &args, Name: it.Name})
+	}
+	it.Status = status
+	return c.emit(dst, "response.output_item.done", itemEvent{Type: "response.output_item.done", Sequence: c.seq,
+		OutputIndex: i, Item: *it})
 }
 
 // StreamError appends an error event for e, then response.failed with
