@@ -108,6 +108,14 @@ func (f *respFakes) script(backend, mode string, hasResult bool) {
 	case "anthropic":
 		sc := anthropicfake.Scenario{StopReason: stop, ChunkSize: 7,
 			Usage: anthropicfake.Usage{InputTokens: 20, OutputTokens: 9, CacheReadInputTokens: 4}}
+		if mode == "fail" {
+			sc.ErrorAfter = 4
+		}
+		if mode == "slow" {
+			// Longer than the target's stream_keepalive: the stream
+			// starts with keepalive comments.
+			sc.ResponseDelay = 350 * time.Millisecond
+		}
 		if text != "" {
 			sc.Content = append(sc.Content, anthropicfake.Text(text))
 		}
@@ -119,6 +127,9 @@ func (f *respFakes) script(backend, mode string, hasResult bool) {
 		f.anthropic.SetScenario(sc)
 	case "bedrock":
 		rp := bedrockfake.Reply{StopReason: stop, ChunkSize: 7, Usage: bedrockfake.Usage{Input: 20, Output: 9, CacheRead: 4, Cache: true}}
+		if mode == "fail" {
+			rp.Exception, rp.ExceptionAfter = "throttlingException", 4
+		}
 		if text != "" {
 			rp.Blocks = append(rp.Blocks, bedrockfake.Block{Text: text})
 		}
@@ -178,7 +189,7 @@ provider "bedrock_us1" {
 }
 
 route "claude-*" {
-  target "anthropic_direct" {}
+  target "anthropic_direct" { stream_keepalive = "100ms" }
 }
 
 route "anthropic.*" {
@@ -316,6 +327,61 @@ func TestResponsesGoSDK(t *testing.T) {
 					t.Fatalf("deltas %q, completed %+v", text, completed)
 				}
 				respCheckUsage(t, completed.Usage)
+			})
+
+			if b.name == "anthropic" {
+				t.Run("keepalive comments", func(t *testing.T) {
+					f.setMode("slow")
+					status, _, raw := h.Do(t, http.MethodPost, "/v1/responses",
+						`{"model":"`+b.model+`","input":"What is the capital of France?","stream":true}`)
+					if status != http.StatusOK || !bytes.HasPrefix(raw, []byte(": keepalive\n\n")) || !bytes.Contains(raw, []byte("event: response.completed")) {
+						t.Fatalf("status %d, stream %q", status, raw)
+					}
+					stream := client.Responses.NewStreaming(ctx, responses.ResponseNewParams{
+						Model: b.model,
+						Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("What is the capital of France?")},
+					})
+					var types []string
+					for stream.Next() {
+						types = append(types, stream.Current().Type)
+					}
+					if err := stream.Err(); err != nil || len(types) < 3 || types[0] != "response.created" || types[len(types)-1] != "response.completed" {
+						t.Errorf("the SDK read %v, %v", types, err)
+					}
+				})
+			}
+
+			t.Run("error mid-stream", func(t *testing.T) {
+				f.setMode("fail")
+				stream := client.Responses.NewStreaming(ctx, responses.ResponseNewParams{
+					Model: b.model,
+					Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("What is the capital of France?")},
+				})
+				var types []string
+				var failure responses.ResponseErrorEvent
+				var failed *responses.Response
+				for stream.Next() {
+					ev := stream.Current()
+					types = append(types, ev.Type)
+					switch ev.Type {
+					case "error":
+						failure = ev.AsError()
+					case "response.failed":
+						r := ev.AsResponseFailed().Response
+						failed = &r
+					}
+				}
+				if err := stream.Err(); err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("events %v, error %s: %s", types, failure.Code, failure.Message)
+				n := len(types)
+				if n < 4 || types[0] != "response.created" || types[n-2] != "error" || types[n-1] != "response.failed" {
+					t.Fatalf("events %v", types)
+				}
+				if failure.Code == "" || failure.Message == "" || failed == nil || failed.Status != "failed" || string(failed.Error.Code) != failure.Code {
+					t.Errorf("error event %+v, failed response %+v", failure, failed)
+				}
 			})
 
 			t.Run("function call round trip with input items", func(t *testing.T) {
