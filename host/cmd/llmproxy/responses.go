@@ -22,7 +22,7 @@ func openResponses(cfg *config.File) (server.ResponseStore, time.Duration, error
 	}
 	switch rc.Store {
 	case "", "memory":
-		return responses.NewMemory(rc.MaxEntries), retention, nil
+		return responses.NewMemory(rc.MaxEntries, rc.MaxBytes), retention, nil
 	}
 	return nil, 0, fmt.Errorf("responses.store %q is not a known store", rc.Store)
 }

@@ -15,11 +15,13 @@ import (
 //	  store       = "memory"  # the default
 //	  retention   = "24h"     # how long a response is kept; default 720h
 //	  max_entries = 10000     # memory store only
+//	  max_bytes   = 268435456 # memory store only
 //	}
 type Responses struct {
 	Store      string `hcl:"store,optional"`
 	Retention  string `hcl:"retention,optional"`
 	MaxEntries int    `hcl:"max_entries,optional"`
+	MaxBytes   int64  `hcl:"max_bytes,optional"`
 }
 
 // ResponseStores are the values of responses.store.
@@ -60,6 +62,10 @@ func (f *File) validateResponses() hcl.Diagnostics {
 	if _, err := r.RetentionDuration(); err != nil {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid responses retention",
 			Detail: err.Error(), Subject: f.Range("responses.retention")})
+	}
+	if r.MaxBytes < 0 {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid responses max_bytes",
+			Detail: "responses.max_bytes must not be negative", Subject: f.Range("responses.max_bytes")})
 	}
 	if r.MaxEntries < 0 {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid responses max_entries",

@@ -39,7 +39,7 @@ func TestResponsesDialectStores(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mem := responses.NewMemory(10)
+			mem := responses.NewMemory(10, 0)
 			d := &responsesDialect{
 				Converter: responses.NewConverter(req, "resp_1", time.Now(), tt.keep),
 				keep:      tt.keep, store: mem, owner: "alice", expiry: time.Hour, log: hclog.NewNullLogger(),

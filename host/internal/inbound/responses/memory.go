@@ -13,14 +13,17 @@ import (
 var ErrNotFound = errors.New("response not found")
 
 // Memory keeps stored responses in process, each until it expires. It is
-// bounded: when full, storing a response first drops the expired ones,
-// then the one that expires soonest. Responses are lost on restart and
-// are not shared between replicas; a database store serves those needs.
+// bounded in entries and in bytes: when full, storing a response first
+// drops the expired ones, then those that expire soonest. Responses are
+// lost on restart and are not shared between replicas; a database store
+// serves those needs.
 type Memory struct {
-	mu      sync.Mutex
-	max     int
-	entries map[string]memoryEntry
-	now     func() time.Time
+	mu       sync.Mutex
+	max      int
+	maxBytes int64
+	size     int64
+	entries  map[string]memoryEntry
+	now      func() time.Time
 }
 
 type memoryEntry struct {
@@ -29,15 +32,22 @@ type memoryEntry struct {
 	expires time.Time
 }
 
-// DefaultMemoryEntries bounds a Memory created with max <= 0.
-const DefaultMemoryEntries = 10000
+// Defaults of NewMemory's bounds.
+const (
+	DefaultMemoryEntries = 10000
+	DefaultMemoryBytes   = 256 << 20
+)
 
-// NewMemory returns an empty Memory holding at most max responses.
-func NewMemory(max int) *Memory {
+// NewMemory returns an empty Memory holding at most max responses of at
+// most maxBytes in all; zero or less means the default.
+func NewMemory(max int, maxBytes int64) *Memory {
 	if max <= 0 {
 		max = DefaultMemoryEntries
 	}
-	return &Memory{max: max, entries: map[string]memoryEntry{}, now: time.Now}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMemoryBytes
+	}
+	return &Memory{max: max, maxBytes: maxBytes, entries: map[string]memoryEntry{}, now: time.Now}
 }
 
 // PutResponse stores body under id for owner until expires.
@@ -45,32 +55,48 @@ func (m *Memory) PutResponse(_ context.Context, id, owner string, body []byte, e
 	if id == "" || owner == "" {
 		return fmt.Errorf("responses: store %q for %q: id and owner are required", id, owner)
 	}
+	n := int64(len(body))
+	if n > m.maxBytes {
+		return fmt.Errorf("responses: store %q: %d bytes exceed the memory store's %d", id, n, m.maxBytes)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.entries[id]; !ok && len(m.entries) >= m.max {
-		m.evict()
-	}
+	m.remove(id)
+	m.evict(n)
 	m.entries[id] = memoryEntry{owner: owner, body: append([]byte(nil), body...), expires: expires}
+	m.size += n
 	return nil
 }
 
-// evict drops the expired entries, or when none has expired the one that
-// expires soonest.
-func (m *Memory) evict() {
+// remove deletes entry id if present.
+func (m *Memory) remove(id string) {
+	if e, ok := m.entries[id]; ok {
+		m.size -= int64(len(e.body))
+		delete(m.entries, id)
+	}
+}
+
+// evict makes room for one more entry of n bytes: it drops the expired
+// entries, then the ones that expire soonest.
+func (m *Memory) evict(n int64) {
+	if len(m.entries) < m.max && m.size+n <= m.maxBytes {
+		return
+	}
 	now := m.now()
-	var soonest string
-	var at time.Time
 	for id, e := range m.entries {
 		if !now.Before(e.expires) {
-			delete(m.entries, id)
-			continue
-		}
-		if soonest == "" || e.expires.Before(at) {
-			soonest, at = id, e.expires
+			m.remove(id)
 		}
 	}
-	if len(m.entries) >= m.max && soonest != "" {
-		delete(m.entries, soonest)
+	for len(m.entries) > 0 && (len(m.entries) >= m.max || m.size+n > m.maxBytes) {
+		var soonest string
+		var at time.Time
+		for id, e := range m.entries {
+			if soonest == "" || e.expires.Before(at) {
+				soonest, at = id, e.expires
+			}
+		}
+		m.remove(soonest)
 	}
 }
 
@@ -83,7 +109,7 @@ func (m *Memory) GetResponse(_ context.Context, id, owner string) ([]byte, error
 	case !ok || e.owner != owner:
 		return nil, fmt.Errorf("responses: %q: %w", id, ErrNotFound)
 	case !m.now().Before(e.expires):
-		delete(m.entries, id)
+		m.remove(id)
 		return nil, fmt.Errorf("responses: %q: %w", id, ErrNotFound)
 	}
 	return append([]byte(nil), e.body...), nil
@@ -97,7 +123,7 @@ func (m *Memory) DeleteResponse(_ context.Context, id, owner string) error {
 	if !ok || e.owner != owner || !m.now().Before(e.expires) {
 		return fmt.Errorf("responses: %q: %w", id, ErrNotFound)
 	}
-	delete(m.entries, id)
+	m.remove(id)
 	return nil
 }
 

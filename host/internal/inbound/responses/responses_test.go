@@ -435,7 +435,7 @@ func TestStoredItems(t *testing.T) {
 
 func TestMemory(t *testing.T) {
 	ctx := t.Context()
-	m := NewMemory(2)
+	m := NewMemory(2, 0)
 	now := created
 	m.now = func() time.Time { return now }
 	hour := now.Add(time.Hour)
@@ -480,5 +480,31 @@ func TestMemory(t *testing.T) {
 	}
 	if _, err := m.GetResponse(ctx, "resp_c", "alice"); !m.IsNotFound(err) {
 		t.Errorf("a deleted response was found: %v", err)
+	}
+}
+
+func TestMemoryBytes(t *testing.T) {
+	ctx := t.Context()
+	m := NewMemory(100, 10)
+	hour := time.Now().Add(time.Hour)
+	if err := m.PutResponse(ctx, "big", "alice", make([]byte, 11), hour); err == nil {
+		t.Error("a record larger than the store was kept")
+	}
+	m.PutResponse(ctx, "a", "alice", make([]byte, 6), hour.Add(time.Minute))
+	m.PutResponse(ctx, "b", "alice", make([]byte, 3), hour)
+	// 6+3+4 > 10: b, which expires first, goes.
+	m.PutResponse(ctx, "c", "alice", make([]byte, 4), hour.Add(2*time.Minute))
+	if _, err := m.GetResponse(ctx, "b", "alice"); !m.IsNotFound(err) {
+		t.Errorf("b stayed: %v", err)
+	}
+	if _, err := m.GetResponse(ctx, "a", "alice"); err != nil {
+		t.Errorf("a went: %v", err)
+	}
+	// Replacing an entry frees its bytes first.
+	if err := m.PutResponse(ctx, "c", "alice", make([]byte, 4), hour); err != nil || m.Len() != 2 {
+		t.Errorf("replace: %v, %d entries", err, m.Len())
+	}
+	if m.size != 10 {
+		t.Errorf("size %d, want 10", m.size)
 	}
 }
