@@ -79,10 +79,13 @@ type Format struct {
 	Strict      *bool           `json:"strict,omitempty"`
 }
 
-// Reasoning is the reasoning parameter.
+// Reasoning is the reasoning parameter. Only effort reaches the
+// provider; summary (and its older name generate_summary) is accepted
+// and echoed.
 type Reasoning struct {
-	Effort  *string `json:"effort"`
-	Summary *string `json:"summary"`
+	Effort          *string `json:"effort"`
+	Summary         *string `json:"summary"`
+	GenerateSummary *string `json:"generate_summary,omitempty"`
 }
 
 // Errors of this package carry the status and shape the client sees.
