@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/llmproxy/llmproxy/host/internal/inbound/responses"
 )
 
 // Responses is the responses block: how the responses of POST
@@ -27,13 +29,10 @@ type Responses struct {
 // ResponseStores are the values of responses.store.
 var ResponseStores = []string{"memory"}
 
-// DefaultResponseRetention is responses.retention when unset.
-const DefaultResponseRetention = 30 * 24 * time.Hour
-
 // RetentionDuration returns retention, or its default.
 func (r *Responses) RetentionDuration() (time.Duration, error) {
 	if r.Retention == "" {
-		return DefaultResponseRetention, nil
+		return responses.DefaultRetention, nil
 	}
 	d, err := time.ParseDuration(r.Retention)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llmproxy/llmproxy/host/internal/inbound/responses"
 )
 
 func TestResponsesBlock(t *testing.T) {
@@ -14,7 +16,7 @@ func TestResponsesBlock(t *testing.T) {
 		err       string
 	}{
 		{name: "absent"},
-		{name: "defaults", block: "responses {}\n", retention: DefaultResponseRetention},
+		{name: "defaults", block: "responses {}\n", retention: responses.DefaultRetention},
 		{name: "memory", block: "responses {\n  store = \"memory\"\n  retention = \"24h\"\n  max_entries = 50\n}\n", retention: 24 * time.Hour},
 		{name: "unknown store", block: "responses {\n  store = \"mongo\"\n}\n", err: `responses.store must be one of ["memory"], not "mongo"`},
 		{name: "bad retention", block: "responses {\n  retention = \"a day\"\n}\n", err: "responses.retention"},

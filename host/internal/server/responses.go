@@ -33,10 +33,6 @@ type ResponseDeleter interface {
 var _ ResponseStore = (*responses.Memory)(nil)
 var _ ResponseDeleter = (*responses.Memory)(nil)
 
-// DefaultResponseRetention is how long a stored response is kept when
-// Options.ResponseRetention is not set.
-const DefaultResponseRetention = 30 * 24 * time.Hour
-
 // storeTimeout bounds one call of the response store.
 const storeTimeout = 5 * time.Second
 
@@ -129,7 +125,7 @@ func (r *call) responses() {
 	keep := st != nil && (req.Store == nil || *req.Store)
 	expiry := r.s.opts.ResponseRetention
 	if expiry <= 0 {
-		expiry = DefaultResponseRetention
+		expiry = responses.DefaultRetention
 	}
 	d := &responsesDialect{
 		Converter: responses.NewConverter(req, responses.NewID("resp"), time.Now(), keep),

@@ -79,7 +79,7 @@ type Options struct {
 	Middleware *mw.Runner
 	// Responses keeps the responses of /v1/responses for
 	// previous_response_id, each for ResponseRetention
-	// (DefaultResponseRetention when 0); nil keeps none.
+	// (responses.DefaultRetention when 0); nil keeps none.
 	Responses         ResponseStore
 	ResponseRetention time.Duration
 }

@@ -8,6 +8,10 @@ import (
 	"time"
 )
 
+// DefaultRetention is how long a response is kept when the configuration
+// does not say.
+const DefaultRetention = 30 * 24 * time.Hour
+
 // ErrNotFound is returned by Memory for a response that does not exist,
 // has expired or belongs to another key.
 var ErrNotFound = errors.New("response not found")
