@@ -616,6 +616,11 @@ type respNodeResult struct {
 		} `json:"input_tokens_details"`
 	} `json:"usage"`
 	Previous string `json:"previous_response_id"`
+	// Error is the stream's error event as the SDK raised it.
+	Error *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
 }
 
 // runRespNode runs one scenario of test/node/responses.mjs.
@@ -670,6 +675,22 @@ func TestResponsesNodeSDK(t *testing.T) {
 				}
 				if r.Deltas != respAnswer || r.OutputText != respAnswer || r.Usage == nil || r.Usage.OutputTokens != 9 {
 					t.Errorf("deltas %q, final output_text %q, usage %+v", r.Deltas, r.OutputText, r.Usage)
+				}
+			})
+			t.Run("stream_error", func(t *testing.T) {
+				f.setMode("fail")
+				r := runRespNode(t, h, "stream_error", b.model)
+				t.Logf("events %v, raised %+v", r.Events, r.Error)
+				// The SDK raises the error event itself.
+				if len(r.Events) < 3 || r.Events[0] != "response.created" || !slices.Contains(r.Events, "response.output_text.delta") ||
+					!slices.Contains(r.Events, "error") || !r.Sequence {
+					t.Fatalf("events %v (sequence ok %v)", r.Events, r.Sequence)
+				}
+				if r.Error == nil || r.Error.Code == "" || r.Error.Message == "" {
+					t.Errorf("raised %+v", r.Error)
+				}
+				if r.Deltas == "" || !strings.HasPrefix(respAnswer, r.Deltas) {
+					t.Errorf("text before the failure %q", r.Deltas)
 				}
 			})
 			for _, sc := range []string{"tools_items", "tools_previous", "tools_stream"} {

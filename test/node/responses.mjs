@@ -14,6 +14,9 @@
 //   tools_previous  the same second turn through previous_response_id
 //   tools_stream    tools_items with both turns streamed
 //   json_schema     text.format json_schema; output_text is the JSON
+//   stream_error    responses.stream where the provider fails part-way: the
+//                   events seen before the SDK raised the stream's error
+//                   event, and that error's code and message
 //
 // The script prints one JSON object on stdout describing what the SDK saw.
 // Anything unexpected is printed on stderr and ends the process with
@@ -149,6 +152,27 @@ switch (scenario) {
       },
     });
     report({}, r);
+    break;
+  }
+  case "stream_error": {
+    const stream = client.responses.stream({ model, input: "What is the capital of France?" });
+    const events = [];
+    let deltas = "";
+    let sequenceOK = true;
+    let i = 0;
+    let raised = null;
+    try {
+      for await (const ev of stream) {
+        if (ev.sequence_number !== i++) sequenceOK = false;
+        if (events[events.length - 1] !== ev.type) events.push(ev.type);
+        if (ev.type === "response.output_text.delta") deltas += ev.delta;
+      }
+      await stream.finalResponse();
+    } catch (err) {
+      raised = { code: err.code, message: err.message };
+    }
+    if (!raised) fail("the stream ended without raising the provider's error");
+    console.log(JSON.stringify({ scenario, events, sequence_ok: sequenceOK, deltas, error: raised }));
     break;
   }
   default:
