@@ -677,6 +677,17 @@ func TestResponsesNodeSDK(t *testing.T) {
 					t.Errorf("deltas %q, final output_text %q, usage %+v", r.Deltas, r.OutputText, r.Usage)
 				}
 			})
+			if b.name == "anthropic" {
+				// The route's stream_keepalive is shorter than the fake's
+				// delay: the stream starts with comments the SDK skips.
+				t.Run("stream after keepalive comments", func(t *testing.T) {
+					f.setMode("slow")
+					r := runRespNode(t, h, "stream", b.model)
+					if len(r.Events) == 0 || r.Events[0] != "response.created" || !r.Sequence || r.OutputText != respAnswer {
+						t.Errorf("events %v (sequence ok %v), output_text %q", r.Events, r.Sequence, r.OutputText)
+					}
+				})
+			}
 			t.Run("stream_error", func(t *testing.T) {
 				f.setMode("fail")
 				r := runRespNode(t, h, "stream_error", b.model)
