@@ -335,6 +335,12 @@ func (c *Converter) Response(body []byte) ([]byte, error) {
 	}
 	if len(cc.Choices) > 0 {
 		ch := cc.Choices[0]
+		c.resp.finish(ch.FinishReason)
+		// Items cut short share the response's status.
+		status := StatusCompleted
+		if c.resp.Status == StatusIncomplete {
+			status = StatusIncomplete
+		}
 		var parts []Part
 		if m := ch.Message.Content; m != nil && *m != "" {
 			parts = append(parts, Part{Type: "output_text", Text: *m})
@@ -343,13 +349,12 @@ func (c *Converter) Response(body []byte) ([]byte, error) {
 			parts = append(parts, Part{Type: "refusal", Refusal: *m})
 		}
 		if len(parts) > 0 {
-			c.resp.Output = append(c.resp.Output, Item{ID: c.newID("msg"), Type: "message", Status: StatusCompleted, Role: "assistant", Content: parts})
+			c.resp.Output = append(c.resp.Output, Item{ID: c.newID("msg"), Type: "message", Status: status, Role: "assistant", Content: parts})
 		}
 		for _, tc := range ch.Message.ToolCalls {
-			c.resp.Output = append(c.resp.Output, Item{ID: c.newID("fc"), Type: "function_call", Status: StatusCompleted,
+			c.resp.Output = append(c.resp.Output, Item{ID: c.newID("fc"), Type: "function_call", Status: status,
 				CallID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
 		}
-		c.resp.finish(ch.FinishReason)
 	} else {
 		c.resp.finish("")
 	}
