@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/valyala/fasthttp"
 
 	"github.com/llmproxy/llmproxy/host/internal/inbound/responses"
 	"github.com/llmproxy/llmproxy/sdk/openai"
@@ -65,4 +66,45 @@ func TestResponsesDialectStores(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzResponsesRequest runs the host's reading of a Responses request on
+// arbitrary bytes: the duplicate-key check, the Responses parser and its
+// chat translation, then the chat parser. A request the translation
+// accepts must become a chat body the chat path accepts, with the same
+// model and stream flag.
+func FuzzResponsesRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","input":"hi","stream":true}`,
+		`{"model":"m","instructions":"be brief","input":[{"type":"function_call","call_id":"c","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c","output":"r"}]}`,
+		`{"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":"a"}]}],"max_output_tokens":5}`,
+		`{"model":"m","Model":"n","input":"x"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	s := New(Options{MaxBodyBytes: 1 << 20})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ctx := &fasthttp.RequestCtx{}
+		ctx.Request.SetBody(body)
+		r := &call{s: s, ctx: ctx}
+		if !r.canonical() {
+			return
+		}
+		req, err := responses.Parse(body)
+		if err != nil {
+			return
+		}
+		chat, err := req.Chat(nil)
+		if err != nil {
+			return
+		}
+		ctx.Request.SetBody(chat)
+		p, err := r.parse(true)
+		if err != nil {
+			t.Fatalf("the chat path refuses the translation of %s: %v\n%s", body, err, chat)
+		}
+		if p.model != req.Model || p.stream != req.Stream {
+			t.Fatalf("chat path reads model %q stream %v, the request says %q %v", p.model, p.stream, req.Model, req.Stream)
+		}
+	})
 }
