@@ -414,3 +414,13 @@ route "meta.*" {
 #   consecutive_failures = 5
 #   cooldown             = "5s"
 # }
+
+# Stored responses of POST /v1/responses (docs/responses.md): kept for
+# previous_response_id and GET/DELETE /v1/responses/{id}, each for the key
+# that created it. Without this block nothing is kept and
+# previous_response_id is refused.
+#
+# responses {
+#   store     = "memory"   # per replica, lost on restart
+#   retention = "24h"      # default 720h
+# }

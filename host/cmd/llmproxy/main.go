@@ -297,12 +297,17 @@ func serve(args []string) int {
 	}
 	mx.WatchDocuments(docs)
 	mx.WatchExtractors(extractors)
+	respStore, respRetention, err := openResponses(cfg)
+	if err != nil {
+		logger.Error("invalid responses config", "error", err)
+		return 2
+	}
 	srv = server.New(server.Options{
 		Keys: routing.Keys, Router: routing.Router, Plugins: mgr, Logger: logger.Named("http"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
 		Documents: docs, Policies: routing.Policies, Metrics: mx, Telemetry: tel,
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens, Limits: limits,
-		Middleware: mws,
+		Middleware: mws, Responses: respStore, ResponseRetention: respRetention,
 	})
 	rl := newReloader(&reloader{path: *configPath, pluginsDir: *pluginsDir, listen: *listen,
 		log: logger.Named("reload"), srv: srv, mgr: mgr, local: local, pluginEnv: tel.PluginEnv(), drainLimit: timeout + grace})

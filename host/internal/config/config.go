@@ -51,6 +51,9 @@ type File struct {
 	// them in their middleware lists.
 	Middleware []Instance `hcl:"middleware,block"`
 
+	// Responses keeps the responses of /v1/responses; nil keeps none.
+	Responses *Responses `hcl:"responses,block"`
+
 	// Path is where the file was read from ("<embedded>" for the default).
 	Path string
 	// Parser holds the parsed sources, for printing diagnostics with

@@ -4,6 +4,7 @@
 // Paths:
 //
 //	/v1/chat/completions, /v1/embeddings, /v1/models[/{id}]   protocol mode
+//	/v1/responses, /v1/responses/{id}                         protocol mode (Responses API)
 //	/-{type}/{instance}/{native path}                         transparent mode
 //	/healthz, /readyz                                         the host's own
 //
@@ -76,6 +77,11 @@ type Options struct {
 	// Middleware runs the middleware plugins of chat requests; nil runs
 	// none.
 	Middleware *mw.Runner
+	// Responses keeps the responses of /v1/responses for
+	// previous_response_id, each for ResponseRetention
+	// (responses.DefaultRetention when 0); nil keeps none.
+	Responses         ResponseStore
+	ResponseRetention time.Duration
 }
 
 // Server handles HTTP requests.
@@ -385,6 +391,13 @@ func (s *Server) route(r *call) {
 			return
 		}
 		r.chat()
+	case path == "/v1/responses":
+		if !r.method("POST") || !r.canonical() {
+			return
+		}
+		r.responses()
+	case strings.HasPrefix(path, "/v1/responses/"):
+		r.response(strings.TrimPrefix(path, "/v1/responses/"))
 	case path == "/v1/embeddings":
 		if !r.method("POST") || !r.canonical() {
 			return
@@ -447,6 +460,8 @@ func endpoint(path []byte) string {
 		return "chat"
 	case p == "/v1/embeddings":
 		return "embeddings"
+	case strings.HasPrefix(p, "/v1/responses"):
+		return "responses"
 	case strings.HasPrefix(p, "/v1/models"):
 		return "models"
 	case strings.HasPrefix(p, "/-"):
