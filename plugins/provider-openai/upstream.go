@@ -19,7 +19,7 @@ import (
 const maxErrorBody = relay.MaxErrorBody
 
 // maxResponseBody bounds a non-streamed upstream response.
-const maxResponseBody = 256 << 20
+const maxResponseBody = relay.MaxResponseBody
 
 var (
 	acceptJSON  = []string{"application/json"}

@@ -161,6 +161,8 @@ func (c *Client) ChatCompletion(ctx context.Context, req *Request) (*Response, e
 // ChunkStream is a streamed chat response as the host reads it.
 type ChunkStream struct {
 	recv func() (*providerv1.ChatChunk, error)
+	// next, when set, reads the chunks instead of recv (NewChunkStream).
+	next func() ([]byte, error)
 	// buffered, when not nil, reports whether the next message has
 	// arrived (see More).
 	buffered func() bool
@@ -178,6 +180,9 @@ func (s *ChunkStream) More() bool {
 // Recv returns the next chunk JSON, io.EOF after the last one, or the
 // error that ended the stream. Header messages are collected for Header.
 func (s *ChunkStream) Recv() ([]byte, error) {
+	if s.next != nil {
+		return s.next()
+	}
 	for {
 		m, err := s.recv()
 		if err != nil {
@@ -197,6 +202,16 @@ func (s *ChunkStream) Recv() ([]byte, error) {
 		}
 		return m.Data, nil
 	}
+}
+
+// NewChunkStream returns a ChunkStream that reads its chunks from next
+// (io.EOF after the last one, or the error that ended the stream), whose
+// More is more (nil: always false) and whose Header is header. The host
+// uses it for the streams it forwards on a plugin's plan, so that they
+// take the same way to the client as the plugin's. A chunk next returns
+// may be reused by the following call.
+func NewChunkStream(next func() ([]byte, error), more func() bool, header map[string]string) *ChunkStream {
+	return &ChunkStream{next: next, buffered: more, header: header}
 }
 
 // Header returns the upstream headers the plugin relayed before the first

@@ -13,8 +13,13 @@ import (
 	"github.com/llmproxy/llmproxy/sdk/openai"
 )
 
-// MaxErrorBody bounds how much of an upstream error body is read.
-const MaxErrorBody = 64 << 10
+// Bounds of what is read from an upstream.
+const (
+	// MaxErrorBody bounds how much of an upstream error body is read.
+	MaxErrorBody = 64 << 10
+	// MaxResponseBody bounds a non-streamed upstream answer.
+	MaxResponseBody = 256 << 20
+)
 
 // UpstreamError turns a non-2xx upstream answer in OpenAI's error shape
 // into the *openai.Error the client sees: the upstream's status, type,
