@@ -107,7 +107,7 @@ func (c *Client) Configure(ctx context.Context, cfg *Config) (schema.Diagnostics
 	diags := rpc.DiagnosticsFromProto(r.Diagnostics)
 	if c.plan.announced.Load() && !diags.HasErrors() {
 		c.plan.gen.Add(1)
-		c.refreshPlan(ctx)
+		c.refreshPlan(ctx, false)
 	}
 	return diags, nil
 }

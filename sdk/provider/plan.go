@@ -275,10 +275,11 @@ func (c *Client) ForwardPlan(ctx context.Context) (*Plan, error) {
 	return p, nil
 }
 
-// refreshPlan asks for a new plan and stores it, or drops the current
-// one when asking fails or the plugin has none, so that calls go to the
-// plugin.
-func (c *Client) refreshPlan(ctx context.Context) {
+// refreshPlan asks for a new plan and stores it. When asking fails, a
+// renewal (renew) keeps the current plan until it expires, and a
+// Configure drops it, since it may carry the credentials that Configure
+// replaced; calls then go to the plugin.
+func (c *Client) refreshPlan(ctx context.Context, renew bool) {
 	gen := c.plan.gen.Load()
 	p, err := c.ForwardPlan(ctx)
 	c.plan.mu.Lock()
@@ -287,6 +288,9 @@ func (c *Client) refreshPlan(ctx context.Context) {
 		return
 	}
 	c.plan.err = err
+	if err != nil && renew {
+		return
+	}
 	c.plan.cur.Store(p)
 }
 
@@ -305,7 +309,7 @@ func (c *Client) Plan() *Plan {
 			defer c.plan.refreshing.Store(false)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			c.refreshPlan(ctx)
+			c.refreshPlan(ctx, true)
 		}()
 	}
 	if !now.Before(p.Expires) {
