@@ -446,7 +446,7 @@ func (r *call) chat() {
 	var resp *provider.Response
 	a, err := r.attempt(ctx, rt, p.model, func(a *try, c *provider.Client, meta provider.Meta) error {
 		var err error
-		if pc := r.plannedCall(a, c, provider.OpChat, docs); pc != nil && !p.streamOptions {
+		if pc := r.plannedCall(a, c, &meta, provider.OpChat, docs); pc != nil && !p.streamOptions {
 			resp, err = pc.unary(a, body, &meta)
 			return err
 		}
@@ -534,7 +534,7 @@ func (r *call) embeddings() {
 	var resp *provider.Response
 	a, err := r.attempt(ctx, rt, p.model, func(a *try, c *provider.Client, meta provider.Meta) error {
 		var err error
-		if pc := r.plannedCall(a, c, provider.OpEmbeddings, nil); pc != nil {
+		if pc := r.plannedCall(a, c, &meta, provider.OpEmbeddings, nil); pc != nil {
 			resp, err = pc.unary(a, body, &meta)
 			return err
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -31,8 +30,10 @@ import (
 // The host falls back to calling the plugin for anything the plan does
 // not cover: no plan (not announced, refused, failed, expired), an
 // operation the plan does not list, chat requests with documents, a
-// non-streamed chat request that carries stream_options, or an upstream
-// that a proxy from the environment applies to.
+// non-streamed chat request that carries stream_options, an upstream
+// that a proxy from the environment applies to, and every call while the
+// host traces, so that a trace shows the plugin's span and its upstream
+// HTTP client span as before.
 
 // forwardPool is the host's one pool of upstream connections for planned
 // calls.
@@ -87,8 +88,8 @@ type planned struct {
 
 // plannedCall returns how to forward operation op of the attempt a on
 // the instance's plan, or nil when the plugin must serve it.
-func (r *call) plannedCall(a *try, c *provider.Client, op string, docs []provider.Document) *planned {
-	if len(docs) > 0 {
+func (r *call) plannedCall(a *try, c *provider.Client, meta *provider.Meta, op string, docs []provider.Document) *planned {
+	if len(docs) > 0 || len(meta.Trace) > 0 {
 		return nil
 	}
 	p := c.Plan()
@@ -105,7 +106,7 @@ func (r *call) plannedCall(a *try, c *provider.Client, op string, docs []provide
 }
 
 // request fills req with the upstream request for body: the plan's
-// headers, the trace context of meta, and the body with the routed model.
+// headers and the body with the routed model of meta.
 func (pc *planned) request(req *fasthttp.Request, body []byte, meta *provider.Meta, accept string) error {
 	p := pc.rt.plan
 	if p.ModelRewrite == provider.RewriteModel {
@@ -123,11 +124,6 @@ func (pc *planned) request(req *fasthttp.Request, body []byte, meta *provider.Me
 	req.Header.Set("Accept", accept)
 	req.Header.SetUserAgent(userAgent)
 	req.Header.SetContentType("application/json")
-	for k, v := range meta.Trace {
-		if k = strings.ToLower(k); k == "traceparent" || k == "tracestate" {
-			req.Header.Set(k, v)
-		}
-	}
 	req.SetBodyRaw(body)
 	return nil
 }

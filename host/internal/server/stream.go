@@ -40,7 +40,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	a, err := r.attempt(ctx, rt, model, func(a *try, c *provider.Client, meta provider.Meta) error {
 		var s *provider.ChunkStream
 		var err error
-		if pc := r.plannedCall(a, c, provider.OpChat, docs); pc != nil {
+		if pc := r.plannedCall(a, c, &meta, provider.OpChat, docs); pc != nil {
 			s, err = pc.stream(a, body, &meta)
 		} else {
 			s, err = c.ChatCompletionStream(a.ctx, &provider.Request{Meta: meta, Body: body, Documents: docs})
