@@ -16,9 +16,11 @@ import (
 )
 
 // Event stream buffer sizes: lines up to readBufferSize are read without
-// copying; longer ones are assembled, up to MaxEventSize.
+// copying; longer ones are assembled, up to MaxEventSize. The buffer is
+// small because a process may hold a thousand streams at once, and
+// chunks are a few hundred bytes.
 const (
-	readBufferSize = 64 << 10
+	readBufferSize = 4 << 10
 	// MaxEventSize bounds one event of an upstream stream.
 	MaxEventSize = 32 << 20
 )
@@ -45,7 +47,7 @@ type Events struct {
 }
 
 var eventsPool = sync.Pool{New: func() any {
-	return &Events{r: bufio.NewReaderSize(nil, readBufferSize), event: make([]byte, 0, 4<<10)}
+	return &Events{r: bufio.NewReaderSize(nil, readBufferSize), event: make([]byte, 0, 512)}
 }}
 
 // NewEvents returns a reader of the event stream body from the upstream

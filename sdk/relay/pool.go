@@ -56,12 +56,28 @@ func NewPool(maxIdle int, idleTimeout time.Duration) *Pool {
 	}
 }
 
-// conn is one upstream connection with its buffers.
+// conn is one upstream connection with its read buffer. Requests are
+// written through a pooled writer (writers), which the connection holds
+// only while it writes: a process may hold a thousand streams at once.
 type conn struct {
 	net.Conn
 	br       *bufio.Reader
-	bw       *bufio.Writer
 	lastUsed time.Time
+}
+
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+
+// write writes req to c through a pooled buffer.
+func (c *conn) write(req *fasthttp.Request) error {
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(c.Conn)
+	err := req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	bw.Reset(nil)
+	writers.Put(bw)
+	return err
 }
 
 // Origin is where requests go: the dial address and whether to speak
@@ -121,7 +137,9 @@ func (p *Pool) get(ctx context.Context, o Origin) (c *conn, reused bool, err err
 	if err != nil {
 		return nil, false, err
 	}
-	return &conn{Conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
+	// The reader must hold a whole response header (8 KiB, as most
+	// servers bound theirs).
+	return &conn{Conn: nc, br: bufio.NewReaderSize(nc, 8<<10)}, false, nil
 }
 
 // put returns c to the pool, or closes it when the pool is full. The
@@ -186,10 +204,7 @@ func (p *Pool) Send(ctx context.Context, o Origin, req *fasthttp.Request, resp *
 		}
 		c.SetDeadline(deadline)
 		x := &Exchange{pool: p, o: o, c: c, stop: context.AfterFunc(ctx, func() { c.SetDeadline(longAgo) })}
-		err = req.Write(c.bw)
-		if err == nil {
-			err = c.bw.Flush()
-		}
+		err = c.write(req)
 		if err == nil {
 			err = resp.ReadLimitBody(c.br, maxBody)
 		}
