@@ -446,6 +446,10 @@ func (r *call) chat() {
 	var resp *provider.Response
 	a, err := r.attempt(ctx, rt, p.model, func(a *try, c *provider.Client, meta provider.Meta) error {
 		var err error
+		if pc := r.plannedCall(a, c, &meta, provider.OpChat, docs); pc != nil && !p.streamOptions {
+			resp, err = pc.unary(a, body, &meta)
+			return err
+		}
 		resp, err = c.ChatCompletion(a.ctx, &provider.Request{Meta: meta, Body: body, Documents: docs})
 		return err
 	})
@@ -540,6 +544,10 @@ func (r *call) embeddings() {
 	var resp *provider.Response
 	a, err := r.attempt(ctx, rt, p.model, func(a *try, c *provider.Client, meta provider.Meta) error {
 		var err error
+		if pc := r.plannedCall(a, c, &meta, provider.OpEmbeddings, nil); pc != nil {
+			resp, err = pc.unary(a, body, &meta)
+			return err
+		}
 		resp, err = c.Embeddings(a.ctx, &provider.Request{Meta: meta, Body: body})
 		return err
 	})

@@ -113,6 +113,8 @@ type Server struct {
 	// retries and failovers count attempts after the first, on the same
 	// target and on the next one.
 	retries, failovers atomic.Uint64
+	// fwd resolves the plans of planned calls (forward.go).
+	fwd forwarder
 }
 
 // New returns a Server.

@@ -39,7 +39,13 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	)
 	stop := r.watchClient(cancel)
 	a, err := r.attempt(ctx, rt, model, func(a *try, c *provider.Client, meta provider.Meta) error {
-		s, err := c.ChatCompletionStream(a.ctx, &provider.Request{Meta: meta, Body: body, Documents: docs})
+		var s *provider.ChunkStream
+		var err error
+		if pc := r.plannedCall(a, c, &meta, provider.OpChat, docs); pc != nil {
+			s, err = pc.stream(a, body, &meta)
+		} else {
+			s, err = c.ChatCompletionStream(a.ctx, &provider.Request{Meta: meta, Body: body, Documents: docs})
+		}
 		if err != nil {
 			return err
 		}
