@@ -231,6 +231,15 @@ func serve(args []string) int {
 	if limits != nil {
 		defer limits.Close()
 	}
+	st, err := openStore(cfg)
+	if err != nil {
+		logger.Error("cannot open the store", "error", err)
+		return 2
+	}
+	if st != nil {
+		defer st.Close()
+	}
+	storedKeys, adminAPI := storeParts(st, logger)
 	docCfg := document.DefaultConfig()
 	if cfg.Documents != nil {
 		docCfg = cfg.Documents.WithDefaults()
@@ -302,7 +311,7 @@ func serve(args []string) int {
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
 		Documents: docs, Policies: routing.Policies, Metrics: mx, Telemetry: tel,
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens, Limits: limits,
-		Middleware: mws,
+		Middleware: mws, StoredKeys: storedKeys, Admin: adminAPI,
 	})
 	rl := newReloader(&reloader{path: *configPath, pluginsDir: *pluginsDir, listen: *listen,
 		log: logger.Named("reload"), srv: srv, mgr: mgr, local: local, pluginEnv: tel.PluginEnv(), drainLimit: timeout + grace})

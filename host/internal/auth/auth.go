@@ -29,8 +29,16 @@ const DevKey = "sk-llmproxy-dev"
 // closed: an empty list grants nothing, "*" grants everything.
 type Key struct {
 	Name string
-	// Admin keys see instance details in /readyz.
-	Admin       bool
+	// Admin keys see instance details in /readyz and may use the admin
+	// API.
+	Admin bool
+	// Group is the key group, for usage and budgets per group.
+	Group string
+	// Budget limits what the key may spend; nil means no limit.
+	Budget *config.Budget
+	// ID identifies a stored key ("key_..."); it is empty for keys of the
+	// config file.
+	ID          string
 	digest      [32]byte
 	models      []string
 	passthrough []string
@@ -64,8 +72,8 @@ type Keys struct {
 func New(cfg []config.APIKey) (*Keys, error) {
 	ks := &Keys{byDigest: make(map[[32]byte]*Key, len(cfg))}
 	for _, c := range cfg {
-		k := &Key{Name: c.Name, Admin: c.Admin, models: c.Models, passthrough: c.Passthrough,
-			instances: c.Instances, storageOps: map[string]bool{}}
+		k := &Key{Name: c.Name, Admin: c.Admin, Group: c.Group, Budget: c.Budget, models: c.Models,
+			passthrough: c.Passthrough, instances: c.Instances, storageOps: map[string]bool{}}
 		for _, op := range c.StorageOps {
 			if op != "*" && !slices.Contains(config.StorageOps, op) {
 				return nil, fmt.Errorf("api_key %q: unknown storage operation %q", c.Name, op)

@@ -41,6 +41,9 @@ type File struct {
 	Routes    []Route           `hcl:"route,block"`
 	Documents *document.Config  `hcl:"documents,block"`
 	Telemetry *telemetry.Config `hcl:"telemetry,block"`
+	// Store is where stored keys, usage records and stored responses
+	// live; nil when the config has no store block.
+	Store *Store `hcl:"store,block"`
 	// Limits and CircuitBreaker are nil when absent: no limits, no
 	// ejection.
 	Limits         *Limits         `hcl:"limits,block"`
@@ -163,6 +166,11 @@ type APIKey struct {
 	StorageOps []string `hcl:"storage_ops,optional"`
 	// Admin keys see instance details in /readyz.
 	Admin bool `hcl:"admin,optional"`
+	// Group names the key group the key belongs to, for usage and
+	// budgets per group.
+	Group string `hcl:"group,optional"`
+	// Budget limits what the key may spend; nil means no limit.
+	Budget *Budget `hcl:"budget,block"`
 	// Middleware names the middleware instances that run, in order, on
 	// every chat request of this key, before those of the route.
 	Middleware []string `hcl:"middleware,optional"`
@@ -407,6 +415,9 @@ func Parse(src []byte, filename, baseDir string) (*File, hcl.Diagnostics) {
 		return out, dropFollowOnUnknowns(diags)
 	}
 	out.Server.applyDefaults(baseDir)
+	if out.Store != nil {
+		out.Store.applyDefaults(baseDir)
+	}
 	recordRanges(f.Body, out)
 	out.canonicalizeTypes()
 	diags = dropFollowOnUnknowns(diags)
