@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/llmproxy/llmproxy/host/internal/config"
+	"github.com/llmproxy/llmproxy/host/internal/pgtest"
 )
 
 // openers are the databases every store test runs against.
@@ -16,6 +17,14 @@ func openers(t *testing.T) map[string]func(t *testing.T) Store {
 	return map[string]func(t *testing.T) Store{
 		DriverSQLite: func(t *testing.T) Store {
 			st, err := Open(context.Background(), DriverSQLite, filepath.Join(t.TempDir(), "llmproxy.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		},
+		DriverPostgres: func(t *testing.T) Store {
+			st, err := Open(context.Background(), DriverPostgres, pgtest.Database(t))
 			if err != nil {
 				t.Fatal(err)
 			}
