@@ -231,15 +231,6 @@ func serve(args []string) int {
 	if limits != nil {
 		defer limits.Close()
 	}
-	st, err := openStore(cfg)
-	if err != nil {
-		logger.Error("cannot open the store", "error", err)
-		return 2
-	}
-	if st != nil {
-		defer st.Close()
-	}
-	storedKeys, adminAPI := storeParts(st, logger)
 	docCfg := document.DefaultConfig()
 	if cfg.Documents != nil {
 		docCfg = cfg.Documents.WithDefaults()
@@ -263,6 +254,13 @@ func serve(args []string) int {
 			logger.Warn("telemetry: flushing at exit failed", "error", err)
 		}
 	}()
+
+	st, err := openStore(cfg, mx, logger)
+	if err != nil {
+		logger.Error("cannot open the store", "error", err)
+		return 2
+	}
+	defer st.Close()
 
 	mgr := plugins.Start(cfg, pluginOptions(cfg, base, tel.PluginEnv(), logger.Named("plugin")))
 	defer mgr.Stop()
@@ -311,7 +309,7 @@ func serve(args []string) int {
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
 		Documents: docs, Policies: routing.Policies, Metrics: mx, Telemetry: tel,
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens, Limits: limits,
-		Middleware: mws, StoredKeys: storedKeys, Admin: adminAPI,
+		Middleware: mws, StoredKeys: st.keys, Admin: st.admin, Usage: st.usage,
 	})
 	rl := newReloader(&reloader{path: *configPath, pluginsDir: *pluginsDir, listen: *listen,
 		log: logger.Named("reload"), srv: srv, mgr: mgr, local: local, pluginEnv: tel.PluginEnv(), drainLimit: timeout + grace})

@@ -43,6 +43,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/host/internal/telemetry"
+	"github.com/llmproxy/llmproxy/host/internal/usage"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/storage"
 )
@@ -82,6 +83,9 @@ type Options struct {
 	StoredKeys *auth.Stored
 	// Admin serves /admin/; nil answers that no store is configured.
 	Admin *admin.API
+	// Usage receives the usage records of chat and embeddings requests;
+	// nil records none.
+	Usage *usage.Recorder
 }
 
 // Server handles HTTP requests.
@@ -552,6 +556,8 @@ type call struct {
 	traffic   traffic
 	// mw is the request's middleware chain; nil runs none.
 	mw *mw.Chain
+	// served is the instance that answered an AI request.
+	served string
 }
 
 func (r *call) method(want string) bool {
