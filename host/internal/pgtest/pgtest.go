@@ -47,8 +47,12 @@ func BinDir() (string, error) {
 	if d := os.Getenv("LLMPROXY_POSTGRES_BIN"); d != "" {
 		return d, nil
 	}
+	// A PATH entry may be a link into the version's directory, which
+	// holds the other binaries.
 	if p, err := exec.LookPath("initdb"); err == nil {
-		return filepath.Dir(p), nil
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Dir(real), nil
+		}
 	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })

@@ -2,7 +2,8 @@
 // the request path.
 //
 // Record never blocks: records wait in a bounded buffer and a writer
-// goroutine inserts them in batches. When the buffer is full (the
+// goroutine inserts them in batches (so at most twice the buffer is held:
+// the buffer and the batch being written). When the buffer is full (the
 // database is slow or down), new records are dropped, counted in
 // llmproxy_usage_records_dropped_total and reported by a warning at most
 // every WarnEvery.
@@ -70,6 +71,9 @@ func New(opts Options) *Recorder {
 	if opts.Batch <= 0 {
 		opts.Batch = DefaultBatch
 	}
+	// The batch being filled or written holds records too: it may not
+	// hold more than the buffer.
+	opts.Batch = min(opts.Batch, opts.Buffer)
 	if opts.FlushEvery <= 0 {
 		opts.FlushEvery = DefaultFlushEvery
 	}
