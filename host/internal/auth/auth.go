@@ -65,12 +65,13 @@ func (k *Key) AllowsStorageOp(op string) bool { return k.storageOps["*"] || k.st
 // Keys is the set of configured keys.
 type Keys struct {
 	byDigest map[[32]byte]*Key
+	byName   map[string]*Key
 }
 
 // New builds the key set from config. Rights are copied as given: a key
 // without models may use none.
 func New(cfg []config.APIKey) (*Keys, error) {
-	ks := &Keys{byDigest: make(map[[32]byte]*Key, len(cfg))}
+	ks := &Keys{byDigest: make(map[[32]byte]*Key, len(cfg)), byName: make(map[string]*Key, len(cfg))}
 	for _, c := range cfg {
 		k := &Key{Name: c.Name, Admin: c.Admin, Group: c.Group, Budget: c.Budget, models: c.Models,
 			passthrough: c.Passthrough, instances: c.Instances, storageOps: map[string]bool{}}
@@ -93,6 +94,7 @@ func New(cfg []config.APIKey) (*Keys, error) {
 			return nil, fmt.Errorf("api_key %q has the same secret as another key", c.Name)
 		}
 		ks.byDigest[k.digest] = k
+		ks.byName[k.Name] = k
 	}
 	return ks, nil
 }

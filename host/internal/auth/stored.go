@@ -31,6 +31,9 @@ func (k *Key) Rights() (models, passthrough, instances, storageOps []string) {
 
 // List returns the keys of the config file, by name.
 func (ks *Keys) List() []*Key {
+	if ks == nil {
+		return nil
+	}
 	out := make([]*Key, 0, len(ks.byDigest))
 	for _, k := range ks.byDigest {
 		out = append(out, k)
@@ -41,12 +44,10 @@ func (ks *Keys) List() []*Key {
 
 // ByName returns the config file's key called name, or nil.
 func (ks *Keys) ByName(name string) *Key {
-	for _, k := range ks.byDigest {
-		if k.Name == name {
-			return k
-		}
+	if ks == nil {
+		return nil
 	}
-	return nil
+	return ks.byName[name]
 }
 
 // FromStore returns the Key a stored key authenticates as.
