@@ -325,24 +325,23 @@ func (a *API) patch(r Request, id string) {
 		writeError(r.Ctx, err)
 		return
 	}
-	k, err := a.opts.Store.Key(r.Context, id)
-	if err != nil {
-		a.storeError(r.Ctx, err)
-		return
-	}
-	old := k.Name
-	if err := apply(k, fields, time.Time{}); err != nil {
-		writeError(r.Ctx, err)
-		return
-	}
-	if k.Name != old {
-		if err := a.checkName(r, k.Name); err != nil {
-			writeError(r.Ctx, err)
-			return
+	k, err := a.opts.Store.ModifyKey(r.Context, id, func(k *store.Key) error {
+		old := k.Name
+		if err := apply(k, fields, time.Time{}); err != nil {
+			return err
 		}
-	}
-	if err := a.opts.Store.UpdateKey(r.Context, k); err != nil {
-		a.storeError(r.Ctx, err)
+		if k.Name != old {
+			return a.checkName(r, k.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		var e *openai.Error
+		if errors.As(err, &e) {
+			writeError(r.Ctx, e)
+		} else {
+			a.storeError(r.Ctx, err)
+		}
 		return
 	}
 	a.opts.Logger.Info("key updated", "id", k.ID, "name", k.Name, "by", r.Caller.Name)

@@ -146,10 +146,63 @@ func (s *sqlStore) UpdateKey(ctx context.Context, k *Key) error {
 		return fmt.Errorf("store: updating key: %w", err)
 	}
 	defer tx.Rollback()
+	if err := s.update(ctx, tx, k); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: updating key: %w", err)
+	}
+	return nil
+}
+
+func (s *sqlStore) ModifyKey(ctx context.Context, id string, fn func(k *Key) error) (*Key, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: updating key: %w", err)
+	}
+	defer tx.Rollback()
+	// The counter row is locked first, as by every key write, so that
+	// the key read here cannot change before the write.
+	v, err := s.bump(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	k, err := scanKey(tx.QueryRowContext(ctx, s.q(`SELECT `+keyColumns+` FROM api_keys WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: key %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: reading key: %w", err)
+	}
+	if err := fn(k); err != nil {
+		return nil, err
+	}
+	k.ID = id
+	if err := s.write(ctx, tx, k, v); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("store: updating key: %w", err)
+	}
+	k.Version = v
+	return k, nil
+}
+
+// update writes k inside tx, raising the change counter.
+func (s *sqlStore) update(ctx context.Context, tx *sql.Tx, k *Key) error {
 	v, err := s.bump(ctx, tx)
 	if err != nil {
 		return err
 	}
+	if err := s.write(ctx, tx, k, v); err != nil {
+		return err
+	}
+	k.Version = v
+	return nil
+}
+
+// write stores the fields of k at version v.
+func (s *sqlStore) write(ctx context.Context, tx *sql.Tx, k *Key, v int64) error {
 	lists, err := encodeLists(k)
 	if err != nil {
 		return err
@@ -169,10 +222,6 @@ func (s *sqlStore) UpdateKey(ctx context.Context, k *Key) error {
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
 		return fmt.Errorf("store: key %q: %w", k.ID, ErrNotFound)
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: updating key: %w", err)
-	}
-	k.Version = v
 	return nil
 }
 

@@ -128,6 +128,11 @@ type Store interface {
 	// UpdateKey writes every field of k but ID, Digest, Prefix and
 	// CreatedAt, setting its Version.
 	UpdateKey(ctx context.Context, k *Key) error
+	// ModifyKey reads the key with id, lets fn change it and writes it
+	// back as UpdateKey does, in one transaction, so that concurrent
+	// changes of the same key do not overwrite each other. An error of fn
+	// is returned as it is, and nothing is written.
+	ModifyKey(ctx context.Context, id string, fn func(k *Key) error) (*Key, error)
 	// RevokeKey sets the key's RevokedAt (once; revoking twice keeps the
 	// first time) and returns the key.
 	RevokeKey(ctx context.Context, id string, at time.Time) (*Key, error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -231,4 +232,45 @@ func TestMigrateTwice(t *testing.T) {
 	if _, err := Open(context.Background(), "mysql", "x"); err == nil {
 		t.Fatal("unknown driver accepted")
 	}
+}
+
+func TestModifyKey(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, st Store) {
+		ctx := context.Background()
+		if err := st.CreateKey(ctx, newKey("key_m", "counter", "sk-secret-m")); err != nil {
+			t.Fatal(err)
+		}
+		// Concurrent read-modify-writes of one key lose no change.
+		const n = 20
+		errs := make(chan error, n)
+		for i := range n {
+			go func() {
+				_, err := st.ModifyKey(ctx, "key_m", func(k *Key) error {
+					k.Models = append(k.Models, fmt.Sprintf("m%d", i))
+					return nil
+				})
+				errs <- err
+			}()
+		}
+		for range n {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		k, err := st.Key(ctx, "key_m")
+		if err != nil || len(k.Models) != n+1 {
+			t.Fatalf("%v: %d models after %d concurrent changes, want %d", err, len(k.Models), n, n+1)
+		}
+		// An error of fn writes nothing.
+		stop := errors.New("refused")
+		if _, err := st.ModifyKey(ctx, "key_m", func(k *Key) error { k.Name = "other"; return stop }); err != stop {
+			t.Fatalf("fn error: %v", err)
+		}
+		if k, _ := st.Key(ctx, "key_m"); k.Name != "counter" {
+			t.Fatal("a refused change was written")
+		}
+		if _, err := st.ModifyKey(ctx, "key_none", func(*Key) error { return nil }); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("missing: %v", err)
+		}
+	})
 }
