@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -77,6 +78,16 @@ func (s *Store) applyDefaults(baseDir string) {
 	if s.ResponseRetention == "" {
 		s.ResponseRetention = DefaultResponseRetention
 	}
+}
+
+// Retention is how long stored responses are kept (response_retention,
+// validated by the loader).
+func (s *Store) Retention() time.Duration {
+	d, err := Duration(s.ResponseRetention, 0)
+	if err != nil || d <= 0 {
+		d, _ = Duration(DefaultResponseRetention, 0)
+	}
+	return d
 }
 
 // Source is what the driver connects to: the file path or the URL.

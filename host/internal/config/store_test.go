@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestStoreBlock(t *testing.T) {
@@ -58,7 +59,8 @@ func TestStoreBlock(t *testing.T) {
 				}
 				return
 			}
-			if f.Store.Driver != tt.driver || f.Store.Source() != tt.source || f.Store.UsageBuffer != DefaultUsageBuffer {
+			if f.Store.Driver != tt.driver || f.Store.Source() != tt.source || f.Store.UsageBuffer != DefaultUsageBuffer ||
+				f.Store.Retention() != 720*time.Hour {
 				t.Fatalf("store %+v, want %s %s", f.Store, tt.driver, tt.source)
 			}
 		})
