@@ -73,6 +73,10 @@ func TestKeyStorePostgresReplicas(t *testing.T) {
 	if status := chatAs(t, b, secret); status != 200 {
 		t.Fatalf("key created on A, used on B: %d", status)
 	}
+	// What the store costs a request: the same chat with a config key and
+	// with the stored key (one counter read on PostgreSQL each).
+	cfgP50, storedP50 := p50(t, b, harness.Key, 100), p50(t, b, secret, 100)
+	t.Logf("chat p50 on B: config key %v, stored key %v", cfgP50, storedP50)
 	if status, k := (keyAPI{t, b}).call("GET", "/admin/v1/keys/"+id, ""); status != 200 || k["name"] != "shared" || k["key"] != nil {
 		t.Fatalf("B reads the key: %d %v", status, k)
 	}
@@ -114,6 +118,22 @@ func TestKeyStorePostgresReplicas(t *testing.T) {
 			t.Fatalf("%s does not list the revoked key: %v", h.URL, l)
 		}
 	}
+}
+
+// p50 sends n sequential chat requests with key and returns their median
+// latency; every one must succeed.
+func p50(t *testing.T, h *harness.Host, key string, n int) time.Duration {
+	t.Helper()
+	lats := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if status := chatAs(t, h, key); status != 200 {
+			t.Fatalf("status %d", status)
+		}
+		lats = append(lats, time.Since(start))
+	}
+	slices.Sort(lats)
+	return lats[n/2]
 }
 
 // TestKeyStoreSQLite: one replica on the embedded SQLite store: create →
