@@ -59,7 +59,7 @@ func StartPostgres(t testing.TB) *Postgres {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "llmproxy-pg-")
+	dir, err := os.MkdirTemp(tempRoot(), "llmproxy-pg-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,4 +122,14 @@ func (p *Postgres) Command(name string, args ...string) *exec.Cmd {
 func (p *Postgres) SQL(statements string) ([]byte, error) {
 	return p.Run("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port), "-U", "postgres",
 		"-d", "postgres", "-c", statements)
+}
+
+// tempRoot is where the cluster's directory is made: the usual temporary
+// directory, or /tmp under root, whose server runs as nobody and must
+// reach the directory (a private $TMPDIR would not let it).
+func tempRoot() string {
+	if os.Geteuid() == 0 {
+		return "/tmp"
+	}
+	return os.TempDir()
 }

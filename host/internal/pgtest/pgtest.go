@@ -76,7 +76,7 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "llmproxy-pg-")
+	dir, err := os.MkdirTemp(tempRoot(), "llmproxy-pg-")
 	if err != nil {
 		return nil, err
 	}
@@ -197,4 +197,14 @@ func Main(m *testing.M) int {
 	}
 	sharedMu.Unlock()
 	return code
+}
+
+// tempRoot is where the cluster's directory is made: the usual temporary
+// directory, or /tmp under root, whose server runs as nobody and must
+// reach the directory (a private $TMPDIR would not let it).
+func tempRoot() string {
+	if os.Geteuid() == 0 {
+		return "/tmp"
+	}
+	return os.TempDir()
 }
