@@ -509,6 +509,18 @@ func (s *sqlStore) GetResponse(ctx context.Context, id, owner string) ([]byte, e
 	return body, nil
 }
 
+func (s *sqlStore) DeleteResponse(ctx context.Context, id, owner string) error {
+	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM responses WHERE id = ? AND owner = ? AND expires_at > ?`),
+		id, owner, nanos(time.Now()))
+	if err != nil {
+		return fmt.Errorf("store: deleting response: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("store: response %q: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
 func (s *sqlStore) IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 func (s *sqlStore) SweepResponses(ctx context.Context, now time.Time) (int64, error) {

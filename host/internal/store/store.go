@@ -154,6 +154,10 @@ type Store interface {
 	// absent, expired or owned by another key gives an error wrapping
 	// ErrNotFound.
 	GetResponse(ctx context.Context, id, owner string) ([]byte, error)
+	// DeleteResponse removes a stored response; one that is absent,
+	// expired or owned by another key gives an error wrapping
+	// ErrNotFound.
+	DeleteResponse(ctx context.Context, id, owner string) error
 	// IsNotFound reports whether err says that a key or response is
 	// absent.
 	IsNotFound(err error) bool

@@ -217,6 +217,18 @@ func TestResponses(t *testing.T) {
 		if err != nil || n != 1 {
 			t.Fatalf("sweep: %v %d", err, n)
 		}
+		if err := st.DeleteResponse(ctx, "resp_1", "bob"); !st.IsNotFound(err) {
+			t.Fatalf("another owner deleted: %v", err)
+		}
+		if err := st.DeleteResponse(ctx, "resp_1", "alice"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.GetResponse(ctx, "resp_1", "alice"); !st.IsNotFound(err) {
+			t.Fatalf("a deleted response was found: %v", err)
+		}
+		if err := st.DeleteResponse(ctx, "resp_1", "alice"); !st.IsNotFound(err) {
+			t.Fatalf("deleted twice: %v", err)
+		}
 	})
 }
 
