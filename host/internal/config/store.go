@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"path/filepath"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -47,14 +46,7 @@ type Store struct {
 	// UsageBuffer bounds the usage records waiting to be written; when it
 	// is full, new records are dropped and counted.
 	UsageBuffer int `hcl:"usage_buffer,optional"`
-	// ResponseRetention is how long stored responses of /v1/responses
-	// are kept ("720h" by default).
-	ResponseRetention string `hcl:"response_retention,optional"`
 }
-
-// DefaultResponseRetention is how long stored responses are kept when
-// response_retention is not set.
-const DefaultResponseRetention = "720h"
 
 // applyDefaults fills in the driver, path and buffer and makes a SQLite
 // path absolute, relative to baseDir.
@@ -75,19 +67,6 @@ func (s *Store) applyDefaults(baseDir string) {
 	if s.UsageBuffer == 0 {
 		s.UsageBuffer = DefaultUsageBuffer
 	}
-	if s.ResponseRetention == "" {
-		s.ResponseRetention = DefaultResponseRetention
-	}
-}
-
-// Retention is how long stored responses are kept (response_retention,
-// validated by the loader).
-func (s *Store) Retention() time.Duration {
-	d, err := Duration(s.ResponseRetention, 0)
-	if err != nil || d <= 0 {
-		d, _ = Duration(DefaultResponseRetention, 0)
-	}
-	return d
 }
 
 // Source is what the driver connects to: the file path or the URL.
@@ -128,9 +107,6 @@ func (f *File) validateStore() hcl.Diagnostics {
 	}
 	if s.UsageBuffer < 0 {
 		bad("usage_buffer", "usage_buffer must be a positive number of records")
-	}
-	if d, err := Duration(s.ResponseRetention, 0); err != nil || d <= 0 {
-		bad("response_retention", "response_retention must be a positive duration such as \"720h\"")
 	}
 	return diags
 }

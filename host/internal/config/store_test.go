@@ -4,7 +4,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestStoreBlock(t *testing.T) {
@@ -35,7 +34,6 @@ func TestStoreBlock(t *testing.T) {
 		{"sqlite with url", `store { url = "postgres://x" }`, "", "", "Invalid store.url"},
 		{"unknown driver", `store { driver = "mysql" }`, "", "", "test.hcl:1:18: Invalid store.driver"},
 		{"negative buffer", `store { usage_buffer = -1 }`, "", "", "Invalid store.usage_buffer"},
-		{"bad retention", `store { response_retention = "forever" }`, "", "", "Invalid store.response_retention"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,8 +57,7 @@ func TestStoreBlock(t *testing.T) {
 				}
 				return
 			}
-			if f.Store.Driver != tt.driver || f.Store.Source() != tt.source || f.Store.UsageBuffer != DefaultUsageBuffer ||
-				f.Store.Retention() != 720*time.Hour {
+			if f.Store.Driver != tt.driver || f.Store.Source() != tt.source || f.Store.UsageBuffer != DefaultUsageBuffer {
 				t.Fatalf("store %+v, want %s %s", f.Store, tt.driver, tt.source)
 			}
 		})
