@@ -29,21 +29,20 @@ const DevKey = "sk-llmproxy-dev"
 // closed: an empty list grants nothing, "*" grants everything.
 type Key struct {
 	Name string
-	// Admin keys see instance details in /readyz and may use the admin
-	// API.
+	// Admin keys see instance details in /readyz.
 	Admin bool
-	// Group is the key group, for usage and budgets per group.
-	Group string
-	// Budget limits what the key may spend; nil means no limit.
-	Budget *config.Budget
-	// ID identifies a stored key ("key_..."); it is empty for keys of the
-	// config file.
-	ID          string
+	// Group names the key_group whose budget the key also counts
+	// against ("" for none); Budget is the key's own (nil for none).
+	Group       string
+	Budget      *config.Budget
 	digest      [32]byte
 	models      []string
 	passthrough []string
 	instances   []string
 	storageOps  map[string]bool
+	// ID identifies a stored key ("key_..."); it is empty for keys of the
+	// config file.
+	ID string
 }
 
 // AllowsModel reports whether the key may use model in protocol mode.
@@ -65,16 +64,15 @@ func (k *Key) AllowsStorageOp(op string) bool { return k.storageOps["*"] || k.st
 // Keys is the set of configured keys.
 type Keys struct {
 	byDigest map[[32]byte]*Key
-	byName   map[string]*Key
 }
 
 // New builds the key set from config. Rights are copied as given: a key
 // without models may use none.
 func New(cfg []config.APIKey) (*Keys, error) {
-	ks := &Keys{byDigest: make(map[[32]byte]*Key, len(cfg)), byName: make(map[string]*Key, len(cfg))}
+	ks := &Keys{byDigest: make(map[[32]byte]*Key, len(cfg))}
 	for _, c := range cfg {
-		k := &Key{Name: c.Name, Admin: c.Admin, Group: c.Group, Budget: c.Budget, models: c.Models,
-			passthrough: c.Passthrough, instances: c.Instances, storageOps: map[string]bool{}}
+		k := &Key{Name: c.Name, Admin: c.Admin, Group: c.Group, Budget: c.Budget, models: c.Models, passthrough: c.Passthrough,
+			instances: c.Instances, storageOps: map[string]bool{}}
 		for _, op := range c.StorageOps {
 			if op != "*" && !slices.Contains(config.StorageOps, op) {
 				return nil, fmt.Errorf("api_key %q: unknown storage operation %q", c.Name, op)
@@ -94,7 +92,6 @@ func New(cfg []config.APIKey) (*Keys, error) {
 			return nil, fmt.Errorf("api_key %q has the same secret as another key", c.Name)
 		}
 		ks.byDigest[k.digest] = k
-		ks.byName[k.Name] = k
 	}
 	return ks, nil
 }

@@ -47,7 +47,12 @@ func (ks *Keys) ByName(name string) *Key {
 	if ks == nil {
 		return nil
 	}
-	return ks.byName[name]
+	for _, k := range ks.byDigest {
+		if k.Name == name {
+			return k
+		}
+	}
+	return nil
 }
 
 // FromStore returns the Key a stored key authenticates as.

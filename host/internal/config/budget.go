@@ -1,9 +1,13 @@
 package config
 
-// Budget is a spending limit of a key (or of its group) over a period.
+// Budget is a budget block: the most a key (or a key group) may spend,
+// in USD, over a period whose windows are aligned to UTC.
+//
+//	budget {
+//	  usd    = 25
+//	  period = "month" # "day", "week", "month" (default) or "total"
+//	}
 type Budget struct {
-	// USD is the most the key may spend in one period, in US dollars.
-	USD float64 `hcl:"usd"`
-	// Period is "day", "week", "month" (the default) or "total".
-	Period string `hcl:"period,optional"`
+	USD    float64 `hcl:"usd"`
+	Period string  `hcl:"period,optional"`
 }

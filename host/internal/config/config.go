@@ -166,14 +166,13 @@ type APIKey struct {
 	StorageOps []string `hcl:"storage_ops,optional"`
 	// Admin keys see instance details in /readyz.
 	Admin bool `hcl:"admin,optional"`
-	// Group names the key group the key belongs to, for usage and
-	// budgets per group.
-	Group string `hcl:"group,optional"`
-	// Budget limits what the key may spend; nil means no limit.
-	Budget *Budget `hcl:"budget,block"`
 	// Middleware names the middleware instances that run, in order, on
 	// every chat request of this key, before those of the route.
 	Middleware []string `hcl:"middleware,optional"`
+	// Group names the key_group whose budget the key also counts
+	// against; Budget is the key's own.
+	Group  string  `hcl:"group,optional"`
+	Budget *Budget `hcl:"budget,block"`
 
 	// DeclRange is where the block starts and AttrRanges where each of its
 	// attributes is, for diagnostics; OpRanges are the positions of the
