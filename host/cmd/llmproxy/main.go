@@ -255,6 +255,13 @@ func serve(args []string) int {
 		}
 	}()
 
+	st, err := openStore(cfg, mx, logger)
+	if err != nil {
+		logger.Error("cannot open the store", "error", err)
+		return 2
+	}
+	defer st.Close()
+
 	mgr := plugins.Start(cfg, pluginOptions(cfg, base, tel.PluginEnv(), logger.Named("plugin")))
 	defer mgr.Stop()
 	started.Store(mgr)
@@ -308,6 +315,7 @@ func serve(args []string) int {
 		Documents: docs, Policies: routing.Policies, Metrics: mx, Telemetry: tel,
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens, Limits: limits,
 		Middleware: mws, Responses: respStore, ResponseRetention: respRetention,
+		StoredKeys: st.keys, Admin: st.admin, Usage: st.usage,
 	})
 	rl := newReloader(&reloader{path: *configPath, pluginsDir: *pluginsDir, listen: *listen,
 		log: logger.Named("reload"), srv: srv, mgr: mgr, local: local, pluginEnv: tel.PluginEnv(), drainLimit: timeout + grace})

@@ -41,6 +41,9 @@ type File struct {
 	Routes    []Route           `hcl:"route,block"`
 	Documents *document.Config  `hcl:"documents,block"`
 	Telemetry *telemetry.Config `hcl:"telemetry,block"`
+	// Store is where stored keys, usage records and stored responses
+	// live; nil when the config has no store block.
+	Store *Store `hcl:"store,block"`
 	// Limits and CircuitBreaker are nil when absent: no limits, no
 	// ejection.
 	Limits         *Limits         `hcl:"limits,block"`
@@ -169,6 +172,10 @@ type APIKey struct {
 	// Middleware names the middleware instances that run, in order, on
 	// every chat request of this key, before those of the route.
 	Middleware []string `hcl:"middleware,optional"`
+	// Group names the key_group whose budget the key also counts
+	// against; Budget is the key's own.
+	Group  string  `hcl:"group,optional"`
+	Budget *Budget `hcl:"budget,block"`
 
 	// DeclRange is where the block starts and AttrRanges where each of its
 	// attributes is, for diagnostics; OpRanges are the positions of the
@@ -410,6 +417,9 @@ func Parse(src []byte, filename, baseDir string) (*File, hcl.Diagnostics) {
 		return out, dropFollowOnUnknowns(diags)
 	}
 	out.Server.applyDefaults(baseDir)
+	if out.Store != nil {
+		out.Store.applyDefaults(baseDir)
+	}
 	recordRanges(f.Body, out)
 	out.canonicalizeTypes()
 	diags = dropFollowOnUnknowns(diags)

@@ -433,6 +433,10 @@ func (r *call) chat() {
 		writeError(r.ctx, err)
 		return
 	}
+	if p.stream && !p.streamOptions && r.s.opts.Usage != nil {
+		// The usage record is read from the stream's usage chunk.
+		r.traffic.injectUsage = true
+	}
 	if p.stream {
 		if r.traffic.injectUsage {
 			body = withUsage(body)
@@ -455,6 +459,7 @@ func (r *call) chat() {
 	})
 	if a != nil {
 		a.end()
+		r.served = a.target.Instance
 	}
 	if err == nil {
 		resp.Body, err = r.mw.Response(ctx, resp.Body)
@@ -489,9 +494,11 @@ func (r *call) writeResponse(resp *provider.Response, err error) {
 		r.logError(err)
 		writeError(r.ctx, err)
 		r.op.End(r.ctx.Response.StatusCode(), err)
+		r.recordUsage(r.ctx.Response.StatusCode(), r.served, nil)
 		return
 	}
 	r.op.Response(resp.Body)
+	defer r.recordUsage(http.StatusOK, r.served, resp.Body)
 	defer r.op.End(http.StatusOK, nil)
 	for k, v := range resp.Header {
 		r.ctx.Response.Header.Set(k, v)
@@ -553,6 +560,7 @@ func (r *call) embeddings() {
 	})
 	if a != nil {
 		a.end()
+		r.served = a.target.Instance
 	}
 	r.writeResponse(resp, err)
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/llmproxy/llmproxy/host/internal/access"
+	"github.com/llmproxy/llmproxy/host/internal/admin"
 	"github.com/llmproxy/llmproxy/host/internal/auth"
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
@@ -43,6 +44,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/host/internal/telemetry"
+	"github.com/llmproxy/llmproxy/host/internal/usage"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/storage"
 )
@@ -82,6 +84,14 @@ type Options struct {
 	// (responses.DefaultRetention when 0); nil keeps none.
 	Responses         ResponseStore
 	ResponseRetention time.Duration
+	// StoredKeys authenticates the keys of the store, after the keys of
+	// the config file; nil accepts config keys only.
+	StoredKeys *auth.Stored
+	// Admin serves /admin/; nil answers that no store is configured.
+	Admin *admin.API
+	// Usage receives the usage records of chat and embeddings requests;
+	// nil records none.
+	Usage *usage.Recorder
 }
 
 // Server handles HTTP requests.
@@ -130,6 +140,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Admin == nil {
+		opts.Admin = admin.New(admin.Options{})
 	}
 	s := &Server{
 		opts:   opts,
@@ -318,7 +331,7 @@ func public(path string) bool {
 	if strings.HasPrefix(path, "/-") {
 		return isSignedObjectPath(path)
 	}
-	return !strings.HasPrefix(path, "/v1/")
+	return !strings.HasPrefix(path, "/v1/") && !strings.HasPrefix(path, admin.Path)
 }
 
 // authenticate looks up the presented key. The API and instance paths
@@ -328,6 +341,9 @@ func (s *Server) authenticate(next handler) handler {
 	return func(r *call) {
 		secret := auth.Secret(&r.ctx.Request.Header)
 		r.key = r.g.Keys.Lookup(secret)
+		if r.key == nil && len(secret) > 0 && s.opts.StoredKeys != nil && !s.lookupStored(r, secret) {
+			return
+		}
 		if r.key == nil && !public(string(r.ctx.Path())) {
 			msg := "missing API key: send Authorization: Bearer <key> or X-API-Key"
 			if len(secret) > 0 {
@@ -388,6 +404,10 @@ func (s *Server) route(r *call) {
 		}
 	}
 	switch {
+	case strings.HasPrefix(path, admin.Path):
+		ctx, cancel := r.context()
+		defer cancel()
+		s.opts.Admin.Serve(admin.Request{Ctx: r.ctx, Caller: r.key, Config: r.g.Keys, Context: ctx})
 	case path == "/v1/chat/completions":
 		if !r.method("POST") || !r.canonical() {
 			return
@@ -470,6 +490,8 @@ func endpoint(path []byte) string {
 		return "instance"
 	case p == "/healthz" || p == "/readyz" || p == "/metrics":
 		return "host"
+	case strings.HasPrefix(p, admin.Path):
+		return "admin"
 	}
 	return "other"
 }
@@ -554,6 +576,8 @@ type call struct {
 	// out writes the answer in the API the client called; nil for OpenAI
 	// chat completions (see dialect).
 	out dialect
+	// served is the instance that answered an AI request.
+	served string
 }
 
 func (r *call) method(want string) bool {

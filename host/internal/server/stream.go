@@ -74,6 +74,11 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		r.logError(err)
 		writeError(r.ctx, err)
 		r.op.End(r.ctx.Response.StatusCode(), err)
+		instance := ""
+		if a != nil {
+			instance = a.target.Instance
+		}
+		r.recordUsage(r.ctx.Response.StatusCode(), instance, nil)
 		return
 	}
 	h := &r.ctx.Response.Header
@@ -101,6 +106,15 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	r.setBodyStreamWriter(func(w *bufio.Writer) {
 		var failed error
 		defer func() { op.End(http.StatusOK, failed) }()
+		defer func() {
+			// The client got 200; a stream that failed after it started
+			// is recorded with the status of its error event.
+			status := http.StatusOK
+			if failed != nil {
+				status = asAPIError(failed).Status
+			}
+			r.recordUsage(status, a.target.Instance, m.raw)
+		}()
 		defer func() {
 			for _, t := range tickets {
 				t.Done(m.used(), true)
