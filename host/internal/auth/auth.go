@@ -30,7 +30,11 @@ const DevKey = "sk-llmproxy-dev"
 type Key struct {
 	Name string
 	// Admin keys see instance details in /readyz.
-	Admin       bool
+	Admin bool
+	// Group names the key_group whose budget the key also counts
+	// against ("" for none); Budget is the key's own (nil for none).
+	Group       string
+	Budget      *config.Budget
 	digest      [32]byte
 	models      []string
 	passthrough []string
@@ -64,7 +68,7 @@ type Keys struct {
 func New(cfg []config.APIKey) (*Keys, error) {
 	ks := &Keys{byDigest: make(map[[32]byte]*Key, len(cfg))}
 	for _, c := range cfg {
-		k := &Key{Name: c.Name, Admin: c.Admin, models: c.Models, passthrough: c.Passthrough,
+		k := &Key{Name: c.Name, Admin: c.Admin, Group: c.Group, Budget: c.Budget, models: c.Models, passthrough: c.Passthrough,
 			instances: c.Instances, storageOps: map[string]bool{}}
 		for _, op := range c.StorageOps {
 			if op != "*" && !slices.Contains(config.StorageOps, op) {

@@ -51,6 +51,12 @@ type File struct {
 	// them in their middleware lists.
 	Middleware []Instance `hcl:"middleware,block"`
 
+	// KeyGroups are budgets shared by the keys of a group; Prices and
+	// Budgets configure costing and budget enforcement (nil: defaults).
+	KeyGroups []KeyGroup `hcl:"key_group,block"`
+	Prices    *Prices    `hcl:"prices,block"`
+	Budgets   *Budgets   `hcl:"budgets,block"`
+
 	// Path is where the file was read from ("<embedded>" for the default).
 	Path string
 	// Parser holds the parsed sources, for printing diagnostics with
@@ -166,6 +172,10 @@ type APIKey struct {
 	// Middleware names the middleware instances that run, in order, on
 	// every chat request of this key, before those of the route.
 	Middleware []string `hcl:"middleware,optional"`
+	// Group names the key_group whose budget the key also counts
+	// against; Budget is the key's own.
+	Group  string  `hcl:"group,optional"`
+	Budget *Budget `hcl:"budget,block"`
 
 	// DeclRange is where the block starts and AttrRanges where each of its
 	// attributes is, for diagnostics; OpRanges are the positions of the
@@ -408,9 +418,12 @@ func Parse(src []byte, filename, baseDir string) (*File, hcl.Diagnostics) {
 	}
 	out.Server.applyDefaults(baseDir)
 	recordRanges(f.Body, out)
+	recordSpendRanges(f.Body, out)
 	out.canonicalizeTypes()
 	diags = dropFollowOnUnknowns(diags)
 	diags = append(diags, out.validate()...)
+	diags = append(diags, out.validateSpend()...)
+	diags = append(diags, out.loadPrices(baseDir)...)
 	return out, diags
 }
 
