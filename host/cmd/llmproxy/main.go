@@ -231,6 +231,12 @@ func serve(args []string) int {
 	if limits != nil {
 		defer limits.Close()
 	}
+	budgets, closeBudgets, err := openBudgets(cfg)
+	if err != nil {
+		logger.Error("invalid budgets config", "error", err)
+		return 2
+	}
+	defer closeBudgets()
 	docCfg := document.DefaultConfig()
 	if cfg.Documents != nil {
 		docCfg = cfg.Documents.WithDefaults()
@@ -302,7 +308,7 @@ func serve(args []string) int {
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
 		Documents: docs, Policies: routing.Policies, Metrics: mx, Telemetry: tel,
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens, Limits: limits,
-		Middleware: mws,
+		Middleware: mws, Prices: cfg.PriceTable(), Budgets: budgets,
 	})
 	rl := newReloader(&reloader{path: *configPath, pluginsDir: *pluginsDir, listen: *listen,
 		log: logger.Named("reload"), srv: srv, mgr: mgr, local: local, pluginEnv: tel.PluginEnv(), drainLimit: timeout + grace})

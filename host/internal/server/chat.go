@@ -495,6 +495,7 @@ func (r *call) writeResponse(resp *provider.Response, err error) {
 	r.limitHeaders()
 	r.ctx.SetContentType("application/json")
 	r.ctx.SetBody(resp.Body)
+	r.costJSON(resp.Body)
 	if len(r.traffic.tickets) > 0 {
 		p := r.s.parsers.Get()
 		used, known := usageOf(p, resp.Body)

@@ -87,6 +87,9 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	// The stream's limits are settled with the usage chunk when the
 	// stream has one, else with an estimate from its chunks.
 	m := &meter{prompt: r.traffic.est.Prompt}
+	ss := r.takeStreamSpend()
+	key := r.keyName()
+	access := r.s.opts.AccessLog
 	strip := r.traffic.injectUsage
 	tickets := r.traffic.tickets
 	r.traffic.tickets = nil
@@ -96,6 +99,10 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		defer func() {
 			for _, t := range tickets {
 				t.Done(m.used(), true)
+			}
+			cost, known := ss.done(m)
+			if access && ss.priced {
+				log.Info("stream settled", "request_id", id, "key", key, "cost_usd", cost, "usage_reported", known)
 			}
 		}()
 		defer a.end()
@@ -117,9 +124,11 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 			op.Chunk(chunk)
 			if m.observe(chunk) && strip {
 				// The usage chunk the gateway asked for, not the client.
+				ss.observe(chunk)
 				chunk, err = st.Recv()
 				continue
 			}
+			chunk = ss.observe(chunk)
 			if chunk, err = r.mw.Chunk(ctx, chunk); err != nil {
 				e := asAPIError(err)
 				log.Error("middleware ended the stream", "request_id", id, "status", e.Status, "code", e.Code, "error", e.Message)
