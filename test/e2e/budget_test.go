@@ -1,0 +1,304 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/llmproxy/llmproxy/plugins/provider-openai/openaifake"
+	"github.com/llmproxy/llmproxy/test/harness"
+)
+
+const budgetKey = "sk-budget-cent-0123456789"
+
+// budgetUpstream is a fake OpenAI behind a counter of the chat requests
+// that reach it.
+type budgetUpstream struct {
+	*httptest.Server
+	fake  *openaifake.Server
+	chats atomic.Int64
+}
+
+func startBudgetUpstream(t *testing.T) *budgetUpstream {
+	u := &budgetUpstream{fake: openaifake.New(openaifake.Options{})}
+	// Slow enough that the concurrent requests overlap.
+	u.fake.SetScenario(openaifake.Scenario{Reply: "Budgets are reserved before requests run.", ChunkDelay: 5 * time.Millisecond})
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/chat/completions") {
+			u.chats.Add(1)
+		}
+		u.fake.ServeHTTP(w, r)
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+// budgetAnswer is what one request got.
+type budgetAnswer struct {
+	status int
+	code   string
+	// cost is the reported cost (the header of a JSON answer, the
+	// usage chunk's cost_usd of a stream); -1 when none was reported.
+	cost                 float64
+	prompt, completion   int64
+	cached, cacheWritten int64
+}
+
+func budgetSend(ctx context.Context, url, body string) (budgetAnswer, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+budgetKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return budgetAnswer{}, err
+	}
+	defer resp.Body.Close()
+	a := budgetAnswer{status: resp.StatusCode, cost: -1}
+	type usage struct {
+		PromptTokens        int64    `json:"prompt_tokens"`
+		CompletionTokens    int64    `json:"completion_tokens"`
+		CostUSD             *float64 `json:"cost_usd"`
+		PromptTokensDetails struct {
+			CachedTokens     int64 `json:"cached_tokens"`
+			CacheWriteTokens int64 `json:"cache_write_tokens"`
+		} `json:"prompt_tokens_details"`
+	}
+	take := func(u *usage) {
+		a.prompt, a.completion = u.PromptTokens, u.CompletionTokens
+		a.cached, a.cacheWritten = u.PromptTokensDetails.CachedTokens, u.PromptTokensDetails.CacheWriteTokens
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct {
+				Code string `json:"code"`
+				Type string `json:"type"`
+			} `json:"error"`
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if err := json.Unmarshal(b, &e); err != nil {
+			return a, fmt.Errorf("status %d with a body not in the OpenAI error shape: %s", resp.StatusCode, b)
+		}
+		a.code = e.Error.Code
+		return a, nil
+	}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			line := sc.Bytes()
+			if !bytes.HasPrefix(line, []byte("data: {")) {
+				continue
+			}
+			var ch struct {
+				Usage *usage `json:"usage"`
+			}
+			if err := json.Unmarshal(line[6:], &ch); err != nil {
+				return a, err
+			}
+			if ch.Usage != nil {
+				take(ch.Usage)
+				if ch.Usage.CostUSD != nil {
+					a.cost = *ch.Usage.CostUSD
+				}
+			}
+		}
+		return a, sc.Err()
+	}
+	var c struct {
+		Usage usage `json:"usage"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+		return a, err
+	}
+	take(&c.Usage)
+	if h := resp.Header.Get("X-LLMProxy-Cost-USD"); h != "" {
+		if a.cost, err = strconv.ParseFloat(h, 64); err != nil {
+			return a, err
+		}
+	}
+	return a, nil
+}
+
+// budgetUpstreamBlock is the provider and route of the fake upstream.
+func budgetUpstreamBlock(up *budgetUpstream) string {
+	return fmt.Sprintf(`
+provider "up" {
+  type = "openai"
+  credential "api_key" {
+    from "value" { value = %q }
+  }
+  config {
+    base_url = "%s/v1"
+  }
+}
+route "gpt-4o-mini" {
+  target "up" {}
+}
+route "house-model" {
+  target "up" {}
+}
+prices {
+  price "gpt-4o-mini" {
+    input  = 20
+    output = 40
+  }
+}
+`, openaifake.DefaultKey, up.URL)
+}
+
+// budgetCentKey is a key with a $0.01 daily budget.
+var budgetCentKey = fmt.Sprintf(`
+api_key "cent" {
+  key    = %q
+  models = ["*"]
+  budget {
+    usd    = 0.01
+    period = "day"
+  }
+}
+`, budgetKey)
+
+const budgetInput, budgetOutput = 20e-6, 40e-6 // USD per token, as priced above
+
+func budgetBody(stream, usage bool) string {
+	m := map[string]any{"model": "gpt-4o-mini", "max_tokens": 16,
+		"messages": []map[string]string{{"role": "user", "content": "How do hard budgets work?"}}}
+	if stream {
+		m["stream"] = true
+		if usage {
+			m["stream_options"] = map[string]bool{"include_usage": true}
+		}
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// budgetExhaust spends the $0.01 budget of budgetKey with waves of
+// concurrent requests (JSON, streams with and without usage) spread over
+// the hosts at urls, and checks that the spend never passes the budget,
+// that it is used up to less than one reservation, and that the next
+// requests are refused up front.
+func budgetExhaust(t *testing.T, up *budgetUpstream, urls []string) {
+	// The known cost of one request, from a JSON answer's usage.
+	first, err := budgetSend(context.Background(), urls[0], budgetBody(false, false))
+	if err != nil || first.status != http.StatusOK {
+		t.Fatalf("first request: %+v, %v", first, err)
+	}
+	unit := float64(first.prompt)*budgetInput + float64(first.completion)*budgetOutput
+	if first.cost < 0 || math.Abs(first.cost-unit) > 1e-9 {
+		t.Fatalf("X-LLMProxy-Cost-USD = %v, want %v for %d+%d tokens", first.cost, unit, first.prompt, first.completion)
+	}
+	worst := float64(len(budgetBody(true, true)))*budgetInput + 16*budgetOutput
+	t.Logf("one request costs $%.6f and reserves up to $%.6f", unit, worst)
+
+	var mu sync.Mutex
+	ok, refused := 1, 0
+	for wave := 0; wave < 20; wave++ {
+		var wg sync.WaitGroup
+		var waveOK atomic.Int64
+		for i := range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				stream, usage := i%3 != 0, i%3 == 1
+				a, err := budgetSend(context.Background(), urls[i%len(urls)], budgetBody(stream, usage))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case a.status == http.StatusOK:
+					ok++
+					waveOK.Add(1)
+					if (!stream || usage) && math.Abs(a.cost-unit) > 1e-9 {
+						t.Errorf("reported cost %v (stream %v), want %v", a.cost, stream, unit)
+					}
+					if stream && !usage && a.cost != -1 {
+						t.Error("a stream that did not ask for usage got a usage chunk")
+					}
+				case a.status == http.StatusPaymentRequired && a.code == "budget_exceeded":
+					refused++
+				default:
+					t.Errorf("unexpected answer %+v", a)
+				}
+			}()
+		}
+		wg.Wait()
+		if waveOK.Load() == 0 {
+			break
+		}
+	}
+	spent := float64(ok) * unit
+	t.Logf("%d requests served ($%.6f), %d refused", ok, spent, refused)
+	if spent > 0.01+1e-9 {
+		t.Fatalf("the key spent $%.6f over its $0.01 budget", spent)
+	}
+	if 0.01-spent > worst {
+		t.Fatalf("the budget refused requests with $%.6f left, more than one reservation ($%.6f)", 0.01-spent, worst)
+	}
+	if refused == 0 {
+		t.Fatal("no request was refused")
+	}
+
+	// The next request is refused up front: the upstream never sees it.
+	before := up.chats.Load()
+	for _, url := range urls {
+		for _, stream := range []bool{false, true} {
+			a, err := budgetSend(context.Background(), url, budgetBody(stream, true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.status != http.StatusPaymentRequired || a.code != "budget_exceeded" {
+				t.Fatalf("after the budget: %+v, want 402 budget_exceeded", a)
+			}
+		}
+	}
+	if n := up.chats.Load() - before; n != 0 {
+		t.Fatalf("the upstream saw %d refused requests", n)
+	}
+	if served := up.chats.Load(); served != int64(ok) {
+		t.Fatalf("the upstream served %d chats, the clients got %d answers", served, ok)
+	}
+}
+
+// TestBudgetHardLimit: a key with a $0.01 budget sends many concurrent
+// requests, JSON and streams, to a fake with a known usage. Every
+// request reserves its worst case before it runs, so the spend never
+// passes the budget; once it is used up the next request is refused up
+// front with 402 budget_exceeded and never reaches the upstream.
+func TestBudgetHardLimit(t *testing.T) {
+	up := startBudgetUpstream(t)
+	h := harness.Start(t, harness.APIKeyBlock+budgetUpstreamBlock(up)+budgetCentKey, harness.Options{WaitFor: []string{"up"}})
+	budgetExhaust(t, up, []string{h.URL})
+	// Other keys are not affected.
+	if status, _, b := h.Do(t, "POST", "/v1/chat/completions", budgetBody(false, false)); status != http.StatusOK {
+		t.Fatalf("a key without a budget: %d %s", status, b)
+	}
+}
+
+// TestBudgetAcrossReplicas: the same, with the requests spread over two
+// replicas sharing the budget in a real Redis.
+func TestBudgetAcrossReplicas(t *testing.T) {
+	up := startBudgetUpstream(t)
+	rd := startTrafficRedis(t)
+	cfg := harness.APIKeyBlock + budgetUpstreamBlock(up) + budgetCentKey + fmt.Sprintf(`
+budgets {
+  redis = %q
+}
+`, rd.url())
+	a := harness.Start(t, cfg, harness.Options{WaitFor: []string{"up"}})
+	b := harness.Start(t, cfg, harness.Options{WaitFor: []string{"up"}})
+	budgetExhaust(t, up, []string{a.URL, b.URL})
+}
