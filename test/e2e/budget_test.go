@@ -47,8 +47,8 @@ func startBudgetUpstream(t *testing.T) *budgetUpstream {
 
 // budgetAnswer is what one request got.
 type budgetAnswer struct {
-	status int
-	code   string
+	status        int
+	code, message string
 	// cost is the reported cost (the header of a JSON answer, the
 	// usage chunk's cost_usd of a stream); -1 when none was reported.
 	cost                 float64
@@ -57,8 +57,12 @@ type budgetAnswer struct {
 }
 
 func budgetSend(ctx context.Context, url, body string) (budgetAnswer, error) {
+	return budgetSendAs(ctx, url, budgetKey, body)
+}
+
+func budgetSendAs(ctx context.Context, url, key, body string) (budgetAnswer, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+budgetKey)
+	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return budgetAnswer{}, err
@@ -81,15 +85,16 @@ func budgetSend(ctx context.Context, url, body string) (budgetAnswer, error) {
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
 			Error struct {
-				Code string `json:"code"`
-				Type string `json:"type"`
+				Code    string `json:"code"`
+				Type    string `json:"type"`
+				Message string `json:"message"`
 			} `json:"error"`
 		}
 		b, _ := io.ReadAll(resp.Body)
 		if err := json.Unmarshal(b, &e); err != nil {
 			return a, fmt.Errorf("status %d with a body not in the OpenAI error shape: %s", resp.StatusCode, b)
 		}
-		a.code = e.Error.Code
+		a.code, a.message = e.Error.Code, e.Error.Message
 		return a, nil
 	}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
@@ -301,4 +306,132 @@ budgets {
 	a := harness.Start(t, cfg, harness.Options{WaitFor: []string{"up"}})
 	b := harness.Start(t, cfg, harness.Options{WaitFor: []string{"up"}})
 	budgetExhaust(t, up, []string{a.URL, b.URL})
+}
+
+// TestBudgetGroupsPricesAndCancels: keys of a group share its budget; a
+// budgeted key may not use a model without a price; a request without an
+// output cap is sent with budgets.max_tokens; a cancelled stream gives
+// its reservation back.
+func TestBudgetGroupsPricesAndCancels(t *testing.T) {
+	const team1, team2, solo = "sk-budget-team1-0123456789", "sk-budget-team2-0123456789", "sk-budget-solo-0123456789"
+	up := startBudgetUpstream(t)
+	h := harness.Start(t, harness.APIKeyBlock+budgetUpstreamBlock(up)+fmt.Sprintf(`
+api_key "team1" {
+  key    = %q
+  models = ["*"]
+  group  = "team"
+}
+api_key "team2" {
+  key    = %q
+  models = ["*"]
+  group  = "team"
+}
+key_group "team" {
+  budget {
+    usd    = 0.01
+    period = "month"
+  }
+}
+api_key "solo" {
+  key    = %q
+  models = ["*"]
+  budget {
+    usd    = 0.005
+    period = "week"
+  }
+}
+budgets {
+  max_tokens = 32
+}
+`, team1, team2, solo), harness.Options{WaitFor: []string{"up"}})
+	ctx := context.Background()
+	uncapped := func(model string, stream bool) string {
+		b, _ := json.Marshal(map[string]any{"model": model, "stream": stream,
+			"messages": []map[string]string{{"role": "user", "content": "How do hard budgets work?"}}})
+		return string(b)
+	}
+
+	// A model without a price.
+	before := up.chats.Load()
+	a, err := budgetSendAs(ctx, h.URL, team1, uncapped("house-model", false))
+	if err != nil || a.status != http.StatusForbidden || a.code != "price_unknown" || !strings.Contains(a.message, "house-model") {
+		t.Fatalf("unpriced model: %+v, %v; want 403 price_unknown naming the model", a, err)
+	}
+	if up.chats.Load() != before {
+		t.Fatal("a request of a budgeted key on an unpriced model reached the upstream")
+	}
+
+	// The output cap of an uncapped request is sent upstream.
+	if a, err := budgetSendAs(ctx, h.URL, team1, uncapped("gpt-4o-mini", false)); err != nil || a.status != http.StatusOK {
+		t.Fatalf("uncapped request: %+v, %v", a, err)
+	}
+	var sent struct {
+		MaxCompletionTokens int `json:"max_completion_tokens"`
+	}
+	if err := json.Unmarshal(up.fake.LastRequest().Body, &sent); err != nil || sent.MaxCompletionTokens != 32 {
+		t.Fatalf("upstream request %s: want max_completion_tokens 32", up.fake.LastRequest().Body)
+	}
+
+	// Both keys of the group spend its one budget.
+	served := 1
+	for i := 0; ; i++ {
+		key := []string{team1, team2}[i%2]
+		a, err := budgetSendAs(ctx, h.URL, key, uncapped("gpt-4o-mini", i%4 == 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.status == http.StatusPaymentRequired {
+			if a.code != "budget_exceeded" || !strings.Contains(a.message, "group:team") {
+				t.Fatalf("refusal %+v does not name the group's budget", a)
+			}
+			break
+		}
+		if a.status != http.StatusOK || i > 100 {
+			t.Fatalf("request %d: %+v", i, a)
+		}
+		served++
+	}
+	for _, key := range []string{team1, team2} {
+		if a, _ := budgetSendAs(ctx, h.URL, key, uncapped("gpt-4o-mini", false)); a.status != http.StatusPaymentRequired {
+			t.Fatalf("key %s of the spent group: %+v", key, a)
+		}
+	}
+	t.Logf("the group's keys were served %d requests together", served)
+
+	// A stream cancelled mid-way settles: its reservation (the only one
+	// the solo budget holds at a time) is given back.
+	up.fake.SetScenario(openaifake.Scenario{Reply: "a slow answer of quite a few words to cancel", ChunkDelay: 300 * time.Millisecond})
+	sctx, cancel := context.WithCancel(ctx)
+	req, _ := http.NewRequestWithContext(sctx, http.MethodPost, h.URL+"/v1/chat/completions", strings.NewReader(uncapped("gpt-4o-mini", true)))
+	req.Header.Set("Authorization", "Bearer "+solo)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("slow stream: %d", resp.StatusCode)
+	}
+	if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := budgetSendAs(ctx, h.URL, solo, uncapped("gpt-4o-mini", false)); a.status != http.StatusPaymentRequired {
+		t.Fatalf("a second reservation beside the running stream: %+v, want 402", a)
+	}
+	cancel()
+	resp.Body.Close()
+	up.fake.SetScenario(openaifake.Scenario{Reply: "Budgets are reserved before requests run."})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a, err := budgetSendAs(ctx, h.URL, solo, uncapped("gpt-4o-mini", false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cancelled stream's reservation was not given back: %+v", a)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
