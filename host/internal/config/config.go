@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 
 	"github.com/llmproxy/llmproxy/host/internal/document"
+	"github.com/llmproxy/llmproxy/host/internal/price"
 	"github.com/llmproxy/llmproxy/host/internal/telemetry"
 )
 
@@ -56,6 +57,9 @@ type File struct {
 	KeyGroups []KeyGroup `hcl:"key_group,block"`
 	Prices    *Prices    `hcl:"prices,block"`
 	Budgets   *Budgets   `hcl:"budgets,block"`
+	// Price are price blocks written at the top level, as in a price
+	// file; they count as inline prices.
+	Price []price.Entry `hcl:"price,block"`
 
 	// Path is where the file was read from ("<embedded>" for the default).
 	Path string

@@ -82,9 +82,14 @@ func recordSpendRanges(body hcl.Body, f *File) {
 	if !ok {
 		return
 	}
-	groups := 0
+	groups, prices := 0, 0
 	for _, b := range sb.Blocks {
 		switch b.Type {
+		case "price":
+			if prices < len(f.Price) {
+				f.Price[prices].DeclRange = b.DefRange()
+			}
+			prices++
 		case "key_group":
 			if groups < len(f.KeyGroups) {
 				f.KeyGroups[groups].DeclRange = b.DefRange()
@@ -149,9 +154,7 @@ func (f *File) validateSpend() hcl.Diagnostics {
 		}
 		diags = append(diags, checkBudget(g.Budget, fmt.Sprintf("key_group %q", g.Name), &at)...)
 	}
-	if f.Prices != nil {
-		diags = append(diags, price.Check(f.Prices.Entries)...)
-	}
+	diags = append(diags, price.Check(f.inlinePrices())...)
 	if b := f.Budgets; b != nil {
 		at := b.DeclRange
 		if d, err := Duration(b.Timeout, 0); err != nil || d < 0 {
@@ -198,7 +201,17 @@ func (f *File) loadPrices(baseDir string) hcl.Diagnostics {
 // inline prices, then the price file, then the embedded defaults.
 func (f *File) PriceTable() *price.Table {
 	if f.Prices == nil {
-		return price.New(nil, nil)
+		return price.New(f.inlinePrices(), nil)
 	}
-	return price.New(f.Prices.Entries, f.Prices.fileEntries)
+	return price.New(f.inlinePrices(), f.Prices.fileEntries)
+}
+
+// inlinePrices are the price blocks of the file itself: at the top level
+// and inside the prices block.
+func (f *File) inlinePrices() []price.Entry {
+	out := append([]price.Entry(nil), f.Price...)
+	if f.Prices != nil {
+		out = append(out, f.Prices.Entries...)
+	}
+	return out
 }

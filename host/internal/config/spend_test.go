@@ -36,6 +36,9 @@ prices {
     output = 200
   }
 }
+price "house-large" {
+  input = 7
+}
 budgets {
   unknown_price = "allow"
   max_tokens    = 512
@@ -56,7 +59,7 @@ budgets {
 		t.Fatalf("budgets = %+v", f.Budgets)
 	}
 	tab := f.PriceTable()
-	for model, want := range map[string]float64{"gpt-4o-mini": 300, "house-x": 3, "gpt-4o": 12.5} {
+	for model, want := range map[string]float64{"gpt-4o-mini": 300, "house-x": 3, "gpt-4o": 12.5, "house-large": 7} {
 		got, ok := tab.Cost(model, price.Usage{Prompt: 1_000_000, Completion: 1_000_000})
 		if !ok || got != want {
 			t.Errorf("cost of %s = %v, %v; want %v", model, got, ok, want)
@@ -77,6 +80,7 @@ func TestSpendErrors(t *testing.T) {
 		{"inline price", "prices {\n  price \"a\" {\n    input = -1\n  }\n}\n", `c.hcl:2,3-12: Invalid price; price "a": input must be a non-negative`},
 		{"price file", "prices {\n  file = \"bad.hcl\"\n}\n", `bad.hcl:5,1-10: Invalid price; price "b": unit "1G"`},
 		{"missing price file", "prices {\n  file = \"absent.hcl\"\n}\n", `c.hcl:1,1-7: Cannot read price file`},
+		{"top-level and inline price twice", "price \"a\" {\n  input = 1\n}\nprices {\n  price \"a\" {\n    input = 2\n  }\n}\n", `c.hcl:5,3-12: Duplicate price; price "a" is already defined at `},
 		{"unknown_price", "budgets {\n  unknown_price = \"maybe\"\n}\n", `c.hcl:1,1-8: Invalid budgets.unknown_price`},
 	}
 	for _, tc := range tests {

@@ -260,7 +260,8 @@ func (r *call) takeStreamSpend() *streamSpend {
 // observe reads a chunk that carries usage; it returns the chunk with
 // usage.cost_usd added when it has a price.
 func (ss *streamSpend) observe(chunk []byte) []byte {
-	if !bytes.Contains(chunk, []byte(`"usage"`)) {
+	// Content chunks carry no usage or "usage":null.
+	if !bytes.Contains(chunk, []byte(`"prompt_tokens"`)) {
 		return chunk
 	}
 	v, err := ss.p.ParseBytes(chunk)
