@@ -333,8 +333,9 @@ key_group "team" {
   }
 }
 api_key "solo" {
-  key    = %q
-  models = ["*"]
+  key         = %q
+  models      = ["*"]
+  passthrough = ["up"]
   budget {
     usd    = 0.005
     period = "week"
@@ -397,6 +398,11 @@ budgets {
 		}
 	}
 	t.Logf("the group's keys were served %d requests together", served)
+
+	// Transparent mode cannot be priced before it runs.
+	if status, _, b := h.Do(t, "GET", "/-openai/up/v1/models", "", "Authorization", "Bearer "+solo); status != http.StatusForbidden || !strings.Contains(string(b), "budget_unmetered") {
+		t.Fatalf("transparent mode with a budgeted key: %d %s", status, b)
+	}
 
 	// A stream cancelled mid-way settles: its reservation (the only one
 	// the solo budget holds at a time) is given back.

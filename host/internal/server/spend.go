@@ -55,6 +55,20 @@ func (s *Server) priceOf(model string, rt *router.Route) (price.Rates, bool) {
 	return price.Rates{}, false
 }
 
+// budgeted reports whether the request's key counts against a budget
+// (its own or its group's).
+func (r *call) budgeted() bool {
+	pol := r.s.opts.Budgets
+	if pol == nil || r.key == nil {
+		return false
+	}
+	var usd float64
+	if r.key.Budget != nil {
+		usd = r.key.Budget.USD
+	}
+	return len(pol.Accounts(r.key.Name, usd, "", r.key.Group)) > 0
+}
+
 // reserve prices the request and, when its key has a budget, reserves
 // the request's worst-case cost on it: every byte of the body counted as
 // a prompt token (no tokenizer emits more tokens than bytes) at the
