@@ -105,6 +105,7 @@ func (r *call) reserve(p *parsed, rt *router.Route) bool {
 	if p.chat && out == 0 {
 		out = pol.MaxTokens
 		r.ctx.Request.SetBody(withMaxTokens(body, out))
+		r.traffic.est.MaxTokens = out // token limits see the cap too
 	}
 	if p.chat {
 		out *= choices(body)
@@ -112,8 +113,8 @@ func (r *call) reserve(p *parsed, rt *router.Route) bool {
 	if !p.chat {
 		out = 0
 	}
-	rt2 := r.traffic.spend.rates
-	worst := float64(len(body))*max(rt2.Input, rt2.CacheWrite) + float64(out)*max(rt2.Output, rt2.Reasoning)
+	rates := r.traffic.spend.rates
+	worst := float64(len(body))*max(rates.Input, rates.CacheWrite) + float64(out)*max(rates.Output, rates.Reasoning)
 	ctx, cancel := context.WithTimeout(context.Background(), pol.Timeout)
 	defer cancel()
 	h, err := pol.Ledger.Reserve(ctx, accounts, worst)
