@@ -306,6 +306,18 @@ budgets {
 	a := harness.Start(t, cfg, harness.Options{WaitFor: []string{"up"}})
 	b := harness.Start(t, cfg, harness.Options{WaitFor: []string{"up"}})
 	budgetExhaust(t, up, []string{a.URL, b.URL})
+
+	// Budgets fail closed: without the ledger no request of a budgeted
+	// key runs.
+	rd.kill()
+	before := up.chats.Load()
+	ans, err := budgetSend(context.Background(), a.URL, budgetBody(false, false))
+	if err != nil || ans.status != http.StatusServiceUnavailable || ans.code != "budget_unavailable" {
+		t.Fatalf("with Redis down: %+v, %v; want 503 budget_unavailable", ans, err)
+	}
+	if up.chats.Load() != before {
+		t.Fatal("a request reached the upstream without a reservation")
+	}
 }
 
 // TestBudgetGroupsPricesAndCancels: keys of a group share its budget; a
