@@ -375,6 +375,10 @@ type PromptTokensDetails struct {
 	// prompt cache (Anthropic, Bedrock): an llmproxy extension field,
 	// OpenAI has none.
 	CacheWriteTokens int `json:"cache_write_tokens"`
+	// Deprecated: CacheCreationTokens is the name SDK v1.0 gave cache
+	// writes; set CacheWriteTokens (Tokens.Usage does). The host still
+	// reads it from plugins built against that SDK.
+	CacheCreationTokens int `json:"cache_creation_tokens,omitempty"`
 }
 
 // CompletionTokensDetails breaks down completion tokens.

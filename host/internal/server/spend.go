@@ -246,8 +246,9 @@ func usageValue(u *fastjson.Value) (price.Usage, bool) {
 		Prompt:     num("prompt_tokens"),
 		Completion: num("completion_tokens"),
 		Cached:     num("prompt_tokens_details", "cached_tokens"),
-		CacheWrite: num("prompt_tokens_details", openai.CacheWriteTokensField),
-		Reasoning:  num("completion_tokens_details", "reasoning_tokens"),
+		CacheWrite: max(num("prompt_tokens_details", openai.CacheWriteTokensField),
+			num("prompt_tokens_details", "cache_creation_tokens")), // plugins built against SDK v1.0
+		Reasoning: num("completion_tokens_details", "reasoning_tokens"),
 	}, true
 }
 

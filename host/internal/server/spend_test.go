@@ -52,6 +52,7 @@ func TestUsageDetail(t *testing.T) {
 			`"prompt_tokens_details":{"cached_tokens":1000,"cache_write_tokens":100},"completion_tokens_details":{"reasoning_tokens":200}}}`,
 			price.Usage{Prompt: 1200, Completion: 300, Cached: 1000, CacheWrite: 100, Reasoning: 200}, true},
 		{`{"usage":{"prompt_tokens":5,"total_tokens":5}}`, price.Usage{Prompt: 5}, true},
+		{`{"usage":{"prompt_tokens":50,"prompt_tokens_details":{"cached_tokens":10,"cache_creation_tokens":30}}}`, price.Usage{Prompt: 50, Cached: 10, CacheWrite: 30}, true},
 		{`{"usage":null}`, price.Usage{}, false},
 		{`{"usage":{"completion_tokens":3}}`, price.Usage{}, false},
 		{`{"usage":{"prompt_tokens":-4,"completion_tokens":2}}`, price.Usage{Completion: 2}, true},
