@@ -287,6 +287,12 @@ func TestBudgetHardLimit(t *testing.T) {
 	up := startBudgetUpstream(t)
 	h := harness.Start(t, harness.APIKeyBlock+budgetUpstreamBlock(up)+budgetCentKey, harness.Options{WaitFor: []string{"up"}})
 	budgetExhaust(t, up, []string{h.URL})
+	// The request log has the cost of JSON answers and of streams.
+	logs := h.Logs()
+	if !strings.Contains(logs, "key=cent duration=") || !strings.Contains(logs, "cost_usd=0.0004") ||
+		!strings.Contains(logs, "stream settled") {
+		t.Error("the request log has no cost_usd for the budgeted key's requests")
+	}
 	// Other keys are not affected.
 	if status, _, b := h.Do(t, "POST", "/v1/chat/completions", budgetBody(false, false)); status != http.StatusOK {
 		t.Fatalf("a key without a budget: %d %s", status, b)
