@@ -459,3 +459,61 @@ budgets {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestBudgetDocuments: documents the host resolves from storage after the
+// reservation extend it; a request whose documents would pass the budget
+// is refused before it reaches the upstream.
+func TestBudgetDocuments(t *testing.T) {
+	const reader = "sk-budget-reader-0123456789"
+	up := startBudgetUpstream(t)
+	h := harness.Start(t, harness.APIKeyBlock+budgetUpstreamBlock(up)+fmt.Sprintf(`
+storage "files" {
+  type = "local"
+  config {
+    root           = %q
+    create_buckets = true
+  }
+}
+api_key "reader" {
+  key         = %q
+  models      = ["*"]
+  instances   = ["files"]
+  storage_ops = ["get"]
+  budget {
+    usd = 0.1
+  }
+}
+`, t.TempDir(), reader), harness.Options{WaitFor: []string{"up", "files"}})
+	put := func(key, text string) {
+		if status, _, b := h.Do(t, "PUT", "/-local/files/put/docs/"+key, text, "Content-Type", "text/markdown"); status/100 != 2 {
+			t.Fatalf("put %s: %d %s", key, status, b)
+		}
+	}
+	put("small.md", "Budgets are reserved before requests run.")
+	put("large.md", strings.Repeat("A long report that costs more than the budget allows. ", 200)) // 11 kB: $0.22 at $20/M
+	ask := func(doc string) budgetAnswer {
+		b, _ := json.Marshal(map[string]any{"model": "gpt-4o-mini", "max_tokens": 16, "messages": []map[string]any{{"role": "user", "content": []map[string]any{
+			{"type": "text", "text": "Summarise"},
+			{"type": "document", "source": map[string]string{"type": "storage", "storage": "files", "bucket": "docs", "key": doc}},
+		}}}})
+		a, err := budgetSendAs(context.Background(), h.URL, reader, string(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	if a := ask("small.md"); a.status != http.StatusOK {
+		t.Fatalf("small document: %+v", a)
+	}
+	before := up.chats.Load()
+	if a := ask("large.md"); a.status != http.StatusPaymentRequired || a.code != "budget_exceeded" || !strings.Contains(a.message, "documents") {
+		t.Fatalf("large document: %+v, want 402 budget_exceeded naming the documents", a)
+	}
+	if up.chats.Load() != before {
+		t.Fatal("the request with the large document reached the upstream")
+	}
+	// The refused extension gave everything back.
+	if a := ask("small.md"); a.status != http.StatusOK {
+		t.Fatalf("small document after the refusal: %+v", a)
+	}
+}

@@ -191,6 +191,27 @@ type Hold struct {
 	once   sync.Once
 }
 
+// Extend adds usd to the reservation, on the windows it was taken from
+// and on the same terms as Reserve: all or none, an *ExceededError when
+// an account would pass its budget. It is meant for what is learnt after
+// the reservation (documents resolved later) and must not run beside
+// Settle.
+func (h *Hold) Extend(ctx context.Context, accounts []Account, usd float64) error {
+	amount := toNanos(usd, math.Ceil)
+	if amount == 0 {
+		return nil
+	}
+	i, spent, err := h.l.b.Take(ctx, h.slots, amount)
+	if err != nil {
+		return fmt.Errorf("budget ledger: %w", err)
+	}
+	if i >= 0 {
+		return &ExceededError{Account: accounts[i], Spent: float64(spent) / nano, Request: float64(h.amount+amount) / nano}
+	}
+	h.amount += amount
+	return nil
+}
+
 // Reserved returns the reservation in USD.
 func (h *Hold) Reserved() float64 { return float64(h.amount) / nano }
 

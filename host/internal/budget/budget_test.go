@@ -109,12 +109,33 @@ func TestReserveSettle(t *testing.T) {
 		if !errors.As(err, &ex) || ex.Account.Name != "key:alice" || ex.Spent != 0.01 {
 			t.Fatalf("reservation past the budget: %v", err)
 		}
+		// Extending past the budget is refused and changes nothing.
+		var ex2 *ExceededError
+		if err := h2.Extend(ctx, []Account{key}, 0.0005); !errors.As(err, &ex2) {
+			t.Fatalf("extension past the budget: %v", err)
+		}
+		if got, _ := l.Spent(ctx, key); got != 0.01 {
+			t.Fatalf("spent %v after a refused extension, want 0.01", got)
+		}
 		// Giving back makes room again.
 		if err := h2.Settle(ctx, 0); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := l.Reserve(ctx, []Account{key}, 0.009); err != nil {
+		h3, err := l.Reserve(ctx, []Account{key}, 0.004)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if err := h3.Extend(ctx, []Account{key}, 0.005); err != nil {
+			t.Fatal(err)
+		}
+		if h3.Reserved() != 0.009 {
+			t.Fatalf("reserved %v after extending, want 0.009", h3.Reserved())
+		}
+		if err := h3.Settle(ctx, 0.002); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := l.Spent(ctx, key); got != 0.003 {
+			t.Fatalf("spent %v after settling an extended hold, want 0.003", got)
 		}
 	})
 }

@@ -425,6 +425,13 @@ func (r *call) chat() {
 			r.op.End(r.ctx.Response.StatusCode(), err)
 			return
 		}
+		if err = r.reserveDocuments(docs); err != nil {
+			cancel()
+			r.settle(0, true)
+			writeError(r.ctx, err)
+			r.op.End(r.ctx.Response.StatusCode(), err)
+			return
+		}
 	}
 	r.mw = r.s.opts.Middleware.For(r.keyName(), rt.Name, r.id, p.stream)
 	if body, err = r.mw.Request(ctx, body); err != nil {

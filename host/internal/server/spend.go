@@ -14,6 +14,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/price"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/sdk/openai"
+	"github.com/llmproxy/llmproxy/sdk/provider"
 )
 
 // CostHeader carries the cost of a JSON answer in USD. A stream reports
@@ -24,9 +25,10 @@ const CostHeader = "X-LLMProxy-Cost-USD"
 // spend is a request's share of costing and budgets: the rates of its
 // model, its reservation on the key's budgets and what it cost.
 type spend struct {
-	rates  price.Rates
-	priced bool
-	hold   *budget.Hold
+	rates    price.Rates
+	priced   bool
+	hold     *budget.Hold
+	accounts []budget.Account
 	// cost is the request's cost in USD once known (costed set).
 	cost   float64
 	costed bool
@@ -114,28 +116,84 @@ func (r *call) reserve(p *parsed, rt *router.Route) bool {
 		out = 0
 	}
 	rates := r.traffic.spend.rates
-	worst := float64(len(body))*max(rates.Input, rates.CacheWrite) + float64(out)*max(rates.Output, rates.Reasoning)
+	prompt := int64(len(body)) + imageTokens*images(body)
+	worst := float64(prompt)*max(rates.Input, rates.CacheWrite) + float64(out)*max(rates.Output, rates.Reasoning)
 	ctx, cancel := context.WithTimeout(context.Background(), pol.Timeout)
 	defer cancel()
 	h, err := pol.Ledger.Reserve(ctx, accounts, worst)
 	if err != nil {
-		var ex *budget.ExceededError
-		if errors.As(err, &ex) {
-			writeError(r.ctx, openai.NewError(http.StatusPaymentRequired, openai.TypeInsufficientQuota, "budget_exceeded", ex.Error()))
-			return false
-		}
-		r.s.log.Error("budget ledger unavailable; the request is refused", "request_id", r.id, "error", err)
-		writeError(r.ctx, openai.NewError(http.StatusServiceUnavailable, openai.TypeUnavailable, "budget_unavailable",
-			"the gateway cannot check this key's budget right now; retry later"))
+		writeError(r.ctx, r.budgetError(err, ""))
 		return false
 	}
-	r.traffic.spend.hold = h
+	r.traffic.spend.hold, r.traffic.spend.accounts = h, accounts
 	if p.stream && !p.streamOptions {
 		// The real cost is read from the usage chunk, asked for on the
 		// client's behalf and not forwarded.
 		r.traffic.injectUsage = true
 	}
 	return true
+}
+
+// imageTokens is what an image part may cost beyond its bytes: an image
+// by URL is a few bytes of the body, and providers charge a large image
+// up to about 1,600 (Anthropic) to 2,500 (OpenAI's mini models) tokens.
+const imageTokens = 2500
+
+// images counts the image parts of a chat request's messages.
+func images(body []byte) int64 {
+	if !bytes.Contains(body, []byte(`image_url`)) {
+		return 0
+	}
+	var p fastjson.Parser
+	v, err := p.ParseBytes(body)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, m := range v.GetArray("messages") {
+		for _, part := range m.GetArray("content") {
+			if string(part.GetStringBytes("type")) == "image_url" {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// reserveDocuments extends the request's reservation by the documents
+// the host resolved for it (from storage or URLs, after the reservation):
+// each counted as one prompt token per byte of its text, or of its data
+// when it has none. It returns the error to answer a refused request
+// with.
+func (r *call) reserveDocuments(docs []provider.Document) error {
+	h := r.traffic.spend.hold
+	if h == nil || len(docs) == 0 {
+		return nil
+	}
+	var n int64
+	for _, d := range docs {
+		n += int64(max(len(d.Text), len(d.Data)))
+	}
+	rates := r.traffic.spend.rates
+	ctx, cancel := context.WithTimeout(context.Background(), r.s.opts.Budgets.Timeout)
+	defer cancel()
+	err := h.Extend(ctx, r.traffic.spend.accounts, float64(n)*max(rates.Input, rates.CacheWrite))
+	if err == nil {
+		return nil
+	}
+	return r.budgetError(err, " with its documents")
+}
+
+// budgetError is the answer to a refused reservation: 402 when a budget
+// would be passed, 503 when the ledger cannot be reached.
+func (r *call) budgetError(err error, what string) error {
+	var ex *budget.ExceededError
+	if errors.As(err, &ex) {
+		return openai.NewError(http.StatusPaymentRequired, openai.TypeInsufficientQuota, "budget_exceeded", ex.Error()+what)
+	}
+	r.s.log.Error("budget ledger unavailable; the request is refused", "request_id", r.id, "error", err)
+	return openai.NewError(http.StatusServiceUnavailable, openai.TypeUnavailable, "budget_unavailable",
+		"the gateway cannot check this key's budget right now; retry later")
 }
 
 // choices returns the request's n (1 when absent or invalid).

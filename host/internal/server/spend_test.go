@@ -99,3 +99,16 @@ func TestStreamSpendObserve(t *testing.T) {
 		t.Fatalf("done without usage = %v, %v", cost, known)
 	}
 }
+
+func TestImages(t *testing.T) {
+	for body, want := range map[string]int64{
+		`{"messages":[{"role":"user","content":"no image_url here"}]}`: 0,
+		`{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"https://x/a.png"}}]},` +
+			`{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]}]}`: 2,
+		`{"messages":"image_url"}`: 0,
+	} {
+		if got := images([]byte(body)); got != want {
+			t.Errorf("images(%s) = %d, want %d", body, got, want)
+		}
+	}
+}
