@@ -458,6 +458,7 @@ func (r *call) chat() {
 	})
 	if a != nil {
 		a.end()
+		r.traffic.spend.servedBy(r.s, p.model, a.target)
 	}
 	if err == nil {
 		resp.Body, err = r.mw.Response(ctx, resp.Body)
@@ -543,6 +544,7 @@ func (r *call) embeddings() {
 	})
 	if a != nil {
 		a.end()
+		r.traffic.spend.servedBy(r.s, p.model, a.target)
 	}
 	r.writeResponse(resp, err)
 }

@@ -34,27 +34,47 @@ type spend struct {
 	costed bool
 }
 
-// priceOf returns the rates of the model a request names, or else of the
-// first upstream model of its route that has a price.
+// priceOf returns the rates a request is reserved at: for each kind of
+// token the dearest of the model it names and of the upstream models its
+// route may send it to, among those with a price; false when none has one.
 func (s *Server) priceOf(model string, rt *router.Route) (price.Rates, bool) {
 	t := s.opts.Prices
 	if t == nil {
 		return price.Rates{}, false
 	}
-	if r, ok := t.Rates(model); ok {
-		return r, true
-	}
+	out, priced := t.Rates(model)
 	if rt != nil {
 		for _, tg := range rt.Targets {
-			if tg.Model == "" {
+			if tg.Model == "" || tg.Model == model {
 				continue
 			}
 			if r, ok := t.Rates(tg.Model); ok {
-				return r, true
+				out, priced = dearest(out, r), true
 			}
 		}
 	}
-	return price.Rates{}, false
+	return out, priced
+}
+
+func dearest(a, b price.Rates) price.Rates {
+	return price.Rates{Input: max(a.Input, b.Input), Output: max(a.Output, b.Output), CachedInput: max(a.CachedInput, b.CachedInput),
+		CacheWrite: max(a.CacheWrite, b.CacheWrite), Reasoning: max(a.Reasoning, b.Reasoning)}
+}
+
+// servedBy sets the rates the request is costed at to those of the
+// upstream model of the target that answered (target.Model, or the
+// requested model when the target sends it as is), when it has a price.
+func (sp *spend) servedBy(s *Server, requested string, t router.Target) {
+	if !sp.priced || s.opts.Prices == nil {
+		return
+	}
+	model := t.Model
+	if model == "" {
+		model = requested
+	}
+	if r, ok := s.opts.Prices.Rates(model); ok {
+		sp.rates = r
+	}
 }
 
 // budgeted reports whether the request's key counts against a budget

@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/llmproxy/llmproxy/host/internal/price"
+	"github.com/llmproxy/llmproxy/host/internal/router"
 )
 
 func TestWithMaxTokens(t *testing.T) {
@@ -110,5 +111,31 @@ func TestImages(t *testing.T) {
 		if got := images([]byte(body)); got != want {
 			t.Errorf("images(%s) = %d, want %d", body, got, want)
 		}
+	}
+}
+
+func TestPriceOfRoute(t *testing.T) {
+	tab := price.New(nil, nil)
+	s := &Server{opts: Options{Prices: tab}}
+	rt := &router.Route{Targets: []router.Target{{Instance: "a"}, {Instance: "b", Model: "gpt-4o"}, {Instance: "c", Model: "no-price"}}}
+	got, ok := s.priceOf("gpt-4o-mini", rt)
+	mini, _ := tab.Rates("gpt-4o-mini")
+	big, _ := tab.Rates("gpt-4o")
+	if !ok || got.Input != big.Input || got.Output != big.Output || big.Input <= mini.Input {
+		t.Fatalf("reservation rates %+v, want gpt-4o's %+v (the dearest target)", got, big)
+	}
+	// Costed at the rates of the target that answered.
+	sp := spend{rates: got, priced: true}
+	sp.servedBy(s, "gpt-4o-mini", rt.Targets[0])
+	if sp.rates != mini {
+		t.Fatalf("served by the first target: %+v, want %+v", sp.rates, mini)
+	}
+	sp = spend{rates: got, priced: true}
+	sp.servedBy(s, "gpt-4o-mini", rt.Targets[2])
+	if sp.rates != got {
+		t.Fatalf("served by an unpriced model: %+v, want the reservation's %+v", sp.rates, got)
+	}
+	if _, ok := s.priceOf("house", &router.Route{Targets: []router.Target{{Instance: "a"}}}); ok {
+		t.Fatal("an unpriced route has a price")
 	}
 }

@@ -87,6 +87,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	// The stream's limits are settled with the usage chunk when the
 	// stream has one, else with an estimate from its chunks.
 	m := &meter{prompt: r.traffic.est.Prompt}
+	r.traffic.spend.servedBy(r.s, model, a.target)
 	ss := r.takeStreamSpend()
 	key := r.keyName()
 	access := r.s.opts.AccessLog
