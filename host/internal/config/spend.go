@@ -10,6 +10,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/host/internal/budget"
 	"github.com/llmproxy/llmproxy/host/internal/price"
+	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
 )
 
 // KeyGroup is a key_group block: a budget shared by every API key whose
@@ -164,6 +165,14 @@ func (f *File) validateSpend() hcl.Diagnostics {
 		if u := b.UnknownPrice; u != "" && u != UnknownPriceRefuse && u != UnknownPriceAllow {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid budgets.unknown_price",
 				Detail: fmt.Sprintf("unknown_price %q is not \"refuse\" or \"allow\"", u), Subject: &at})
+		}
+		if b.Redis != "" {
+			if c, err := ratelimit.ParseRedisURL(b.Redis); err != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid budgets.redis",
+					Detail: err.Error(), Subject: &at})
+			} else {
+				c.Close()
+			}
 		}
 		if b.MaxTokens < 0 {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid budgets.max_tokens",

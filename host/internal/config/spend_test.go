@@ -81,6 +81,7 @@ func TestSpendErrors(t *testing.T) {
 		{"price file", "prices {\n  file = \"bad.hcl\"\n}\n", `bad.hcl:5,1-10: Invalid price; price "b": unit "1G"`},
 		{"missing price file", "prices {\n  file = \"absent.hcl\"\n}\n", `c.hcl:1,1-7: Cannot read price file`},
 		{"top-level and inline price twice", "price \"a\" {\n  input = 1\n}\nprices {\n  price \"a\" {\n    input = 2\n  }\n}\n", `c.hcl:5,3-12: Duplicate price; price "a" is already defined at `},
+		{"redis URL", "budgets {\n  redis = \"http://nowhere\"\n}\n", `c.hcl:1,1-8: Invalid budgets.redis`},
 		{"unknown_price", "budgets {\n  unknown_price = \"maybe\"\n}\n", `c.hcl:1,1-8: Invalid budgets.unknown_price`},
 	}
 	for _, tc := range tests {
