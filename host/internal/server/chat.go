@@ -436,6 +436,7 @@ func (r *call) chat() {
 	r.mw = r.s.opts.Middleware.For(r.keyName(), rt.Name, r.id, p.stream)
 	if body, err = r.mw.Request(ctx, body); err != nil {
 		cancel()
+		r.settle(0, true)
 		r.logError(err)
 		writeError(r.ctx, err)
 		return

@@ -296,7 +296,7 @@ func (s *Server) withRequestID(next handler) handler {
 		r.id = s.requestID(r.ctx)
 		r.ctx.Response.Header.Set("X-Request-Id", r.id)
 		next(r)
-		r.settleSpend(0) // a reservation no path settled (streams take theirs)
+		r.settleUnsettled()
 		if s.opts.AccessLog {
 			name := ""
 			if r.key != nil {

@@ -247,6 +247,17 @@ func withMaxTokens(body []byte, n int64) []byte {
 	return append(out, body[i+1:]...)
 }
 
+// settleUnsettled charges a reservation that no path settled (streams
+// take theirs along) at its full amount: a handler that reserved and did
+// not say what the request cost must not make the budget forget it.
+func (r *call) settleUnsettled() {
+	if h := r.traffic.spend.hold; h != nil {
+		r.s.log.Warn("a budget reservation was not settled by its request; it is charged in full",
+			"request_id", r.id, "reserved_usd", h.Reserved())
+		r.settleSpend(h.Reserved())
+	}
+}
+
 // settleSpend replaces the request's reservation by its cost (0 when
 // unknown: the request failed before the upstream answered).
 func (r *call) settleSpend(cost float64) {
