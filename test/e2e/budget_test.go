@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmproxy/llmproxy/plugins/provider-anthropic/anthropicfake"
 	"github.com/llmproxy/llmproxy/plugins/provider-openai/openaifake"
 	"github.com/llmproxy/llmproxy/test/harness"
 )
@@ -515,5 +516,54 @@ api_key "reader" {
 	// The refused extension gave everything back.
 	if a := ask("small.md"); a.status != http.StatusOK {
 		t.Fatalf("small document after the refusal: %+v", a)
+	}
+}
+
+// TestCostOfCachedTokens: an Anthropic answer that read and wrote the
+// prompt cache reaches the client with the normalised usage, and is
+// costed at the embedded prices of each kind of token, in the JSON
+// answer's header and in the stream's usage chunk.
+func TestCostOfCachedTokens(t *testing.T) {
+	const apiKey = "sk-ant-budget-test"
+	fake := anthropicfake.New(anthropicfake.Options{APIKey: apiKey})
+	if err := fake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fake.Close() })
+	fake.SetScenario(anthropicfake.Scenario{Content: []anthropicfake.Block{anthropicfake.Text("Cached.")},
+		Usage: anthropicfake.Usage{InputTokens: 20, OutputTokens: 11, CacheCreationInputTokens: 100, CacheReadInputTokens: 300}})
+	h := harness.Start(t, harness.APIKeyBlock+fmt.Sprintf(`
+provider "claude" {
+  type = "anthropic"
+  credential "api_key" {
+    from "value" { value = %q }
+  }
+  config {
+    base_url = %q
+  }
+}
+route "claude-sonnet-4-5" {
+  target "claude" {}
+}
+`, apiKey, fake.URL()), harness.Options{WaitFor: []string{"claude"}})
+	// The embedded claude-sonnet-4 prices, per token: input $3/M, cache
+	// reads $0.30/M, cache writes $3.75/M, output $15/M.
+	want := 20*3e-6 + 300*0.30e-6 + 100*3.75e-6 + 11*15e-6
+	for _, stream := range []bool{false, true} {
+		req := map[string]any{"model": "claude-sonnet-4-5", "messages": []map[string]string{{"role": "user", "content": "Hello"}}}
+		if stream {
+			req["stream"], req["stream_options"] = true, map[string]bool{"include_usage": true}
+		}
+		b, _ := json.Marshal(req)
+		a, err := budgetSendAs(context.Background(), h.URL, harness.Key, string(b))
+		if err != nil || a.status != http.StatusOK {
+			t.Fatalf("stream %v: %+v, %v", stream, a, err)
+		}
+		if a.prompt != 420 || a.completion != 11 || a.cached != 300 || a.cacheWritten != 100 {
+			t.Errorf("stream %v: usage %+v, want prompt 420 (20 + 300 read + 100 written), 11 completion", stream, a)
+		}
+		if math.Abs(a.cost-want) > 1e-9 {
+			t.Errorf("stream %v: cost %v, want %v", stream, a.cost, want)
+		}
 	}
 }
