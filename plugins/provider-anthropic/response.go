@@ -96,20 +96,17 @@ func finishReason(stop string, toolCalls int) string {
 	return r
 }
 
-// openAIUsage maps Anthropic usage: input_tokens excludes cached tokens,
-// so the prompt is input + cache creation + cache read.
+// openAIUsage maps Anthropic usage: input_tokens excludes the cache
+// reads and writes, which openai.Tokens adds to the prompt. Anthropic
+// counts thinking inside output_tokens and reports no split.
 func openAIUsage(u usage) openai.Usage {
-	in, out, create, read := val(u.InputTokens), val(u.OutputTokens), val(u.CacheCreationInputTokens), val(u.CacheReadInputTokens)
-	prompt := in + create + read
-	return openai.Usage{
-		PromptTokens:     prompt,
-		CompletionTokens: out,
-		TotalTokens:      prompt + out,
-		PromptTokensDetails: &openai.PromptTokensDetails{
-			CachedTokens:        read,
-			CacheCreationTokens: create,
-		},
-	}
+	return openai.Tokens{
+		Input:              val(u.InputTokens),
+		Output:             val(u.OutputTokens),
+		CacheRead:          val(u.CacheReadInputTokens),
+		CacheWrite:         val(u.CacheCreationInputTokens),
+		InputExcludesCache: true,
+	}.Usage()
 }
 
 func val(p *int) int {

@@ -45,6 +45,8 @@ const weatherTool = `"tools":[{"type":"function","function":{"name":"get_weather
 
 var goldenCases = []goldenCase{
 	{name: "plain", body: `{"model":"gpt-4o","messages":[{"role":"user","content":"Say hello."}]}`},
+	{name: "usage_details", body: `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Think, then say hello."}]}`,
+		scenario: azurefake.Scenario{CachedTokens: 1280, ReasoningTokens: 64}},
 	{name: "system", body: `{"model":"gpt-4o","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello."}],"temperature":0.2,"user":"u-1"}`,
 		scenario: azurefake.Scenario{Text: "Hello."}},
 	{name: "multi_turn", body: `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello! How can I help?"},{"role":"user","content":"Tell me a fact."}]}`,

@@ -61,7 +61,6 @@ func (u anthropicUsage) tokens() tokens {
 		output:     u.OutputTokens,
 		cacheRead:  aws.ToInt(u.CacheReadInputTokens),
 		cacheWrite: aws.ToInt(u.CacheCreationInputTokens),
-		cacheSeen:  u.CacheReadInputTokens != nil || u.CacheCreationInputTokens != nil,
 	}
 }
 

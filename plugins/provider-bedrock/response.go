@@ -51,18 +51,14 @@ func finishReason(stop string, toolCalls int, jsonMode bool) string {
 // tokens is Bedrock's token accounting in either API's terms.
 type tokens struct {
 	input, output, cacheRead, cacheWrite int
-	cacheSeen                            bool
 }
 
-// openAI returns the usage in OpenAI's terms: prompt tokens include the
-// cached ones, which are also reported in prompt_tokens_details.
+// openAI returns the usage in OpenAI's terms: Bedrock's inputTokens
+// exclude the cache reads and writes, which openai.Tokens adds to the
+// prompt.
 func (t tokens) openAI() *openai.Usage {
-	prompt := t.input + t.cacheRead + t.cacheWrite
-	u := &openai.Usage{PromptTokens: prompt, CompletionTokens: t.output, TotalTokens: prompt + t.output}
-	if t.cacheSeen {
-		u.PromptTokensDetails = &openai.PromptTokensDetails{CachedTokens: t.cacheRead, CacheCreationTokens: t.cacheWrite}
-	}
-	return u
+	u := openai.Tokens{Input: t.input, Output: t.output, CacheRead: t.cacheRead, CacheWrite: t.cacheWrite, InputExcludesCache: true}.Usage()
+	return &u
 }
 
 // converseTokens reads a Converse TokenUsage.
@@ -75,7 +71,6 @@ func converseTokens(u *types.TokenUsage) tokens {
 		output:     int(aws.ToInt32(u.OutputTokens)),
 		cacheRead:  int(aws.ToInt32(u.CacheReadInputTokens)),
 		cacheWrite: int(aws.ToInt32(u.CacheWriteInputTokens)),
-		cacheSeen:  u.CacheReadInputTokens != nil || u.CacheWriteInputTokens != nil,
 	}
 }
 

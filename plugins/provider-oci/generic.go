@@ -334,15 +334,15 @@ func mapUsage(u *usage) *openai.Usage {
 	if u == nil {
 		return nil
 	}
-	out := &openai.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
-	if out.TotalTokens == 0 {
-		out.TotalTokens = out.PromptTokens + out.CompletionTokens
-	}
+	// OCI counts cached tokens inside promptTokens and reasoning tokens
+	// inside completionTokens, as OpenAI does.
+	t := openai.Tokens{Input: u.PromptTokens, Output: u.CompletionTokens, Total: u.TotalTokens}
 	if d := u.PromptTokensDetails; d != nil {
-		out.PromptTokensDetails = &openai.PromptTokensDetails{CachedTokens: d.CachedTokens}
+		t.CacheRead = d.CachedTokens
 	}
 	if d := u.CompletionTokensDetails; d != nil {
-		out.CompletionTokensDetails = &openai.CompletionTokensDetails{ReasoningTokens: d.ReasoningTokens}
+		t.Reasoning = d.ReasoningTokens
 	}
-	return out
+	out := t.Usage()
+	return &out
 }

@@ -182,6 +182,7 @@ func (st *streamer) end() error {
 	u := st.usage
 	if u == nil {
 		u = &openai.Usage{}
+		u.Normalize()
 	}
 	return st.write(&openai.ChatChunk{Choices: []openai.ChunkChoice{}, Usage: u})
 }

@@ -61,6 +61,10 @@ func goldenCases() []goldenCase {
 	return []goldenCase{
 		{name: "plain", body: `{"model":"gpt-4o","messages":[{"role":"user","content":"Hello there"}]}`},
 		{name: "plain_stream", stream: true, body: `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Hello there"}]}`},
+		{name: "usage_details", body: `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Think, then answer"}]}`,
+			scenario: openaifake.Scenario{CachedTokens: 1024, ReasoningTokens: 192}},
+		{name: "usage_details_stream", stream: true, body: `{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Think, then answer"}]}`,
+			scenario: openaifake.Scenario{CachedTokens: 1024, ReasoningTokens: 192}},
 		{name: "stream_include_usage", stream: true, body: `{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Count my tokens"}]}`},
 		{name: "system", body: `{"model":"gpt-4o","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Explain qubits"}]}`},
 		{name: "multi_turn", body: `{"model":"gpt-4o","messages":[{"role":"user","content":"My name is Ada."},{"role":"assistant","content":"Hello Ada."},{"role":"user","content":"What is my name?"}]}`},

@@ -31,17 +31,15 @@ func openAIUsage(u *usageMetadata) openai.Usage {
 	if u == nil {
 		return openai.Usage{}
 	}
-	out := openai.Usage{
-		PromptTokens:            u.PromptTokenCount,
-		CompletionTokens:        u.CandidatesTokenCount + u.ThoughtsTokenCount,
-		TotalTokens:             u.TotalTokenCount,
-		PromptTokensDetails:     &openai.PromptTokensDetails{CachedTokens: u.CachedContentTokenCount},
-		CompletionTokensDetails: &openai.CompletionTokensDetails{ReasoningTokens: u.ThoughtsTokenCount},
-	}
-	if out.TotalTokens == 0 {
-		out.TotalTokens = out.PromptTokens + out.CompletionTokens
-	}
-	return out
+	// promptTokenCount already counts the cached content.
+	return openai.Tokens{
+		Input:                   u.PromptTokenCount,
+		Output:                  u.CandidatesTokenCount,
+		CacheRead:               u.CachedContentTokenCount,
+		Reasoning:               u.ThoughtsTokenCount,
+		Total:                   u.TotalTokenCount,
+		OutputExcludesReasoning: true,
+	}.Usage()
 }
 
 // completionID is the OpenAI id of a Gemini response.

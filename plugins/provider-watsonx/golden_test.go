@@ -95,6 +95,11 @@ func goldenCases() []goldenCase {
 			scenario: watsonxfake.Scenario{Text: "Hello! How can I help you today? 😊", Usage: watsonxfake.Usage{PromptTokens: 20, CompletionTokens: 11}},
 		},
 		{
+			name:     "usage_details",
+			body:     `{"model":"ibm/granite-3-3-8b-instruct","messages":[{"role":"user","content":"Think, then say hello."}]}`,
+			scenario: watsonxfake.Scenario{Text: "Hello.", Usage: watsonxfake.Usage{PromptTokens: 600, CompletionTokens: 90, CachedTokens: 512, ReasoningTokens: 80}},
+		},
+		{
 			name: "system",
 			body: `{"model":"ibm/granite-3-3-8b-instruct","messages":[{"role":"system","content":"You are terse."},{"role":"developer","content":[{"type":"text","text":"Answer in French."}]},{"role":"user","content":"Say hi"}],` +
 				`"temperature":0.5,"top_p":0.9,"max_completion_tokens":100,"user":"user-42","seed":7,"presence_penalty":0.5,"frequency_penalty":0.1,"n":1,"parallel_tool_calls":true,"store":false}`,

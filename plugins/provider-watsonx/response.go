@@ -85,14 +85,19 @@ func finishReason(r string, hasCalls bool) string {
 	return openai.FinishStop
 }
 
-// openaiUsage maps token counts; total is the sum when watsonx.ai leaves
-// it out.
+// openaiUsage maps token counts, in OpenAI's terms already; the details
+// are read when watsonx.ai reports them (models served through vLLM with
+// prefix caching or reasoning do), zeros otherwise.
 func openaiUsage(u *usage) *openai.Usage {
-	total := u.TotalTokens
-	if total == 0 {
-		total = u.PromptTokens + u.CompletionTokens
+	t := openai.Tokens{Input: u.PromptTokens, Output: u.CompletionTokens, Total: u.TotalTokens}
+	if d := u.PromptTokensDetails; d != nil {
+		t.CacheRead = d.CachedTokens
 	}
-	return &openai.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: total}
+	if d := u.CompletionTokensDetails; d != nil {
+		t.Reasoning = d.ReasoningTokens
+	}
+	out := t.Usage()
+	return &out
 }
 
 // responseModel is the model a response reports: watsonx.ai's model,

@@ -352,26 +352,39 @@ type ResponseMessage struct {
 	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
 }
 
-// Usage is the token accounting of a response.
+// Usage is the token accounting of a response, normalised across
+// providers (see Tokens.Usage for the rule). CostUSD is set by the
+// gateway on the final usage chunk of a stream: the request's cost in US
+// dollars, an llmproxy extension.
 type Usage struct {
 	PromptTokens            int                      `json:"prompt_tokens"`
 	CompletionTokens        int                      `json:"completion_tokens"`
 	TotalTokens             int                      `json:"total_tokens"`
 	PromptTokensDetails     *PromptTokensDetails     `json:"prompt_tokens_details,omitempty"`
 	CompletionTokensDetails *CompletionTokensDetails `json:"completion_tokens_details,omitempty"`
+	CostUSD                 *float64                 `json:"cost_usd,omitempty"`
 }
 
 // PromptTokensDetails breaks down prompt tokens.
 type PromptTokensDetails struct {
+	// CachedTokens counts prompt tokens read from the provider's prompt
+	// cache.
 	CachedTokens int `json:"cached_tokens"`
 	AudioTokens  int `json:"audio_tokens,omitempty"`
-	// CacheCreationTokens counts prompt tokens written to a provider's
-	// prompt cache (Anthropic, Bedrock); OpenAI has no such field.
+	// CacheWriteTokens counts prompt tokens written to the provider's
+	// prompt cache (Anthropic, Bedrock): an llmproxy extension field,
+	// OpenAI has none.
+	CacheWriteTokens int `json:"cache_write_tokens"`
+	// Deprecated: CacheCreationTokens is the name SDK v1.0 gave cache
+	// writes; set CacheWriteTokens (Tokens.Usage does). The host still
+	// reads it from plugins built against that SDK.
 	CacheCreationTokens int `json:"cache_creation_tokens,omitempty"`
 }
 
 // CompletionTokensDetails breaks down completion tokens.
 type CompletionTokensDetails struct {
+	// ReasoningTokens counts the completion tokens the model spent
+	// thinking; they are part of CompletionTokens.
 	ReasoningTokens int `json:"reasoning_tokens"`
 	AudioTokens     int `json:"audio_tokens,omitempty"`
 }

@@ -19,6 +19,9 @@ const (
 	TypeUpstream       = "upstream_error"
 	TypeTimeout        = "timeout_error"
 	TypeUnavailable    = "service_unavailable"
+	// TypeInsufficientQuota is OpenAI's type for a spent quota; the
+	// gateway also uses it for a spent budget (code budget_exceeded).
+	TypeInsufficientQuota = "insufficient_quota"
 )
 
 // Error is an API error as OpenAI clients expect it, with the HTTP status

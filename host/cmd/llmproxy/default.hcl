@@ -81,6 +81,31 @@ api_key "dev" {
   admin       = true
 }
 
+# Budgets (docs/spend.md): a key may carry its own budget and belong to a
+# key_group whose budget its keys share. Requests reserve their worst-case
+# cost before they run and are refused with 402 budget_exceeded when it
+# would pass a budget. Costs come from the embedded price list, overridden
+# by price blocks here or by prices { file = "prices.hcl" }.
+# api_key "intern" {
+#   key_sha256 = "<hex sha-256 of the key>"
+#   models     = ["gpt-*"]
+#   group      = "research"
+#   budget {
+#     usd    = 5
+#     period = "day"       # day | week | month (default) | total, in UTC
+#   }
+# }
+# key_group "research" {
+#   budget { usd = 500 }
+# }
+# price "house-llama-70b" {
+#   input  = 0.60          # USD per million tokens
+#   output = 0.80
+# }
+# budgets {
+#   redis = env("REDIS_URL") # shared by replicas; in memory when unset
+# }
+
 # A narrower key: two model families, reads of the dev storage, no
 # transparent mode.
 # api_key "reader" {

@@ -231,6 +231,12 @@ func serve(args []string) int {
 	if limits != nil {
 		defer limits.Close()
 	}
+	budgets, closeBudgets, err := openBudgets(cfg)
+	if err != nil {
+		logger.Error("invalid budgets config", "error", err)
+		return 2
+	}
+	defer closeBudgets()
 	docCfg := document.DefaultConfig()
 	if cfg.Documents != nil {
 		docCfg = cfg.Documents.WithDefaults()
@@ -316,6 +322,7 @@ func serve(args []string) int {
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens, Limits: limits,
 		Middleware: mws, Responses: respStore, ResponseRetention: respRetention,
 		StoredKeys: st.keys, Admin: st.admin, Usage: st.usage,
+		Prices: cfg.PriceTable(), Budgets: budgets,
 	})
 	rl := newReloader(&reloader{path: *configPath, pluginsDir: *pluginsDir, listen: *listen,
 		log: logger.Named("reload"), srv: srv, mgr: mgr, local: local, pluginEnv: tel.PluginEnv(), drainLimit: timeout + grace})

@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 
 	"github.com/llmproxy/llmproxy/host/internal/document"
+	"github.com/llmproxy/llmproxy/host/internal/price"
 	"github.com/llmproxy/llmproxy/host/internal/telemetry"
 )
 
@@ -56,6 +57,14 @@ type File struct {
 
 	// Responses keeps the responses of /v1/responses; nil keeps none.
 	Responses *Responses `hcl:"responses,block"`
+	// KeyGroups are budgets shared by the keys of a group; Prices and
+	// Budgets configure costing and budget enforcement (nil: defaults).
+	KeyGroups []KeyGroup `hcl:"key_group,block"`
+	Prices    *Prices    `hcl:"prices,block"`
+	Budgets   *Budgets   `hcl:"budgets,block"`
+	// Price are price blocks written at the top level, as in a price
+	// file; they count as inline prices.
+	Price []price.Entry `hcl:"price,block"`
 
 	// Path is where the file was read from ("<embedded>" for the default).
 	Path string
@@ -421,9 +430,12 @@ func Parse(src []byte, filename, baseDir string) (*File, hcl.Diagnostics) {
 		out.Store.applyDefaults(baseDir)
 	}
 	recordRanges(f.Body, out)
+	recordSpendRanges(f.Body, out)
 	out.canonicalizeTypes()
 	diags = dropFollowOnUnknowns(diags)
 	diags = append(diags, out.validate()...)
+	diags = append(diags, out.validateSpend()...)
+	diags = append(diags, out.loadPrices(baseDir)...)
 	return out, diags
 }
 

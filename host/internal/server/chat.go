@@ -425,10 +425,18 @@ func (r *call) chat() {
 			r.op.End(r.ctx.Response.StatusCode(), err)
 			return
 		}
+		if err = r.reserveDocuments(docs); err != nil {
+			cancel()
+			r.settle(0, true)
+			writeError(r.ctx, err)
+			r.op.End(r.ctx.Response.StatusCode(), err)
+			return
+		}
 	}
 	r.mw = r.s.opts.Middleware.For(r.keyName(), rt.Name, r.id, p.stream)
 	if body, err = r.mw.Request(ctx, body); err != nil {
 		cancel()
+		r.settle(0, true)
 		r.logError(err)
 		writeError(r.ctx, err)
 		return
@@ -460,6 +468,7 @@ func (r *call) chat() {
 	if a != nil {
 		a.end()
 		r.served = a.target.Instance
+		r.traffic.spend.servedBy(r.s, p.model, a.target)
 	}
 	if err == nil {
 		resp.Body, err = r.mw.Response(ctx, resp.Body)
@@ -494,11 +503,11 @@ func (r *call) writeResponse(resp *provider.Response, err error) {
 		r.logError(err)
 		writeError(r.ctx, err)
 		r.op.End(r.ctx.Response.StatusCode(), err)
-		r.recordUsage(r.ctx.Response.StatusCode(), r.served, nil)
+		r.recordUsage(r.ctx.Response.StatusCode(), r.served, nil, 0)
 		return
 	}
 	r.op.Response(resp.Body)
-	defer r.recordUsage(http.StatusOK, r.served, resp.Body)
+	defer func() { r.recordUsage(http.StatusOK, r.served, resp.Body, r.traffic.spend.cost) }()
 	defer r.op.End(http.StatusOK, nil)
 	for k, v := range resp.Header {
 		r.ctx.Response.Header.Set(k, v)
@@ -516,6 +525,7 @@ func (r *call) writeResponse(resp *provider.Response, err error) {
 	if body != nil {
 		r.ctx.SetBody(body)
 	}
+	r.costJSON(resp.Body)
 	if len(r.traffic.tickets) > 0 {
 		p := r.s.parsers.Get()
 		used, known := usageOf(p, resp.Body)
@@ -561,6 +571,7 @@ func (r *call) embeddings() {
 	if a != nil {
 		a.end()
 		r.served = a.target.Instance
+		r.traffic.spend.servedBy(r.s, p.model, a.target)
 	}
 	r.writeResponse(resp, err)
 }

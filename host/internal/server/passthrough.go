@@ -51,6 +51,11 @@ func (r *call) instance() {
 			fmt.Sprintf("this API key may not use provider instance %q in transparent mode (it needs passthrough = [%q])", name, name)))
 		return
 	}
+	if r.budgeted() {
+		writeError(r.ctx, openai.NewError(http.StatusForbidden, openai.TypePermission, "budget_unmetered",
+			"this API key has a budget, and transparent mode cannot be priced before it runs; use the /v1 API"))
+		return
+	}
 	if err := r.checkNativePath(); err != nil {
 		writeError(r.ctx, err)
 		return

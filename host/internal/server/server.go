@@ -37,10 +37,12 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/access"
 	"github.com/llmproxy/llmproxy/host/internal/admin"
 	"github.com/llmproxy/llmproxy/host/internal/auth"
+	"github.com/llmproxy/llmproxy/host/internal/budget"
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
 	mw "github.com/llmproxy/llmproxy/host/internal/middleware"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
+	"github.com/llmproxy/llmproxy/host/internal/price"
 	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/host/internal/telemetry"
@@ -92,6 +94,12 @@ type Options struct {
 	// Usage receives the usage records of chat and embeddings requests;
 	// nil records none.
 	Usage *usage.Recorder
+	// Prices costs AI requests (CostHeader, usage.cost_usd, the request
+	// log); nil costs nothing.
+	Prices *price.Table
+	// Budgets enforces hard budgets on keys and key groups; nil enforces
+	// none.
+	Budgets *budget.Policy
 }
 
 // Server handles HTTP requests.
@@ -309,13 +317,18 @@ func (s *Server) withRequestID(next handler) handler {
 		r.id = s.requestID(r.ctx)
 		r.ctx.Response.Header.Set("X-Request-Id", r.id)
 		next(r)
+		r.settleUnsettled()
 		if s.opts.AccessLog {
 			name := ""
 			if r.key != nil {
 				name = r.key.Name
 			}
-			s.log.Info("request", "request_id", r.id, "method", string(r.ctx.Method()), "path", string(r.ctx.Path()),
-				"status", r.ctx.Response.StatusCode(), "key", name, "duration", time.Since(r.start))
+			attrs := []any{"request_id", r.id, "method", string(r.ctx.Method()), "path", string(r.ctx.Path()),
+				"status", r.ctx.Response.StatusCode(), "key", name, "duration", time.Since(r.start)}
+			if r.traffic.spend.costed {
+				attrs = append(attrs, "cost_usd", r.traffic.spend.cost)
+			}
+			s.log.Info("request", attrs...)
 		}
 	}
 }

@@ -78,7 +78,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		if a != nil {
 			instance = a.target.Instance
 		}
-		r.recordUsage(r.ctx.Response.StatusCode(), instance, nil)
+		r.recordUsage(r.ctx.Response.StatusCode(), instance, nil, 0)
 		return
 	}
 	h := &r.ctx.Response.Header
@@ -100,11 +100,18 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	// The stream's limits are settled with the usage chunk when the
 	// stream has one, else with an estimate from its chunks.
 	m := &meter{prompt: r.traffic.est.Prompt}
+	r.traffic.spend.servedBy(r.s, model, a.target)
+	ss := r.takeStreamSpend()
+	key := r.keyName()
+	access := r.s.opts.AccessLog
 	strip := r.traffic.injectUsage
 	tickets := r.traffic.tickets
 	r.traffic.tickets = nil
 	r.setBodyStreamWriter(func(w *bufio.Writer) {
-		var failed error
+		var (
+			failed error
+			cost   float64
+		)
 		defer func() { op.End(http.StatusOK, failed) }()
 		defer func() {
 			// The client got 200; a stream that failed after it started
@@ -113,11 +120,16 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 			if failed != nil {
 				status = asAPIError(failed).Status
 			}
-			r.recordUsage(status, a.target.Instance, m.raw)
+			r.recordUsage(status, a.target.Instance, m.raw, cost)
 		}()
 		defer func() {
 			for _, t := range tickets {
 				t.Done(m.used(), true)
+			}
+			var known bool
+			cost, known = ss.done(m)
+			if access && ss.priced {
+				log.Info("stream settled", "request_id", id, "key", key, "cost_usd", cost, "usage_reported", known)
 			}
 		}()
 		defer a.end()
@@ -140,9 +152,11 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 			op.Chunk(chunk)
 			if m.observe(chunk) && strip {
 				// The usage chunk the gateway asked for, not the client.
+				ss.observe(chunk)
 				chunk, err = st.Recv()
 				continue
 			}
+			chunk = ss.observe(chunk)
 			if chunk, err = r.mw.Chunk(ctx, chunk); err != nil {
 				e := asAPIError(err)
 				log.Error("middleware ended the stream", "request_id", id, "status", e.Status, "code", e.Code, "error", e.Message)

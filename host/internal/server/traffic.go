@@ -27,8 +27,10 @@ type traffic struct {
 	// not: the chunk is read and not forwarded.
 	injectUsage bool
 	route       string
-	tickets     []*ratelimit.Ticket
-	decision    *ratelimit.Decision
+	// spend is the request's costing and budget reservation.
+	spend    spend
+	tickets  []*ratelimit.Ticket
+	decision *ratelimit.Decision
 }
 
 // admit decides the request-level limits of a chat or embeddings request
@@ -37,11 +39,14 @@ type traffic struct {
 func (r *call) admit(p *parsed, rt *router.Route) bool {
 	r.traffic.route = rt.Name
 	r.traffic.est = ratelimit.Usage{Prompt: int64(len(r.ctx.PostBody())+3) / 4, MaxTokens: p.maxTokens, NoCompletion: !p.chat}
+	if !r.reserve(p, rt) {
+		return false
+	}
 	l := r.s.opts.Limits
 	if l == nil {
 		return true
 	}
-	r.traffic.injectUsage = p.stream && !p.streamOptions && l.HasTokenRules()
+	r.traffic.injectUsage = r.traffic.injectUsage || p.stream && !p.streamOptions && l.HasTokenRules()
 	t, d := l.Admit(context.Background(), r.subject(""), r.traffic.est)
 	if d == nil {
 		return true
@@ -55,6 +60,7 @@ func (r *call) admit(p *parsed, rt *router.Route) bool {
 		if ms := d.RetryAfterMS(); ms != "" {
 			r.ctx.Response.Header.Set("retry-after-ms", ms)
 		}
+		r.settleSpend(0)
 		writeError(r.ctx, d.Error())
 		return false
 	}
@@ -79,6 +85,7 @@ func (r *call) limitHeaders() {
 // used and returns its concurrency leases; with a remote backend off the
 // request's path, so that the answer does not wait for a round trip.
 func (r *call) settle(used int64, known bool) {
+	r.settleSpend(0) // a no-op once the answer has been costed
 	if len(r.traffic.tickets) == 0 {
 		return
 	}

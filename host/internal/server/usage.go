@@ -10,14 +10,15 @@ import (
 
 // recordUsage queues the usage record of an AI request that was routed:
 // status is what the client got, body the JSON answer or the stream's
-// usage chunk (nil without one). It does nothing without a recorder.
-func (r *call) recordUsage(status int, instance string, body []byte) {
+// usage chunk (nil without one), cost what the price table charged for it.
+// It does nothing without a recorder.
+func (r *call) recordUsage(status int, instance string, body []byte, cost float64) {
 	rec := r.s.opts.Usage
 	if rec == nil || r.key == nil {
 		return
 	}
 	u := store.UsageRecord{RequestID: r.id, Key: r.key.Name, Group: r.key.Group, Model: r.requested,
-		Instance: instance, Status: status, Latency: time.Since(r.start), Time: r.start.UTC()}
+		Instance: instance, Status: status, CostUSD: cost, Latency: time.Since(r.start), Time: r.start.UTC()}
 	if len(body) > 0 {
 		p := r.s.parsers.Get()
 		usageTokens(p, body, &u)

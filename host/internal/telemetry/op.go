@@ -300,7 +300,7 @@ func (o *Op) read(v *fastjson.Value, delta bool) {
 			input:         u.GetInt64("prompt_tokens"),
 			output:        u.GetInt64("completion_tokens"),
 			cacheRead:     intOr(u, -1, "prompt_tokens_details", "cached_tokens"),
-			cacheCreation: intOr(u, -1, "prompt_tokens_details", "cache_creation_tokens"),
+			cacheCreation: intOr(u, intOr(u, -1, "prompt_tokens_details", "cache_creation_tokens"), "prompt_tokens_details", "cache_write_tokens"),
 			reasoning:     intOr(u, -1, "completion_tokens_details", "reasoning_tokens"),
 			seen:          true,
 		}

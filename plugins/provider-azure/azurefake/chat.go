@@ -65,9 +65,23 @@ type promptFilter struct {
 }
 
 type usage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+	PromptTokens            int                `json:"prompt_tokens"`
+	CompletionTokens        int                `json:"completion_tokens"`
+	TotalTokens             int                `json:"total_tokens"`
+	PromptTokensDetails     *promptDetails     `json:"prompt_tokens_details,omitempty"`
+	CompletionTokensDetails *completionDetails `json:"completion_tokens_details,omitempty"`
+}
+
+type promptDetails struct {
+	AudioTokens  int `json:"audio_tokens"`
+	CachedTokens int `json:"cached_tokens"`
+}
+
+type completionDetails struct {
+	AcceptedPredictionTokens int `json:"accepted_prediction_tokens"`
+	AudioTokens              int `json:"audio_tokens"`
+	ReasoningTokens          int `json:"reasoning_tokens"`
+	RejectedPredictionTokens int `json:"rejected_prediction_tokens"`
 }
 
 type function struct {
@@ -199,6 +213,13 @@ func buildReply(req *chatRequest, model string, sc Scenario) *reply {
 		r.finish = sc.FinishReason
 	}
 	r.usage = usage{PromptTokens: prompt, CompletionTokens: completionTokens, TotalTokens: prompt + completionTokens}
+	if sc.CachedTokens > 0 || sc.ReasoningTokens > 0 {
+		r.usage.PromptTokens += sc.CachedTokens
+		r.usage.CompletionTokens += sc.ReasoningTokens
+		r.usage.TotalTokens = r.usage.PromptTokens + r.usage.CompletionTokens
+		r.usage.PromptTokensDetails = &promptDetails{CachedTokens: sc.CachedTokens}
+		r.usage.CompletionTokensDetails = &completionDetails{ReasoningTokens: sc.ReasoningTokens}
+	}
 	return r
 }
 

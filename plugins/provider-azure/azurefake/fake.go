@@ -89,6 +89,10 @@ type Scenario struct {
 	// Annotations adds asynchronous-filter chunks that carry only
 	// content_filter_results and content_filter_offsets (no delta).
 	Annotations bool
+	// CachedTokens are reported as prompt tokens read from the prompt
+	// cache (part of prompt_tokens); ReasoningTokens as completion tokens
+	// spent reasoning (added to completion_tokens), as Azure OpenAI does.
+	CachedTokens, ReasoningTokens int
 }
 
 // Request is a data-plane request the fake received.

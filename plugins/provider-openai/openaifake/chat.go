@@ -67,6 +67,8 @@ type answer struct {
 	toolCalls []ToolCall
 	finish    string
 	prompt    int
+	// cached and reasoning are the usage details the scenario reports.
+	cached, reasoning int
 }
 
 func (s *Server) serveChat(w http.ResponseWriter, r *http.Request, body []byte, sc Scenario) {
@@ -201,10 +203,12 @@ func checkFile(param string, p contentPart) (string, *apiError) {
 // reply decides the fake model's answer.
 func reply(req *chatRequest, msgs []message, body []byte, sc Scenario) *answer {
 	sum := sha256.Sum256(body)
-	a := &answer{id: "chatcmpl-" + hex.EncodeToString(sum[:10]), model: req.Model, finish: "stop"}
+	a := &answer{id: "chatcmpl-" + hex.EncodeToString(sum[:10]), model: req.Model, finish: "stop",
+		cached: sc.CachedTokens, reasoning: sc.ReasoningTokens}
 	for _, m := range msgs {
 		a.prompt += 3 + words(m.text) + 10*len(m.attachments)
 	}
+	a.prompt += a.cached
 	if len(sc.ToolCalls) > 0 {
 		a.toolCalls = sc.ToolCalls
 		a.finish = "tool_calls"
@@ -354,11 +358,11 @@ type (
 )
 
 func (a *answer) usage() usageJSON {
-	c := a.completionTokens()
+	c := a.completionTokens() + a.reasoning
 	return usageJSON{
 		PromptTokens: a.prompt, CompletionTokens: c, TotalTokens: a.prompt + c,
-		PromptTokensDetails:     map[string]int{"cached_tokens": 0, "audio_tokens": 0},
-		CompletionTokensDetails: map[string]int{"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+		PromptTokensDetails:     map[string]int{"cached_tokens": a.cached, "audio_tokens": 0},
+		CompletionTokensDetails: map[string]int{"reasoning_tokens": a.reasoning, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
 	}
 }
 

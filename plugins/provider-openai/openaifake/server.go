@@ -69,6 +69,10 @@ type Scenario struct {
 	Break Break
 	// BreakAfter is the number of chunks sent before Break applies.
 	BreakAfter int
+	// CachedTokens are reported as prompt tokens read from the prompt
+	// cache (part of prompt_tokens); ReasoningTokens as completion tokens
+	// spent reasoning (added to completion_tokens), as OpenAI does.
+	CachedTokens, ReasoningTokens int
 }
 
 // ToolCall is a tool call the fake model makes.

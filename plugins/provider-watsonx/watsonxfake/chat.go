@@ -267,9 +267,16 @@ func newAnswer(sc Scenario, model string) *answer {
 	return a
 }
 
-func (a *answer) usageJSON() map[string]int {
-	return map[string]int{"completion_tokens": a.usage.CompletionTokens, "prompt_tokens": a.usage.PromptTokens,
+func (a *answer) usageJSON() map[string]any {
+	u := map[string]any{"completion_tokens": a.usage.CompletionTokens, "prompt_tokens": a.usage.PromptTokens,
 		"total_tokens": a.usage.PromptTokens + a.usage.CompletionTokens}
+	if a.usage.CachedTokens > 0 {
+		u["prompt_tokens_details"] = map[string]int{"cached_tokens": a.usage.CachedTokens}
+	}
+	if a.usage.ReasoningTokens > 0 {
+		u["completion_tokens_details"] = map[string]int{"reasoning_tokens": a.usage.ReasoningTokens}
+	}
+	return u
 }
 
 // envelope is the fields every response and chunk carries.

@@ -102,6 +102,11 @@ type ToolCall struct {
 type Usage struct {
 	PromptTokens     int
 	CompletionTokens int
+	// CachedTokens (part of PromptTokens) and ReasoningTokens (part of
+	// CompletionTokens) are reported in prompt_tokens_details and
+	// completion_tokens_details, as models served with prefix caching or
+	// reasoning report them, when not zero.
+	CachedTokens, ReasoningTokens int
 }
 
 // Scenario is what the fake answers to chat requests.
