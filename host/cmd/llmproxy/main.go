@@ -310,7 +310,7 @@ func serve(args []string) int {
 	}
 	mx.WatchDocuments(docs)
 	mx.WatchExtractors(extractors)
-	respStore, respRetention, err := openResponses(cfg)
+	respStore, respRetention, err := openResponses(cfg, st)
 	if err != nil {
 		logger.Error("invalid responses config", "error", err)
 		return 2

@@ -27,7 +27,7 @@ type Responses struct {
 }
 
 // ResponseStores are the values of responses.store.
-var ResponseStores = []string{"memory"}
+var ResponseStores = []string{"memory", "store"}
 
 // RetentionDuration returns retention, or its default.
 func (r *Responses) RetentionDuration() (time.Duration, error) {
@@ -53,6 +53,12 @@ func (f *File) validateResponses() hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	switch r.Store {
 	case "", "memory":
+	case "store":
+		if f.Store == nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid responses store",
+				Detail:  `responses.store = "store" keeps responses in the database of the store block; add a store block or use store = "memory"`,
+				Subject: f.Range("responses.store")})
+		}
 	default:
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid responses store",
 			Detail:  fmt.Sprintf("responses.store must be one of %q, not %q", ResponseStores, r.Store),
