@@ -318,6 +318,9 @@ func public(path string) bool {
 // optional key (an admin key sees /readyz details).
 func (s *Server) authenticate(next handler) handler {
 	return func(r *call) {
+		if isMessagesPath(string(r.ctx.Path())) {
+			r.speakMessages()
+		}
 		secret := auth.Secret(&r.ctx.Request.Header)
 		r.key = r.g.Keys.Lookup(secret)
 		if r.key == nil && !public(string(r.ctx.Path())) {
@@ -390,6 +393,8 @@ func (s *Server) route(r *call) {
 			return
 		}
 		r.embeddings()
+	case isMessagesPath(path):
+		r.messages()
 	case path == "/v1/models":
 		if !r.method("GET") {
 			return
@@ -447,6 +452,8 @@ func endpoint(path []byte) string {
 		return "chat"
 	case p == "/v1/embeddings":
 		return "embeddings"
+	case isMessagesPath(p):
+		return "messages"
 	case strings.HasPrefix(p, "/v1/models"):
 		return "models"
 	case strings.HasPrefix(p, "/-"):
