@@ -1,0 +1,442 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	"github.com/anthropics/anthropic-sdk-go/v2/option"
+
+	"github.com/llmproxy/llmproxy/plugins/provider-bedrock/bedrockfake"
+	"github.com/llmproxy/llmproxy/plugins/provider-openai/openaifake"
+	"github.com/llmproxy/llmproxy/test/harness"
+)
+
+// msgsBackend is one provider behind the host's /v1/messages, with how to
+// script its fake.
+type msgsBackend struct {
+	name  string
+	model string
+	// text scripts a plain answer of msgsAnswer.
+	text func()
+	// tools scripts two parallel tool calls (get_weather, get_time).
+	tools func()
+	// toolIDs are the ids the provider issued for those calls.
+	toolIDs []string
+	// results returns the upstream body of the last model call, for the
+	// tool results of the second turn.
+	lastBody func() []byte
+	// fail429 makes the next model call fail with 429 and Retry-After: 7.
+	fail429 func()
+	// breakStream makes the next stream fail after it started.
+	breakStream func()
+}
+
+const msgsAnswer = "It is sunny in Paris today, with a light breeze and 21 degrees."
+
+// msgsGateway starts an OpenAI fake (routes gpt-*) and a Bedrock fake
+// (routes anthropic.*) behind a host, and returns the two backends.
+func msgsGateway(t *testing.T) (*harness.Host, []msgsBackend) {
+	t.Helper()
+	oai := spineFake(t)
+	br := bedrockfake.New(bedrockfake.Options{AccessKeyID: provAWSKeyID, SecretAccessKey: provAWSSecret, Region: "us-east-1"})
+	brSrv := httptest.NewServer(br)
+	t.Cleanup(brSrv.Close)
+	hcl := harness.APIKeyBlock + spineOpenAIBlock("openai_prod", oai, true) + fmt.Sprintf(`
+provider "bedrock_us1" {
+  type = "bedrock"
+  credential "access_key_id" {
+    from "value" { value = %q }
+  }
+  credential "secret_access_key" {
+    from "value" { value = %q }
+  }
+  config {
+    region   = "us-east-1"
+    endpoint = %q
+  }
+}
+route "anthropic.*" {
+  target "bedrock_us1" {}
+}
+`, provAWSKeyID, provAWSSecret, brSrv.URL)
+	h := harness.Start(t, hcl, harness.Options{WaitFor: []string{"openai_prod", "bedrock_us1"}})
+	weather := openaifake.ToolCall{ID: "call_weather_1", Name: "get_weather", Arguments: `{"city":"Paris"}`}
+	clock := openaifake.ToolCall{ID: "call_time_2", Name: "get_time", Arguments: `{"timezone":"Europe/Paris"}`}
+	return h, []msgsBackend{
+		{
+			name:  "openai",
+			model: "gpt-4o",
+			text:  func() { oai.SetScenario(openaifake.Scenario{Reply: msgsAnswer, SplitEvents: true}) },
+			tools: func() {
+				oai.SetScenario(openaifake.Scenario{ToolCalls: []openaifake.ToolCall{weather, clock}, SplitEvents: true})
+			},
+			toolIDs:  []string{weather.ID, clock.ID},
+			lastBody: func() []byte { return oai.LastRequest().Body },
+			fail429: func() {
+				oai.FailNext(1, openaifake.Failure{Status: http.StatusTooManyRequests, RetryAfter: "7", Code: "rate_limit_exceeded"})
+			},
+			breakStream: func() {
+				oai.SetScenario(openaifake.Scenario{Reply: msgsAnswer, Break: openaifake.BreakError, BreakAfter: 3})
+			},
+		},
+		{
+			name:  "bedrock",
+			model: provBedrockModel,
+			text: func() {
+				br.SetReply(bedrockfake.Reply{Blocks: []bedrockfake.Block{{Text: msgsAnswer}}, StopReason: "end_turn",
+					Usage: bedrockfake.Usage{Input: 20, Output: 9, Cache: true, CacheRead: 6, CacheWrite: 3}, ChunkSize: 5})
+			},
+			tools: func() {
+				br.SetReply(bedrockfake.Reply{
+					Blocks: []bedrockfake.Block{
+						{Text: "Let me check both."},
+						{ToolUse: &bedrockfake.ToolUse{ID: "tooluse_weather_01", Name: "get_weather", Input: `{"city": "Paris"}`}},
+						{ToolUse: &bedrockfake.ToolUse{ID: "tooluse_time_02", Name: "get_time", Input: `{"timezone": "Europe/Paris"}`}},
+					},
+					StopReason: "tool_use", Usage: bedrockfake.Usage{Input: 20, Output: 9}, ChunkSize: 4, SplitFrames: true,
+				})
+			},
+			toolIDs:  []string{"tooluse_weather_01", "tooluse_time_02"},
+			lastBody: func() []byte { return br.LastRequest().Body },
+			fail429: func() {
+				f := bedrockfake.Throttling
+				f.RetryAfter = "7"
+				br.FailNext(1, f)
+			},
+			breakStream: func() {
+				br.SetReply(bedrockfake.Reply{Blocks: []bedrockfake.Block{{Text: msgsAnswer}}, StopReason: "end_turn",
+					Usage: bedrockfake.Usage{Input: 20, Output: 9}, ChunkSize: 5, Exception: "throttlingException", ExceptionAfter: 4})
+			},
+		},
+	}
+}
+
+// msgsClient is the official Anthropic Go SDK pointed at the host,
+// authenticating with x-api-key, without retries.
+func msgsClient(h *harness.Host, key string) *anthropic.Client {
+	c := anthropic.NewClient(option.WithBaseURL(h.URL), option.WithAPIKey(key), option.WithMaxRetries(0))
+	return &c
+}
+
+var msgsTools = []anthropic.ToolUnionParam{
+	anthropic.ToolUnionParamOfTool(anthropic.ToolInputSchemaParam{
+		Properties: map[string]any{"city": map[string]any{"type": "string"}}, Required: []string{"city"}}, "get_weather"),
+	anthropic.ToolUnionParamOfTool(anthropic.ToolInputSchemaParam{
+		Properties: map[string]any{"timezone": map[string]any{"type": "string"}}, Required: []string{"timezone"}}, "get_time"),
+}
+
+// msgsStream runs a streamed request and returns the event types in
+// order and the message the SDK's accumulator folded from them.
+func msgsStream(t *testing.T, c *anthropic.Client, p anthropic.MessageNewParams) ([]string, anthropic.Message) {
+	t.Helper()
+	st := c.Messages.NewStreaming(context.Background(), p)
+	defer st.Close()
+	var (
+		types []string
+		msg   anthropic.Message
+	)
+	for st.Next() {
+		ev := st.Current()
+		types = append(types, ev.Type)
+		if err := msg.Accumulate(ev); err != nil {
+			t.Fatalf("the SDK's accumulator refused event %s: %v", ev.Type, err)
+		}
+	}
+	if err := st.Err(); err != nil {
+		t.Fatalf("stream: %v (events so far %v)", err, types)
+	}
+	return types, msg
+}
+
+// checkSequence checks an event sequence against Anthropic's grammar:
+// message_start, blocks opened, filled and closed one at
+// a time, then message_delta and message_stop; it returns the sequence
+// with repeated deltas folded (the Go SDK does not hand pings over), e.g. "start block(delta) delta stop".
+func checkSequence(t *testing.T, types []string) string {
+	t.Helper()
+	var folded []string
+	for _, ty := range types {
+		if ty == "ping" {
+			continue
+		}
+		if ty == "content_block_delta" && len(folded) > 0 && folded[len(folded)-1] == ty {
+			continue
+		}
+		folded = append(folded, ty)
+	}
+	s := strings.Join(folded, " ")
+	if !strings.HasPrefix(s, "message_start ") || !strings.HasSuffix(s, " message_delta message_stop") {
+		t.Errorf("event sequence %v", types)
+	}
+	return s
+}
+
+// TestMessagesGoSDK drives /v1/messages with the official Anthropic Go
+// SDK against an OpenAI-backed and a Bedrock-backed route: a message, a
+// stream, parallel tool use with results in a second turn (streamed),
+// and errors (429 with Retry-After, an invalid request, a wrong key).
+func TestMessagesGoSDK(t *testing.T) {
+	h, backends := msgsGateway(t)
+	c := msgsClient(h, harness.Key)
+	ctx := context.Background()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Run("text", func(t *testing.T) {
+				b.text()
+				m, err := c.Messages.New(ctx, anthropic.MessageNewParams{
+					Model: anthropic.Model(b.model), MaxTokens: 256,
+					System:   []anthropic.TextBlockParam{{Text: "You are a concise assistant."}},
+					Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("What is the weather like in Paris?"))},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.HasPrefix(m.ID, "msg_") || m.Role != "assistant" || m.StopReason != anthropic.StopReasonEndTurn ||
+					len(m.Content) != 1 || m.Content[0].Type != "text" || m.Content[0].Text != msgsAnswer || m.Usage.OutputTokens == 0 {
+					t.Errorf("message %s", m.RawJSON())
+				}
+				if b.name == "bedrock" && (m.Usage.InputTokens != 20 || m.Usage.CacheReadInputTokens != 6 || m.Usage.CacheCreationInputTokens != 3 || m.Usage.OutputTokens != 9) {
+					t.Errorf("usage %s, want input 20 (cache read 6, write 3), output 9", m.Usage.RawJSON())
+				}
+			})
+			t.Run("stream", func(t *testing.T) {
+				b.text()
+				types, m := msgsStream(t, c, anthropic.MessageNewParams{
+					Model: anthropic.Model(b.model), MaxTokens: 256,
+					Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("What is the weather like in Paris?"))},
+				})
+				if got := checkSequence(t, types); got != "message_start content_block_start content_block_delta content_block_stop message_delta message_stop" {
+					t.Errorf("folded sequence %q", got)
+				}
+				if n := strings.Count(strings.Join(types, " "), "content_block_delta"); n < 2 {
+					t.Errorf("%d text deltas, want the answer in several", n)
+				}
+				if len(m.Content) != 1 || m.Content[0].Text != msgsAnswer || m.StopReason != anthropic.StopReasonEndTurn || m.Usage.OutputTokens == 0 {
+					t.Errorf("accumulated message %s", m.RawJSON())
+				}
+			})
+			t.Run("parallel tools with results", func(t *testing.T) {
+				b.tools()
+				first := anthropic.MessageNewParams{
+					Model: anthropic.Model(b.model), MaxTokens: 256, Tools: msgsTools,
+					Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("What are the weather and the local time in Paris?"))},
+				}
+				types, m := msgsStream(t, c, first)
+				checkSequence(t, types)
+				var uses []anthropic.ToolUseBlock
+				for _, cb := range m.Content {
+					if cb.Type == "tool_use" {
+						uses = append(uses, cb.AsToolUse())
+					}
+				}
+				if m.StopReason != anthropic.StopReasonToolUse || len(uses) != 2 {
+					t.Fatalf("first turn %s", m.RawJSON())
+				}
+				wantInputs := []string{`{"city":"Paris"}`, `{"timezone":"Europe/Paris"}`}
+				for i, u := range uses {
+					var in any
+					if err := json.Unmarshal(u.Input, &in); err != nil {
+						t.Errorf("tool %d input %s: %v", i, u.Input, err)
+					}
+					compact, _ := json.Marshal(in)
+					if !strings.HasPrefix(u.ID, "toolu_") || u.Name != []string{"get_weather", "get_time"}[i] || string(compact) != wantInputs[i] {
+						t.Errorf("tool use %d: id %q name %q input %s", i, u.ID, u.Name, u.Input)
+					}
+				}
+				// The same turn, not streamed, must give the same calls.
+				b.tools()
+				nm, err := c.Messages.New(ctx, first)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(nm.Content) != len(m.Content) || nm.StopReason != anthropic.StopReasonToolUse {
+					t.Errorf("non-streamed first turn %s, streamed %s", nm.RawJSON(), m.RawJSON())
+				}
+				b.text()
+				second := first
+				second.Messages = append(slices.Clone(first.Messages), m.ToParam(), anthropic.NewUserMessage(
+					anthropic.NewToolResultBlock(uses[0].ID, "sunny, 21 degrees", false),
+					anthropic.NewToolResultBlock(uses[1].ID, "14:05", false),
+				))
+				types, final := msgsStream(t, c, second)
+				checkSequence(t, types)
+				if len(final.Content) != 1 || final.Content[0].Text != msgsAnswer {
+					t.Errorf("second turn %s", final.RawJSON())
+				}
+				// The provider got its own tool ids back with the results.
+				up := string(b.lastBody())
+				for _, id := range b.toolIDs {
+					if strings.Count(up, `"`+id+`"`) < 2 {
+						t.Errorf("upstream second turn does not carry tool id %q as call and result: %s", id, up)
+					}
+				}
+				if !strings.Contains(up, "sunny, 21 degrees") || !strings.Contains(up, "14:05") {
+					t.Errorf("upstream second turn lacks the tool results: %s", up)
+				}
+			})
+			t.Run("429 with retry-after", func(t *testing.T) {
+				b.text()
+				b.fail429()
+				_, err := c.Messages.New(ctx, anthropic.MessageNewParams{
+					Model: anthropic.Model(b.model), MaxTokens: 16,
+					Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
+				})
+				var ae *anthropic.Error
+				if !errors.As(err, &ae) {
+					t.Fatalf("error %v, want an *anthropic.Error", err)
+				}
+				if ae.StatusCode != http.StatusTooManyRequests || ae.Response.Header.Get("Retry-After") != "7" ||
+					ae.RequestID == "" || gjsonType(ae.RawJSON()) != "rate_limit_error" {
+					t.Errorf("status %d retry-after %q request-id %q body %s", ae.StatusCode, ae.Response.Header.Get("Retry-After"), ae.RequestID, ae.RawJSON())
+				}
+			})
+		})
+	}
+	t.Run("invalid request", func(t *testing.T) {
+		_, err := c.Messages.New(ctx, anthropic.MessageNewParams{
+			Model: "gpt-4o", MaxTokens: 0,
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
+		})
+		var ae *anthropic.Error
+		if !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest || gjsonType(ae.RawJSON()) != "invalid_request_error" ||
+			!strings.Contains(ae.RawJSON(), "max_tokens") {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("wrong key", func(t *testing.T) {
+		_, err := msgsClient(h, "sk-not-a-key").Messages.New(ctx, anthropic.MessageNewParams{
+			Model: "gpt-4o", MaxTokens: 10,
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
+		})
+		var ae *anthropic.Error
+		if !errors.As(err, &ae) || ae.StatusCode != http.StatusUnauthorized || gjsonType(ae.RawJSON()) != "authentication_error" {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("unknown model", func(t *testing.T) {
+		_, err := c.Messages.New(ctx, anthropic.MessageNewParams{
+			Model: "no-such-model", MaxTokens: 10,
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
+		})
+		var ae *anthropic.Error
+		if !errors.As(err, &ae) || ae.StatusCode != http.StatusNotFound || gjsonType(ae.RawJSON()) != "not_found_error" {
+			t.Fatalf("error %v", err)
+		}
+	})
+}
+
+// gjsonType returns error.type of an Anthropic error body.
+func gjsonType(raw string) string {
+	var b struct {
+		Type  string `json:"type"`
+		Error struct {
+			Type string `json:"type"`
+		} `json:"error"`
+	}
+	if json.Unmarshal([]byte(raw), &b) != nil || b.Type != "error" {
+		return ""
+	}
+	return b.Error.Type
+}
+
+// sseEvents splits an SSE body into its events' names and data, failing
+// on anything that is not "event:" + "data:" (comments are skipped).
+func sseEvents(t *testing.T, body []byte) (names []string, data []string) {
+	t.Helper()
+	for _, ev := range strings.Split(strings.TrimSpace(string(body)), "\n\n") {
+		if strings.HasPrefix(ev, ":") {
+			continue
+		}
+		lines := strings.Split(ev, "\n")
+		if len(lines) != 2 || !strings.HasPrefix(lines[0], "event: ") || !strings.HasPrefix(lines[1], "data: ") {
+			t.Fatalf("malformed event %q in %s", ev, body)
+		}
+		names = append(names, strings.TrimPrefix(lines[0], "event: "))
+		data = append(data, strings.TrimPrefix(lines[1], "data: "))
+	}
+	return names, data
+}
+
+// TestMessagesWire checks /v1/messages on the wire: the exact event
+// sequence with its ping, the headers, both ways of presenting the key,
+// the anthropic-version check, errors before routing and after a stream
+// started, and count_tokens on a provider that cannot count.
+func TestMessagesWire(t *testing.T) {
+	h, backends := msgsGateway(t)
+	const body = `{"model":"gpt-4o","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hello"}]}`
+	t.Run("stream events", func(t *testing.T) {
+		backends[0].text()
+		status, hdr, out := h.Do(t, "POST", "/v1/messages", body, "Authorization", "", "x-api-key", harness.Key, "anthropic-version", "2023-06-01")
+		if status != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/event-stream") || hdr.Get("request-id") == "" ||
+			hdr.Get("request-id") != hdr.Get("X-Request-Id") {
+			t.Fatalf("status %d headers %v body %s", status, hdr, out)
+		}
+		names, data := sseEvents(t, out)
+		if len(names) < 7 || strings.Join(names[:4], " ") != "message_start ping content_block_start content_block_delta" ||
+			strings.Join(names[len(names)-3:], " ") != "content_block_stop message_delta message_stop" {
+			t.Fatalf("events %v", names)
+		}
+		var text strings.Builder
+		for i, n := range names {
+			var d struct {
+				Type  string `json:"type"`
+				Delta struct {
+					Type, Text string
+				} `json:"delta"`
+			}
+			if err := json.Unmarshal([]byte(data[i]), &d); err != nil || d.Type != n {
+				t.Fatalf("event %s data %s", n, data[i])
+			}
+			if n == "content_block_delta" {
+				text.WriteString(d.Delta.Text)
+			}
+		}
+		if !strings.Contains(data[len(data)-2], `"stop_reason":"end_turn"`) || text.String() != msgsAnswer {
+			t.Errorf("message_delta %s, text %q", data[len(data)-2], text.String())
+		}
+	})
+	t.Run("bad anthropic-version", func(t *testing.T) {
+		status, _, out := h.Do(t, "POST", "/v1/messages", body, "anthropic-version", "latest")
+		if status != 400 || gjsonType(string(out)) != "invalid_request_error" || !strings.Contains(string(out), "anthropic-version") {
+			t.Errorf("status %d body %s", status, out)
+		}
+	})
+	t.Run("no key", func(t *testing.T) {
+		status, hdr, out := h.Do(t, "POST", "/v1/messages", body, "Authorization", "")
+		if status != 401 || gjsonType(string(out)) != "authentication_error" || hdr.Get("request-id") == "" ||
+			!strings.Contains(string(out), `"request_id":"`+hdr.Get("request-id")+`"`) {
+			t.Errorf("status %d headers %v body %s", status, hdr, out)
+		}
+	})
+	t.Run("wrong method", func(t *testing.T) {
+		status, _, out := h.Do(t, "GET", "/v1/messages", "")
+		if status != 405 || gjsonType(string(out)) != "invalid_request_error" {
+			t.Errorf("status %d body %s", status, out)
+		}
+	})
+	for _, b := range backends {
+		t.Run("error mid-stream/"+b.name, func(t *testing.T) {
+			b.breakStream()
+			status, _, out := h.Do(t, "POST", "/v1/messages", strings.Replace(body, "gpt-4o", b.model, 1))
+			names, data := sseEvents(t, out)
+			if status != 200 || len(names) < 3 || names[0] != "message_start" || names[len(names)-1] != "error" ||
+				slices.Contains(names, "message_stop") || gjsonType(data[len(data)-1]) == "" {
+				t.Errorf("status %d events %v last %s", status, names, data[len(data)-1])
+			}
+		})
+	}
+	t.Run("count_tokens unavailable", func(t *testing.T) {
+		status, _, out := h.Do(t, "POST", "/v1/messages/count_tokens", `{"model":"gpt-4o","messages":[{"role":"user","content":"Hello"}]}`)
+		if status != 404 || gjsonType(string(out)) != "not_found_error" || !strings.Contains(string(out), "count_tokens") {
+			t.Errorf("status %d body %s", status, out)
+		}
+	})
+}
