@@ -19,6 +19,7 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 
+	"github.com/llmproxy/llmproxy/plugins/provider-anthropic/anthropicfake"
 	"github.com/llmproxy/llmproxy/plugins/provider-bedrock/bedrockfake"
 	"github.com/llmproxy/llmproxy/plugins/provider-openai/openaifake"
 	"github.com/llmproxy/llmproxy/test/harness"
@@ -29,6 +30,9 @@ import (
 type msgsBackend struct {
 	name  string
 	model string
+	// native is set when the host forwards the Messages body as it is
+	// (anthropic, Claude on Bedrock); tool ids are then the provider's.
+	native bool
 	// text scripts a plain answer of msgsAnswer.
 	text func()
 	// tools scripts two parallel tool calls (get_weather, get_time).
@@ -46,14 +50,20 @@ type msgsBackend struct {
 
 const msgsAnswer = "It is sunny in Paris today, with a light breeze and 21 degrees."
 
-// msgsGateway starts an OpenAI fake (routes gpt-*) and a Bedrock fake
-// (routes anthropic.*) behind a host, and returns the two backends.
-func msgsGateway(t *testing.T) (*harness.Host, []msgsBackend) {
+// msgsGateway starts an OpenAI fake (route gpt-*, translated), a Bedrock
+// fake (routes anthropic.* for Claude, served natively through
+// InvokeModel, and amazon.* translated through Converse) and an
+// Anthropic fake (route claude-*, native) behind a host, and returns the
+// backends and the Anthropic fake.
+func msgsGateway(t *testing.T) (*harness.Host, []msgsBackend, *anthropicfake.Server, *bedrockfake.Fake) {
 	t.Helper()
 	oai := spineFake(t)
 	br := bedrockfake.New(bedrockfake.Options{AccessKeyID: provAWSKeyID, SecretAccessKey: provAWSSecret, Region: "us-east-1"})
 	brSrv := httptest.NewServer(br)
 	t.Cleanup(brSrv.Close)
+	ant := anthropicfake.New(anthropicfake.Options{APIKey: provAnthropicKey})
+	antSrv := httptest.NewServer(ant.Handler())
+	t.Cleanup(antSrv.Close)
 	hcl := harness.APIKeyBlock + spineOpenAIBlock("openai_prod", oai, true) + fmt.Sprintf(`
 provider "bedrock_us1" {
   type = "bedrock"
@@ -71,10 +81,49 @@ provider "bedrock_us1" {
 route "anthropic.*" {
   target "bedrock_us1" {}
 }
-`, provAWSKeyID, provAWSSecret, brSrv.URL)
-	h := harness.Start(t, hcl, harness.Options{WaitFor: []string{"openai_prod", "bedrock_us1"}})
+route "amazon.*" {
+  target "bedrock_us1" {}
+}
+provider "anthropic_direct" {
+  type = "anthropic"
+  credential "api_key" {
+    from "value" { value = %q }
+  }
+  config {
+    base_url = %q
+  }
+}
+route "claude-*" {
+  target "anthropic_direct" {}
+}
+`, provAWSKeyID, provAWSSecret, brSrv.URL, provAnthropicKey, antSrv.URL)
+	h := harness.Start(t, hcl, harness.Options{WaitFor: []string{"openai_prod", "bedrock_us1", "anthropic_direct"}})
 	weather := openaifake.ToolCall{ID: "call_weather_1", Name: "get_weather", Arguments: `{"city":"Paris"}`}
 	clock := openaifake.ToolCall{ID: "call_time_2", Name: "get_time", Arguments: `{"timezone":"Europe/Paris"}`}
+	brText := func() {
+		br.SetReply(bedrockfake.Reply{Blocks: []bedrockfake.Block{{Text: msgsAnswer}}, StopReason: "end_turn",
+			Usage: bedrockfake.Usage{Input: 20, Output: 9, Cache: true, CacheRead: 6, CacheWrite: 3}, ChunkSize: 5})
+	}
+	brTools := func() {
+		br.SetReply(bedrockfake.Reply{
+			Blocks: []bedrockfake.Block{
+				{Text: "Let me check both."},
+				{ToolUse: &bedrockfake.ToolUse{ID: "tooluse_weather_01", Name: "get_weather", Input: `{"city": "Paris"}`}},
+				{ToolUse: &bedrockfake.ToolUse{ID: "tooluse_time_02", Name: "get_time", Input: `{"timezone": "Europe/Paris"}`}},
+			},
+			StopReason: "tool_use", Usage: bedrockfake.Usage{Input: 20, Output: 9}, ChunkSize: 4, SplitFrames: true,
+		})
+	}
+	brFail := func() {
+		f := bedrockfake.Throttling
+		f.RetryAfter = "7"
+		br.FailNext(1, f)
+	}
+	brBreak := func() {
+		br.SetReply(bedrockfake.Reply{Blocks: []bedrockfake.Block{{Text: msgsAnswer}}, StopReason: "end_turn",
+			Usage: bedrockfake.Usage{Input: 20, Output: 9}, ChunkSize: 5, Exception: "throttlingException", ExceptionAfter: 4})
+	}
+	brLast := func() []byte { return br.LastRequest().Body }
 	return h, []msgsBackend{
 		{
 			name:  "openai",
@@ -93,35 +142,38 @@ route "anthropic.*" {
 			},
 		},
 		{
-			name:  "bedrock",
-			model: provBedrockModel,
+			name: "bedrock", model: provBedrockModel, native: true,
+			text: brText, tools: brTools, toolIDs: []string{"tooluse_weather_01", "tooluse_time_02"},
+			lastBody: brLast, fail429: brFail, breakStream: brBreak,
+		},
+		{
+			name: "bedrock-converse", model: "amazon.nova-pro-v1:0",
+			text: brText, tools: brTools, toolIDs: []string{"tooluse_weather_01", "tooluse_time_02"},
+			lastBody: brLast, fail429: brFail, breakStream: brBreak,
+		},
+		{
+			name: "anthropic", model: "claude-sonnet-4-5", native: true,
 			text: func() {
-				br.SetReply(bedrockfake.Reply{Blocks: []bedrockfake.Block{{Text: msgsAnswer}}, StopReason: "end_turn",
-					Usage: bedrockfake.Usage{Input: 20, Output: 9, Cache: true, CacheRead: 6, CacheWrite: 3}, ChunkSize: 5})
+				ant.SetScenario(anthropicfake.Scenario{Content: []anthropicfake.Block{anthropicfake.Text(msgsAnswer)},
+					Usage: anthropicfake.Usage{InputTokens: 14, OutputTokens: 9, CacheReadInputTokens: 6, CacheCreationInputTokens: 3}, ChunkSize: 5, Pings: true})
 			},
 			tools: func() {
-				br.SetReply(bedrockfake.Reply{
-					Blocks: []bedrockfake.Block{
-						{Text: "Let me check both."},
-						{ToolUse: &bedrockfake.ToolUse{ID: "tooluse_weather_01", Name: "get_weather", Input: `{"city": "Paris"}`}},
-						{ToolUse: &bedrockfake.ToolUse{ID: "tooluse_time_02", Name: "get_time", Input: `{"timezone": "Europe/Paris"}`}},
-					},
-					StopReason: "tool_use", Usage: bedrockfake.Usage{Input: 20, Output: 9}, ChunkSize: 4, SplitFrames: true,
-				})
+				ant.SetScenario(anthropicfake.Scenario{Content: []anthropicfake.Block{
+					anthropicfake.Text("Let me check both."),
+					anthropicfake.ToolUse("toolu_weather_01", "get_weather", map[string]any{"city": "Paris"}),
+					anthropicfake.ToolUse("toolu_time_02", "get_time", map[string]any{"timezone": "Europe/Paris"}),
+				}, ChunkSize: 4, SplitEvents: true})
 			},
-			toolIDs:  []string{"tooluse_weather_01", "tooluse_time_02"},
-			lastBody: func() []byte { return br.LastRequest().Body },
+			toolIDs:  []string{"toolu_weather_01", "toolu_time_02"},
+			lastBody: func() []byte { return ant.LastRequest().Body },
 			fail429: func() {
-				f := bedrockfake.Throttling
-				f.RetryAfter = "7"
-				br.FailNext(1, f)
+				ant.FailNext(1, anthropicfake.Failure{Status: http.StatusTooManyRequests, RetryAfter: "7"})
 			},
 			breakStream: func() {
-				br.SetReply(bedrockfake.Reply{Blocks: []bedrockfake.Block{{Text: msgsAnswer}}, StopReason: "end_turn",
-					Usage: bedrockfake.Usage{Input: 20, Output: 9}, ChunkSize: 5, Exception: "throttlingException", ExceptionAfter: 4})
+				ant.SetScenario(anthropicfake.Scenario{Content: []anthropicfake.Block{anthropicfake.Text(msgsAnswer)}, ChunkSize: 5, ErrorAfter: 3})
 			},
 		},
-	}
+	}, ant, br
 }
 
 // msgsClient is the official Anthropic Go SDK pointed at the host,
@@ -189,7 +241,7 @@ func checkSequence(t *testing.T, types []string) string {
 // stream, parallel tool use with results in a second turn (streamed),
 // and errors (429 with Retry-After, an invalid request, a wrong key).
 func TestMessagesGoSDK(t *testing.T) {
-	h, backends := msgsGateway(t)
+	h, backends, _, _ := msgsGateway(t)
 	c := msgsClient(h, harness.Key)
 	ctx := context.Background()
 	for _, b := range backends {
@@ -208,7 +260,7 @@ func TestMessagesGoSDK(t *testing.T) {
 					len(m.Content) != 1 || m.Content[0].Type != "text" || m.Content[0].Text != msgsAnswer || m.Usage.OutputTokens == 0 {
 					t.Errorf("message %s", m.RawJSON())
 				}
-				if b.name == "bedrock" && (m.Usage.InputTokens != 20 || m.Usage.CacheReadInputTokens != 6 || m.Usage.CacheCreationInputTokens != 3 || m.Usage.OutputTokens != 9) {
+				if strings.HasPrefix(b.name, "bedrock") && (m.Usage.InputTokens != 20 || m.Usage.CacheReadInputTokens != 6 || m.Usage.CacheCreationInputTokens != 3 || m.Usage.OutputTokens != 9) {
 					t.Errorf("usage %s, want input 20 (cache read 6, write 3), output 9", m.Usage.RawJSON())
 				}
 			})
@@ -252,7 +304,11 @@ func TestMessagesGoSDK(t *testing.T) {
 						t.Errorf("tool %d input %s: %v", i, u.Input, err)
 					}
 					compact, _ := json.Marshal(in)
-					if !strings.HasPrefix(u.ID, "toolu_") || u.Name != []string{"get_weather", "get_time"}[i] || string(compact) != wantInputs[i] {
+					wantID := u.ID
+					if b.native {
+						wantID = b.toolIDs[i]
+					}
+					if !b.native && !strings.HasPrefix(u.ID, "toolu_") || u.ID != wantID || u.Name != []string{"get_weather", "get_time"}[i] || string(compact) != wantInputs[i] {
 						t.Errorf("tool use %d: id %q name %q input %s", i, u.ID, u.Name, u.Input)
 					}
 				}
@@ -375,7 +431,7 @@ func sseEvents(t *testing.T, body []byte) (names []string, data []string) {
 // the anthropic-version check, errors before routing and after a stream
 // started, and count_tokens on a provider that cannot count.
 func TestMessagesWire(t *testing.T) {
-	h, backends := msgsGateway(t)
+	h, backends, _, _ := msgsGateway(t)
 	const body = `{"model":"gpt-4o","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hello"}]}`
 	t.Run("stream events", func(t *testing.T) {
 		backends[0].text()
@@ -500,7 +556,7 @@ func runMessagesNode(t *testing.T, h *harness.Host, scenario, model string) msgs
 // streamed turn, a 429 with Retry-After and an error after a stream
 // started.
 func TestMessagesNodeSDK(t *testing.T) {
-	h, backends := msgsGateway(t)
+	h, backends, _, _ := msgsGateway(t)
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			t.Run("text", func(t *testing.T) {

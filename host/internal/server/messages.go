@@ -1,11 +1,15 @@
 package server
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/llmproxy/llmproxy/host/internal/inbound/messages"
+	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 )
 
@@ -78,6 +82,16 @@ func (r *call) messages() {
 		writeError(r.ctx, err)
 		return
 	}
+	r.requested = info.Model
+	rt, err := r.route(info.Model)
+	if err != nil {
+		writeError(r.ctx, err)
+		return
+	}
+	if r.native(rt, info.Model) {
+		r.messagesNative(rt, info, messagesPath)
+		return
+	}
 	if len(info.Ignored) > 0 {
 		r.ctx.Response.Header.Set("X-Llmproxy-Ignored", strings.Join(info.Ignored, ", "))
 	}
@@ -86,11 +100,31 @@ func (r *call) messages() {
 }
 
 // countTokens answers POST /v1/messages/count_tokens. Counting needs the
-// model's own tokenizer, which only Anthropic's API offers; the gateway
-// does not estimate.
+// model's own tokenizer, which only Anthropic's API offers: a model whose
+// route has only anthropic targets is counted there, natively; any
+// other gets 404 not_found_error (the gateway does not estimate).
 func (r *call) countTokens() {
-	writeError(r.ctx, openai.NewError(http.StatusNotFound, openai.TypeNotFound, "count_tokens_unavailable",
-		"count_tokens is not offered for this model"))
+	var req struct {
+		Model string `json:"model"`
+	}
+	if err := json.Unmarshal(r.ctx.PostBody(), &req); err != nil || req.Model == "" {
+		writeError(r.ctx, openai.InvalidRequest("model", "model: field required (a non-empty string)"))
+		return
+	}
+	r.requested = req.Model
+	rt, err := r.route(req.Model)
+	if err != nil {
+		writeError(r.ctx, err)
+		return
+	}
+	if !r.native(rt, req.Model) || slices.ContainsFunc(rt.Targets, func(t router.Target) bool {
+		return r.nativeKind(t, req.Model) != nativeAnthropic
+	}) {
+		writeError(r.ctx, openai.NewError(http.StatusNotFound, openai.TypeNotFound, "count_tokens_unavailable",
+			fmt.Sprintf("count_tokens is offered only for models served by anthropic instances; %q is not", req.Model)))
+		return
+	}
+	r.messagesNative(rt, messages.Info{Model: req.Model}, countTokensPath)
 }
 
 // quoteHeader quotes a header value for an error message, cut short.

@@ -17,6 +17,8 @@ type Info struct {
 	Model string
 	// Stream is set for a streamed request.
 	Stream bool
+	// MaxTokens is the request's max_tokens.
+	MaxTokens int64
 	// Ignored lists the request fields the translation dropped because
 	// chat completions has no equivalent (top_k, cache_control, the
 	// signatures of thinking blocks).
@@ -203,7 +205,7 @@ func Request(body []byte) ([]byte, Info, error) {
 		return nil, info, invalid("messages", "messages: at least one message is required")
 	}
 	out := chatRequest{Model: *req.Model, MaxTokens: *req.MaxTokens}
-	info.Model = out.Model
+	info.Model, info.MaxTokens = out.Model, out.MaxTokens
 	if req.Stream != nil && *req.Stream {
 		out.Stream, info.Stream = true, true
 		out.StreamOptions = &streamOptions{IncludeUsage: true}
