@@ -630,3 +630,87 @@ func TestMessagesNodeSDK(t *testing.T) {
 		})
 	}
 }
+
+// TestMessagesNative checks what only the native path keeps: thinking
+// blocks with their signatures (streamed as thinking_delta and
+// signature_delta, and accepted back by the fake only with the signature
+// it issued), cache_control and anthropic-beta reaching Anthropic, the
+// Bedrock InvokeModel body (anthropic_version, anthropic_beta, no model),
+// and count_tokens on an anthropic route.
+func TestMessagesNative(t *testing.T) {
+	h, _, ant, br := msgsGateway(t)
+	c := msgsClient(h, harness.Key)
+	ctx := context.Background()
+	const thought = "The user asks about Paris; I should check the weather tool."
+	t.Run("thinking signatures round trip", func(t *testing.T) {
+		ant.SetScenario(anthropicfake.Scenario{Content: []anthropicfake.Block{anthropicfake.Thinking(thought), anthropicfake.Text(msgsAnswer)}, ChunkSize: 16})
+		first := anthropic.MessageNewParams{
+			Model: "claude-sonnet-4-5", MaxTokens: 4096,
+			Thinking: anthropic.ThinkingConfigParamOfEnabled(2048),
+			System:   []anthropic.TextBlockParam{{Text: "You are a concise assistant.", CacheControl: anthropic.NewCacheControlEphemeralParam()}},
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("What is the weather like in Paris?"))},
+		}
+		types, m := msgsStream(t, c, first)
+		checkSequence(t, types)
+		if len(m.Content) != 2 || m.Content[0].Type != "thinking" || m.Content[0].Thinking != thought ||
+			m.Content[0].Signature != anthropicfake.Signature(thought) || m.Content[1].Text != msgsAnswer {
+			t.Fatalf("message %s", m.RawJSON())
+		}
+		up := ant.LastRequest()
+		if !strings.Contains(string(up.Body), `"cache_control":{"type":"ephemeral"}`) || !strings.Contains(string(up.Body), `"budget_tokens":2048`) {
+			t.Errorf("upstream body lost cache_control or thinking: %s", up.Body)
+		}
+		second := first
+		second.Messages = append(slices.Clone(first.Messages), m.ToParam(),
+			anthropic.NewUserMessage(anthropic.NewTextBlock("And tomorrow?")))
+		if _, err := c.Messages.New(ctx, second, option.WithHeader("anthropic-beta", "interleaved-thinking-2025-05-14")); err != nil {
+			t.Fatalf("second turn with the signed thinking block: %v", err)
+		}
+		up = ant.LastRequest()
+		if up.Header.Get("anthropic-beta") != "interleaved-thinking-2025-05-14" || up.Header.Get("anthropic-version") == "" ||
+			!strings.Contains(string(up.Body), anthropicfake.Signature(thought)) {
+			t.Errorf("upstream headers %v body %s", up.Header, up.Body)
+		}
+		// A tampered signature is refused by the upstream, which shows
+		// that it was checked there and not lost on the way.
+		bad := second
+		bad.Messages = slices.Clone(second.Messages)
+		bad.Messages[1] = anthropic.NewAssistantMessage(anthropic.NewThinkingBlock("forged", thought), anthropic.NewTextBlock(msgsAnswer))
+		_, err := c.Messages.New(ctx, bad)
+		var ae *anthropic.Error
+		if !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest || !strings.Contains(ae.RawJSON(), "signature") {
+			t.Errorf("forged signature: %v", err)
+		}
+	})
+	t.Run("bedrock invoke body", func(t *testing.T) {
+		br.SetReply(bedrockfake.Reply{Blocks: []bedrockfake.Block{{Text: msgsAnswer}}, StopReason: "end_turn", Usage: bedrockfake.Usage{Input: 5, Output: 3}})
+		m, err := c.Messages.New(ctx, anthropic.MessageNewParams{
+			Model: provBedrockModel, MaxTokens: 64,
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
+		}, option.WithHeader("anthropic-beta", "context-1m-2025-08-07"))
+		if err != nil || m.Content[0].Text != msgsAnswer {
+			t.Fatalf("message %v: %v", m, err)
+		}
+		last := br.LastRequest()
+		var body map[string]json.RawMessage
+		if err := json.Unmarshal(last.Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		if last.Operation != "invoke" || string(body["anthropic_version"]) != `"bedrock-2023-05-31"` ||
+			string(body["anthropic_beta"]) != `["context-1m-2025-08-07"]` || body["model"] != nil || body["stream"] != nil {
+			t.Errorf("operation %q body %s", last.Operation, last.Body)
+		}
+	})
+	t.Run("count_tokens", func(t *testing.T) {
+		n, err := c.Messages.CountTokens(ctx, anthropic.MessageCountTokensParams{
+			Model:    "claude-sonnet-4-5",
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("What is the weather like in Paris?"))},
+		})
+		if err != nil || n.InputTokens <= 0 {
+			t.Fatalf("count_tokens %v: %v", n, err)
+		}
+		if p := ant.LastRequest().Path; p != "/v1/messages/count_tokens" {
+			t.Errorf("upstream path %q", p)
+		}
+	})
+}
