@@ -319,3 +319,62 @@ func TestErrors(t *testing.T) {
 		t.Errorf("stream error %q", got)
 	}
 }
+
+func TestNativeBodies(t *testing.T) {
+	in := []byte(`{"model":"claude","max_tokens":5,"stream":true,"thinking":{"type":"enabled","budget_tokens":1024},"messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"}]}]}`)
+	b, err := NativeBody(in, "claude-sonnet-4-5-20250929")
+	if err != nil || !strings.Contains(string(b), `"model":"claude-sonnet-4-5-20250929"`) || !strings.Contains(string(b), `"signature":"s"`) || !strings.Contains(string(b), `"stream":true`) {
+		t.Errorf("NativeBody %s, %v", b, err)
+	}
+	b, err = BedrockBody(in, " beta-a, beta-b ,")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		t.Fatal(err)
+	}
+	if top["model"] != nil || top["stream"] != nil || string(top["anthropic_version"]) != `"bedrock-2023-05-31"` || string(top["anthropic_beta"]) != `["beta-a","beta-b"]` {
+		t.Errorf("BedrockBody %s", b)
+	}
+	if _, err := NativeBody([]byte(`[]`), "m"); err == nil {
+		t.Error("NativeBody accepted an array")
+	}
+}
+
+func TestBedrockChunk(t *testing.T) {
+	ev := `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}`
+	payload, _ := json.Marshal(map[string][]byte{"bytes": []byte(ev)})
+	out, err := BedrockChunk(nil, payload)
+	if err != nil || string(out) != "event: content_block_delta\ndata: "+ev+"\n\n" {
+		t.Errorf("BedrockChunk %q, %v", out, err)
+	}
+	for _, bad := range []string{`{}`, `{"bytes":"bm90IGpzb24="}`, `x`} {
+		if _, err := BedrockChunk(nil, []byte(bad)); err == nil {
+			t.Errorf("BedrockChunk(%s) accepted", bad)
+		}
+	}
+	got := string(ChunkException(nil, "throttlingException", []byte(`{"message":"slow down"}`)))
+	if got != "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow down\"}}\n\n" {
+		t.Errorf("ChunkException %q", got)
+	}
+}
+
+func TestNativeUsageAndErrors(t *testing.T) {
+	if n, ok := NativeUsage([]byte(`{"usage":{"input_tokens":3,"cache_read_input_tokens":4,"cache_creation_input_tokens":5,"output_tokens":6}}`)); !ok || n != 18 {
+		t.Errorf("NativeUsage %d %v", n, ok)
+	}
+	if _, ok := NativeUsage([]byte(`{}`)); ok {
+		t.Error("NativeUsage without usage")
+	}
+	for body, want := range map[string]string{
+		`{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`: "Overloaded",
+		`{"message":"Too many requests"}`:                                             "Too many requests",
+		`{"Message":"AWS spelling"}`:                                                  "AWS spelling",
+		`<html>`:                                                                      "",
+	} {
+		if got := UpstreamMessage([]byte(body)); got != want {
+			t.Errorf("UpstreamMessage(%s) = %q, want %q", body, got, want)
+		}
+	}
+}
