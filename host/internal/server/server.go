@@ -4,6 +4,7 @@
 // Paths:
 //
 //	/v1/chat/completions, /v1/embeddings, /v1/models[/{id}]   protocol mode
+//	/v1/messages, /v1/messages/count_tokens                   Anthropic Messages (see messages.go)
 //	/-{type}/{instance}/{native path}                         transparent mode
 //	/healthz, /readyz                                         the host's own
 //
