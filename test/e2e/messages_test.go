@@ -276,8 +276,12 @@ func TestMessagesGoSDK(t *testing.T) {
 				if n := strings.Count(strings.Join(types, " "), "content_block_delta"); n < 2 {
 					t.Errorf("%d text deltas, want the answer in several", n)
 				}
-				if len(m.Content) != 1 || m.Content[0].Text != msgsAnswer || m.StopReason != anthropic.StopReasonEndTurn || m.Usage.OutputTokens == 0 {
+				if len(m.Content) != 1 || m.Content[0].Text != msgsAnswer || m.StopReason != anthropic.StopReasonEndTurn ||
+					m.Usage.OutputTokens == 0 || m.Usage.InputTokens == 0 {
 					t.Errorf("accumulated message %s", m.RawJSON())
+				}
+				if strings.HasPrefix(b.name, "bedrock") && (m.Usage.InputTokens != 20 || m.Usage.CacheReadInputTokens != 6 || m.Usage.CacheCreationInputTokens != 3 || m.Usage.OutputTokens != 9) {
+					t.Errorf("streamed usage %s, want input 20 (cache read 6, write 3), output 9", m.Usage.RawJSON())
 				}
 			})
 			t.Run("parallel tools with results", func(t *testing.T) {
@@ -431,7 +435,7 @@ func sseEvents(t *testing.T, body []byte) (names []string, data []string) {
 // the anthropic-version check, errors before routing and after a stream
 // started, and count_tokens on a provider that cannot count.
 func TestMessagesWire(t *testing.T) {
-	h, backends, _, _ := msgsGateway(t)
+	h, backends, ant, _ := msgsGateway(t)
 	const body = `{"model":"gpt-4o","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hello"}]}`
 	t.Run("stream events", func(t *testing.T) {
 		backends[0].text()
@@ -462,6 +466,19 @@ func TestMessagesWire(t *testing.T) {
 		}
 		if !strings.Contains(data[len(data)-2], `"stop_reason":"end_turn"`) || text.String() != msgsAnswer {
 			t.Errorf("message_delta %s, text %q", data[len(data)-2], text.String())
+		}
+	})
+	t.Run("fields dropped by the translation are named", func(t *testing.T) {
+		const req = `{"model":%q,"max_tokens":16,"top_k":5,"messages":[{"role":"user","content":"Hello"}]}`
+		backends[0].text()
+		status, hdr, out := h.Do(t, "POST", "/v1/messages", fmt.Sprintf(req, "gpt-4o"))
+		if status != 200 || hdr.Get("X-Llmproxy-Ignored") != "top_k" {
+			t.Errorf("translated: status %d ignored %q body %s", status, hdr.Get("X-Llmproxy-Ignored"), out)
+		}
+		backends[3].text()
+		status, hdr, out = h.Do(t, "POST", "/v1/messages", fmt.Sprintf(req, "claude-sonnet-4-5"))
+		if status != 200 || hdr.Get("X-Llmproxy-Ignored") != "" || !strings.Contains(string(ant.LastRequest().Body), `"top_k":5`) {
+			t.Errorf("native: status %d ignored %q body %s", status, hdr.Get("X-Llmproxy-Ignored"), out)
 		}
 	})
 	t.Run("bad anthropic-version", func(t *testing.T) {

@@ -80,6 +80,8 @@ func TestRequest(t *testing.T) {
 		{name: "tool_choice_named_and_thinking", body: `{"model":"m","max_tokens":20000,"thinking":{"type":"enabled","budget_tokens":8000},
 			"tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"tool","name":"f"},
 			"messages":[{"role":"user","content":"go"}]}`},
+		{name: "unmapped_fields", body: `{"model":"m","max_tokens":5,"service_tier":"auto","mcp_servers":[{"type":"url","url":"https://mcp.example","name":"x"}],"container":null,"top_k":3,"messages":[{"role":"user","content":"x"}]}`,
+			ignored: []string{"service_tier", "mcp_servers", "top_k"}},
 		{name: "tool_choice_none", body: `{"model":"m","max_tokens":5,"tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"none"},"messages":[{"role":"user","content":"x"}]}`},
 	}
 	for _, tt := range tests {

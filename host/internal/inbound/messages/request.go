@@ -204,6 +204,9 @@ func Request(body []byte) ([]byte, Info, error) {
 	if len(req.Messages) == 0 {
 		return nil, info, invalid("messages", "messages: at least one message is required")
 	}
+	if err := ignoredFields(body, &info); err != nil {
+		return nil, info, err
+	}
 	out := chatRequest{Model: *req.Model, MaxTokens: *req.MaxTokens}
 	info.Model, info.MaxTokens = out.Model, out.MaxTokens
 	if req.Stream != nil && *req.Stream {
@@ -275,6 +278,24 @@ func Request(body []byte) ([]byte, Info, error) {
 		return nil, info, fmt.Errorf("messages: encode the chat request: %w", err)
 	}
 	return b, info, nil
+}
+
+// unmapped are top-level Messages API fields that chat completions has no
+// equivalent for; the translation drops them and says so in Info.Ignored.
+var unmapped = []string{"service_tier", "container", "mcp_servers", "context_management"}
+
+// ignoredFields notes the unmapped fields body sets.
+func ignoredFields(body []byte, info *Info) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return invalid("", "the request body is not a valid Messages request: %v", err)
+	}
+	for _, f := range unmapped {
+		if v, ok := top[f]; ok && string(v) != "null" {
+			info.Ignored = append(info.Ignored, f)
+		}
+	}
+	return nil
 }
 
 // effort maps a thinking budget onto chat's reasoning_effort: under 4096
