@@ -46,6 +46,9 @@ type msgsBackend struct {
 	fail429 func()
 	// breakStream makes the next stream fail after it started.
 	breakStream func()
+	// slow makes the answers pause between chunks, longer than the
+	// stream_keepalive of the slow-gpt route (openai only).
+	slow func()
 }
 
 const msgsAnswer = "It is sunny in Paris today, with a light breeze and 21 degrees."
@@ -96,6 +99,12 @@ provider "anthropic_direct" {
 route "claude-*" {
   target "anthropic_direct" {}
 }
+route "slow-gpt" {
+  target "openai_prod" {
+    model            = "gpt-4o"
+    stream_keepalive = "40ms"
+  }
+}
 `, provAWSKeyID, provAWSSecret, brSrv.URL, provAnthropicKey, antSrv.URL)
 	h := harness.Start(t, hcl, harness.Options{WaitFor: []string{"openai_prod", "bedrock_us1", "anthropic_direct"}})
 	weather := openaifake.ToolCall{ID: "call_weather_1", Name: "get_weather", Arguments: `{"city":"Paris"}`}
@@ -139,6 +148,9 @@ route "claude-*" {
 			},
 			breakStream: func() {
 				oai.SetScenario(openaifake.Scenario{Reply: msgsAnswer, Break: openaifake.BreakError, BreakAfter: 3})
+			},
+			slow: func() {
+				oai.SetScenario(openaifake.Scenario{Reply: "Sunny in Paris.", ChunkDelay: 120 * time.Millisecond})
 			},
 		},
 		{
@@ -365,6 +377,17 @@ func TestMessagesGoSDK(t *testing.T) {
 			})
 		})
 	}
+	t.Run("keepalive comments", func(t *testing.T) {
+		backends[0].slow()
+		types, m := msgsStream(t, c, anthropic.MessageNewParams{
+			Model: "slow-gpt", MaxTokens: 64,
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Weather?"))},
+		})
+		checkSequence(t, types)
+		if len(m.Content) != 1 || m.Content[0].Text != "Sunny in Paris." {
+			t.Errorf("message %s", m.RawJSON())
+		}
+	})
 	t.Run("invalid request", func(t *testing.T) {
 		_, err := c.Messages.New(ctx, anthropic.MessageNewParams{
 			Model: "gpt-4o", MaxTokens: 0,
@@ -481,6 +504,17 @@ func TestMessagesWire(t *testing.T) {
 			t.Errorf("native: status %d ignored %q body %s", status, hdr.Get("X-Llmproxy-Ignored"), out)
 		}
 	})
+	t.Run("keepalive comments", func(t *testing.T) {
+		backends[0].slow()
+		status, _, out := h.Do(t, "POST", "/v1/messages", strings.Replace(body, "gpt-4o", "slow-gpt", 1))
+		if status != 200 || !strings.HasPrefix(string(out), ": keepalive\n\n") {
+			t.Fatalf("status %d body %q, want it to start with a keepalive comment", status, out)
+		}
+		names, _ := sseEvents(t, out)
+		if names[0] != "message_start" || names[len(names)-1] != "message_stop" {
+			t.Errorf("events %v", names)
+		}
+	})
 	t.Run("bad anthropic-version", func(t *testing.T) {
 		status, _, out := h.Do(t, "POST", "/v1/messages", body, "anthropic-version", "latest")
 		if status != 400 || gjsonType(string(out)) != "invalid_request_error" || !strings.Contains(string(out), "anthropic-version") {
@@ -574,6 +608,14 @@ func runMessagesNode(t *testing.T, h *harness.Host, scenario, model string) msgs
 // started.
 func TestMessagesNodeSDK(t *testing.T) {
 	h, backends, _, _ := msgsGateway(t)
+	t.Run("keepalive comments", func(t *testing.T) {
+		backends[0].slow()
+		res := runMessagesNode(t, h, "stream", "slow-gpt")
+		checkSequence(t, res.Events)
+		if f := res.Final; f == nil || len(f.Content) != 1 || f.Content[0].Text != "Sunny in Paris." {
+			t.Errorf("final message %+v", res.Final)
+		}
+	})
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			t.Run("text", func(t *testing.T) {
