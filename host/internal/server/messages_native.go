@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
-
 	"github.com/llmproxy/llmproxy/host/internal/inbound/messages"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/sdk/openai"
@@ -118,9 +116,11 @@ func (r *call) messagesNative(rt *router.Route, info messages.Info, path string)
 				return openai.NewError(http.StatusNotFound, openai.TypeNotFound, "count_tokens_unavailable",
 					"count_tokens is offered only for models served by anthropic instances")
 			}
+			// The bedrock plugin relays the stream's events as SSE
+			// when asked with Accept: text/event-stream.
 			op, accept := "invoke", "application/json"
 			if info.Stream {
-				op, accept = "invoke-with-response-stream", "application/vnd.amazon.eventstream"
+				op, accept = "invoke-with-response-stream", "text/event-stream"
 			}
 			req.Path = "/model/" + strings.ReplaceAll(url.PathEscape(model), ":", "%3A") + "/" + op
 			req.Header.Set("Accept", accept)
@@ -196,13 +196,7 @@ func (r *call) messagesNative(rt *router.Route, info messages.Info, path string)
 		defer a.end()
 		defer cancel()
 		defer stop()
-		var err error
-		if kind == nativeBedrock {
-			err = relayBedrock(w, st)
-		} else {
-			err = relaySSE(w, st)
-		}
-		if err != nil && err != io.EOF {
+		if err := relaySSE(w, st); err != nil && err != io.EOF {
 			var wf *writeFailed
 			if errors.As(err, &wf) {
 				failed = context.Canceled
@@ -223,7 +217,8 @@ type writeFailed struct{ err error }
 
 func (e *writeFailed) Error() string { return e.err.Error() }
 
-// relaySSE copies an Anthropic event stream to the client as it comes.
+// relaySSE copies an Anthropic event stream (from Anthropic, or from Claude
+// on Bedrock as the bedrock plugin relays it) to the client as it comes.
 func relaySSE(w *bufio.Writer, st *provider.PassthroughStream) error {
 	for {
 		b, err := st.Recv()
@@ -238,88 +233,6 @@ func relaySSE(w *bufio.Writer, st *provider.PassthroughStream) error {
 		}
 	}
 }
-
-// relayBedrock decodes the eventstream frames of
-// InvokeModelWithResponseStream and writes the Anthropic events they
-// carry as SSE; an exception frame becomes an error event and ends the
-// stream.
-func relayBedrock(w *bufio.Writer, st *provider.PassthroughStream) error {
-	rd := &streamReader{st: st}
-	dec := eventstream.NewDecoder()
-	var (
-		buf []byte
-		out []byte
-	)
-	for {
-		msg, err := dec.Decode(rd, buf[:0])
-		if err != nil {
-			if err == io.EOF && rd.clean() {
-				return nil
-			}
-			if rd.err != nil && rd.err != io.EOF {
-				return rd.err
-			}
-			return openai.NewError(http.StatusBadGateway, openai.TypeUpstream, "upstream_error",
-				"the Bedrock event stream was cut or malformed: "+err.Error())
-		}
-		buf = msg.Payload
-		switch headerString(msg.Headers, ":message-type") {
-		case "event":
-			if headerString(msg.Headers, ":event-type") != "chunk" {
-				continue
-			}
-			if out, err = messages.BedrockChunk(out[:0], msg.Payload); err != nil {
-				return openai.NewError(http.StatusBadGateway, openai.TypeUpstream, "upstream_error", err.Error())
-			}
-		default:
-			exc := headerString(msg.Headers, ":exception-type")
-			if exc == "" {
-				exc = headerString(msg.Headers, ":error-code")
-			}
-			out = messages.ChunkException(out[:0], exc, msg.Payload)
-			if _, err := w.Write(out); err != nil {
-				return &writeFailed{err}
-			}
-			w.Flush()
-			return nil
-		}
-		if _, err := w.Write(out); err != nil {
-			return &writeFailed{err}
-		}
-		if err := w.Flush(); err != nil {
-			return &writeFailed{err}
-		}
-	}
-}
-
-func headerString(hs eventstream.Headers, name string) string {
-	if v := hs.Get(name); v != nil {
-		return v.String()
-	}
-	return ""
-}
-
-// streamReader reads a passthrough stream as an io.Reader.
-type streamReader struct {
-	st   *provider.PassthroughStream
-	rest []byte
-	err  error
-}
-
-func (s *streamReader) Read(p []byte) (int, error) {
-	for len(s.rest) == 0 {
-		if s.err != nil {
-			return 0, s.err
-		}
-		s.rest, s.err = s.st.Recv()
-	}
-	n := copy(p, s.rest)
-	s.rest = s.rest[n:]
-	return n, nil
-}
-
-// clean reports whether the stream ended with nothing left unread.
-func (s *streamReader) clean() bool { return len(s.rest) == 0 && s.err == io.EOF }
 
 // readAll reads a passthrough stream to its end, up to limit bytes (0:
 // no limit).

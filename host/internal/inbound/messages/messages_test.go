@@ -344,24 +344,6 @@ func TestNativeBodies(t *testing.T) {
 	}
 }
 
-func TestBedrockChunk(t *testing.T) {
-	ev := `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}`
-	payload, _ := json.Marshal(map[string][]byte{"bytes": []byte(ev)})
-	out, err := BedrockChunk(nil, payload)
-	if err != nil || string(out) != "event: content_block_delta\ndata: "+ev+"\n\n" {
-		t.Errorf("BedrockChunk %q, %v", out, err)
-	}
-	for _, bad := range []string{`{}`, `{"bytes":"bm90IGpzb24="}`, `x`} {
-		if _, err := BedrockChunk(nil, []byte(bad)); err == nil {
-			t.Errorf("BedrockChunk(%s) accepted", bad)
-		}
-	}
-	got := string(ChunkException(nil, "throttlingException", []byte(`{"message":"slow down"}`)))
-	if got != "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow down\"}}\n\n" {
-		t.Errorf("ChunkException %q", got)
-	}
-}
-
 func TestNativeUsageAndErrors(t *testing.T) {
 	if n, ok := NativeUsage([]byte(`{"usage":{"input_tokens":3,"cache_read_input_tokens":4,"cache_creation_input_tokens":5,"output_tokens":6}}`)); !ok || n != 18 {
 		t.Errorf("NativeUsage %d %v", n, ok)

@@ -1,7 +1,6 @@
 package messages
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -54,29 +53,6 @@ func BedrockBody(body []byte, betas string) ([]byte, error) {
 	return json.Marshal(top)
 }
 
-// BedrockChunk appends the SSE event carried by one chunk of
-// InvokeModelWithResponseStream, whose payload is {"bytes":"<base64 of
-// the Anthropic event>"}.
-func BedrockChunk(dst, payload []byte) ([]byte, error) {
-	var c struct {
-		Bytes []byte `json:"bytes"`
-	}
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return dst, fmt.Errorf("messages: a Bedrock stream chunk is not {\"bytes\":...}: %w", err)
-	}
-	var ev struct {
-		Type string `json:"type"`
-	}
-	if err := json.Unmarshal(c.Bytes, &ev); err != nil || ev.Type == "" || strings.ContainsAny(ev.Type, "\r\n") {
-		return dst, fmt.Errorf("messages: a Bedrock stream chunk does not hold an Anthropic event")
-	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, c.Bytes); err != nil {
-		return dst, fmt.Errorf("messages: a Bedrock stream chunk: %w", err)
-	}
-	return event(dst, ev.Type, "", compact.Bytes(), ""), nil
-}
-
 // NativeUsage reads the total tokens of a Message body: input, cache
 // reads and writes, and output.
 func NativeUsage(body []byte) (int64, bool) {
@@ -107,24 +83,4 @@ func UpstreamMessage(body []byte) string {
 		return e.Error.Message
 	}
 	return e.Message
-}
-
-// ChunkException returns the SSE error event for an exception frame of a
-// Bedrock stream (throttlingException, modelStreamErrorException…).
-func ChunkException(dst []byte, exception string, payload []byte) []byte {
-	status := 500
-	switch exception {
-	case "throttlingException":
-		status = 429
-	case "validationException":
-		status = 400
-	case "serviceUnavailableException":
-		status = 503
-	}
-	msg := UpstreamMessage(payload)
-	if msg == "" {
-		msg = exception
-	}
-	b, _ := json.Marshal(errorBody{Type: "error", Error: errorObject{Type: ErrorType(status), Message: msg}})
-	return event(dst, "error", "", b, "")
 }
