@@ -73,9 +73,8 @@ const maxNativeError = 64 << 10
 // signatures, cache_control, citations and documents survive both ways.
 // It runs through the same attempt loop as chat (key rights and limits,
 // the route's plan, failover, retries, circuit breakers, instance limits,
-// timeouts, telemetry); the host's document resolver and middleware do
-// not apply, and a streamed answer settles token limits with the
-// reservation made up front.
+// timeouts, telemetry, token limits settled with the usage the answer
+// reports); the host's document resolver and middleware do not apply.
 //
 // path is messagesPath, or countTokensPath for anthropic targets only.
 func (r *call) messagesNative(rt *router.Route, info messages.Info, path string) {
@@ -174,8 +173,10 @@ func (r *call) messagesNative(rt *router.Route, info messages.Info, path string)
 		}
 		r.ctx.SetContentType("application/json")
 		r.ctx.SetBody(b)
-		used, known := messages.NativeUsage(b)
-		r.settle(used, known)
+		var m messages.Meter
+		m.Body(b)
+		r.op.Response(m.Chat())
+		r.settle(m.Total())
 		r.op.End(http.StatusOK, nil)
 		return
 	}
@@ -188,15 +189,18 @@ func (r *call) messagesNative(rt *router.Route, info messages.Info, path string)
 	r.setBodyStreamWriter(func(w *bufio.Writer) {
 		var failed error
 		defer func() { op.End(http.StatusOK, failed) }()
+		var m messages.Meter
 		defer func() {
+			op.Response(m.Chat())
+			used, known := m.Total()
 			for _, t := range tickets {
-				t.Done(0, false)
+				t.Done(used, known)
 			}
 		}()
 		defer a.end()
 		defer cancel()
 		defer stop()
-		if err := relaySSE(w, st); err != nil && err != io.EOF {
+		if err := relaySSE(w, st, &m); err != nil && err != io.EOF {
 			var wf *writeFailed
 			if errors.As(err, &wf) {
 				failed = context.Canceled
@@ -218,13 +222,15 @@ type writeFailed struct{ err error }
 func (e *writeFailed) Error() string { return e.err.Error() }
 
 // relaySSE copies an Anthropic event stream (from Anthropic, or from Claude
-// on Bedrock as the bedrock plugin relays it) to the client as it comes.
-func relaySSE(w *bufio.Writer, st *provider.PassthroughStream) error {
+// on Bedrock as the bedrock plugin relays it) to the client as it comes,
+// and through m, which reads its usage.
+func relaySSE(w *bufio.Writer, st *provider.PassthroughStream, m *messages.Meter) error {
 	for {
 		b, err := st.Recv()
 		if err != nil {
 			return err
 		}
+		m.Write(b)
 		if _, err := w.Write(b); err != nil {
 			return &writeFailed{err}
 		}

@@ -53,3 +53,23 @@ func FuzzStream(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMeter feeds arbitrary bytes, cut anywhere, to a Meter: it must not
+// panic, and the usage it reports must not be negative for input whose
+// counts are not.
+func FuzzMeter(f *testing.F) {
+	f.Add([]byte("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3}}}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":5}}\n\n"), 5)
+	f.Fuzz(func(t *testing.T, b []byte, cut int) {
+		var m Meter
+		if cut > 0 && cut < len(b) {
+			m.Write(b[:cut])
+			m.Write(b[cut:])
+		} else {
+			m.Write(b)
+		}
+		m.Total()
+		if !json.Valid(m.Chat()) {
+			t.Fatal("Chat is not JSON")
+		}
+	})
+}

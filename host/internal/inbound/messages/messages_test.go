@@ -344,13 +344,38 @@ func TestNativeBodies(t *testing.T) {
 	}
 }
 
-func TestNativeUsageAndErrors(t *testing.T) {
-	if n, ok := NativeUsage([]byte(`{"usage":{"input_tokens":3,"cache_read_input_tokens":4,"cache_creation_input_tokens":5,"output_tokens":6}}`)); !ok || n != 18 {
-		t.Errorf("NativeUsage %d %v", n, ok)
+func TestMeter(t *testing.T) {
+	var m Meter
+	m.Body([]byte(`{"id":"msg_1","model":"claude","usage":{"input_tokens":3,"cache_read_input_tokens":4,"cache_creation_input_tokens":5,"output_tokens":6}}`))
+	if n, ok := m.Total(); !ok || n != 18 {
+		t.Errorf("Body: total %d %v", n, ok)
 	}
-	if _, ok := NativeUsage([]byte(`{}`)); ok {
-		t.Error("NativeUsage without usage")
+	stream := "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_2\",\"model\":\"claude-x\",\"usage\":{\"input_tokens\":25,\"cache_read_input_tokens\":10,\"output_tokens\":1}}}\r\n\r\n" +
+		"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"message_delta\"}}\n\n" +
+		"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":52}}\n\n" +
+		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+	// Any cut of the stream into writes reads the same.
+	for _, size := range []int{1, 7, 64, len(stream)} {
+		var s Meter
+		for i := 0; i < len(stream); i += size {
+			s.Write([]byte(stream[min(i, len(stream)):min(i+size, len(stream))]))
+		}
+		if n, ok := s.Total(); !ok || n != 87 {
+			t.Errorf("writes of %d: total %d %v", size, n, ok)
+		}
+		want := `{"id":"msg_2","model":"claude-x","object":"chat.completion","usage":{"completion_tokens":52,"prompt_tokens":35,"prompt_tokens_details":{"cached_tokens":10,"cache_write_tokens":0},"total_tokens":87}}`
+		if got := string(s.Chat()); got != want {
+			t.Errorf("Chat %s\nwant %s", got, want)
+		}
 	}
+	var none Meter
+	none.Write([]byte("event: ping\ndata: {\"type\":\"ping\"}\n\n"))
+	if _, ok := none.Total(); ok {
+		t.Error("usage known without a usage event")
+	}
+}
+
+func TestUpstreamMessage(t *testing.T) {
 	for body, want := range map[string]string{
 		`{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`: "Overloaded",
 		`{"message":"Too many requests"}`:                                             "Too many requests",

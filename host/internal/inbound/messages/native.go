@@ -1,6 +1,7 @@
 package messages
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -53,19 +54,6 @@ func BedrockBody(body []byte, betas string) ([]byte, error) {
 	return json.Marshal(top)
 }
 
-// NativeUsage reads the total tokens of a Message body: input, cache
-// reads and writes, and output.
-func NativeUsage(body []byte) (int64, bool) {
-	var m struct {
-		Usage *Usage `json:"usage"`
-	}
-	if json.Unmarshal(body, &m) != nil || m.Usage == nil {
-		return 0, false
-	}
-	u := m.Usage
-	return u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens + u.OutputTokens, true
-}
-
 // UpstreamMessage extracts the message of an upstream error body:
 // Anthropic's {"error":{"message"}} or AWS's {"message"} ({"Message"}).
 // Anything else gives "".
@@ -83,4 +71,135 @@ func UpstreamMessage(body []byte) string {
 		return e.Error.Message
 	}
 	return e.Message
+}
+
+// Meter reads what a native answer says of itself — id, model and usage —
+// from a Message body (Body) or from the SSE events of a stream as they
+// pass (Write), so that the gateway can settle token limits and record
+// the usage in chat completions terms (Chat).
+type Meter struct {
+	id, model string
+	usage     Usage
+	known     bool
+	// line holds the start of an SSE line cut between two writes.
+	line []byte
+}
+
+// maxMeterLine bounds the SSE line a Meter buffers; longer lines (a huge
+// delta) are skipped, never a usage event.
+const maxMeterLine = 1 << 20
+
+// Body reads a Message body.
+func (m *Meter) Body(b []byte) {
+	var msg struct {
+		ID    string `json:"id"`
+		Model string `json:"model"`
+		Usage *Usage `json:"usage"`
+	}
+	if json.Unmarshal(b, &msg) != nil {
+		return
+	}
+	m.id, m.model = msg.ID, msg.Model
+	if msg.Usage != nil {
+		m.usage, m.known = *msg.Usage, true
+	}
+}
+
+// Write reads a piece of an SSE stream; it never fails.
+func (m *Meter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			if len(m.line)+len(p) <= maxMeterLine {
+				m.line = append(m.line, p...)
+			} else {
+				m.line = append(m.line[:0], "skip"...)
+			}
+			break
+		}
+		line := p[:i]
+		if len(m.line) > 0 {
+			line = append(m.line, line...)
+			m.line = m.line[:0]
+		}
+		m.event(bytes.TrimSuffix(line, []byte("\r")))
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// event reads one SSE line: the data of message_start and message_delta
+// carry the usage; message_delta's counts are totals that replace.
+func (m *Meter) event(line []byte) {
+	data, ok := bytes.CutPrefix(line, []byte("data:"))
+	if !ok || !bytes.Contains(data, []byte(`"message_`)) {
+		return
+	}
+	var ev struct {
+		Type    string `json:"type"`
+		Message *struct {
+			ID    string `json:"id"`
+			Model string `json:"model"`
+			Usage *Usage `json:"usage"`
+		} `json:"message"`
+		Usage *struct {
+			InputTokens              *int64 `json:"input_tokens"`
+			CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
+			CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
+			OutputTokens             *int64 `json:"output_tokens"`
+		} `json:"usage"`
+	}
+	if json.Unmarshal(bytes.TrimSpace(data), &ev) != nil {
+		return
+	}
+	switch {
+	case ev.Type == "message_start" && ev.Message != nil:
+		m.id, m.model = ev.Message.ID, ev.Message.Model
+		if ev.Message.Usage != nil {
+			m.usage, m.known = *ev.Message.Usage, true
+		}
+	case ev.Type == "message_delta" && ev.Usage != nil:
+		m.known = true
+		for _, f := range []struct {
+			from *int64
+			to   *int64
+		}{
+			{ev.Usage.InputTokens, &m.usage.InputTokens},
+			{ev.Usage.CacheCreationInputTokens, &m.usage.CacheCreationInputTokens},
+			{ev.Usage.CacheReadInputTokens, &m.usage.CacheReadInputTokens},
+			{ev.Usage.OutputTokens, &m.usage.OutputTokens},
+		} {
+			if f.from != nil {
+				*f.to = *f.from
+			}
+		}
+	}
+}
+
+// Total returns every token of the answer — input, cache reads and
+// writes, output — and whether the answer reported its usage.
+func (m *Meter) Total() (int64, bool) {
+	u := m.usage
+	return u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens + u.OutputTokens, m.known
+}
+
+// Chat returns the answer's id, model and usage as a chat completions
+// body ({"id","model","usage":{...}}), the terms the gateway records
+// usage in: prompt_tokens counts the cached tokens too.
+func (m *Meter) Chat() []byte {
+	u := m.usage
+	type details struct {
+		CachedTokens     int64 `json:"cached_tokens"`
+		CacheWriteTokens int64 `json:"cache_write_tokens"`
+	}
+	prompt := u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens
+	b, _ := json.Marshal(map[string]any{
+		"id": m.id, "object": "chat.completion", "model": m.model,
+		"usage": map[string]any{
+			"prompt_tokens": prompt, "completion_tokens": u.OutputTokens, "total_tokens": prompt + u.OutputTokens,
+			"prompt_tokens_details": details{CachedTokens: u.CacheReadInputTokens, CacheWriteTokens: u.CacheCreationInputTokens},
+		},
+	})
+	return b
 }
