@@ -99,6 +99,25 @@ provider "anthropic_direct" {
 route "claude-*" {
   target "anthropic_direct" {}
 }
+provider "anthropic_backup" {
+  type = "anthropic"
+  credential "api_key" {
+    from "value" { value = %[4]q }
+  }
+  config {
+    base_url = %[5]q
+  }
+}
+route "claude-failover" {
+  strategy = "failover"
+  target "anthropic_direct" { model = "claude-sonnet-4-5" }
+  target "anthropic_backup" { model = "claude-sonnet-4-5" }
+}
+route "claude-mixed" {
+  strategy = "failover"
+  target "anthropic_direct" { model = "claude-sonnet-4-5" }
+  target "openai_prod" { model = "gpt-4o" }
+}
 route "slow-gpt" {
   target "openai_prod" {
     model            = "gpt-4o"
@@ -106,7 +125,7 @@ route "slow-gpt" {
   }
 }
 `, provAWSKeyID, provAWSSecret, brSrv.URL, provAnthropicKey, antSrv.URL)
-	h := harness.Start(t, hcl, harness.Options{WaitFor: []string{"openai_prod", "bedrock_us1", "anthropic_direct"}})
+	h := harness.Start(t, hcl, harness.Options{WaitFor: []string{"openai_prod", "bedrock_us1", "anthropic_direct", "anthropic_backup"}})
 	weather := openaifake.ToolCall{ID: "call_weather_1", Name: "get_weather", Arguments: `{"city":"Paris"}`}
 	clock := openaifake.ToolCall{ID: "call_time_2", Name: "get_time", Arguments: `{"timezone":"Europe/Paris"}`}
 	brText := func() {
@@ -758,6 +777,40 @@ func TestMessagesNative(t *testing.T) {
 		if last.Operation != "invoke" || string(body["anthropic_version"]) != `"bedrock-2023-05-31"` ||
 			string(body["anthropic_beta"]) != `["context-1m-2025-08-07"]` || body["model"] != nil || body["stream"] != nil {
 			t.Errorf("operation %q body %s", last.Operation, last.Body)
+		}
+	})
+	t.Run("a 529 is retried or failed over on the native path", func(t *testing.T) {
+		ant.SetScenario(anthropicfake.Scenario{Content: []anthropicfake.Block{anthropicfake.Thinking(thought), anthropicfake.Text(msgsAnswer)}})
+		ant.FailNext(1, anthropicfake.Failure{Status: 529})
+		before := ant.Requests()
+		m, err := c.Messages.New(ctx, anthropic.MessageNewParams{
+			Model: "claude-failover", MaxTokens: 4096, Thinking: anthropic.ThinkingConfigParamOfEnabled(2048),
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Content) != 2 || m.Content[0].Signature != anthropicfake.Signature(thought) || ant.Requests()-before < 2 {
+			t.Errorf("message %s after %d upstream requests", m.RawJSON(), ant.Requests()-before)
+		}
+		if !strings.Contains(string(ant.LastRequest().Body), `"model":"claude-sonnet-4-5"`) {
+			t.Errorf("the target's model was not sent: %s", ant.LastRequest().Body)
+		}
+	})
+	t.Run("a route mixing native and other targets is translated", func(t *testing.T) {
+		ant.SetScenario(anthropicfake.Scenario{Content: []anthropicfake.Block{anthropicfake.Text(msgsAnswer)}})
+		var hr *http.Response
+		resp, err := c.Messages.New(ctx, anthropic.MessageNewParams{
+			Model: "claude-mixed", MaxTokens: 64,
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))},
+		}, option.WithResponseInto(&hr), option.WithJSONSet("top_k", 5))
+		if err != nil || resp.Content[0].Text != msgsAnswer || hr.Header.Get("X-Llmproxy-Ignored") != "top_k" {
+			t.Fatalf("message %v (ignored %q): %v", resp, hr.Header.Get("X-Llmproxy-Ignored"), err)
+		}
+		// The anthropic plugin's own translation served it: no top_k
+		// reached the upstream, since the chat request had none.
+		if strings.Contains(string(ant.LastRequest().Body), "top_k") {
+			t.Errorf("upstream body %s", ant.LastRequest().Body)
 		}
 	})
 	t.Run("count_tokens", func(t *testing.T) {
