@@ -626,7 +626,20 @@ func runMessagesNode(t *testing.T, h *harness.Host, scenario, model string) msgs
 // streamed turn, a 429 with Retry-After and an error after a stream
 // started.
 func TestMessagesNodeSDK(t *testing.T) {
-	h, backends, _, _ := msgsGateway(t)
+	h, backends, ant, _ := msgsGateway(t)
+	t.Run("native thinking with signature", func(t *testing.T) {
+		const thought = "Paris weather: check the tool."
+		ant.SetScenario(anthropicfake.Scenario{Content: []anthropicfake.Block{anthropicfake.Thinking(thought), anthropicfake.Text(msgsAnswer)}, ChunkSize: 8})
+		res := runMessagesNode(t, h, "stream", "claude-sonnet-4-5")
+		checkSequence(t, res.Events)
+		if !slices.Contains(res.Deltas, "thinking_delta") || !slices.Contains(res.Deltas, "signature_delta") {
+			t.Errorf("deltas %v", res.Deltas)
+		}
+		f := res.Final
+		if f == nil || len(f.Content) != 2 || f.Content[0].Thinking != thought || f.Content[0].Signature != anthropicfake.Signature(thought) || f.Content[1].Text != msgsAnswer {
+			t.Errorf("final message %+v", f)
+		}
+	})
 	t.Run("keepalive comments", func(t *testing.T) {
 		backends[0].slow()
 		res := runMessagesNode(t, h, "stream", "slow-gpt")
