@@ -477,7 +477,7 @@ func sseEvents(t *testing.T, body []byte) (names []string, data []string) {
 // the anthropic-version check, errors before routing and after a stream
 // started, and count_tokens on a provider that cannot count.
 func TestMessagesWire(t *testing.T) {
-	h, backends, ant, _ := msgsGateway(t)
+	h, backends, ant, br := msgsGateway(t)
 	const body = `{"model":"gpt-4o","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hello"}]}`
 	t.Run("stream events", func(t *testing.T) {
 		backends[0].text()
@@ -561,6 +561,28 @@ func TestMessagesWire(t *testing.T) {
 			if status != 200 || len(names) < 3 || names[0] != "message_start" || names[len(names)-1] != "error" ||
 				slices.Contains(names, "message_stop") || gjsonType(data[len(data)-1]) == "" {
 				t.Errorf("status %d events %v last %s", status, names, data[len(data)-1])
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name, model string
+		script      func()
+	}{
+		{"anthropic", "claude-sonnet-4-5", func() {
+			ant.SetScenario(anthropicfake.Scenario{Content: []anthropicfake.Block{anthropicfake.Text(msgsAnswer)}, ChunkSize: 5, CutAfter: 4})
+		}},
+		{"bedrock", provBedrockModel, func() {
+			br.SetReply(bedrockfake.Reply{Blocks: []bedrockfake.Block{{Text: msgsAnswer}}, StopReason: "end_turn", ChunkSize: 5, CutAfter: 4})
+		}},
+	} {
+		t.Run("native stream cut/"+tc.name, func(t *testing.T) {
+			tc.script()
+			status, _, out := h.Do(t, "POST", "/v1/messages", strings.Replace(body, "gpt-4o", tc.model, 1))
+			events := strings.Split(strings.TrimSpace(string(out)), "\n\n")
+			last := events[len(events)-1]
+			if status != 200 || !strings.HasPrefix(last, "event: error\ndata: ") || gjsonType(strings.TrimPrefix(last, "event: error\ndata: ")) != "api_error" ||
+				strings.Contains(string(out), "event: message_stop") {
+				t.Errorf("status %d body %q", status, out)
 			}
 		})
 	}

@@ -176,7 +176,11 @@ func (r *call) messagesNative(rt *router.Route, info messages.Info, path string)
 		var m messages.Meter
 		m.Body(b)
 		r.op.Response(m.Chat())
-		r.settle(m.Total())
+		if path == countTokensPath {
+			r.settle(0, true) // counting generates nothing
+		} else {
+			r.settle(m.Total())
+		}
 		r.op.End(http.StatusOK, nil)
 		return
 	}
@@ -200,7 +204,12 @@ func (r *call) messagesNative(rt *router.Route, info messages.Info, path string)
 		defer a.end()
 		defer cancel()
 		defer stop()
-		if err := relaySSE(w, st, &m); err != nil && err != io.EOF {
+		err := relaySSE(w, st, &m)
+		if err == io.EOF && !m.Ended() {
+			err = openai.NewError(http.StatusBadGateway, openai.TypeUpstream, "upstream_error",
+				"the upstream stream ended before message_stop")
+		}
+		if err != nil && err != io.EOF {
 			var wf *writeFailed
 			if errors.As(err, &wf) {
 				failed = context.Canceled
@@ -210,6 +219,11 @@ func (r *call) messagesNative(rt *router.Route, info messages.Info, path string)
 			e := asAPIError(err)
 			failed = e
 			log.Error("native stream failed after it started", "request_id", id, "status", e.Status, "error", e.Message)
+			if m.Pending() {
+				// End the line the upstream cut, so that the error is
+				// an event of its own.
+				w.WriteString("\n\n")
+			}
 			w.Write(messages.StreamError(nil, e))
 			w.Flush()
 		}

@@ -370,8 +370,19 @@ func TestMeter(t *testing.T) {
 	}
 	var none Meter
 	none.Write([]byte("event: ping\ndata: {\"type\":\"ping\"}\n\n"))
-	if _, ok := none.Total(); ok {
-		t.Error("usage known without a usage event")
+	if _, ok := none.Total(); ok || none.Ended() || none.Pending() {
+		t.Error("usage known, or ended, without a usage event")
+	}
+	none.Write([]byte("event: content_block_delta\ndata: {\"type\":\"cont"))
+	if !none.Pending() || none.Ended() {
+		t.Error("a cut line is not pending")
+	}
+	var ended Meter
+	ended.Write([]byte("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"))
+	var failed Meter
+	failed.Write([]byte("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"x\"}}\n\n"))
+	if !ended.Ended() || !failed.Ended() {
+		t.Error("message_stop or error did not end the stream")
 	}
 }
 

@@ -81,6 +81,8 @@ type Meter struct {
 	id, model string
 	usage     Usage
 	known     bool
+	// ended is set once message_stop or an error event has passed.
+	ended bool
 	// line holds the start of an SSE line cut between two writes.
 	line []byte
 }
@@ -133,7 +135,7 @@ func (m *Meter) Write(p []byte) (int, error) {
 // carry the usage; message_delta's counts are totals that replace.
 func (m *Meter) event(line []byte) {
 	data, ok := bytes.CutPrefix(line, []byte("data:"))
-	if !ok || !bytes.Contains(data, []byte(`"message_`)) {
+	if !ok || !bytes.Contains(data, []byte(`"message_`)) && !bytes.Contains(data, []byte(`"error"`)) {
 		return
 	}
 	var ev struct {
@@ -154,6 +156,8 @@ func (m *Meter) event(line []byte) {
 		return
 	}
 	switch {
+	case ev.Type == "message_stop" || ev.Type == "error":
+		m.ended = true
 	case ev.Type == "message_start" && ev.Message != nil:
 		m.id, m.model = ev.Message.ID, ev.Message.Model
 		if ev.Message.Usage != nil {
@@ -176,6 +180,13 @@ func (m *Meter) event(line []byte) {
 		}
 	}
 }
+
+// Ended reports whether the stream's last event, message_stop or error,
+// has passed: a stream that stops before it was cut.
+func (m *Meter) Ended() bool { return m.ended }
+
+// Pending reports whether the stream so far ends inside a line.
+func (m *Meter) Pending() bool { return len(m.line) > 0 }
 
 // Total returns every token of the answer — input, cache reads and
 // writes, output — and whether the answer reported its usage.
