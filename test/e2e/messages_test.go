@@ -861,3 +861,42 @@ func TestMessagesNative(t *testing.T) {
 		}
 	})
 }
+
+// TestMessagesTranslatedParts sends what the translation maps to the
+// gateway's own chat features — a base64 PDF and a plain-text document
+// (the gateway's document parts), an image, a thinking budget — through
+// the Go SDK to the OpenAI-backed route, and checks what reached the
+// provider.
+func TestMessagesTranslatedParts(t *testing.T) {
+	h, backends, _, _ := msgsGateway(t)
+	c := msgsClient(h, harness.Key)
+	backends[0].text()
+	const pdf = "JVBERi0xLjQKJcTl8uXrCg==" // "%PDF-1.4\n%..."
+	m, err := c.Messages.New(context.Background(), anthropic.MessageNewParams{
+		Model: "gpt-4o", MaxTokens: 8192, Thinking: anthropic.ThinkingConfigParamOfEnabled(2048),
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(
+			anthropic.ContentBlockParamUnion{OfDocument: &anthropic.DocumentBlockParam{
+				Source: anthropic.DocumentBlockParamSourceUnion{OfBase64: &anthropic.Base64PDFSourceParam{Data: pdf}},
+				Title:  anthropic.String("report.pdf"),
+			}},
+			anthropic.NewDocumentBlock(anthropic.PlainTextSourceParam{Data: "Quarterly numbers: up 4%."}),
+			anthropic.NewImageBlockBase64("image/png", "iVBORw0KGgo="),
+			anthropic.NewTextBlock("Summarise the report."),
+		)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Content) != 1 || m.Content[0].Text != msgsAnswer {
+		t.Errorf("message %s", m.RawJSON())
+	}
+	up := string(backends[0].lastBody())
+	for _, want := range []string{`"reasoning_effort":"low"`, `data:application/pdf;base64,` + pdf, `"filename":"report.pdf"`, `data:image/png;base64,iVBORw0KGgo=`, "Summarise the report.",
+		// The plain-text document went through the gateway's document
+		// resolver, which gives OpenAI its text.
+		`Document document.txt:\n\nQuarterly numbers: up 4%.`} {
+		if !strings.Contains(up, want) {
+			t.Errorf("upstream body lacks %s: %s", want, up)
+		}
+	}
+}
