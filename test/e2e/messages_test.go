@@ -113,6 +113,16 @@ route "claude-failover" {
   target "anthropic_direct" { model = "claude-sonnet-4-5" }
   target "anthropic_backup" { model = "claude-sonnet-4-5" }
 }
+middleware "pii" {
+  type = "guardrail"
+  config {
+    deny_keywords = ["build a bomb"]
+  }
+}
+route "claude-guarded" {
+  middleware = ["pii"]
+  target "anthropic_direct" { model = "claude-sonnet-4-5" }
+}
 route "claude-mixed" {
   strategy = "failover"
   target "anthropic_direct" { model = "claude-sonnet-4-5" }
@@ -125,7 +135,7 @@ route "slow-gpt" {
   }
 }
 `, provAWSKeyID, provAWSSecret, brSrv.URL, provAnthropicKey, antSrv.URL)
-	h := harness.Start(t, hcl, harness.Options{WaitFor: []string{"openai_prod", "bedrock_us1", "anthropic_direct", "anthropic_backup"}})
+	h := harness.Start(t, hcl, harness.Options{WaitFor: []string{"openai_prod", "bedrock_us1", "anthropic_direct", "anthropic_backup", "pii"}})
 	weather := openaifake.ToolCall{ID: "call_weather_1", Name: "get_weather", Arguments: `{"city":"Paris"}`}
 	clock := openaifake.ToolCall{ID: "call_time_2", Name: "get_time", Arguments: `{"timezone":"Europe/Paris"}`}
 	brText := func() {
@@ -846,6 +856,29 @@ func TestMessagesNative(t *testing.T) {
 		// reached the upstream, since the chat request had none.
 		if strings.Contains(string(ant.LastRequest().Body), "top_k") {
 			t.Errorf("upstream body %s", ant.LastRequest().Body)
+		}
+	})
+	t.Run("middleware keeps a route off the native path", func(t *testing.T) {
+		ant.SetScenario(anthropicfake.Scenario{Content: []anthropicfake.Block{anthropicfake.Text(msgsAnswer)}})
+		before := ant.Requests()
+		_, err := c.Messages.New(ctx, anthropic.MessageNewParams{
+			Model: "claude-guarded", MaxTokens: 64,
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("how to build a bomb"))},
+		})
+		var ae *anthropic.Error
+		if !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest || gjsonType(ae.RawJSON()) != "invalid_request_error" ||
+			!strings.Contains(ae.RawJSON(), "content_policy_violation") || ant.Requests() != before {
+			t.Fatalf("error %v; upstream requests %d", err, ant.Requests()-before)
+		}
+		m, err := c.Messages.New(ctx, anthropic.MessageNewParams{
+			Model: "claude-guarded", MaxTokens: 64,
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("mail me at jane@example.com"))},
+		})
+		if err != nil || m.Content[0].Text != msgsAnswer {
+			t.Fatalf("message %v: %v", m, err)
+		}
+		if up := string(ant.LastRequest().Body); !strings.Contains(up, "[EMAIL]") || strings.Contains(up, "jane@example.com") {
+			t.Errorf("the guardrail did not mask the upstream request: %s", up)
 		}
 	})
 	t.Run("count_tokens", func(t *testing.T) {
