@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +59,7 @@ const msgsAnswer = "It is sunny in Paris today, with a light breeze and 21 degre
 // InvokeModel, and amazon.* translated through Converse) and an
 // Anthropic fake (route claude-*, native) behind a host, and returns the
 // backends and the Anthropic fake.
-func msgsGateway(t *testing.T) (*harness.Host, []msgsBackend, *anthropicfake.Server, *bedrockfake.Fake) {
+func msgsGateway(t *testing.T, extraHCL ...string) (*harness.Host, []msgsBackend, *anthropicfake.Server, *bedrockfake.Fake) {
 	t.Helper()
 	oai := spineFake(t)
 	br := bedrockfake.New(bedrockfake.Options{AccessKeyID: provAWSKeyID, SecretAccessKey: provAWSSecret, Region: "us-east-1"})
@@ -134,7 +135,7 @@ route "slow-gpt" {
     stream_keepalive = "40ms"
   }
 }
-`, provAWSKeyID, provAWSSecret, brSrv.URL, provAnthropicKey, antSrv.URL)
+`, provAWSKeyID, provAWSSecret, brSrv.URL, provAnthropicKey, antSrv.URL) + strings.Join(extraHCL, "\n")
 	h := harness.Start(t, hcl, harness.Options{WaitFor: []string{"openai_prod", "bedrock_us1", "anthropic_direct", "anthropic_backup", "pii"}})
 	weather := openaifake.ToolCall{ID: "call_weather_1", Name: "get_weather", Arguments: `{"city":"Paris"}`}
 	clock := openaifake.ToolCall{ID: "call_time_2", Name: "get_time", Arguments: `{"timezone":"Europe/Paris"}`}
@@ -930,6 +931,54 @@ func TestMessagesTranslatedParts(t *testing.T) {
 		`Document document.txt:\n\nQuarterly numbers: up 4%.`} {
 		if !strings.Contains(up, want) {
 			t.Errorf("upstream body lacks %s: %s", want, up)
+		}
+	}
+}
+
+// TestMessagesNativeTokenLimits checks that the native path settles a
+// key's token limit with the usage the answer reports, JSON and streamed,
+// rather than keeping the reservation (prompt estimate + max_tokens).
+func TestMessagesNativeTokenLimits(t *testing.T) {
+	h, _, ant, _ := msgsGateway(t, `
+limits {
+  limit "per-key" {
+    key = "*"
+    tpm = 100000
+  }
+}
+`)
+	// The answer reports 14 + 6 + 3 input and 9 output tokens: 32.
+	ant.SetScenario(anthropicfake.Scenario{Content: []anthropicfake.Block{anthropicfake.Text(msgsAnswer)},
+		Usage: anthropicfake.Usage{InputTokens: 14, OutputTokens: 9, CacheReadInputTokens: 6, CacheCreationInputTokens: 3}})
+	const maxTokens = 20000
+	body := func(stream bool) string {
+		return fmt.Sprintf(`{"model":"claude-sonnet-4-5","max_tokens":%d,"stream":%v,"messages":[{"role":"user","content":"Hello"}]}`, maxTokens, stream)
+	}
+	remaining := func(hdr http.Header) int {
+		n, err := strconv.Atoi(hdr.Get("x-ratelimit-remaining-tokens"))
+		if err != nil {
+			t.Fatalf("x-ratelimit-remaining-tokens %q", hdr.Get("x-ratelimit-remaining-tokens"))
+		}
+		return n
+	}
+	// Each answer's own reservation shows in its header; what the
+	// previous answers left behind shows in the next one's.
+	for _, stream := range []bool{false, true} {
+		status, hdr, out := h.Do(t, "POST", "/v1/messages", body(stream))
+		if status != 200 {
+			t.Fatalf("status %d: %s", status, out)
+		}
+		first := remaining(hdr)
+		status, hdr, out = h.Do(t, "POST", "/v1/messages", body(false))
+		if status != 200 {
+			t.Fatalf("status %d: %s", status, out)
+		}
+		// Settled with the usage, the first request holds 32 tokens, not
+		// its reservation of about maxTokens: the second request sees
+		// all but those 32 (and what refilled meanwhile) minus its own
+		// reservation, itself about what the first one saw.
+		if second := remaining(hdr); second < first-100 {
+			t.Errorf("stream=%v: remaining tokens %d then %d: the first request was not settled with its usage", stream, first, second)
 		}
 	}
 }
