@@ -35,7 +35,9 @@ var hopHeaders = map[string]bool{
 // (e.g. POST /model/{id}/converse-stream) is forwarded to the instance's
 // endpoint, re-signed with SigV4 for service "bedrock" in the instance's
 // region (or given the Bedrock API key), and the native response, event
-// streams included, is relayed unchanged as it arrives.
+// streams included, is relayed unchanged as it arrives — except that
+// InvokeModelWithResponseStream asked for with Accept: text/event-stream
+// is relayed as server-sent events (see wantsSSE).
 func (b *Bedrock) Passthrough(w http.ResponseWriter, r *http.Request) {
 	inst, err := b.current()
 	if err != nil {
@@ -68,10 +70,18 @@ func (b *Bedrock) Passthrough(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
+	sse := wantsSSE(r) && resp.StatusCode == http.StatusOK
 	for k, vs := range resp.Header {
 		if !hopHeaders[http.CanonicalHeaderKey(k)] {
 			w.Header()[k] = vs
 		}
+	}
+	if sse {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.WriteHeader(resp.StatusCode)
+		relaySSE(w, resp.Body)
+		return
 	}
 	w.WriteHeader(resp.StatusCode)
 	relay(w, resp.Body)
@@ -99,6 +109,9 @@ func (inst *instance) upstreamRequest(ctx context.Context, r *http.Request, body
 		if v := r.Header.Values(h); len(v) > 0 {
 			out.Header[h] = v
 		}
+	}
+	if wantsSSE(r) {
+		out.Header.Set("Accept", "application/vnd.amazon.eventstream")
 	}
 	for k, v := range r.Header {
 		if strings.HasPrefix(http.CanonicalHeaderKey(k), "X-Amzn-Bedrock-") {

@@ -5,6 +5,7 @@
 //
 //	/v1/chat/completions, /v1/embeddings, /v1/models[/{id}]   protocol mode
 //	/v1/responses, /v1/responses/{id}                         protocol mode (Responses API)
+//	/v1/messages, /v1/messages/count_tokens                   Anthropic Messages (see messages.go)
 //	/-{type}/{instance}/{native path}                         transparent mode
 //	/healthz, /readyz                                         the host's own
 //
@@ -352,6 +353,9 @@ func public(path string) bool {
 // optional key (an admin key sees /readyz details).
 func (s *Server) authenticate(next handler) handler {
 	return func(r *call) {
+		if isMessagesPath(string(r.ctx.Path())) {
+			r.speakMessages()
+		}
 		secret := auth.Secret(&r.ctx.Request.Header)
 		r.key = r.g.Keys.Lookup(secret)
 		if r.key == nil && len(secret) > 0 && s.opts.StoredKeys != nil && !s.lookupStored(r, secret) {
@@ -438,6 +442,8 @@ func (s *Server) route(r *call) {
 			return
 		}
 		r.embeddings()
+	case isMessagesPath(path):
+		r.messages()
 	case path == "/v1/models":
 		if !r.method("GET") {
 			return
@@ -497,6 +503,8 @@ func endpoint(path []byte) string {
 		return "embeddings"
 	case strings.HasPrefix(p, "/v1/responses"):
 		return "responses"
+	case isMessagesPath(p):
+		return "messages"
 	case strings.HasPrefix(p, "/v1/models"):
 		return "models"
 	case strings.HasPrefix(p, "/-"):

@@ -15,6 +15,8 @@ package anthropicfake
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -57,10 +59,14 @@ var DefaultModels = []Model{
 	{ID: "claude-opus-4-1-20250805", DisplayName: "Claude Opus 4.1", CreatedAt: time.Date(2025, 8, 5, 0, 0, 0, 0, time.UTC)},
 }
 
-// Block is a content block of the fake's answer: text or tool_use.
+// Block is a content block of the fake's answer: text, tool_use or
+// thinking.
 type Block struct {
 	Type string
 	Text string
+	// Thinking is the text of a thinking block; the fake signs it (see
+	// Signature) and accepts it back only with that signature.
+	Thinking string
 	// ID, Name and Input describe a tool_use block; Input is any value
 	// that marshals to a JSON object.
 	ID    string
@@ -70,6 +76,16 @@ type Block struct {
 
 // Text returns a text block.
 func Text(s string) Block { return Block{Type: "text", Text: s} }
+
+// Thinking returns a thinking block.
+func Thinking(s string) Block { return Block{Type: "thinking", Thinking: s} }
+
+// Signature is the signature the fake gives a thinking block's text, and
+// requires when a request sends the block back.
+func Signature(thinking string) string {
+	sum := sha256.Sum256([]byte("anthropicfake-thinking:" + thinking))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
 
 // ToolUse returns a tool_use block.
 func ToolUse(id, name string, input any) Block {
@@ -279,6 +295,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/v1/messages" && r.Method == http.MethodPost:
 		s.messages(w, r, body)
+	case r.URL.Path == "/v1/messages/count_tokens" && r.Method == http.MethodPost:
+		s.countTokens(w, body)
 	case r.URL.Path == "/v1/models" && r.Method == http.MethodGet:
 		s.models(w, r)
 	default:
@@ -456,6 +474,10 @@ func answer(sc Scenario, model string) (*answerMsg, error) {
 func (a *answerMsg) content() []map[string]any {
 	out := []map[string]any{}
 	for i, b := range a.blocks {
+		if b.Type == "thinking" {
+			out = append(out, map[string]any{"type": "thinking", "thinking": b.Thinking, "signature": Signature(b.Thinking)})
+			continue
+		}
 		if b.Type == "tool_use" {
 			out = append(out, map[string]any{"type": "tool_use", "id": b.ID, "name": b.Name, "input": a.inputs[i]})
 			continue
@@ -495,6 +517,18 @@ func (a *answerMsg) events(chunk int) []event {
 			"cache_read_input_tokens":     a.usage.CacheReadInputTokens}}
 	evs := []event{{"message_start", map[string]any{"type": "message_start", "message": start}}}
 	for i, b := range a.blocks {
+		if b.Type == "thinking" {
+			evs = append(evs, event{"content_block_start", map[string]any{"type": "content_block_start", "index": i,
+				"content_block": map[string]any{"type": "thinking", "thinking": "", "signature": ""}}})
+			for _, part := range split(b.Thinking, chunk) {
+				evs = append(evs, event{"content_block_delta", map[string]any{"type": "content_block_delta", "index": i,
+					"delta": map[string]any{"type": "thinking_delta", "thinking": part}}})
+			}
+			evs = append(evs, event{"content_block_delta", map[string]any{"type": "content_block_delta", "index": i,
+				"delta": map[string]any{"type": "signature_delta", "signature": Signature(b.Thinking)}}},
+				event{"content_block_stop", map[string]any{"type": "content_block_stop", "index": i}})
+			continue
+		}
 		if b.Type == "tool_use" {
 			evs = append(evs, event{"content_block_start", map[string]any{"type": "content_block_start", "index": i,
 				"content_block": map[string]any{"type": "tool_use", "id": b.ID, "name": b.Name, "input": map[string]any{}}}})
@@ -644,4 +678,26 @@ func frame(ev event) []byte {
 		data = []byte(`{}`)
 	}
 	return []byte("event: " + ev.name + "\ndata: " + string(data) + "\n\n")
+}
+
+// countTokens serves POST /v1/messages/count_tokens: the request is
+// validated like a message request (max_tokens aside) and counted as one
+// token per four bytes of its messages, system and tools.
+func (s *Server) countTokens(w http.ResponseWriter, body []byte) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "There was an issue with the format of your request: invalid JSON")
+		return
+	}
+	if _, ok := fields["max_tokens"]; !ok {
+		fields["max_tokens"] = json.RawMessage("1")
+	}
+	check, _ := json.Marshal(fields)
+	if _, err := validate(check); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+		return
+	}
+	n := (len(fields["messages"]) + len(fields["system"]) + len(fields["tools"]) + 3) / 4
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]int{"input_tokens": n})
 }

@@ -69,6 +69,8 @@ type blk struct {
 	Input     json.RawMessage `json:"input"`
 	ToolUseID string          `json:"tool_use_id"`
 	Content   json.RawMessage `json:"content"`
+	Thinking  *string         `json:"thinking"`
+	Signature string          `json:"signature"`
 }
 
 // validate checks a request body the way the Messages API does and
@@ -277,6 +279,13 @@ func validateBlock(role string, b blk, at string) error {
 		var obj map[string]json.RawMessage
 		if b.ID == "" || b.Name == "" || json.Unmarshal(b.Input, &obj) != nil || obj == nil {
 			return fmt.Errorf("%s: tool_use blocks need an id, a name and an input object", at)
+		}
+	case "thinking":
+		if role != "assistant" {
+			return fmt.Errorf("%s: thinking blocks are only allowed in assistant messages", at)
+		}
+		if b.Thinking == nil || b.Signature != Signature(*b.Thinking) {
+			return fmt.Errorf("%s.signature: Invalid signature in thinking block", at)
 		}
 	case "tool_result":
 		if role != "user" {
