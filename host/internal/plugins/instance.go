@@ -429,6 +429,8 @@ func (in *Instance) run() {
 		in.log.Warn("credential files are not watched; changes are seen at restart or after an upstream rejection", "error", err)
 	}
 	defer w.Close()
+	sw := credentials.Resolver{Backends: in.opts.backends}.WatchStores(in.cfg.Credentials, in.RefreshCredentials, in.log.Debug)
+	defer sw.Close()
 	backoff := time.Duration(0)
 	for {
 		started := time.Now()

@@ -45,7 +45,10 @@ const backendWait = 15 * time.Second
 // backend adapts a secrets instance to credentials.Backend.
 type backend struct{ in *Instance }
 
-var _ credentials.LeaseBackend = backend{}
+var (
+	_ credentials.LeaseBackend = backend{}
+	_ credentials.WatchBackend = backend{}
+)
 
 // Resolve reads ref through the secrets plugin. A store that does not
 // hold ref yields an error wrapping credentials.ErrNotFound; a store that
@@ -106,6 +109,22 @@ func (b backend) Revoke(ctx context.Context, leaseID string) error {
 		return fmt.Errorf("secrets %s: %w", b.in.Name, err)
 	}
 	if err := l.raw.(*secrets.Client).Revoke(ctx, leaseID); err != nil {
+		return fmt.Errorf("secrets %s: %w", b.in.Name, err)
+	}
+	return nil
+}
+
+// Watch watches ref through the secrets plugin until ctx ends. A plugin
+// without Watch answers with an error wrapping errors.ErrUnsupported.
+func (b backend) Watch(ctx context.Context, ref map[string]string, changed func(version string)) error {
+	if b.in.status.Load().State == Disabled {
+		return fmt.Errorf("secrets %s is disabled: %w", b.in.Name, errors.ErrUnsupported)
+	}
+	l, err := b.in.client()
+	if err != nil {
+		return fmt.Errorf("secrets %s: %w", b.in.Name, err)
+	}
+	if err := l.raw.(*secrets.Client).Watch(ctx, ref, changed); err != nil {
 		return fmt.Errorf("secrets %s: %w", b.in.Name, err)
 	}
 	return nil
