@@ -88,7 +88,7 @@ func (m *SecretManager) Describe(context.Context) (*secrets.Description, error) 
 		Name:    Name,
 		Version: "0.1.0",
 		ConfigSchema: schema.Schema{Attributes: []schema.Attribute{
-			{Name: "project", Type: "string", Description: "Project id or number secrets are read from, unless a reference names its own (default $GOOGLE_CLOUD_PROJECT)."},
+			{Name: "project", Type: "string", Description: "Project id or number secrets are read from, unless a reference gives a full name (default $GOOGLE_CLOUD_PROJECT)."},
 			{Name: "auth", Type: "string", Description: `"adc" (default: Application Default Credentials — GOOGLE_APPLICATION_CREDENTIALS, GKE workload identity, the GCE metadata server) or "service_account" (the credential service_account_json).`},
 			{Name: "endpoint", Type: "string", Description: "Secret Manager's gRPC address, host:port (default secretmanager.googleapis.com:443; e.g. a regional endpoint)."},
 			{Name: "ca_file", Type: "string", Description: "PEM file of the CAs trusted for endpoint, instead of the system's."},
@@ -100,9 +100,8 @@ func (m *SecretManager) Describe(context.Context) (*secrets.Description, error) 
 			{Name: CredentialServiceAccount, Description: `Service-account key file JSON, for auth = "service_account".`},
 		},
 		References: []schema.Attribute{
-			{Name: "secret", Type: "string", Required: true, Description: "Secret id, or its full name projects/<project>/secrets/<id>."},
+			{Name: "secret", Type: "string", Required: true, Description: "Secret id in the configured project, or a full name projects/<project>/secrets/<id>."},
 			{Name: "version", Type: "string", Description: `"latest" (default) or a version number.`},
-			{Name: "project", Type: "string", Description: "Project of the secret, instead of the configured one."},
 		},
 	}, nil
 }
@@ -211,8 +210,6 @@ func VersionName(ref secrets.Reference, project string) (string, error) {
 			return "", errors.New("secret must be an id or projects/<project>/secrets/<id>")
 		}
 		project, id = p, sid
-	} else if p := ref["project"]; p != "" {
-		project = p
 	}
 	if !validID(id, 1, 255, false) {
 		return "", errors.New(`the reference needs secret = "<id>" (letters, digits, - and _, at most 255)`)
