@@ -76,9 +76,12 @@ type Revoker interface {
 }
 
 // Watcher is implemented by stores that can watch a reference (a
-// Kubernetes secret): Watch calls changed with the new version each time
-// the value changes, and the host resolves the reference again at once
-// instead of waiting for the next poll. Watch returns nil when ctx ends
+// Kubernetes secret): Watch calls changed with the version it starts
+// from, then with the new version each time the value changes, and the
+// host resolves the reference again at once instead of waiting for the
+// next poll. (The first call covers a change between the host's last read
+// and the start of the watch; the host compares values, so it costs one
+// read.) Watch returns nil when ctx ends
 // and an error when the watch broke; the host then opens a new one after
 // a backoff. changed is never called concurrently.
 type Watcher interface {
