@@ -12,6 +12,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/plugins/secrets-azure-keyvault/kvfake"
 	"github.com/llmproxy/llmproxy/sdk/schema"
+	"github.com/llmproxy/llmproxy/sdk/sdktest"
 	"github.com/llmproxy/llmproxy/sdk/secrets"
 )
 
@@ -333,5 +334,23 @@ func FuzzValues(f *testing.F) {
 		if len(Values(value, contentType)) == 0 {
 			t.Fatal("no values")
 		}
+	})
+}
+
+func TestConformance(t *testing.T) {
+	f, ca := newFake(t)
+	f.Set("openai-api-key", apiKeyOne, "", time.Now().Add(time.Hour))
+	cfg, _ := json.Marshal(baseConfig(f, ca))
+	sdktest.RunSecrets(t, sdktest.SecretsSuite{
+		Store:   &KeyVault{},
+		Config:  &secrets.Config{JSON: cfg, Credentials: map[string]string{CredentialClientSecret: clientSecret}},
+		Present: secrets.Reference{"secret": "openai-api-key"},
+		Want:    map[string]string{ValueKey: apiKeyOne},
+		Missing: secrets.Reference{"secret": "nope"},
+		Update: func(t *testing.T) map[string]string {
+			f.Set("openai-api-key", apiKeyTwo, "", time.Time{})
+			return map[string]string{ValueKey: apiKeyTwo}
+		},
+		Secrets: testSecrets,
 	})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/plugins/secrets-gcp-secretmanager/smfake"
 	"github.com/llmproxy/llmproxy/sdk/schema"
+	"github.com/llmproxy/llmproxy/sdk/sdktest"
 	"github.com/llmproxy/llmproxy/sdk/secrets"
 )
 
@@ -311,5 +312,30 @@ func FuzzVersionName(f *testing.F) {
 		if len(p) != 6 || p[0] != "projects" || p[2] != "secrets" || p[4] != "versions" || p[1] == "" || p[3] == "" || p[5] == "" {
 			t.Fatalf("VersionName = %q", name)
 		}
+	})
+}
+
+func TestConformance(t *testing.T) {
+	f, ca := newFake(t)
+	f.Add("openai-api-key", apiKeyOne)
+	f.SetExpire("openai-api-key", time.Now().Add(time.Hour))
+	cfg, _ := json.Marshal(baseConfig(f, ca))
+	store := &SecretManager{}
+	t.Cleanup(func() {
+		if s := store.cur.Load(); s != nil {
+			s.client.Close()
+		}
+	})
+	sdktest.RunSecrets(t, sdktest.SecretsSuite{
+		Store:   store,
+		Config:  &secrets.Config{JSON: cfg},
+		Present: secrets.Reference{"secret": "openai-api-key"},
+		Want:    map[string]string{ValueKey: apiKeyOne},
+		Missing: secrets.Reference{"secret": "nope"},
+		Update: func(t *testing.T) map[string]string {
+			f.Add("openai-api-key", apiKeyTwo)
+			return map[string]string{ValueKey: apiKeyTwo}
+		},
+		Secrets: []string{apiKeyOne, apiKeyTwo},
 	})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/plugins/secrets-kubernetes/kubefake"
 	"github.com/llmproxy/llmproxy/sdk/schema"
+	"github.com/llmproxy/llmproxy/sdk/sdktest"
 	"github.com/llmproxy/llmproxy/sdk/secrets"
 )
 
@@ -224,4 +225,22 @@ func writeCA(t *testing.T, f *kubefake.Server) string {
 	p := filepath.Join(t.TempDir(), "ca.crt")
 	os.WriteFile(p, f.CAPEM(), 0o600)
 	return p
+}
+
+func TestConformance(t *testing.T) {
+	f, k, tokenPath := setup(t, saToken)
+	f.Put("openai-api-key", map[string]string{"api_key": "sk-kube-conf-1", "org": "acme"})
+	cfg, _ := json.Marshal(map[string]any{"host": f.URL(), "namespace": "llm", "token_path": tokenPath, "ca_path": writeCA(t, f)})
+	sdktest.RunSecrets(t, sdktest.SecretsSuite{
+		Store:   k,
+		Config:  &secrets.Config{JSON: cfg},
+		Present: secrets.Reference{"secret": "openai-api-key"},
+		Want:    map[string]string{"api_key": "sk-kube-conf-1", "org": "acme"},
+		Missing: secrets.Reference{"secret": "nope"},
+		Update: func(t *testing.T) map[string]string {
+			f.Put("openai-api-key", map[string]string{"api_key": "sk-kube-conf-2"})
+			return map[string]string{"api_key": "sk-kube-conf-2"}
+		},
+		Secrets: []string{saToken, "sk-kube-conf-1", "sk-kube-conf-2"},
+	})
 }
