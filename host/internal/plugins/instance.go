@@ -609,8 +609,16 @@ func (in *Instance) start() (*live, error) {
 	}
 	res, err := in.resolveCredentials(context.Background())
 	if err != nil {
+		in.revokeLater(res.Leases, 0)
 		return nil, permanent{err}
 	}
+	started := false
+	defer func() {
+		if !started {
+			// No plugin holds these values: end their leases now.
+			in.revokeLater(res.Leases, 0)
+		}
+	}()
 	creds := res.Values
 	cmd := exec.Command(path)
 	cmd.Env = in.environment()
@@ -686,6 +694,7 @@ func (in *Instance) start() (*live, error) {
 	}
 	l := &live{client: client, raw: raw, desc: desc, cfg: cfgJSON, creds: creds}
 	l.setResolution(time.Now(), res)
+	started = true
 	return l, nil
 }
 
