@@ -152,6 +152,19 @@ func TestAuth(t *testing.T) {
 	}
 	keyFile := filepath.Join(t.TempDir(), "key.json")
 	os.WriteFile(keyFile, key, 0o600)
+	subjectFile := filepath.Join(t.TempDir(), "subject-token")
+	os.WriteFile(subjectFile, []byte("eyJhbGciOiJSUzI1NiJ9.kube-sa-subject.sig"), 0o600)
+	federation, err := f.ExternalAccountJSON(subjectFile, "eyJhbGciOiJSUzI1NiJ9.kube-sa-subject.sig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	federationFile := filepath.Join(t.TempDir(), "external-account.json")
+	os.WriteFile(federationFile, federation, 0o600)
+	foreignFile := filepath.Join(t.TempDir(), "foreign-account.json")
+	foreign, _ := json.Marshal(map[string]any{"type": "external_account", "audience": "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/llmproxy/providers/kube",
+		"subject_token_type": "urn:ietf:params:oauth:token-type:jwt", "token_url": "http://" + f.MetadataHost() + "/v1/token",
+		"credential_source": map[string]any{"file": federationFile}})
+	os.WriteFile(foreignFile, foreign, 0o600)
 	stranger, _ := smfake.New(project)
 	strangerKey, _ := stranger.ServiceAccountJSON("llmproxy")
 	stranger.Close()
@@ -166,6 +179,8 @@ func TestAuth(t *testing.T) {
 		{name: "metadata server", ok: true, stat: func(s smfake.Stats) int { return s.MetadataTokens }},
 		{name: "key file through ADC", adc: keyFile, ok: true, stat: func(s smfake.Stats) int { return s.JWTs }},
 		{name: "service account credential", auth: "service_account", creds: map[string]string{CredentialServiceAccount: string(key)}, ok: true, stat: func(s smfake.Stats) int { return s.JWTs }},
+		{name: "workload identity federation through ADC", adc: federationFile, ok: true, stat: func(s smfake.Stats) int { return s.Exchanges }},
+		{name: "federation with a foreign subject token", adc: foreignFile, stat: func(s smfake.Stats) int { return s.ExchangesRefused }},
 		{name: "unknown service account", auth: "service_account", creds: map[string]string{CredentialServiceAccount: string(strangerKey)}, stat: func(s smfake.Stats) int { return s.Refused }},
 	}
 	for _, tt := range tests {

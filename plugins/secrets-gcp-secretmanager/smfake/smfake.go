@@ -61,8 +61,12 @@ type Server struct {
 	refused  int
 	mdTokens int
 	jwts     int
-	down     bool
-	corrupt  bool
+	// subject and audience are what the STS token exchange accepts.
+	subject, audience string
+	exchanges         int
+	stsRefused        int
+	down              bool
+	corrupt           bool
 }
 
 type secret struct {
@@ -91,6 +95,7 @@ func New(project string) (*Server, error) {
 	mux.HandleFunc("GET /computeMetadata/v1/universe/universe-domain", s.metadataValue("googleapis.com"))
 	mux.HandleFunc("GET /computeMetadata/v1/instance/service-accounts/default/email", s.metadataValue("llmproxy@"+project+".iam.gserviceaccount.com"))
 	mux.HandleFunc("GET /computeMetadata/v1/", s.metadataValue(""))
+	mux.HandleFunc("POST /v1/token", s.stsToken)
 	s.md = httptest.NewServer(mux)
 	return s, nil
 }
@@ -133,6 +138,55 @@ func (s *Server) ServiceAccountJSON(name string) ([]byte, error) {
 		"client_email": email, "client_id": "1000000000000000001",
 		"auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": "https://oauth2.googleapis.com/token",
 	})
+}
+
+// ExternalAccountJSON returns a workload identity federation credential
+// config (type external_account) whose subject token is read from
+// tokenFile and exchanged at the fake's STS endpoint; the fake accepts
+// subject as that token.
+func (s *Server) ExternalAccountJSON(tokenFile, subject string) ([]byte, error) {
+	audience := "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/llmproxy/providers/kube"
+	s.mu.Lock()
+	s.subject, s.audience = subject, audience
+	s.mu.Unlock()
+	return json.Marshal(map[string]any{
+		"type": "external_account", "audience": audience,
+		"subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+		"token_url":          s.md.URL + "/v1/token",
+		"credential_source":  map[string]any{"file": tokenFile},
+	})
+}
+
+// stsToken is the RFC 8693 token exchange of Google's STS: a subject
+// token for an access token.
+func (s *Server) stsToken(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+		return
+	}
+	f := r.PostForm
+	s.mu.Lock()
+	ok := s.subject != "" && f.Get("grant_type") == "urn:ietf:params:oauth:grant-type:token-exchange" &&
+		f.Get("subject_token") == s.subject && f.Get("audience") == s.audience &&
+		f.Get("subject_token_type") == "urn:ietf:params:oauth:token-type:jwt" && strings.Contains(f.Get("scope"), Scope)
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		s.mu.Lock()
+		s.stsRefused++
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(map[string]string{"error": "invalid_grant", "error_description": "The subject token is invalid or the audience does not match."})
+		return
+	}
+	b := make([]byte, 24)
+	rand.Read(b)
+	tok := "ya29.sts-" + hex.EncodeToString(b)
+	s.mu.Lock()
+	s.tokens[tok] = time.Now().Add(time.Hour)
+	s.exchanges++
+	s.mu.Unlock()
+	json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "issued_token_type": "urn:ietf:params:oauth:token-type:access_token", "token_type": "Bearer", "expires_in": 3600})
 }
 
 // Add adds a version to a secret (creating it) and returns the version
@@ -182,13 +236,16 @@ type Stats struct {
 	MetadataTokens int
 	// JWTs is calls authenticated with a service-account JWT.
 	JWTs int
+	// Exchanges is tokens the STS token exchange issued, and
+	// ExchangesRefused the exchanges it refused.
+	Exchanges, ExchangesRefused int
 }
 
 // Stats returns what the fake has seen.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Accesses: s.accesses, Refused: s.refused, MetadataTokens: s.mdTokens, JWTs: s.jwts}
+	return Stats{Accesses: s.accesses, Refused: s.refused, MetadataTokens: s.mdTokens, JWTs: s.jwts, Exchanges: s.exchanges, ExchangesRefused: s.stsRefused}
 }
 
 func (s *Server) metadataValue(v string) http.HandlerFunc {
