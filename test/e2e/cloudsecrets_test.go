@@ -102,49 +102,54 @@ func cloudStoreRotationAndOutage(t *testing.T, h *harness.Host, up *rotatingUpst
 }
 
 // TestCredentialsAzureKeyVault serves an OpenAI instance whose key is a
-// Key Vault secret read by secrets-azure-keyvault, logged in to the fake
-// Entra ID with a client secret, over TLS with the fake's CA.
+// Key Vault secret read by secrets-azure-keyvault over TLS with the fake's
+// CA, logged in to the fake Entra ID with AKS workload identity: the
+// variables the webhook injects (AZURE_CLIENT_ID, AZURE_TENANT_ID,
+// AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST) reach the plugin
+// through inherit_env, and the fake checks the federated assertion.
 func TestCredentialsAzureKeyVault(t *testing.T) {
 	const (
 		oldKey, newKey = "sk-akv-old-6d0e", "sk-akv-new-2b9c"
 		tenant         = "0b3c7d4e-e2e0-4a11-9d2f-5c8b1a2e3f40"
 		clientID       = "e2e-llmproxy-app"
-		clientSecret   = "akv-e2e-client-secret-81f3"
+		assertion      = "eyJhbGciOiJSUzI1NiJ9.akv-e2e-projected-sa.sig"
 	)
-	kv := kvfake.New(kvfake.Identity{Tenant: tenant, ClientID: clientID, ClientSecret: clientSecret})
+	kv := kvfake.New(kvfake.Identity{Tenant: tenant, ClientID: clientID, Assertion: assertion})
 	t.Cleanup(kv.Close)
 	kv.Set("openai-api-key", oldKey, "", time.Time{})
-	ca := filepath.Join(t.TempDir(), "ca.pem")
+	dir := t.TempDir()
+	ca, tokenFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "azure-identity-token")
 	os.WriteFile(ca, kv.CAPEM(), 0o600)
+	os.WriteFile(tokenFile, []byte(assertion), 0o600)
 	up := newRotatingUpstream(t, oldKey, newKey)
 
 	h := harness.Start(t, harness.APIKeyBlock+fmt.Sprintf(`
 secrets "azure_keyvault" {
-  type = "azure-keyvault"
+  type        = "azure-keyvault"
+  inherit_env = ["AZURE_*"]
   config {
     vault_url                 = %q
-    tenant_id                 = %q
-    client_id                 = %q
-    authority_host            = %q
+    auth                      = "workload_identity"
     ca_file                   = %q
     verify_challenge_resource = false
     poll_interval             = %q
     timeout                   = "2s"
   }
-  credential "client_secret" {
-    from "value" { value = %q }
-  }
 }
-`, kv.URL(), tenant, clientID, kv.URL(), ca, storePoll.String(), clientSecret)+credOpenAIBlock("openai_akv", up.srv.URL, `
-    from "azure_keyvault" { secret = "openai-api-key" }`), harness.Options{WaitFor: []string{"azure_keyvault", "openai_akv"}})
+`, kv.URL(), ca, storePoll.String())+credOpenAIBlock("openai_akv", up.srv.URL, `
+    from "azure_keyvault" { secret = "openai-api-key" }`), harness.Options{
+		WaitFor: []string{"azure_keyvault", "openai_akv"},
+		Env: []string{"AZURE_TENANT_ID=" + tenant, "AZURE_CLIENT_ID=" + clientID,
+			"AZURE_FEDERATED_TOKEN_FILE=" + tokenFile, "AZURE_AUTHORITY_HOST=" + kv.URL()},
+	})
 
 	cloudStoreRotationAndOutage(t, h, up, cloudStore{
 		rotate:  func(v string) { kv.Set("openai-api-key", v, "", time.Time{}) },
 		setDown: kv.SetDown,
-		secrets: []string{clientSecret},
+		secrets: []string{assertion},
 	}, "openai_akv", oldKey, newKey)
-	if kv.Grants("client_secret") == 0 || kv.Refused() != 0 {
-		t.Errorf("Entra issued %d tokens, the vault refused %d; want the client-secret login and no refusal", kv.Grants("client_secret"), kv.Refused())
+	if kv.Grants("assertion") == 0 || kv.Refused() != 0 {
+		t.Errorf("Entra issued %d tokens for the federated assertion, the vault refused %d; want the workload identity login and no refusal", kv.Grants("assertion"), kv.Refused())
 	}
 }
 
