@@ -12,6 +12,8 @@ require (
 	github.com/llmproxy/llmproxy/plugins/provider-openai v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-vertex v0.0.0
 	github.com/llmproxy/llmproxy/plugins/provider-watsonx v0.0.0
+	github.com/llmproxy/llmproxy/plugins/secrets-azure-keyvault v0.0.0
+	github.com/llmproxy/llmproxy/plugins/secrets-gcp-secretmanager v0.0.0
 	github.com/llmproxy/llmproxy/plugins/secrets-kubernetes v0.0.0
 	github.com/llmproxy/llmproxy/plugins/secrets-vault v0.0.0
 	github.com/llmproxy/llmproxy/sdk v0.0.0
@@ -28,6 +30,8 @@ require (
 )
 
 require (
+	cloud.google.com/go/iam v1.14.0 // indirect
+	cloud.google.com/go/secretmanager v1.24.0 // indirect
 	github.com/agext/levenshtein v1.2.1 // indirect
 	github.com/apparentlymart/go-textseg/v15 v15.0.0 // indirect
 	github.com/apparentlymart/go-textseg/v17 v17.0.1 // indirect
@@ -39,6 +43,7 @@ require (
 	github.com/fatih/color v1.18.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.30.0 // indirect
@@ -70,14 +75,15 @@ require (
 	go.opentelemetry.io/otel/sdk v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.yaml.in/yaml/v4 v4.0.0-rc.2 // indirect
-	golang.org/x/mod v0.41.0 // indirect
+	golang.org/x/mod v0.42.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/tools v0.51.0 // indirect
-	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
-	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect
+	google.golang.org/genproto v0.0.0-20261012220534-4341edf3f941 // indirect
+	google.golang.org/genproto/googleapis/api v0.0.0-20261012220534-4341edf3f941 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20261012220534-4341edf3f941 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
@@ -102,3 +108,7 @@ replace github.com/llmproxy/llmproxy/plugins/secrets-vault => ../plugins/secrets
 replace github.com/llmproxy/llmproxy/plugins/secrets-kubernetes => ../plugins/secrets-kubernetes
 
 replace github.com/llmproxy/llmproxy/sdk/relay => ../sdk/relay
+
+replace github.com/llmproxy/llmproxy/plugins/secrets-azure-keyvault => ../plugins/secrets-azure-keyvault
+
+replace github.com/llmproxy/llmproxy/plugins/secrets-gcp-secretmanager => ../plugins/secrets-gcp-secretmanager

@@ -14,8 +14,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev1api "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
 	corev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 
@@ -41,10 +44,14 @@ type Kubernetes struct {
 var (
 	_ secrets.Store         = (*Kubernetes)(nil)
 	_ secrets.HealthChecker = (*Kubernetes)(nil)
+	_ secrets.Watcher       = (*Kubernetes)(nil)
 )
 
 type conn struct {
-	secrets   corev1.SecretInterface
+	secrets corev1.SecretInterface
+	// watcher is secrets without the per-call timeout, which would end
+	// every watch after it.
+	watcher   corev1.SecretInterface
 	namespace string
 	poll      time.Duration
 }
@@ -143,7 +150,13 @@ func (k *Kubernetes) Configure(_ context.Context, cfg *secrets.Config) error {
 	if err != nil {
 		return schema.Diagnostics{{Summary: "cannot build the Kubernetes client", Detail: err.Error()}}
 	}
-	k.cur.Store(&conn{secrets: client.Secrets(c.Namespace), namespace: c.Namespace, poll: poll})
+	wc := *rc
+	wc.Timeout = 0
+	watchClient, err := corev1.NewForConfig(&wc)
+	if err != nil {
+		return schema.Diagnostics{{Summary: "cannot build the Kubernetes client", Detail: err.Error()}}
+	}
+	k.cur.Store(&conn{secrets: client.Secrets(c.Namespace), watcher: watchClient.Secrets(c.Namespace), namespace: c.Namespace, poll: poll})
 	return nil
 }
 
@@ -155,6 +168,133 @@ func (k *Kubernetes) conn() (*conn, error) {
 	return c, nil
 }
 
+// watchTimeout is how long one watch request lasts before it is renewed
+// from the last resourceVersion (the API server ends watches anyway).
+const watchTimeout = 5 * time.Minute
+
+// Watch implements secrets.Watcher: a watch on the one secret (a field
+// selector on its name, so that RBAC can grant watch on it alone), resumed
+// from the last resourceVersion when the server ends it. A resourceVersion
+// the server no longer has (410 Gone / Expired) means changes may have been
+// missed: the secret is read again and the watch starts from there.
+// changed is called with the version the watch starts from (the host
+// may have read the secret before a change the watch did not see yet; it
+// compares values, so an unchanged secret costs it one read), then for
+// every new resourceVersion of the secret, deletion included.
+func (k *Kubernetes) Watch(ctx context.Context, ref secrets.Reference, changed func(version string)) error {
+	c, err := k.conn()
+	if err != nil {
+		return err
+	}
+	name, err := c.name(ref)
+	if err != nil {
+		return err
+	}
+	last := ""
+	relist := func() error {
+		s, err := c.secrets.Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			// Watch from now: a creation is an event.
+			if last != "" {
+				last = ""
+				changed("")
+			}
+			return nil
+		case err != nil:
+			return fmt.Errorf("kubernetes: get secret %s/%s: %w", c.namespace, name, err)
+		}
+		if last != "" && s.ResourceVersion != last {
+			changed(s.ResourceVersion)
+		}
+		last = s.ResourceVersion
+		return nil
+	}
+	if err := relist(); err != nil {
+		return err
+	}
+	changed(last)
+	log := secrets.Logger().With("namespace", c.namespace, "secret", name)
+	log.Debug("watching the secret", "resource_version", last)
+	for {
+		timeout := int64(watchTimeout / time.Second)
+		w, err := c.watcher.Watch(ctx, metav1.ListOptions{
+			FieldSelector:   fields.OneTermEqualSelector("metadata.name", name).String(),
+			ResourceVersion: last,
+			TimeoutSeconds:  &timeout,
+		})
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case apierrors.IsGone(err) || apierrors.IsResourceExpired(err):
+			if err := relist(); err != nil {
+				return err
+			}
+			continue
+		case err != nil:
+			return fmt.Errorf("kubernetes: watch secret %s/%s: %w", c.namespace, name, err)
+		}
+		expired, err := c.drain(w, name, &last, changed)
+		w.Stop()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if expired {
+			log.Debug("the watch's resourceVersion expired; reading the secret again", "resource_version", last)
+			if err := relist(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// drain passes a watch's events on until it ends; it reports whether it
+// ended because the resourceVersion expired.
+func (c *conn) drain(w watch.Interface, name string, last *string, changed func(string)) (bool, error) {
+	for ev := range w.ResultChan() {
+		switch ev.Type {
+		case watch.Added, watch.Modified, watch.Deleted, watch.Bookmark:
+			s, ok := ev.Object.(*corev1api.Secret)
+			if !ok || (ev.Type != watch.Bookmark && s.Name != name) {
+				continue
+			}
+			rv := s.ResourceVersion
+			if rv == "" || rv == *last {
+				continue
+			}
+			*last = rv
+			if ev.Type == watch.Deleted {
+				*last = ""
+			}
+			if ev.Type != watch.Bookmark {
+				changed(rv)
+			}
+		case watch.Error:
+			err := apierrors.FromObject(ev.Object)
+			if apierrors.IsGone(err) || apierrors.IsResourceExpired(err) {
+				return true, nil
+			}
+			return false, fmt.Errorf("kubernetes: watch secret %s/%s: %w", c.namespace, name, err)
+		}
+	}
+	return false, nil
+}
+
+// name returns the secret a reference names, refusing other namespaces.
+func (c *conn) name(ref secrets.Reference) (string, error) {
+	name := ref["secret"]
+	if name == "" {
+		return "", errors.New("kubernetes: the reference needs secret = \"<name>\"")
+	}
+	if ns := ref["namespace"]; ns != "" && ns != c.namespace {
+		return "", fmt.Errorf("kubernetes: namespace %q is outside this store's namespace %q", ns, c.namespace)
+	}
+	return name, nil
+}
+
 // Resolve implements secrets.Store: the secret's keys (or the one key
 // asked for) as values, its resourceVersion as the version.
 func (k *Kubernetes) Resolve(ctx context.Context, ref secrets.Reference) (*secrets.Secret, error) {
@@ -162,12 +302,9 @@ func (k *Kubernetes) Resolve(ctx context.Context, ref secrets.Reference) (*secre
 	if err != nil {
 		return nil, err
 	}
-	name := ref["secret"]
-	if name == "" {
-		return nil, errors.New("kubernetes: the reference needs secret = \"<name>\"")
-	}
-	if ns := ref["namespace"]; ns != "" && ns != c.namespace {
-		return nil, fmt.Errorf("kubernetes: namespace %q is outside this store's namespace %q", ns, c.namespace)
+	name, err := c.name(ref)
+	if err != nil {
+		return nil, err
 	}
 	s, err := c.secrets.Get(ctx, name, metav1.GetOptions{})
 	switch {

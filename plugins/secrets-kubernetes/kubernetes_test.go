@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/llmproxy/llmproxy/plugins/secrets-kubernetes/kubefake"
 	"github.com/llmproxy/llmproxy/sdk/schema"
+	"github.com/llmproxy/llmproxy/sdk/sdktest"
 	"github.com/llmproxy/llmproxy/sdk/secrets"
 )
 
@@ -130,4 +132,115 @@ func TestConfigureRefuses(t *testing.T) {
 			t.Errorf("%v: %v; want a diagnostic at %s", tt.cfg, err, tt.path)
 		}
 	}
+}
+
+// TestWatch follows one secret through updates, a deletion, a
+// re-creation and a compaction that expires the watch's resourceVersion
+// (410): every change is reported once, with its resourceVersion, and
+// the watch outlives the per-call timeout.
+func TestWatch(t *testing.T) {
+	f, k, tokenPath := setup(t, saToken)
+	cfg, _ := json.Marshal(map[string]any{"host": f.URL(), "namespace": "llm", "token_path": tokenPath, "ca_path": writeCA(t, f), "timeout": "1s"})
+	if err := k.Configure(context.Background(), &secrets.Config{JSON: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	f.Put("openai-api-key", map[string]string{"api_key": "sk-kube-1"})
+	f.Put("other", map[string]string{"x": "y"})
+	ctx, cancel := context.WithCancel(context.Background())
+	events := make(chan string, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- k.Watch(ctx, secrets.Reference{"secret": "openai-api-key"}, func(v string) { events <- v })
+	}()
+	next := func(what string) string {
+		t.Helper()
+		select {
+		case v := <-events:
+			return v
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no event for %s", what)
+			return ""
+		}
+	}
+	waitWatching := func() {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); f.Watches() == 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the plugin opened no watch")
+			}
+		}
+	}
+	if v := next("the start"); v != "1" {
+		t.Errorf("the watch started from version %q; want 1", v)
+	}
+	waitWatching()
+	// Longer than the 1s per-call timeout: the watch must still be up.
+	time.Sleep(1500 * time.Millisecond)
+	f.Put("other", map[string]string{"x": "z"})
+	f.Put("openai-api-key", map[string]string{"api_key": "sk-kube-2"})
+	v2 := next("an update")
+	s, err := k.Resolve(context.Background(), secrets.Reference{"secret": "openai-api-key"})
+	if err != nil || s.Version != v2 {
+		t.Fatalf("event version %s, Resolve %v %v; want the same version", v2, s, err)
+	}
+	f.Delete("openai-api-key")
+	next("a deletion")
+	f.Put("openai-api-key", map[string]string{"api_key": "sk-kube-3"})
+	next("a re-creation")
+
+	f.Compact("openai-api-key", map[string]string{"api_key": "sk-kube-4"})
+	v4 := next("an update hidden by a compaction")
+	s, err = k.Resolve(context.Background(), secrets.Reference{"secret": "openai-api-key"})
+	if err != nil || s.Version != v4 || s.Values["api_key"] != "sk-kube-4" {
+		t.Fatalf("after the compaction: event %s, Resolve %v %v", v4, s, err)
+	}
+	waitWatching()
+	f.Put("openai-api-key", map[string]string{"api_key": "sk-kube-5"})
+	next("an update after the compaction")
+	select {
+	case v := <-events:
+		t.Errorf("an extra event %s", v)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Watch after cancel: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Watch did not return after its context ended")
+	}
+
+	if err := k.Watch(context.Background(), secrets.Reference{"secret": "x", "namespace": "kube-system"}, func(string) {}); err == nil || !strings.Contains(err.Error(), "outside") {
+		t.Errorf("a watch in another namespace: %v", err)
+	}
+	f.SetToken("eyJ.rotated-away.sig")
+	if err := k.Watch(context.Background(), secrets.Reference{"secret": "openai-api-key"}, func(string) {}); err == nil || !strings.Contains(err.Error(), "Unauthorized") {
+		t.Errorf("a watch with a refused token: %v; want Unauthorized", err)
+	}
+}
+
+func writeCA(t *testing.T, f *kubefake.Server) string {
+	p := filepath.Join(t.TempDir(), "ca.crt")
+	os.WriteFile(p, f.CAPEM(), 0o600)
+	return p
+}
+
+func TestConformance(t *testing.T) {
+	f, k, tokenPath := setup(t, saToken)
+	f.Put("openai-api-key", map[string]string{"api_key": "sk-kube-conf-1", "org": "acme"})
+	cfg, _ := json.Marshal(map[string]any{"host": f.URL(), "namespace": "llm", "token_path": tokenPath, "ca_path": writeCA(t, f)})
+	sdktest.RunSecrets(t, sdktest.SecretsSuite{
+		Store:   k,
+		Config:  &secrets.Config{JSON: cfg},
+		Present: secrets.Reference{"secret": "openai-api-key"},
+		Want:    map[string]string{"api_key": "sk-kube-conf-1", "org": "acme"},
+		Missing: secrets.Reference{"secret": "nope"},
+		Update: func(t *testing.T) map[string]string {
+			f.Put("openai-api-key", map[string]string{"api_key": "sk-kube-conf-2"})
+			return map[string]string{"api_key": "sk-kube-conf-2"}
+		},
+		Secrets: []string{saToken, "sk-kube-conf-1", "sk-kube-conf-2"},
+	})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/plugins/secrets-vault/vaultfake"
 	"github.com/llmproxy/llmproxy/sdk/schema"
+	"github.com/llmproxy/llmproxy/sdk/sdktest"
 	"github.com/llmproxy/llmproxy/sdk/secrets"
 )
 
@@ -279,4 +280,22 @@ func TestOutageIsFailureAndHealth(t *testing.T) {
 	if _, err := v.Resolve(ctx, secrets.Reference{"path": "secret/data/x"}); err != nil {
 		t.Fatalf("after Vault came back: %v", err)
 	}
+}
+
+func TestConformance(t *testing.T) {
+	f := startFake(t, vaultfake.Options{RootToken: rootToken, AWSRole: "bedrock"})
+	f.PutKV("secret", "llm/openai", map[string]any{"api_key": "sk-vault-conf-1"})
+	cfg, _ := json.Marshal(map[string]any{"address": f.URL()})
+	sdktest.RunSecrets(t, sdktest.SecretsSuite{
+		Store:   New(),
+		Config:  &secrets.Config{Instance: "vault", JSON: cfg, Credentials: map[string]string{CredentialToken: rootToken}},
+		Present: secrets.Reference{"path": "secret/data/llm/openai"},
+		Want:    map[string]string{"api_key": "sk-vault-conf-1"},
+		Missing: secrets.Reference{"path": "secret/data/llm/nope"},
+		Update: func(t *testing.T) map[string]string {
+			f.PutKV("secret", "llm/openai", map[string]any{"api_key": "sk-vault-conf-2"})
+			return map[string]string{"api_key": "sk-vault-conf-2"}
+		},
+		Secrets: []string{rootToken, "sk-vault-conf-1", "sk-vault-conf-2"},
+	})
 }

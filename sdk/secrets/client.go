@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"google.golang.org/grpc"
@@ -78,6 +79,28 @@ func (c *Client) Renew(ctx context.Context, leaseID string, increment time.Durat
 func (c *Client) Revoke(ctx context.Context, leaseID string) error {
 	_, err := c.rpc.Revoke(ctx, &secretsv1.RevokeRequest{LeaseId: leaseID})
 	return fromStatus(err)
+}
+
+// Watch watches ref and calls changed with each new version until ctx
+// ends (nil) or the watch breaks (its error). A store that cannot watch
+// answers with an error wrapping errors.ErrUnsupported.
+func (c *Client) Watch(ctx context.Context, ref Reference, changed func(version string)) error {
+	stream, err := c.rpc.Watch(ctx, &secretsv1.WatchRequest{Reference: ref})
+	if err != nil {
+		return fromStatus(err)
+	}
+	for {
+		ev, err := stream.Recv()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, io.EOF):
+			return errors.New("the watch stream ended")
+		case err != nil:
+			return fromStatus(err)
+		}
+		changed(ev.Version)
+	}
 }
 
 // Health reports the plugin's own view of its backend.

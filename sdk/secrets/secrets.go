@@ -75,6 +75,19 @@ type Revoker interface {
 	Revoke(ctx context.Context, leaseID string) error
 }
 
+// Watcher is implemented by stores that can watch a reference (a
+// Kubernetes secret): Watch calls changed with the version it starts
+// from, then with the new version each time the value changes, and the
+// host resolves the reference again at once instead of waiting for the
+// next poll. (The first call covers a change between the host's last read
+// and the start of the watch; the host compares values, so it costs one
+// read.) Watch returns nil when ctx ends
+// and an error when the watch broke; the host then opens a new one after
+// a backoff. changed is never called concurrently.
+type Watcher interface {
+	Watch(ctx context.Context, ref Reference, changed func(version string)) error
+}
+
 // HealthChecker is implemented by stores that can tell whether their
 // backend is reachable and their own login still valid.
 type HealthChecker interface {
@@ -87,6 +100,7 @@ const (
 	CapRenew  = "renew"
 	CapRevoke = "revoke"
 	CapHealth = "health"
+	CapWatch  = "watch"
 )
 
 // Description is what Describe returns.

@@ -135,3 +135,63 @@ func TestRenewAndRevoke(t *testing.T) {
 		t.Fatalf("Revoke: %v, %v", err, store.revoked)
 	}
 }
+
+// watchingStore adds Watch to mapStore: it sends the versions it is
+// given, then fails with fail (or waits for the end of ctx).
+type watchingStore struct {
+	mapStore
+	versions []string
+	fail     error
+}
+
+func (w *watchingStore) Watch(ctx context.Context, ref secrets.Reference, changed func(string)) error {
+	if ref["path"] == "kv/missing" {
+		return fmt.Errorf("no secret at kv/missing: %w", secrets.ErrUnavailable)
+	}
+	for _, v := range w.versions {
+		changed(v)
+	}
+	if w.fail != nil {
+		return w.fail
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func TestWatch(t *testing.T) {
+	ctx := context.Background()
+	if err := dial(t, &mapStore{}).Watch(ctx, secrets.Reference{"path": "kv/openai"}, func(string) {}); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("Watch on a store without Watcher: %v; want ErrUnsupported", err)
+	}
+
+	store := &watchingStore{versions: []string{"4", "5"}, fail: errors.New("watch expired: 410 Gone")}
+	c := dial(t, store)
+	if d, err := c.Describe(ctx); err != nil || strings.Join(d.Capabilities, ",") != "watch" {
+		t.Fatalf("capabilities %v, %v; want watch", d, err)
+	}
+	var got []string
+	err := c.Watch(ctx, secrets.Reference{"path": "kv/openai"}, func(v string) { got = append(got, v) })
+	if strings.Join(got, ",") != "4,5" || err == nil || !strings.Contains(err.Error(), "410 Gone") {
+		t.Errorf("events %v, end %v; want 4,5 then the store's error", got, err)
+	}
+	if err := c.Watch(ctx, secrets.Reference{"path": "kv/missing"}, func(string) {}); !errors.Is(err, secrets.ErrUnavailable) {
+		t.Errorf("Watch of a missing reference: %v; want unavailable", err)
+	}
+
+	store.fail = nil
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	events := make(chan string, 2)
+	go func() { done <- c.Watch(wctx, secrets.Reference{"path": "kv/openai"}, func(v string) { events <- v }) }()
+	<-events
+	<-events
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Watch after cancel: %v; want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Watch did not return after its context ended")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -56,6 +57,9 @@ func capabilities(s Store, declared []string) []string {
 	if _, ok := s.(HealthChecker); ok {
 		add(CapHealth)
 	}
+	if _, ok := s.(Watcher); ok {
+		add(CapWatch)
+	}
 	for _, c := range declared {
 		add(c)
 	}
@@ -95,6 +99,29 @@ func (s *server) Revoke(ctx context.Context, req *secretsv1.RevokeRequest) (*sec
 		return nil, toStatus(err)
 	}
 	return &secretsv1.RevokeResponse{}, nil
+}
+
+func (s *server) Watch(req *secretsv1.WatchRequest, stream grpc.ServerStreamingServer[secretsv1.WatchEvent]) error {
+	w, ok := s.impl.(Watcher)
+	if !ok {
+		return status.Error(codes.Unimplemented, "this store does not watch")
+	}
+	ctx := stream.Context()
+	var sendErr error
+	err := w.Watch(ctx, Reference(req.Reference), func(version string) {
+		if sendErr == nil {
+			sendErr = stream.Send(&secretsv1.WatchEvent{Version: version})
+		}
+	})
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case err != nil:
+		return toStatus(err)
+	case sendErr != nil:
+		return sendErr
+	}
+	return status.Error(codes.Aborted, "the store ended the watch")
 }
 
 func (s *server) Health(ctx context.Context, _ *pluginv1.HealthRequest) (*pluginv1.HealthResponse, error) {

@@ -35,8 +35,16 @@ type vaultBedrock struct {
 
 func startVaultBedrock(t *testing.T, lease time.Duration) *vaultBedrock {
 	t.Helper()
+	return startVaultBedrockWith(t, vaultfake.Options{LeaseTTL: lease})
+}
+
+// startVaultBedrockWith is startVaultBedrock with more Vault options; the
+// root token and the AWS role are set here.
+func startVaultBedrockWith(t *testing.T, o vaultfake.Options) *vaultBedrock {
+	t.Helper()
 	vb := &vaultBedrock{seen: map[string]bool{}}
-	vb.vault = vaultfake.New(vaultfake.Options{RootToken: vaultRootToken, AWSRole: "bedrock", LeaseTTL: lease})
+	o.RootToken, o.AWSRole = vaultRootToken, "bedrock"
+	vb.vault = vaultfake.New(o)
 	vb.vault.Start()
 	t.Cleanup(vb.vault.Close)
 	vb.bedrock = bedrockfake.New(bedrockfake.Options{Region: "us-east-1", Keys: func(id string) (string, string, bool) {
@@ -242,6 +250,56 @@ func TestVaultOutageDuringRefresh(t *testing.T) {
 	}
 	if st := spineInstances(t, h)["bedrock_vault"]; st.Restarts != 0 {
 		t.Errorf("the plugin was restarted %d times; credentials alone must not restart it", st.Restarts)
+	}
+	vaultNoSecretsInLogs(t, h, vb)
+}
+
+// TestVaultLeaseRenewAndRevoke serves Bedrock on renewable AWS engine
+// leases of 3 s with a 9 s maximum lifetime under a request loop: the
+// host renews each lease instead of reading a new one until the maximum
+// is near, then reads a new lease and revokes the replaced one; at
+// shutdown it revokes the lease in use. No request fails.
+func TestVaultLeaseRenewAndRevoke(t *testing.T) {
+	vb := startVaultBedrockWith(t, vaultfake.Options{LeaseTTL: 3 * time.Second, RenewableLeases: true, MaxLeaseTTL: 9 * time.Second})
+	h := harness.Start(t, harness.APIKeyBlock+vb.hcl(), harness.Options{WaitFor: []string{"vault", "bedrock_vault"}})
+	firstKey := fmt.Sprintf("ASIAVAULT%011d", 1)
+
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(17 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		if err := vaultChat(h, fmt.Sprintf("r%d", i), i%3 == 2); err != nil {
+			failed.Add(1)
+			firstErr.CompareAndSwap(nil, err.Error())
+			continue
+		}
+		ok.Add(1)
+		time.Sleep(25 * time.Millisecond)
+	}
+	renewed, minted := vb.vault.Renewed(), vb.vault.Minted()
+	t.Logf("%d requests, %d failed; Vault renewed %d times and minted %d key pairs; Bedrock saw %d", ok.Load()+failed.Load(), failed.Load(), renewed, minted, vb.keysSeen())
+	if failed.Load() > 0 {
+		t.Errorf("%d requests failed; first: %v", failed.Load(), firstErr.Load())
+	}
+	// Per 9 s lease: renewals at about 2, 4 and 6 s, a new read near 8 s.
+	if renewed < 4 || renewed > 10 || minted < 2 || minted > 3 {
+		t.Errorf("renewed %d, minted %d; want renewals instead of reads until the maximum lifetime (about 3 renewals and 1 read per 9 s)", renewed, minted)
+	}
+	// Vault also counts the last renewal of each lease, which no longer
+	// extends it enough: the host reads a new lease instead.
+	if n := strings.Count(h.Logs(), "credentials renewed"); n < 4 || n > renewed {
+		t.Errorf("the host logged %d renewals, Vault saw %d; want at least 4, each seen by Vault", n, renewed)
+	}
+	if !vb.vault.Revoked(firstKey) {
+		t.Error("the replaced lease was not revoked")
+	}
+	lastKey := fmt.Sprintf("ASIAVAULT%011d", vb.vault.Minted())
+	if vb.vault.Revoked(lastKey) {
+		t.Fatal("the lease in use was revoked while serving")
+	}
+	h.Stop()
+	if !vb.vault.Revoked(lastKey) {
+		t.Errorf("the lease in use at shutdown was not revoked (%d revoke calls)", vb.vault.Calls("revoke"))
 	}
 	vaultNoSecretsInLogs(t, h, vb)
 }

@@ -223,6 +223,44 @@ secrets "kubernetes" {
   inherit_env = ["KUBERNETES_SERVICE_*"]
 }
 
+# Azure Key Vault, logged in with AKS workload identity (the webhook injects
+# AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE) or a
+# managed identity elsewhere on Azure. A secret's `exp` is its expiry; a
+# secret without one is read again every poll_interval to see a new
+# version. Off without an Azure identity.
+secrets "azure_keyvault" {
+  type        = "azure-keyvault"
+  enabled     = env("AZURE_FEDERATED_TOKEN_FILE", "") != "" || env("IDENTITY_ENDPOINT", "") != ""
+  inherit_env = ["AZURE_*", "IDENTITY_*"]
+  config {
+    vault_url = env("AZURE_KEYVAULT_URL", "https://llmproxy.vault.azure.net")
+  }
+}
+
+# Google Cloud Secret Manager with Application Default Credentials (a key
+# file, workload identity federation, GKE workload identity or the GCE
+# metadata server). Off without a key file or a project.
+secrets "gcp_secret_manager" {
+  type        = "gcp-secretmanager"
+  enabled     = env("GOOGLE_APPLICATION_CREDENTIALS", "") != "" || env("GOOGLE_CLOUD_PROJECT", "") != ""
+  inherit_env = ["GOOGLE_*", "GCE_METADATA_HOST"]
+  config {
+    project = env("GOOGLE_CLOUD_PROJECT", "")
+  }
+}
+
+# OpenAI with its key in Azure Key Vault, else in Secret Manager, else in
+# the environment.
+provider "openai_cloud" {
+  type    = "openai"
+  enabled = env("AZURE_FEDERATED_TOKEN_FILE", "") != "" || env("IDENTITY_ENDPOINT", "") != "" || env("GOOGLE_CLOUD_PROJECT", "") != ""
+  credential "api_key" {
+    from "azure_keyvault"     { secret = "openai-api-key" }
+    from "gcp_secret_manager" { secret = "openai-api-key" }
+    from "env"                { name = "OPENAI_API_KEY" }
+  }
+}
+
 # OpenAI with its key in Vault's KV v2, else in a Kubernetes secret, else in
 # the environment; a store that is switched off counts as unavailable.
 provider "openai_stores" {

@@ -31,6 +31,10 @@ type Secret struct {
 	// RefreshAfter is when the store asks to be polled again although
 	// the values do not expire; zero for no poll.
 	RefreshAfter time.Time
+	// LeaseID names the store's lease on the values, if any: it can be
+	// renewed (when Renewable) and revoked through a LeaseBackend.
+	LeaseID   string
+	Renewable bool
 }
 
 // Rotations of values from a secrets backend: RotationLeased values

@@ -154,6 +154,8 @@ type Resolution struct {
 	Expires time.Time
 	// RefreshAfter is the earliest poll a store asked for; zero for none.
 	RefreshAfter time.Time
+	// Leases are the store leases behind the values, each once.
+	Leases []Lease
 }
 
 // Resolve resolves every credential (see the package Resolve). One read
@@ -189,15 +191,16 @@ func (r Resolver) Resolve(ctx context.Context, creds []config.Credential) (Resol
 			out[c.Name] = v
 		}
 	}
+	leases := collectLeases(statuses)
 	if len(problems) > 0 {
 		msg := strings.Join(problems, "; ")
-		res := Resolution{Values: out, Statuses: statuses, Expires: expires, RefreshAfter: poll}
+		res := Resolution{Values: out, Statuses: statuses, Expires: expires, RefreshAfter: poll, Leases: leases}
 		if !broken {
 			return res, &AbsentError{Credentials: absent, msg: msg}
 		}
 		return res, errors.New(msg)
 	}
-	return Resolution{Values: out, Statuses: statuses, Expires: expires, RefreshAfter: poll}, nil
+	return Resolution{Values: out, Statuses: statuses, Expires: expires, RefreshAfter: poll, Leases: leases}, nil
 }
 
 // CheckRequired fails when the plugin requires a credential the instance
@@ -248,6 +251,9 @@ func (r Resolver) resolveOne(ctx context.Context, c config.Credential) (string, 
 		switch {
 		case err == nil:
 			st.Expires, st.Version, st.refreshAfter = sec.Expires, sec.Version, sec.RefreshAfter
+			if bs, ok := src.(*backendSource); ok && sec.LeaseID != "" {
+				st.lease = &Lease{Backend: bs.backend, ID: sec.LeaseID, Renewable: sec.Renewable, Expires: sec.Expires, b: bs.b}
+			}
 			if st.Rotation == RotationLeased && sec.Expires.IsZero() {
 				st.Rotation = RotationPolled
 				if sec.RefreshAfter.IsZero() {

@@ -52,6 +52,8 @@ type Status struct {
 
 	// refreshAfter is when the store asked to be polled.
 	refreshAfter time.Time
+	// lease is the store's lease on the value, if any.
+	lease *Lease
 }
 
 // SourceStatus is what one source said.

@@ -128,6 +128,13 @@ type live struct {
 	expires   time.Time
 	refreshAt time.Time
 	retry     time.Duration
+	// leases are the store leases behind creds; leaseTTL is the lifetime
+	// they were granted with, asked for again at each renewal. polled is
+	// set when a store asked to be read again: renewing would not see a
+	// new version, so such credentials are always resolved again.
+	leases   []credentials.Lease
+	leaseTTL time.Duration
+	polled   bool
 }
 
 // killGrace is how long a graceful plugin shutdown may take before the
@@ -422,6 +429,8 @@ func (in *Instance) run() {
 		in.log.Warn("credential files are not watched; changes are seen at restart or after an upstream rejection", "error", err)
 	}
 	defer w.Close()
+	sw := credentials.Resolver{Backends: in.opts.backends}.WatchStores(in.cfg.Credentials, in.RefreshCredentials, in.log.Debug)
+	defer sw.Close()
 	backoff := time.Duration(0)
 	for {
 		started := time.Now()
@@ -448,9 +457,13 @@ func (in *Instance) run() {
 		in.cur.CompareAndSwap(l, nil)
 		l.kill(hung)
 		if reason == "" {
+			// The plugin is gone for good: nothing uses its leases.
+			in.revoke(l.leases)
 			in.setStatus(Stopped, "")
 			return
 		}
+		// The next process resolves credentials of its own.
+		in.revokeLater(l.leases, 0)
 		in.restarts.Add(1)
 		in.setStatus(Restarting, reason)
 		if time.Since(started) > 30*time.Second {
@@ -513,7 +526,7 @@ func (in *Instance) watch(l *live) (reason string, hung bool) {
 			return "", false
 		case <-poll.C:
 			if !l.refreshAt.IsZero() && !time.Now().Before(l.refreshAt) {
-				in.rotate(l)
+				in.rotate(l, true)
 			}
 		case <-in.wake:
 			// Pokes come in bursts when requests fail together.
@@ -521,7 +534,7 @@ func (in *Instance) watch(l *live) (reason string, hung bool) {
 		case <-health.C:
 			check = true
 		case <-in.refresh:
-			in.rotate(l)
+			in.rotate(l, false)
 		}
 		if l.client.Exited() {
 			return "plugin process exited", false
@@ -596,8 +609,16 @@ func (in *Instance) start() (*live, error) {
 	}
 	res, err := in.resolveCredentials(context.Background())
 	if err != nil {
+		in.revokeLater(res.Leases, 0)
 		return nil, permanent{err}
 	}
+	started := false
+	defer func() {
+		if !started {
+			// No plugin holds these values: end their leases now.
+			in.revokeLater(res.Leases, 0)
+		}
+	}()
 	creds := res.Values
 	cmd := exec.Command(path)
 	cmd.Env = in.environment()
@@ -671,8 +692,9 @@ func (in *Instance) start() (*live, error) {
 			return nil, permanent{fmt.Errorf("plugin rejected its config: %s", msg)}
 		}
 	}
-	l := &live{client: client, raw: raw, desc: desc, cfg: cfgJSON, creds: creds, expires: res.Expires}
-	l.refreshAt = nextRefresh(time.Now(), res)
+	l := &live{client: client, raw: raw, desc: desc, cfg: cfgJSON, creds: creds}
+	l.setResolution(time.Now(), res)
+	started = true
 	return l, nil
 }
 
@@ -780,11 +802,22 @@ const rotateTimeout = 30 * time.Second
 // the plugin keeps the credentials it has and the instance is degraded
 // with the reason until a later rotation succeeds. Values are never
 // logged, only the names of the credentials that changed.
-func (in *Instance) rotate(l *live) {
+//
+// When the refresh is due (renew) and every value comes from a renewable
+// lease, the leases are renewed instead and the plugin keeps its values;
+// a renewal that fails or no longer extends the lease enough (its
+// maximum lifetime is near) falls back to resolving again. Leases that
+// no value uses any more are revoked once requests in flight had time to
+// finish.
+func (in *Instance) rotate(l *live, renew bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), rotateTimeout)
 	defer cancel()
+	if renew && !l.polled && credentials.Renewable(l.leases) && in.renewLeases(ctx, l) {
+		return
+	}
 	res, err := in.resolveCredentials(ctx)
 	if err != nil {
+		in.revokeLater(credentials.Unused(res.Leases, l.leases), 0)
 		in.refreshFailed(l, "credential refresh failed", err)
 		return
 	}
@@ -810,6 +843,7 @@ func (in *Instance) rotate(l *live) {
 		err = errors.New(in.reportDiagnostics(config.PluginDiagnostics(&in.cfg, diags)))
 	}
 	if err != nil {
+		in.revokeLater(credentials.Unused(res.Leases, l.leases), 0)
 		in.refreshFailed(l, "the plugin refused the rotated credentials", err)
 		return
 	}
@@ -819,13 +853,83 @@ func (in *Instance) rotate(l *live) {
 }
 
 // refreshed records a successful refresh: the next one is scheduled from
-// the new expiry, and a degradation or failure it caused is cleared.
+// the new expiry, leases no longer used are revoked, and a degradation or
+// failure it caused is cleared.
 func (in *Instance) refreshed(l *live, res credentials.Resolution) {
-	l.expires, l.refreshAt, l.retry = res.Expires, nextRefresh(time.Now(), res), 0
+	old := l.leases
+	l.setResolution(time.Now(), res)
+	in.revokeLater(credentials.Unused(old, l.leases), revokeGrace)
+	in.cleared(l)
+}
+
+// cleared ends a degradation or failure caused by credentials.
+func (in *Instance) cleared(l *live) {
 	in.degrade(reasonCredentials, "")
 	if st := in.status.Load(); st.State == Failed && in.cur.Load() == l {
 		in.setStatus(Ready, "")
 	}
+}
+
+// setResolution records what a resolution at now gave the plugin.
+func (l *live) setResolution(now time.Time, res credentials.Resolution) {
+	l.expires, l.refreshAt, l.retry = res.Expires, nextRefresh(now, res), 0
+	l.leases, l.polled, l.leaseTTL = res.Leases, !res.RefreshAfter.IsZero(), 0
+	if len(res.Leases) > 0 && res.Expires.After(now) {
+		// Stores grant whole seconds; the time the answer took is not
+		// part of the lifetime to ask for again.
+		l.leaseTTL = res.Expires.Sub(now).Round(time.Second)
+	}
+}
+
+// Lease handling bounds: revokeGrace lets requests in flight finish with
+// replaced values before their lease is revoked, revokeTimeout bounds
+// one revocation round (best-effort: a lease not revoked still expires).
+const (
+	revokeGrace   = 5 * time.Second
+	revokeTimeout = 5 * time.Second
+)
+
+// renewLeases renews the leases behind the plugin's values and reports
+// whether that extended them by at least a third of their granted
+// lifetime; if not, the caller resolves again.
+func (in *Instance) renewLeases(ctx context.Context, l *live) bool {
+	leases, expires, err := credentials.RenewLeases(ctx, l.leases, l.leaseTTL)
+	now := time.Now()
+	if err != nil {
+		in.log.Info("lease renewal failed, resolving the credentials again", "error", err.Error())
+		return false
+	}
+	if expires.Sub(now) < l.leaseTTL/3 {
+		in.log.Info("lease renewal no longer extends the lease enough, resolving the credentials again", "expires", expires.UTC().Format(time.RFC3339))
+		return false
+	}
+	l.leases, l.expires, l.refreshAt, l.retry = leases, expires, refreshTime(now, expires), 0
+	in.log.Info("credentials renewed", "leases", len(leases), "expires", expires.UTC().Format(time.RFC3339))
+	in.cleared(l)
+	return true
+}
+
+// revokeLater revokes leases after grace, in the background and within
+// revokeTimeout.
+func (in *Instance) revokeLater(leases []credentials.Lease, grace time.Duration) {
+	if len(leases) == 0 {
+		return
+	}
+	time.AfterFunc(grace, func() { in.revoke(leases) })
+}
+
+// revoke revokes leases within revokeTimeout, logging the outcome.
+func (in *Instance) revoke(leases []credentials.Lease) {
+	if len(leases) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), revokeTimeout)
+	defer cancel()
+	if err := credentials.RevokeLeases(ctx, leases); err != nil {
+		in.log.Warn("lease revocation failed; the lease ends at its expiry", "error", err.Error())
+		return
+	}
+	in.log.Debug("leases revoked", "leases", len(leases))
 }
 
 // refreshFailed records a failed refresh. The plugin keeps the credentials
@@ -933,6 +1037,7 @@ func (in *Instance) Stop() {
 	<-in.done
 	if l := in.cur.Swap(nil); l != nil {
 		l.kill(false)
+		in.revoke(l.leases)
 	}
 }
 

@@ -285,15 +285,27 @@ func (m *Manager) backend(name string) credentials.Backend {
 // StopAll stops instances in parallel and waits for their processes to
 // end.
 func StopAll(list []*Instance) {
-	var wg sync.WaitGroup
+	// Secrets instances stop last, so that the instances using their
+	// leases can revoke them on the way out.
+	var stores, users []*Instance
 	for _, in := range list {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			in.Stop()
-		}()
+		if in.drv.kind() == "secrets" {
+			stores = append(stores, in)
+		} else {
+			users = append(users, in)
+		}
 	}
-	wg.Wait()
+	for _, group := range [][]*Instance{users, stores} {
+		var wg sync.WaitGroup
+		for _, in := range group {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				in.Stop()
+			}()
+		}
+		wg.Wait()
+	}
 }
 
 // Get returns the named instance or nil.

@@ -45,7 +45,10 @@ const backendWait = 15 * time.Second
 // backend adapts a secrets instance to credentials.Backend.
 type backend struct{ in *Instance }
 
-var _ credentials.Backend = backend{}
+var (
+	_ credentials.LeaseBackend = backend{}
+	_ credentials.WatchBackend = backend{}
+)
 
 // Resolve reads ref through the secrets plugin. A store that does not
 // hold ref yields an error wrapping credentials.ErrNotFound; a store that
@@ -62,7 +65,7 @@ func (b backend) Resolve(ctx context.Context, ref map[string]string) (credential
 			case err != nil:
 				return credentials.Secret{}, fmt.Errorf("secrets %s: %w", b.in.Name, err)
 			}
-			return credentials.Secret{Values: s.Values, Version: s.Version, Expires: s.Expires, RefreshAfter: s.RefreshAfter}, nil
+			return secretOf(s), nil
 		}
 		st := b.in.status.Load()
 		if st.State == Disabled {
@@ -79,4 +82,50 @@ func (b backend) Resolve(ctx context.Context, ref map[string]string) (credential
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+func secretOf(s *secrets.Secret) credentials.Secret {
+	return credentials.Secret{Values: s.Values, Version: s.Version, Expires: s.Expires, RefreshAfter: s.RefreshAfter, LeaseID: s.LeaseID, Renewable: s.Renewable}
+}
+
+// Renew extends a lease through the secrets plugin. A plugin without
+// Renew answers with an error wrapping errors.ErrUnsupported.
+func (b backend) Renew(ctx context.Context, leaseID string, increment time.Duration) (credentials.Secret, error) {
+	l, err := b.in.client()
+	if err != nil {
+		return credentials.Secret{}, fmt.Errorf("secrets %s: %w", b.in.Name, err)
+	}
+	s, err := l.raw.(*secrets.Client).Renew(ctx, leaseID, increment)
+	if err != nil {
+		return credentials.Secret{}, fmt.Errorf("secrets %s: %w", b.in.Name, err)
+	}
+	return secretOf(s), nil
+}
+
+// Revoke ends a lease through the secrets plugin.
+func (b backend) Revoke(ctx context.Context, leaseID string) error {
+	l, err := b.in.client()
+	if err != nil {
+		return fmt.Errorf("secrets %s: %w", b.in.Name, err)
+	}
+	if err := l.raw.(*secrets.Client).Revoke(ctx, leaseID); err != nil {
+		return fmt.Errorf("secrets %s: %w", b.in.Name, err)
+	}
+	return nil
+}
+
+// Watch watches ref through the secrets plugin until ctx ends. A plugin
+// without Watch answers with an error wrapping errors.ErrUnsupported.
+func (b backend) Watch(ctx context.Context, ref map[string]string, changed func(version string)) error {
+	if b.in.status.Load().State == Disabled {
+		return fmt.Errorf("secrets %s is disabled: %w", b.in.Name, errors.ErrUnsupported)
+	}
+	l, err := b.in.client()
+	if err != nil {
+		return fmt.Errorf("secrets %s: %w", b.in.Name, err)
+	}
+	if err := l.raw.(*secrets.Client).Watch(ctx, ref, changed); err != nil {
+		return fmt.Errorf("secrets %s: %w", b.in.Name, err)
+	}
+	return nil
 }

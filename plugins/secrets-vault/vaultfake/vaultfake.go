@@ -51,6 +51,11 @@ type Options struct {
 	// LeaseTTL the lifetime of each key pair it mints (default 1h).
 	AWSRole  string
 	LeaseTTL time.Duration
+	// RenewableLeases makes the AWS engine's leases renewable (as for
+	// iam_user roles) up to MaxLeaseTTL from their issue (default three
+	// times LeaseTTL); otherwise renewing one fails (as for STS roles).
+	RenewableLeases bool
+	MaxLeaseTTL     time.Duration
 	// Now is the fake's clock (default time.Now).
 	Now func() time.Time
 }
@@ -61,20 +66,21 @@ type Server struct {
 	ts   *httptest.Server
 	down atomic.Bool
 
-	mu     sync.Mutex
-	tokens map[string]time.Time // token → expiry
-	kv     map[string][]map[string]any
-	leases map[string]*lease
-	keys   map[string]*lease // access key id → lease
-	minted int
-	calls  map[string]int
+	mu      sync.Mutex
+	tokens  map[string]time.Time // token → expiry
+	kv      map[string][]map[string]any
+	leases  map[string]*lease
+	keys    map[string]*lease // access key id → lease
+	minted  int
+	renewed int
+	calls   map[string]int
 }
 
 type lease struct {
 	id                   string
 	accessKey, secretKey string
 	token                string
-	expires              time.Time
+	issued, expires      time.Time
 	revoked              bool
 }
 
@@ -85,6 +91,9 @@ func New(o Options) *Server {
 	}
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = time.Hour
+	}
+	if o.MaxLeaseTTL <= 0 {
+		o.MaxLeaseTTL = 3 * o.LeaseTTL
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -257,8 +266,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, response{RequestID: random(8), Auth: &authBlock{ClientToken: token, LeaseDuration: int(s.opts.TokenTTL.Seconds()), Renewable: true}})
 	case path == "sys/leases/renew" && write:
 		s.count("renew")
-		// AWS engine leases of STS type cannot be extended.
-		writeErrors(w, http.StatusBadRequest, "lease is not renewable")
+		s.renew(w, str("lease_id"), body["increment"])
 	case path == "sys/leases/revoke" && write:
 		s.count("revoke")
 		s.mu.Lock()
@@ -279,6 +287,49 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeErrors(w, http.StatusNotFound)
 	}
+}
+
+// renew extends an AWS engine lease by increment seconds (default the
+// lease TTL), never past its maximum lifetime.
+func (s *Server) renew(w http.ResponseWriter, id string, increment any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.leases[id]
+	now := s.opts.Now()
+	switch {
+	case l == nil || l.revoked || !now.Before(l.expires):
+		writeErrors(w, http.StatusBadRequest, "lease not found or lease is not renewable")
+		return
+	case !s.opts.RenewableLeases:
+		// AWS engine leases of STS type cannot be extended.
+		writeErrors(w, http.StatusBadRequest, "lease is not renewable")
+		return
+	}
+	inc := s.opts.LeaseTTL
+	if n, ok := increment.(float64); ok && n > 0 {
+		inc = time.Duration(n) * time.Second
+	}
+	l.expires = now.Add(inc)
+	if limit := l.issued.Add(s.opts.MaxLeaseTTL); l.expires.After(limit) {
+		l.expires = limit
+	}
+	s.renewed++
+	writeJSON(w, http.StatusOK, response{RequestID: random(8), LeaseID: l.id, Renewable: true, LeaseDuration: int(l.expires.Sub(now).Round(time.Second) / time.Second)})
+}
+
+// Revoked reports whether the lease behind an access key id was revoked.
+func (s *Server) Revoked(accessKeyID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.keys[accessKeyID]
+	return l != nil && l.revoked
+}
+
+// Renewed is how many lease renewals succeeded.
+func (s *Server) Renewed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.renewed
 }
 
 func (s *Server) count(kind string) {
@@ -327,13 +378,14 @@ func (s *Server) mintAWS(w http.ResponseWriter, path string) {
 		accessKey: fmt.Sprintf("ASIAVAULT%011d", s.minted),
 		secretKey: random(20),
 		token:     "FwoVAULT" + random(16),
+		issued:    s.opts.Now(),
 		expires:   s.opts.Now().Add(s.opts.LeaseTTL),
 	}
 	s.leases[l.id] = l
 	s.keys[l.accessKey] = l
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, response{
-		RequestID: random(8), LeaseID: l.id, LeaseDuration: int(s.opts.LeaseTTL / time.Second), Renewable: false,
+		RequestID: random(8), LeaseID: l.id, LeaseDuration: int(s.opts.LeaseTTL / time.Second), Renewable: s.opts.RenewableLeases,
 		Data: map[string]any{"access_key": l.accessKey, "secret_key": l.secretKey, "security_token": l.token, "arn": "arn:aws:sts::123456789012:assumed-role/llmproxy/vault"},
 	})
 }

@@ -429,6 +429,97 @@ func (*RevokeResponse) Descriptor() ([]byte, []int) {
 	return file_llmproxy_secrets_v1_secrets_proto_rawDescGZIP(), []int{6}
 }
 
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// reference is as in ResolveRequest.
+	Reference     map[string]string `protobuf:"bytes,1,rep,name=reference,proto3" json:"reference,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_llmproxy_secrets_v1_secrets_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_llmproxy_secrets_v1_secrets_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_llmproxy_secrets_v1_secrets_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *WatchRequest) GetReference() map[string]string {
+	if x != nil {
+		return x.Reference
+	}
+	return nil
+}
+
+type WatchEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version is the value's new version (e.g. a resourceVersion); the
+	// value itself is read with Resolve.
+	Version       string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_llmproxy_secrets_v1_secrets_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_llmproxy_secrets_v1_secrets_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_llmproxy_secrets_v1_secrets_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *WatchEvent) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
 var File_llmproxy_secrets_v1_secrets_proto protoreflect.FileDescriptor
 
 const file_llmproxy_secrets_v1_secrets_proto_rawDesc = "" +
@@ -462,14 +553,23 @@ const file_llmproxy_secrets_v1_secrets_proto_rawDesc = "" +
 	"\x11increment_seconds\x18\x02 \x01(\x03R\x10incrementSeconds\"*\n" +
 	"\rRevokeRequest\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\"\x10\n" +
-	"\x0eRevokeResponse2\x88\x04\n" +
+	"\x0eRevokeResponse\"\x9c\x01\n" +
+	"\fWatchRequest\x12N\n" +
+	"\treference\x18\x01 \x03(\v20.llmproxy.secrets.v1.WatchRequest.ReferenceEntryR\treference\x1a<\n" +
+	"\x0eReferenceEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"&\n" +
+	"\n" +
+	"WatchEvent\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion2\xd7\x04\n" +
 	"\aSecrets\x12W\n" +
 	"\bDescribe\x12$.llmproxy.secrets.v1.DescribeRequest\x1a%.llmproxy.secrets.v1.DescribeResponse\x12X\n" +
 	"\tConfigure\x12$.llmproxy.plugin.v1.ConfigureRequest\x1a%.llmproxy.plugin.v1.ConfigureResponse\x12T\n" +
 	"\aResolve\x12#.llmproxy.secrets.v1.ResolveRequest\x1a$.llmproxy.secrets.v1.ResolveResponse\x12P\n" +
 	"\x05Renew\x12!.llmproxy.secrets.v1.RenewRequest\x1a$.llmproxy.secrets.v1.ResolveResponse\x12Q\n" +
 	"\x06Revoke\x12\".llmproxy.secrets.v1.RevokeRequest\x1a#.llmproxy.secrets.v1.RevokeResponse\x12O\n" +
-	"\x06Health\x12!.llmproxy.plugin.v1.HealthRequest\x1a\".llmproxy.plugin.v1.HealthResponseBFZDgithub.com/llmproxy/llmproxy/sdk/proto/llmproxy/secrets/v1;secretsv1b\x06proto3"
+	"\x06Health\x12!.llmproxy.plugin.v1.HealthRequest\x1a\".llmproxy.plugin.v1.HealthResponse\x12M\n" +
+	"\x05Watch\x12!.llmproxy.secrets.v1.WatchRequest\x1a\x1f.llmproxy.secrets.v1.WatchEvent0\x01BFZDgithub.com/llmproxy/llmproxy/sdk/proto/llmproxy/secrets/v1;secretsv1b\x06proto3"
 
 var (
 	file_llmproxy_secrets_v1_secrets_proto_rawDescOnce sync.Once
@@ -483,7 +583,7 @@ func file_llmproxy_secrets_v1_secrets_proto_rawDescGZIP() []byte {
 	return file_llmproxy_secrets_v1_secrets_proto_rawDescData
 }
 
-var file_llmproxy_secrets_v1_secrets_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_llmproxy_secrets_v1_secrets_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_llmproxy_secrets_v1_secrets_proto_goTypes = []any{
 	(*DescribeRequest)(nil),      // 0: llmproxy.secrets.v1.DescribeRequest
 	(*DescribeResponse)(nil),     // 1: llmproxy.secrets.v1.DescribeResponse
@@ -492,39 +592,45 @@ var file_llmproxy_secrets_v1_secrets_proto_goTypes = []any{
 	(*RenewRequest)(nil),         // 4: llmproxy.secrets.v1.RenewRequest
 	(*RevokeRequest)(nil),        // 5: llmproxy.secrets.v1.RevokeRequest
 	(*RevokeResponse)(nil),       // 6: llmproxy.secrets.v1.RevokeResponse
-	nil,                          // 7: llmproxy.secrets.v1.ResolveRequest.ReferenceEntry
-	nil,                          // 8: llmproxy.secrets.v1.ResolveResponse.ValuesEntry
-	(*v1.Schema)(nil),            // 9: llmproxy.plugin.v1.Schema
-	(*v1.Credential)(nil),        // 10: llmproxy.plugin.v1.Credential
-	(*v1.Attribute)(nil),         // 11: llmproxy.plugin.v1.Attribute
-	(*v1.ConfigureRequest)(nil),  // 12: llmproxy.plugin.v1.ConfigureRequest
-	(*v1.HealthRequest)(nil),     // 13: llmproxy.plugin.v1.HealthRequest
-	(*v1.ConfigureResponse)(nil), // 14: llmproxy.plugin.v1.ConfigureResponse
-	(*v1.HealthResponse)(nil),    // 15: llmproxy.plugin.v1.HealthResponse
+	(*WatchRequest)(nil),         // 7: llmproxy.secrets.v1.WatchRequest
+	(*WatchEvent)(nil),           // 8: llmproxy.secrets.v1.WatchEvent
+	nil,                          // 9: llmproxy.secrets.v1.ResolveRequest.ReferenceEntry
+	nil,                          // 10: llmproxy.secrets.v1.ResolveResponse.ValuesEntry
+	nil,                          // 11: llmproxy.secrets.v1.WatchRequest.ReferenceEntry
+	(*v1.Schema)(nil),            // 12: llmproxy.plugin.v1.Schema
+	(*v1.Credential)(nil),        // 13: llmproxy.plugin.v1.Credential
+	(*v1.Attribute)(nil),         // 14: llmproxy.plugin.v1.Attribute
+	(*v1.ConfigureRequest)(nil),  // 15: llmproxy.plugin.v1.ConfigureRequest
+	(*v1.HealthRequest)(nil),     // 16: llmproxy.plugin.v1.HealthRequest
+	(*v1.ConfigureResponse)(nil), // 17: llmproxy.plugin.v1.ConfigureResponse
+	(*v1.HealthResponse)(nil),    // 18: llmproxy.plugin.v1.HealthResponse
 }
 var file_llmproxy_secrets_v1_secrets_proto_depIdxs = []int32{
-	9,  // 0: llmproxy.secrets.v1.DescribeResponse.config_schema:type_name -> llmproxy.plugin.v1.Schema
-	10, // 1: llmproxy.secrets.v1.DescribeResponse.credentials:type_name -> llmproxy.plugin.v1.Credential
-	11, // 2: llmproxy.secrets.v1.DescribeResponse.reference_attributes:type_name -> llmproxy.plugin.v1.Attribute
-	7,  // 3: llmproxy.secrets.v1.ResolveRequest.reference:type_name -> llmproxy.secrets.v1.ResolveRequest.ReferenceEntry
-	8,  // 4: llmproxy.secrets.v1.ResolveResponse.values:type_name -> llmproxy.secrets.v1.ResolveResponse.ValuesEntry
-	0,  // 5: llmproxy.secrets.v1.Secrets.Describe:input_type -> llmproxy.secrets.v1.DescribeRequest
-	12, // 6: llmproxy.secrets.v1.Secrets.Configure:input_type -> llmproxy.plugin.v1.ConfigureRequest
-	2,  // 7: llmproxy.secrets.v1.Secrets.Resolve:input_type -> llmproxy.secrets.v1.ResolveRequest
-	4,  // 8: llmproxy.secrets.v1.Secrets.Renew:input_type -> llmproxy.secrets.v1.RenewRequest
-	5,  // 9: llmproxy.secrets.v1.Secrets.Revoke:input_type -> llmproxy.secrets.v1.RevokeRequest
-	13, // 10: llmproxy.secrets.v1.Secrets.Health:input_type -> llmproxy.plugin.v1.HealthRequest
-	1,  // 11: llmproxy.secrets.v1.Secrets.Describe:output_type -> llmproxy.secrets.v1.DescribeResponse
-	14, // 12: llmproxy.secrets.v1.Secrets.Configure:output_type -> llmproxy.plugin.v1.ConfigureResponse
-	3,  // 13: llmproxy.secrets.v1.Secrets.Resolve:output_type -> llmproxy.secrets.v1.ResolveResponse
-	3,  // 14: llmproxy.secrets.v1.Secrets.Renew:output_type -> llmproxy.secrets.v1.ResolveResponse
-	6,  // 15: llmproxy.secrets.v1.Secrets.Revoke:output_type -> llmproxy.secrets.v1.RevokeResponse
-	15, // 16: llmproxy.secrets.v1.Secrets.Health:output_type -> llmproxy.plugin.v1.HealthResponse
-	11, // [11:17] is the sub-list for method output_type
-	5,  // [5:11] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	12, // 0: llmproxy.secrets.v1.DescribeResponse.config_schema:type_name -> llmproxy.plugin.v1.Schema
+	13, // 1: llmproxy.secrets.v1.DescribeResponse.credentials:type_name -> llmproxy.plugin.v1.Credential
+	14, // 2: llmproxy.secrets.v1.DescribeResponse.reference_attributes:type_name -> llmproxy.plugin.v1.Attribute
+	9,  // 3: llmproxy.secrets.v1.ResolveRequest.reference:type_name -> llmproxy.secrets.v1.ResolveRequest.ReferenceEntry
+	10, // 4: llmproxy.secrets.v1.ResolveResponse.values:type_name -> llmproxy.secrets.v1.ResolveResponse.ValuesEntry
+	11, // 5: llmproxy.secrets.v1.WatchRequest.reference:type_name -> llmproxy.secrets.v1.WatchRequest.ReferenceEntry
+	0,  // 6: llmproxy.secrets.v1.Secrets.Describe:input_type -> llmproxy.secrets.v1.DescribeRequest
+	15, // 7: llmproxy.secrets.v1.Secrets.Configure:input_type -> llmproxy.plugin.v1.ConfigureRequest
+	2,  // 8: llmproxy.secrets.v1.Secrets.Resolve:input_type -> llmproxy.secrets.v1.ResolveRequest
+	4,  // 9: llmproxy.secrets.v1.Secrets.Renew:input_type -> llmproxy.secrets.v1.RenewRequest
+	5,  // 10: llmproxy.secrets.v1.Secrets.Revoke:input_type -> llmproxy.secrets.v1.RevokeRequest
+	16, // 11: llmproxy.secrets.v1.Secrets.Health:input_type -> llmproxy.plugin.v1.HealthRequest
+	7,  // 12: llmproxy.secrets.v1.Secrets.Watch:input_type -> llmproxy.secrets.v1.WatchRequest
+	1,  // 13: llmproxy.secrets.v1.Secrets.Describe:output_type -> llmproxy.secrets.v1.DescribeResponse
+	17, // 14: llmproxy.secrets.v1.Secrets.Configure:output_type -> llmproxy.plugin.v1.ConfigureResponse
+	3,  // 15: llmproxy.secrets.v1.Secrets.Resolve:output_type -> llmproxy.secrets.v1.ResolveResponse
+	3,  // 16: llmproxy.secrets.v1.Secrets.Renew:output_type -> llmproxy.secrets.v1.ResolveResponse
+	6,  // 17: llmproxy.secrets.v1.Secrets.Revoke:output_type -> llmproxy.secrets.v1.RevokeResponse
+	18, // 18: llmproxy.secrets.v1.Secrets.Health:output_type -> llmproxy.plugin.v1.HealthResponse
+	8,  // 19: llmproxy.secrets.v1.Secrets.Watch:output_type -> llmproxy.secrets.v1.WatchEvent
+	13, // [13:20] is the sub-list for method output_type
+	6,  // [6:13] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_llmproxy_secrets_v1_secrets_proto_init() }
@@ -538,7 +644,7 @@ func file_llmproxy_secrets_v1_secrets_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_llmproxy_secrets_v1_secrets_proto_rawDesc), len(file_llmproxy_secrets_v1_secrets_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

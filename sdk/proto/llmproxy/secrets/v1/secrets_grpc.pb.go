@@ -33,6 +33,7 @@ const (
 	Secrets_Renew_FullMethodName     = "/llmproxy.secrets.v1.Secrets/Renew"
 	Secrets_Revoke_FullMethodName    = "/llmproxy.secrets.v1.Secrets/Revoke"
 	Secrets_Health_FullMethodName    = "/llmproxy.secrets.v1.Secrets/Health"
+	Secrets_Watch_FullMethodName     = "/llmproxy.secrets.v1.Secrets/Watch"
 )
 
 // SecretsClient is the client API for Secrets service.
@@ -55,6 +56,13 @@ type SecretsClient interface {
 	Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*ResolveResponse, error)
 	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
 	Health(ctx context.Context, in *v1.HealthRequest, opts ...grpc.CallOption) (*v1.HealthResponse, error)
+	// Watch streams an event each time the value of a reference changes,
+	// for stores that can watch (a Kubernetes secret): the host then
+	// resolves the reference again at once. The stream ends when the host
+	// cancels it; an error ends it too, and the host opens a new one after
+	// a backoff. Optional: a plugin without it answers Unimplemented and
+	// the host relies on refresh_after polls.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error)
 }
 
 type secretsClient struct {
@@ -125,6 +133,25 @@ func (c *secretsClient) Health(ctx context.Context, in *v1.HealthRequest, opts .
 	return out, nil
 }
 
+func (c *secretsClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Secrets_ServiceDesc.Streams[0], Secrets_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Secrets_WatchClient = grpc.ServerStreamingClient[WatchEvent]
+
 // SecretsServer is the server API for Secrets service.
 // All implementations must embed UnimplementedSecretsServer
 // for forward compatibility.
@@ -145,6 +172,13 @@ type SecretsServer interface {
 	Renew(context.Context, *RenewRequest) (*ResolveResponse, error)
 	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
 	Health(context.Context, *v1.HealthRequest) (*v1.HealthResponse, error)
+	// Watch streams an event each time the value of a reference changes,
+	// for stores that can watch (a Kubernetes secret): the host then
+	// resolves the reference again at once. The stream ends when the host
+	// cancels it; an error ends it too, and the host opens a new one after
+	// a backoff. Optional: a plugin without it answers Unimplemented and
+	// the host relies on refresh_after polls.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error
 	mustEmbedUnimplementedSecretsServer()
 }
 
@@ -172,6 +206,9 @@ func (UnimplementedSecretsServer) Revoke(context.Context, *RevokeRequest) (*Revo
 }
 func (UnimplementedSecretsServer) Health(context.Context, *v1.HealthRequest) (*v1.HealthResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Health not implemented")
+}
+func (UnimplementedSecretsServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error {
+	return status.Errorf(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedSecretsServer) mustEmbedUnimplementedSecretsServer() {}
 func (UnimplementedSecretsServer) testEmbeddedByValue()                 {}
@@ -302,6 +339,17 @@ func _Secrets_Health_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Secrets_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SecretsServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Secrets_WatchServer = grpc.ServerStreamingServer[WatchEvent]
+
 // Secrets_ServiceDesc is the grpc.ServiceDesc for Secrets service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -334,6 +382,12 @@ var Secrets_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Secrets_Health_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _Secrets_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "llmproxy/secrets/v1/secrets.proto",
 }
