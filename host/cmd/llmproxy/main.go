@@ -255,6 +255,7 @@ func serve(args []string) int {
 		}
 	}()
 
+	plat := detectPlatform(context.Background(), cfg, logger)
 	mgr := plugins.Start(cfg, pluginOptions(cfg, base, tel.PluginEnv(), logger.Named("plugin")))
 	defer mgr.Stop()
 	started.Store(mgr)
@@ -302,7 +303,7 @@ func serve(args []string) int {
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
 		Documents: docs, Policies: routing.Policies, Metrics: mx, Telemetry: tel,
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens, Limits: limits,
-		Middleware: mws,
+		Middleware: mws, Platform: plat,
 	})
 	rl := newReloader(&reloader{path: *configPath, pluginsDir: *pluginsDir, listen: *listen,
 		log: logger.Named("reload"), srv: srv, mgr: mgr, local: local, pluginEnv: tel.PluginEnv(), drainLimit: timeout + grace})

@@ -38,6 +38,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
 	mw "github.com/llmproxy/llmproxy/host/internal/middleware"
+	"github.com/llmproxy/llmproxy/host/internal/platform"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
 	"github.com/llmproxy/llmproxy/host/internal/router"
@@ -76,6 +77,9 @@ type Options struct {
 	// Middleware runs the middleware plugins of chat requests; nil runs
 	// none.
 	Middleware *mw.Runner
+	// Platform is what platform detection found at start, shown to admin
+	// keys by /readyz; nil when detection is off.
+	Platform *platform.Report
 }
 
 // Server handles HTTP requests.
