@@ -41,7 +41,9 @@ provider "dynamic" {
 		t.Fatal(diags)
 	}
 	opts := &Options{Logger: hclog.NewNullLogger(), Settings: map[string]string{}}
-	env := func(i int) string { return strings.Join(newInstance(f.Providers[i], providerDriver{}, opts).environment(), "\n") }
+	env := func(i int) string {
+		return strings.Join(newInstance(f.Providers[i], providerDriver{}, opts).environment(), "\n")
+	}
 	wi, keys, dyn := env(0), env(1), env(2)
 	for _, want := range []string{"AWS_ROLE_ARN=arn:aws:iam::1:role/llmproxy", "AWS_WEB_IDENTITY_TOKEN_FILE="} {
 		if !strings.Contains(wi, want) || !strings.Contains(dyn, want) {
