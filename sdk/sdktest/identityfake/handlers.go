@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -270,7 +271,7 @@ func (f *Fake) entraToken(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "AADSTS50027: client_assertion_type is invalid")
 	case !equal(in["client_assertion"], f.opts.WebIdentityToken):
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "AADSTS700211: No matching federated identity record found for presented assertion.")
-	case !strings.HasSuffix(in["scope"], "/.default"):
+	case !slices.ContainsFunc(strings.Fields(in["scope"]), func(s string) bool { return strings.HasSuffix(s, "/.default") }):
 		oauthError(w, http.StatusBadRequest, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid.")
 	default:
 		tok := f.issueToken("eyJ0eXAi.entra-")
