@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/llmproxy/llmproxy/plugins/provider-bedrock/bedrockfake"
+	"github.com/llmproxy/llmproxy/plugins/provider-vertex/vertexfake"
+	"github.com/llmproxy/llmproxy/sdk/sdktest/identityfake"
+	"github.com/llmproxy/llmproxy/test/harness"
+)
+
+// fakePod writes the files a pod on EKS sees under root: the Kubernetes
+// service account and the IRSA web identity token.
+func fakePod(t *testing.T, root, irsaToken string) (tokenFile string) {
+	t.Helper()
+	files := map[string]string{
+		"/var/run/secrets/kubernetes.io/serviceaccount/token":     "eyJhbGciOiJSUzI1NiJ9.k8s-sa.sig",
+		"/var/run/secrets/kubernetes.io/serviceaccount/namespace": "llm",
+		"/var/run/secrets/eks.amazonaws.com/serviceaccount/token": irsaToken,
+	}
+	for p, content := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(root, "/var/run/secrets/eks.amazonaws.com/serviceaccount/token")
+}
+
+// TestWorkloadIdentityOnEKS runs the host as if in an EKS pod: platform
+// detection reads the fake pod filesystem and probes a metadata service
+// (the identity fake answering IMDSv2), reports EKS in its start line and
+// in /readyz; the Bedrock instance with auth = "workload_identity" gets
+// only the AWS identity variables, exchanges the IRSA token at the fake
+// STS, and the fake Bedrock verifies SigV4 with the issued temporary keys.
+// A Vertex instance beside it takes its token from a GKE-style metadata
+// server. Static keys in the host's environment never reach a plugin.
+func TestWorkloadIdentityOnEKS(t *testing.T) {
+	const irsa = "eyJhbGciOiJSUzI1NiJ9.irsa-e2e.sig"
+	const role = "arn:aws:iam::111122223333:role/llmproxy-e2e"
+	id := identityfake.New(identityfake.Options{WebIdentityToken: irsa, RoleARN: role, GoogleProject: vertexfake.DefaultProject})
+	t.Cleanup(id.Close)
+	bedrock := bedrockfake.New(bedrockfake.Options{Region: "us-east-1", Keys: id.AWSKeys})
+	if err := bedrock.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bedrock.Close)
+	vertex := vertexfake.New(vertexfake.Options{AcceptToken: id.Issued})
+	if err := vertex.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { vertex.Close() })
+
+	root := t.TempDir()
+	tokenFile := fakePod(t, root, irsa)
+	const hostSecret = "host-static-secret-never-forwarded"
+	hcl := harness.APIKeyBlock + fmt.Sprintf(`
+provider "bedrock_wi" {
+  type = "bedrock"
+  config {
+    region   = "us-east-1"
+    endpoint = %q
+    auth     = "workload_identity"
+  }
+}
+provider "vertex_wi" {
+  type = "vertex"
+  config {
+    project  = %q
+    location = %q
+    endpoint = %q
+    auth     = "workload_identity"
+  }
+}
+route "anthropic.claude-3-haiku-20240307-v1:0" {
+  target "bedrock_wi" {}
+}
+route "gemini-2.5-flash" {
+  target "vertex_wi" {}
+}
+`, bedrock.URL(), vertex.Project(), vertex.Location(), vertex.URL())
+	h := harness.Start(t, hcl, harness.Options{
+		Server:  `platform = "probe"`,
+		WaitFor: []string{"bedrock_wi", "vertex_wi"},
+		Env: []string{
+			"LLMPROXY_PLATFORM_ROOT=" + root,
+			"LLMPROXY_PLATFORM_METADATA_URL=" + id.URL(),
+			"KUBERNETES_SERVICE_HOST=10.100.0.1", "KUBERNETES_SERVICE_PORT=443",
+			"AWS_ROLE_ARN=" + role, "AWS_WEB_IDENTITY_TOKEN_FILE=" + tokenFile, "AWS_ENDPOINT_URL_STS=" + id.URL(),
+			"AWS_EC2_METADATA_DISABLED=true",
+			"GCE_METADATA_HOST=" + id.Host(), "HOME=" + t.TempDir(),
+			// Static keys in the host's environment: forwarded, they
+			// would make the workload-identity instance refuse to start.
+			"AWS_ACCESS_KEY_ID=AKIDHOSTSTATIC", "AWS_SECRET_ACCESS_KEY=" + hostSecret,
+		},
+	})
+
+	for _, model := range []string{"anthropic.claude-3-haiku-20240307-v1:0", "gemini-2.5-flash"} {
+		status, _, body := h.Do(t, http.MethodPost, "/v1/chat/completions", spineChatBody(model, "hello", false))
+		if status != http.StatusOK {
+			t.Fatalf("%s: status %d: %s", model, status, body)
+		}
+	}
+	if got := bedrock.LastRequest().Header.Get("Authorization"); !strings.Contains(got, "Credential=ASIAWEB") {
+		t.Fatalf("Bedrock was signed with %q, want keys from AssumeRoleWithWebIdentity", got)
+	}
+	if id.Calls("sts") != 1 || id.Calls("gce") != 1 {
+		t.Fatalf("STS answered %d, the metadata server %d token requests; want 1 each", id.Calls("sts"), id.Calls("gce"))
+	}
+
+	// The start line and the admin detail of /readyz.
+	logs := h.Logs()
+	// The identity fake answers both as EC2's IMDSv2 and as a GCE
+	// metadata server.
+	if !strings.Contains(logs, "platform: kubernetes (namespace llm); platform eks,gke; identities aws/irsa,gcp/gke_metadata,aws/instance_metadata,gcp/instance_metadata; metadata aws,gcp (") {
+		t.Errorf("no platform line as expected in the log:\n%s", grepLines(logs, "platform"))
+	}
+	status, _, body := h.Do(t, http.MethodGet, "/readyz", "")
+	var ready struct {
+		Platform struct {
+			Kubernetes struct {
+				Namespace string `json:"namespace"`
+				APIServer string `json:"api_server"`
+			} `json:"kubernetes"`
+			Platforms []string `json:"platforms"`
+			Metadata  []string `json:"metadata"`
+			Probed    bool     `json:"probed"`
+		} `json:"platform"`
+	}
+	if err := json.Unmarshal(body, &ready); err != nil || status != http.StatusOK {
+		t.Fatalf("/readyz: %d %s", status, body)
+	}
+	p := ready.Platform
+	if p.Kubernetes.Namespace != "llm" || p.Kubernetes.APIServer != "10.100.0.1:443" || !slices.Equal(p.Platforms, []string{"eks", "gke"}) ||
+		!slices.Equal(p.Metadata, []string{"aws", "gcp"}) || !p.Probed {
+		t.Errorf("/readyz platform = %+v", p)
+	}
+
+	// What each plugin process was given.
+	procs := h.PluginProcs(t)
+	env, err := harness.Environ(procs["bedrock_wi"].PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env["AWS_ROLE_ARN"] != role || env["AWS_WEB_IDENTITY_TOKEN_FILE"] != tokenFile {
+		t.Errorf("bedrock plugin environment lacks the IRSA variables: %v", env)
+	}
+	for k := range env {
+		if k == "AWS_ACCESS_KEY_ID" || k == "AWS_SECRET_ACCESS_KEY" || k == "GCE_METADATA_HOST" {
+			t.Errorf("bedrock plugin got %s", k)
+		}
+	}
+	if strings.Contains(logs, hostSecret) || strings.Contains(logs, irsa) {
+		t.Error("a secret appears in the host log")
+	}
+}
