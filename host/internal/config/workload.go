@@ -14,8 +14,18 @@ const (
 
 // AuthWorkloadIdentity is the value of a plugin config's auth attribute
 // that makes the plugin take its identity from the platform (IRSA, GKE
-// metadata, AKS federated token, OCI resource principal …).
+// metadata, AKS federated token, OKE workload identity …).
 const AuthWorkloadIdentity = "workload_identity"
+
+// platformAuth are the auth values whose identity the platform provides:
+// workload_identity, and OCI's resource and instance principals.
+var platformAuth = map[string]bool{AuthWorkloadIdentity: true, "resource_principal": true, "instance_principal": true}
+
+// PlatformIdentity reports whether the instance takes its identity from
+// the platform (auth = "workload_identity", or OCI's
+// "resource_principal" / "instance_principal"): the host then forwards
+// its cloud's identity variables to the plugin.
+func (i *Instance) PlatformIdentity() bool { return platformAuth[i.Auth()] }
 
 // Auth returns the string value of the auth attribute of the instance's
 // config block, or "" when it has none or it is not a plain string. The
@@ -38,11 +48,11 @@ func (i *Instance) Auth() string {
 }
 
 // UsesWorkloadIdentity reports whether any enabled provider or storage
-// instance has auth = "workload_identity".
+// instance takes its identity from the platform.
 func (f *File) UsesWorkloadIdentity() bool {
 	for _, list := range [][]Instance{f.Providers, f.Storage} {
 		for i := range list {
-			if list[i].IsEnabled() && list[i].Auth() == AuthWorkloadIdentity {
+			if list[i].IsEnabled() && list[i].PlatformIdentity() {
 				return true
 			}
 		}

@@ -924,7 +924,7 @@ func (in *Instance) environment() []string {
 	}
 	// An instance that takes its identity from the platform gets the
 	// variables its cloud's identity is configured by (and only those).
-	if in.cfg.Auth() == config.AuthWorkloadIdentity {
+	if in.cfg.PlatformIdentity() {
 		env = append(env, platform.Env(platform.CloudOf(in.Type), os.Getenv)...)
 	}
 	for k, v := range in.cfg.Env {
