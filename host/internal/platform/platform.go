@@ -288,7 +288,10 @@ func (d detector) platforms(r *Report) {
 		return
 	}
 	for _, p := range []struct{ name, cloud string }{{"eks", AWS}, {"gke", GCP}, {"aks", Azure}, {"oke", OCI}, {"iks", IBM}} {
-		if r.Has(p.cloud) {
+		// An EC2 metadata service alone does not make EKS: many
+		// self-managed clusters run on EC2. EKS injects its own markers.
+		pod := slices.ContainsFunc(r.Identities, func(i Identity) bool { return i.Cloud == p.cloud && i.Kind != "instance_metadata" })
+		if pod || (p.cloud != AWS && slices.Contains(r.Metadata, p.cloud)) {
 			r.Platforms = append(r.Platforms, p.name)
 		}
 	}

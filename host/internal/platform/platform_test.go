@@ -204,3 +204,26 @@ func TestEnvForwardsOnlyTheCloudsVariables(t *testing.T) {
 		t.Fatalf("Env of an unknown plugin type = %v", got)
 	}
 }
+
+func TestPlatformsFromMetadata(t *testing.T) {
+	ec2, gce := metadataFake(t, AWS), metadataFake(t, GCP)
+	var eps []Endpoint
+	for _, ep := range DefaultEndpoints() {
+		switch ep.Cloud {
+		case AWS:
+			ep.URL = ec2.URL
+		case GCP:
+			ep.URL = gce.URL
+		default:
+			continue
+		}
+		eps = append(eps, ep)
+	}
+	root := pod(t, map[string]string{ServiceAccountDir + "/token": "jwt"})
+	r := Detect(context.Background(), Options{Root: root, Getenv: envOf(nil), Probe: true, Endpoints: eps})
+	// GKE shows only through its metadata server; EC2's alone is a
+	// self-managed cluster, not EKS.
+	if !slices.Equal(r.Platforms, []string{"gke"}) || !slices.Equal(r.Metadata, []string{AWS, GCP}) {
+		t.Fatalf("platforms %v, metadata %v; want [gke], [aws gcp]", r.Platforms, r.Metadata)
+	}
+}
