@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llmproxy/llmproxy/plugins/provider-azure/azurefake"
 	"github.com/llmproxy/llmproxy/plugins/provider-bedrock/bedrockfake"
 	"github.com/llmproxy/llmproxy/plugins/provider-vertex/vertexfake"
 	"github.com/llmproxy/llmproxy/sdk/sdktest/identityfake"
@@ -162,5 +163,70 @@ route "gemini-2.5-flash" {
 	}
 	if strings.Contains(logs, hostSecret) || strings.Contains(logs, irsa) {
 		t.Error("a secret appears in the host log")
+	}
+}
+
+// TestWorkloadIdentityOnAKS runs an Azure OpenAI instance with auth =
+// "workload_identity" as the AKS webhook sets a pod up: the host forwards
+// AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE and
+// AZURE_AUTHORITY_HOST; the plugin's azidentity exchanges the projected
+// token at an https Entra fake (trusted through the instance's
+// SSL_CERT_FILE), which checks the assertion, client and tenant; the Azure
+// OpenAI fake accepts only the token Entra issued.
+func TestWorkloadIdentityOnAKS(t *testing.T) {
+	const saToken = "eyJhbGciOiJSUzI1NiJ9.aks-e2e.sig"
+	const tenant, client = "72f988bf-0000-4000-8000-2d7cd011db47", "llmproxy-aks-app"
+	id := identityfake.New(identityfake.Options{WebIdentityToken: saToken, AzureTenant: tenant, AzureClientID: client})
+	t.Cleanup(id.Close)
+	az := azurefake.New(azurefake.Options{AcceptToken: id.Issued}).Start()
+	t.Cleanup(az.Close)
+
+	dir := t.TempDir()
+	tokenFile, caFile := filepath.Join(dir, "azure-identity-token"), filepath.Join(dir, "entra-ca.pem")
+	if err := os.WriteFile(tokenFile, []byte(saToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(caFile, id.TLSCertificatePEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hcl := harness.APIKeyBlock + fmt.Sprintf(`
+provider "azure_aks" {
+  type = "azure"
+  env  = { SSL_CERT_FILE = %q }
+  config {
+    endpoint = %q
+    auth     = "workload_identity"
+  }
+}
+route "gpt-4o" {
+  target "azure_aks" {}
+}
+`, caFile, az.URL())
+	h := harness.Start(t, hcl, harness.Options{
+		WaitFor: []string{"azure_aks"},
+		Env: []string{"AZURE_FEDERATED_TOKEN_FILE=" + tokenFile, "AZURE_CLIENT_ID=" + client, "AZURE_TENANT_ID=" + tenant,
+			"AZURE_AUTHORITY_HOST=" + id.TLSURL(), "AZURE_CLIENT_SECRET=host-secret-never-forwarded"},
+	})
+	for i := range 3 {
+		status, _, body := h.Do(t, http.MethodPost, "/v1/chat/completions", spineChatBody("gpt-4o", fmt.Sprint("hello ", i), i == 1))
+		if status != http.StatusOK || strings.Contains(string(body), `"error"`) {
+			t.Fatalf("chat %d: status %d: %s", i, status, body)
+		}
+	}
+	if id.Calls("entra") != 1 {
+		t.Fatalf("Entra issued %d tokens for 3 requests, want 1 (cached)", id.Calls("entra"))
+	}
+	env, err := harness.Environ(h.PluginProcs(t)["azure_aks"].PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env["AZURE_FEDERATED_TOKEN_FILE"] != tokenFile || env["AZURE_CLIENT_ID"] != client {
+		t.Errorf("plugin environment lacks the AKS variables: %v", env)
+	}
+	if _, ok := env["AZURE_CLIENT_SECRET"]; ok {
+		t.Error("the plugin got AZURE_CLIENT_SECRET")
+	}
+	if strings.Contains(h.Logs(), saToken) {
+		t.Error("the federated token appears in the host log")
 	}
 }
