@@ -48,5 +48,18 @@ func detectPlatform(ctx context.Context, cfg *config.File, log hclog.Logger) *pl
 	r := platform.Detect(ctx, o)
 	log.Info("platform: "+r.String(), "kubernetes", r.Kubernetes != nil, "platforms", strings.Join(r.Platforms, ","),
 		"metadata", strings.Join(r.Metadata, ","), "probed", r.Probed)
+	if r.Probed {
+		// Every place an identity can come from was looked at: say which
+		// instance will find none.
+		for _, list := range [][]config.Instance{cfg.Providers, cfg.Storage} {
+			for i := range list {
+				in := &list[i]
+				cloud := platform.CloudOf(in.Type)
+				if in.IsEnabled() && in.PlatformIdentity() && cloud != "" && !r.Has(cloud) {
+					log.Warn("platform: no "+cloud+" workload identity here for this instance", "instance", in.Name, "type", in.Type)
+				}
+			}
+		}
+	}
 	return r
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -34,12 +36,19 @@ provider "v" {
 	tests := []struct {
 		name, listen, platform, body string
 		wantReport, wantProbe        bool
+		wantWarning                  string
 	}{
-		{"off", "0.0.0.0:8080", "off", wi, false, false},
-		{"probe on loopback", "127.0.0.1:8080", "probe", "", true, true},
-		{"auto, workload identity, loopback", "127.0.0.1:8080", "", wi, true, false},
-		{"auto, workload identity, all interfaces", "0.0.0.0:8080", "", wi, true, true},
-		{"auto without workload identity", "0.0.0.0:8080", "auto", "", true, false},
+		{"off", "0.0.0.0:8080", "off", wi, false, false, ""},
+		{"probe on loopback", "127.0.0.1:8080", "probe", "", true, true, ""},
+		{"auto, workload identity, loopback", "127.0.0.1:8080", "", wi, true, false, ""},
+		{"auto, workload identity, all interfaces", "0.0.0.0:8080", "", wi, true, true, ""},
+		{"auto without workload identity", "0.0.0.0:8080", "auto", "", true, false, ""},
+		{"no identity for an instance", "0.0.0.0:8080", "", `
+provider "b" {
+  type = "bedrock"
+  config { auth = "workload_identity" }
+}
+`, true, true, "no aws workload identity here for this instance: instance=b"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,14 +62,21 @@ provider "v" {
 			if diags.HasErrors() {
 				t.Fatal(diags)
 			}
-			r := detectPlatform(context.Background(), cfg, hclog.NewNullLogger())
+			var logs strings.Builder
+			r := detectPlatform(context.Background(), cfg, hclog.New(&hclog.LoggerOptions{Output: &logs}))
+			if tt.wantWarning != "" && !strings.Contains(logs.String(), tt.wantWarning) {
+				t.Errorf("log lacks %q:\n%s", tt.wantWarning, logs.String())
+			}
+			if tt.wantWarning == "" && strings.Contains(logs.String(), "[WARN]") {
+				t.Errorf("unexpected warning:\n%s", logs.String())
+			}
 			if (r != nil) != tt.wantReport {
 				t.Fatalf("report = %v, want one: %v", r, tt.wantReport)
 			}
 			if got := probes.Load() > 0; got != tt.wantProbe || (r != nil && r.Probed != tt.wantProbe) {
 				t.Fatalf("probed = %v (%d requests), want %v", got, probes.Load(), tt.wantProbe)
 			}
-			if tt.wantProbe && (len(r.Metadata) != 1 || r.Metadata[0] != "gcp") {
+			if tt.wantProbe && !slices.Equal(r.Metadata, []string{"gcp"}) {
 				t.Fatalf("metadata = %v, want [gcp]", r.Metadata)
 			}
 		})
