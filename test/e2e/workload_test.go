@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,9 +10,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/llmproxy/llmproxy/plugins/provider-azure/azurefake"
 	"github.com/llmproxy/llmproxy/plugins/provider-bedrock/bedrockfake"
+	"github.com/llmproxy/llmproxy/plugins/provider-oci/ocifake"
 	"github.com/llmproxy/llmproxy/plugins/provider-vertex/vertexfake"
 	"github.com/llmproxy/llmproxy/sdk/sdktest/identityfake"
 	"github.com/llmproxy/llmproxy/test/harness"
@@ -228,5 +231,59 @@ route "gpt-4o" {
 	}
 	if strings.Contains(h.Logs(), saToken) {
 		t.Error("the federated token appears in the host log")
+	}
+}
+
+// TestOCIResourcePrincipalThroughHost runs an OCI instance with auth =
+// "resource_principal" (v2.2, as OCI Functions and OKE set it up) without
+// inherit_env: the host forwards the OCI_RESOURCE_PRINCIPAL_* variables,
+// oci-go-sdk reads the RPST and its session key from the files they name,
+// and ocifake verifies the request signature made with that key under
+// keyId "ST$<rpst>".
+func TestOCIResourcePrincipalThroughHost(t *testing.T) {
+	f := ocifake.New(ocifake.Options{Key: ociTestKey(t)})
+	if err := f.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	seg := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	rpst := seg(map[string]string{"alg": "RS256", "typ": "JWT"}) + "." +
+		seg(map[string]any{"exp": time.Now().Add(time.Hour).Unix(), "res_tenant": ocifake.DefaultTenancy,
+			"res_compartment": f.Compartment(), "res_type": "fnfunc"}) + "." + base64.RawURLEncoding.EncodeToString([]byte("sig"))
+	f.TrustKey("ST$"+rpst, f.Key().Public)
+	dir := t.TempDir()
+	rpstFile, pemFile := filepath.Join(dir, "rpst"), filepath.Join(dir, "private.pem")
+	if err := os.WriteFile(rpstFile, []byte(rpst), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pemFile, []byte(f.Key().PrivatePEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hcl := harness.APIKeyBlock + fmt.Sprintf(`
+provider "oci_rp" {
+  type = "oci"
+  config {
+    auth           = "resource_principal"
+    endpoint       = %q
+    compartment_id = %q
+  }
+}
+route "meta.*" {
+  target "oci_rp" {}
+}
+`, f.URL(), f.Compartment())
+	h := harness.Start(t, hcl, harness.Options{WaitFor: []string{"oci_rp"}, Env: []string{
+		"OCI_RESOURCE_PRINCIPAL_VERSION=2.2", "OCI_RESOURCE_PRINCIPAL_RPST=" + rpstFile,
+		"OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM=" + pemFile, "OCI_RESOURCE_PRINCIPAL_REGION=us-chicago-1",
+	}})
+	status, _, body := h.Do(t, http.MethodPost, "/v1/chat/completions", spineChatBody(ociGenericModel, "hello", false))
+	if status != http.StatusOK {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	if auth := f.LastRequest().Header.Get("Authorization"); !strings.Contains(auth, `keyId="ST$`+rpst+`"`) {
+		t.Fatalf("OCI saw Authorization %q, want the resource principal's session token", auth)
 	}
 }
