@@ -26,6 +26,10 @@ const (
 const (
 	AuthAPIKey = "api_key"
 	AuthEntra  = "entra"
+	// AuthWorkloadIdentity takes the identity the platform gives the
+	// workload: an AKS federated token (AZURE_FEDERATED_TOKEN_FILE) or a
+	// managed identity.
+	AuthWorkloadIdentity = "workload_identity"
 )
 
 // Document modes of the documents attribute.
@@ -62,7 +66,7 @@ func configSchema() schema.Schema {
 		{Name: "api_version", Type: "string", Description: "Data-plane api-version query parameter (default " + DefaultAPIVersion + ")."},
 		{Name: "deployments", Type: "map(string)", Description: "OpenAI model name → deployment name; a model not listed is used as the deployment name."},
 		{Name: "timeout", Type: "string", Description: "Upstream timeout, a Go duration (default 10m): the whole call for JSON responses, the wait for the response headers for streams."},
-		{Name: "auth", Type: "string", Description: `"api_key" (default: api-key header from the api_key credential) or "entra" (Microsoft Entra ID bearer token).`},
+		{Name: "auth", Type: "string", Description: `"api_key" (default: api-key header from the api_key credential), "entra" (Microsoft Entra ID bearer token from a client secret) or "workload_identity" (Entra token for the workload's own identity: the AKS federated token file, else the managed identity; no credentials).`},
 		{Name: "tenant_id", Type: "string", Description: "Entra tenant of the client-credentials grant."},
 		{Name: "client_id", Type: "string", Description: "Entra application (client) id of the client-credentials grant."},
 		{Name: "authority_host", Type: "string", Description: "Entra authority (default " + DefaultAuthorityHost + ")."},
@@ -181,8 +185,27 @@ func newInstance(cfg *provider.Config) (*instance, error) {
 		default:
 			diags = append(diags, schema.Diagnostic{Summary: `auth "entra" needs the client_secret or bearer_token credential`, Path: []string{"auth"}})
 		}
+	case AuthWorkloadIdentity:
+		if creds[CredAPIKey] != "" || creds[CredClientSecret] != "" || creds[CredBearerToken] != "" {
+			bad("auth", "auth %q takes no credentials: the identity comes from the platform", AuthWorkloadIdentity)
+			break
+		}
+		if fc.TenantID != "" && !tenantRE.MatchString(fc.TenantID) {
+			bad("tenant_id", "tenant_id %q is not a tenant id", fc.TenantID)
+			break
+		}
+		scope := DefaultScope
+		if fc.Scope != "" {
+			scope = fc.Scope
+		}
+		a, err := newIdentityAuth(fc.TenantID, fc.ClientID, fc.AuthorityHost, scope)
+		if err != nil {
+			bad("auth", "workload identity: %v", err)
+			break
+		}
+		in.auth = a
 	default:
-		bad("auth", "auth must be %q or %q, not %q", AuthAPIKey, AuthEntra, fc.Auth)
+		bad("auth", "auth must be %q, %q or %q, not %q", AuthAPIKey, AuthEntra, AuthWorkloadIdentity, fc.Auth)
 	}
 	if diags.HasErrors() {
 		return nil, diags

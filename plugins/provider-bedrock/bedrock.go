@@ -33,6 +33,17 @@ const (
 	apiInvoke   = "invoke"
 )
 
+// Values of the "auth" config attribute.
+const (
+	// authAuto uses the credentials when given, else the AWS default chain.
+	authAuto = ""
+	// authStatic requires the credentials (SigV4 keys or an API key).
+	authStatic = "static"
+	// authWorkloadIdentity takes the pod's or machine's identity: IRSA
+	// web identity, EKS Pod Identity or the instance role (IMDSv2).
+	authWorkloadIdentity = "workload_identity"
+)
+
 // Credential names the plugin asks the host for.
 const (
 	credAccessKeyID     = "access_key_id"
@@ -66,6 +77,7 @@ type settings struct {
 	Timeout  string `json:"timeout"`
 	Profile  string `json:"profile"`
 	API      string `json:"api"`
+	Auth     string `json:"auth"`
 }
 
 // instance is one configuration of the provider: swapped as a whole on
@@ -94,6 +106,7 @@ func (b *Bedrock) Describe(context.Context) (*provider.Description, error) {
 			{Name: "endpoint", Type: "string", Description: "Override of the runtime endpoint URL (default https://bedrock-runtime.{region}.amazonaws.com)."},
 			{Name: "timeout", Type: "string", Description: `Limit on one upstream call including its stream, a Go duration such as "5m"; empty means the request's own deadline.`},
 			{Name: "profile", Type: "string", Description: "Shared-config profile used when no static credentials or API key are given."},
+			{Name: "auth", Type: "string", Description: `"static" (the credentials below), "workload_identity" (IRSA web identity token, EKS Pod Identity or the EC2 instance role, through the AWS SDK inside the plugin) or unset (the credentials when given, else the AWS default chain).`},
 			{Name: "api", Type: "string", Description: `"converse" (default) sends chat through Converse for every model; "invoke" sends it through InvokeModel in the Anthropic Messages format and only serves anthropic.* models.`},
 		}},
 		Credentials: []schema.Credential{
@@ -161,6 +174,23 @@ func newInstance(ctx context.Context, s settings, creds map[string]string) (*ins
 	if token != "" && keyID == "" {
 		diags = append(diags, schema.Diagnostic{Summary: "session_token needs access_key_id and secret_access_key"})
 	}
+	switch s.Auth {
+	case authAuto:
+	case authStatic:
+		if keyID == "" && apiKey == "" {
+			diags = append(diags, schema.Diagnostic{Summary: `auth = "static" needs access_key_id and secret_access_key, or api_key`, Path: []string{"auth"}})
+		}
+	case authWorkloadIdentity:
+		if keyID != "" || apiKey != "" {
+			diags = append(diags, schema.Diagnostic{Summary: `auth = "workload_identity" takes no credentials`,
+				Detail: "the identity comes from the environment (IRSA, EKS Pod Identity or the instance role); remove the credential blocks", Path: []string{"auth"}})
+		}
+		if s.Profile != "" {
+			diags = append(diags, schema.Diagnostic{Summary: `auth = "workload_identity" ignores profile`, Path: []string{"profile"}})
+		}
+	default:
+		diags = append(diags, schema.Diagnostic{Summary: `auth must be "static" or "workload_identity"`, Detail: fmt.Sprintf("got %q", s.Auth), Path: []string{"auth"}})
+	}
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -178,6 +208,13 @@ func newInstance(ctx context.Context, s settings, creds map[string]string) (*ins
 	case keyID != "":
 		inst.creds = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(keyID, secret, token))
 		awsCfg = aws.Config{Region: s.Region, Credentials: inst.creds}
+	case s.Auth == authWorkloadIdentity:
+		c, err := workloadIdentityConfig(ctx, s.Region)
+		if err != nil {
+			return nil, schema.Diagnostics{{Summary: "cannot set up AWS workload identity", Detail: err.Error(), Path: []string{"auth"}}}
+		}
+		awsCfg = c
+		inst.creds = c.Credentials
 	default:
 		opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(s.Region)}
 		if s.Profile != "" {

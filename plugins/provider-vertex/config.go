@@ -35,7 +35,14 @@ var configSchema = schema.Schema{Attributes: []schema.Attribute{
 	{Name: "endpoint", Type: "string", Description: `Base URL override (default https://{location}-aiplatform.googleapis.com, or https://aiplatform.googleapis.com for "global" and for express mode).`},
 	{Name: "timeout", Type: "string", Description: `Upstream timeout, a Go duration such as "90s": the whole call for non-streamed requests, the wait for the response headers for streams (default "10m").`},
 	{Name: "default_max_tokens", Type: "number", Description: "maxOutputTokens sent when the client sets neither max_tokens nor max_completion_tokens (default: none, the model's own limit)."},
+	{Name: "auth", Type: "string", Description: `"static" (a credential below is required), "workload_identity" (Application Default Credentials only: the GKE metadata server, or workload identity federation from an external_account file in GOOGLE_APPLICATION_CREDENTIALS; no credentials) or unset (the credentials when given, else Application Default Credentials).`},
 }}
+
+// Values of the auth attribute.
+const (
+	authStatic           = "static"
+	authWorkloadIdentity = "workload_identity"
+)
 
 // credentialSpecs are the secrets an instance may use; with neither, the
 // plugin uses Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS,
@@ -53,6 +60,7 @@ type rawConfig struct {
 	Endpoint         *string  `json:"endpoint"`
 	Timeout          *string  `json:"timeout"`
 	DefaultMaxTokens *float64 `json:"default_max_tokens"`
+	Auth             *string  `json:"auth"`
 }
 
 // settings is a validated configuration with its HTTP client and
@@ -119,6 +127,24 @@ func parseConfig(ctx context.Context, cfg *provider.Config, detect adcFunc, earl
 	if saJSON != "" && apiKey != "" {
 		diags = append(diags, schema.Diagnostic{Summary: "conflicting credentials",
 			Detail: "set either service_account_json or api_key, not both", Path: []string{"credentials", "api_key"}})
+	}
+	mode := ""
+	if raw.Auth != nil {
+		mode = *raw.Auth
+	}
+	switch mode {
+	case "":
+	case authStatic:
+		if saJSON == "" && apiKey == "" {
+			diags = append(diags, schema.Diagnostic{Summary: `auth = "static" needs service_account_json or api_key`, Path: []string{"auth"}})
+		}
+	case authWorkloadIdentity:
+		if saJSON != "" || apiKey != "" {
+			diags = append(diags, schema.Diagnostic{Summary: `auth = "workload_identity" takes no credentials`,
+				Detail: "the identity comes from the GKE metadata server or a workload identity federation config; remove the credential blocks", Path: []string{"auth"}})
+		}
+	default:
+		diags = append(diags, schema.Diagnostic{Summary: `auth must be "static" or "workload_identity"`, Detail: fmt.Sprintf("got %q", mode), Path: []string{"auth"}})
 	}
 
 	base := ""

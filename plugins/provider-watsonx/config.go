@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -16,6 +18,10 @@ const (
 	defaultIAMURL  = "https://iam.cloud.ibm.com"
 	defaultVersion = "2025-02-11"
 	defaultTimeout = 10 * time.Minute
+	// The compute-resource token files IKS and OpenShift on IBM Cloud
+	// project into pods.
+	defaultCRTokenFile = "/var/run/secrets/tokens/vault-token"
+	altCRTokenFile     = "/var/run/secrets/tokens/sa-token"
 )
 
 // configSchema is the schema of the instance's config block.
@@ -32,13 +38,19 @@ var configSchema = schema.Schema{Attributes: []schema.Attribute{
 		Description: `API version date sent as ?version= on every call (default "` + defaultVersion + `").`},
 	{Name: "timeout", Type: "string",
 		Description: `Upstream timeout, a Go duration such as "90s": the whole call for non-streamed requests, the wait for the response headers for streams (default "10m").`},
+	{Name: "auth", Type: "string",
+		Description: `"api_key" (default: the api_key credential) or "workload_identity" (an IBM Cloud trusted profile: the compute-resource token IKS/OpenShift projects into the pod, exchanged at IAM; no credentials).`},
+	{Name: "trusted_profile_id", Type: "string", Description: `Trusted profile id (Profile-…) for auth = "workload_identity".`},
+	{Name: "trusted_profile_name", Type: "string", Description: `Trusted profile name for auth = "workload_identity", instead of trusted_profile_id.`},
+	{Name: "cr_token_file", Type: "string",
+		Description: `Compute-resource token file for auth = "workload_identity" (default ` + defaultCRTokenFile + `, else ` + altCRTokenFile + `).`},
 	{Name: "deployments", Type: "map(string)",
 		Description: `Model names served by deployments, mapped to the deployment id or serving name, e.g. { "my-granite" = "2f6c…" }. A model written "deployment/<id>" always goes to that deployment.`},
 }}
 
 // credentials are the secrets an instance needs.
 var credentials = []schema.Credential{
-	{Name: "api_key", Description: "IBM Cloud API key, exchanged for IAM bearer tokens.", Required: true},
+	{Name: "api_key", Description: "IBM Cloud API key, exchanged for IAM bearer tokens (required unless auth = \"workload_identity\")."},
 }
 
 // rawConfig is the config block as the host sends it: absent attributes
@@ -51,6 +63,10 @@ type rawConfig struct {
 	Version     *string           `json:"version"`
 	Timeout     *string           `json:"timeout"`
 	Deployments map[string]string `json:"deployments"`
+	Auth        *string           `json:"auth"`
+	ProfileID   *string           `json:"trusted_profile_id"`
+	ProfileName *string           `json:"trusted_profile_name"`
+	CRTokenFile *string           `json:"cr_token_file"`
 }
 
 // settings is a validated configuration with its HTTP client and token
@@ -136,9 +152,37 @@ func parseConfig(cfg *provider.Config) (*settings, error) {
 	}
 
 	apiKey := cfg.Credentials["api_key"]
-	if strings.TrimSpace(apiKey) == "" {
-		diags = append(diags, schema.Diagnostic{Summary: "missing credential api_key",
-			Detail: "the watsonx provider needs an IBM Cloud API key, exchanged for IAM tokens", Path: []string{"credentials", "api_key"}})
+	var profile *trustedProfile
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return strings.TrimSpace(*p)
+	}
+	switch mode := str(raw.Auth); mode {
+	case "", "api_key":
+		if strings.TrimSpace(apiKey) == "" {
+			diags = append(diags, schema.Diagnostic{Summary: "missing credential api_key",
+				Detail: "the watsonx provider needs an IBM Cloud API key, exchanged for IAM tokens", Path: []string{"credentials", "api_key"}})
+		}
+	case "workload_identity":
+		profile = &trustedProfile{id: str(raw.ProfileID), name: str(raw.ProfileName), tokenFile: str(raw.CRTokenFile)}
+		if apiKey != "" {
+			diags = append(diags, schema.Diagnostic{Summary: `auth = "workload_identity" takes no api_key`,
+				Detail: "the identity is the trusted profile of the pod's compute-resource token", Path: []string{"auth"}})
+		}
+		if (profile.id == "") == (profile.name == "") {
+			diags = append(diags, schema.Diagnostic{Summary: "set exactly one of trusted_profile_id and trusted_profile_name",
+				Detail: `auth = "workload_identity" exchanges the compute-resource token for a trusted profile`, Path: []string{"trusted_profile_id"}})
+		}
+		if profile.tokenFile == "" {
+			profile.tokenFile = defaultCRTokenFile
+			if _, err := os.Stat(defaultCRTokenFile); err != nil {
+				profile.tokenFile = altCRTokenFile
+			}
+		}
+	default:
+		diags = append(diags, schema.Diagnostic{Summary: `auth must be "api_key" or "workload_identity"`, Detail: fmt.Sprintf("got %q", mode), Path: []string{"auth"}})
 	}
 	if diags.HasErrors() {
 		return nil, diags
@@ -147,6 +191,7 @@ func parseConfig(cfg *provider.Config) (*settings, error) {
 	transport.ResponseHeaderTimeout = s.timeout
 	s.client = &http.Client{Transport: provider.Transport(transport)}
 	s.tokens = newTokenSource(iamURL, apiKey, s.client)
+	s.tokens.profile = profile
 	return s, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -23,7 +24,18 @@ const (
 	maxRefreshAhead = 5 * time.Minute
 	expirySkew      = time.Second
 	grantAPIKey     = "urn:ibm:params:oauth:grant-type:apikey"
+	grantCRToken    = "urn:ibm:params:oauth:grant-type:cr-token"
+	// maxCRToken caps the compute-resource token file read.
+	maxCRToken = 64 << 10
 )
+
+// trustedProfile is the workload identity of a pod on IKS or Red Hat
+// OpenShift on IBM Cloud: the compute-resource token the cluster projects
+// into a file, exchanged for the trusted profile named by id or name.
+type trustedProfile struct {
+	tokenFile string
+	id, name  string
+}
 
 // token is one IAM access token.
 type token struct {
@@ -38,7 +50,10 @@ type token struct {
 type tokenSource struct {
 	endpoint string
 	apiKey   string
-	client   *http.Client
+	// profile, when set, replaces the API key with a trusted profile's
+	// compute-resource token.
+	profile *trustedProfile
+	client  *http.Client
 	// now is the clock; tests replace it.
 	now func() time.Time
 
@@ -83,7 +98,8 @@ func (ts *tokenSource) Token(ctx context.Context) (string, error) {
 // key at the same IAM endpoint, so that a reconfiguration does not cost
 // a token exchange.
 func (ts *tokenSource) adopt(old *tokenSource) {
-	if old == nil || old.apiKey != ts.apiKey || old.endpoint != ts.endpoint {
+	if old == nil || old.apiKey != ts.apiKey || old.endpoint != ts.endpoint ||
+		(old.profile == nil) != (ts.profile == nil) || (ts.profile != nil && *old.profile != *ts.profile) {
 		return
 	}
 	old.mu.Lock()
@@ -160,9 +176,42 @@ type iamError struct {
 	ErrorMessage string `json:"errorMessage"`
 }
 
-// exchange performs POST {iam_url}/identity/token with the apikey grant.
+// form is the body of the token request: the apikey grant, or the
+// cr-token grant with the compute-resource token read afresh from its file
+// (the cluster rotates it).
+func (ts *tokenSource) form() (url.Values, error) {
+	p := ts.profile
+	if p == nil {
+		return url.Values{"grant_type": {grantAPIKey}, "apikey": {ts.apiKey}}, nil
+	}
+	f, err := os.Open(p.tokenFile)
+	if err != nil {
+		return nil, openai.NewError(http.StatusServiceUnavailable, openai.TypeUnavailable, "workload_identity_unavailable",
+			"watsonx: the compute-resource token file cannot be read: "+err.Error())
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, maxCRToken))
+	cr := strings.TrimSpace(string(raw))
+	if err != nil || cr == "" {
+		return nil, openai.NewError(http.StatusServiceUnavailable, openai.TypeUnavailable, "workload_identity_unavailable",
+			"watsonx: the compute-resource token file "+p.tokenFile+" is empty or unreadable")
+	}
+	form := url.Values{"grant_type": {grantCRToken}, "cr_token": {cr}}
+	if p.id != "" {
+		form.Set("profile_id", p.id)
+	} else {
+		form.Set("profile_name", p.name)
+	}
+	return form, nil
+}
+
+// exchange performs POST {iam_url}/identity/token with the apikey or
+// cr-token grant.
 func (ts *tokenSource) exchange(ctx context.Context) (*token, error) {
-	form := url.Values{"grant_type": {grantAPIKey}, "apikey": {ts.apiKey}}
+	form, err := ts.form()
+	if err != nil {
+		return nil, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ts.endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, fmt.Errorf("watsonx: build IAM request: %w", err)

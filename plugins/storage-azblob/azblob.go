@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
+	"github.com/llmproxy/llmproxy/sdk/schema"
 	"github.com/llmproxy/llmproxy/sdk/storage"
 )
 
@@ -89,7 +90,24 @@ func newBackend(set settings, creds map[string]string) (*backend, error) {
 	}}
 	b := &backend{settings: set}
 	var err error
-	switch key, sas := creds[credAccountKey], creds[credSASToken]; {
+	key, sas := creds[credAccountKey], creds[credSASToken]
+	switch set.auth {
+	case authStatic:
+		if key == "" && sas == "" {
+			return nil, schema.Errorf([]string{"auth"}, `auth = "static" needs the %s or %s credential`, credAccountKey, credSASToken)
+		}
+	case authWorkloadIdentity:
+		if key != "" || sas != "" {
+			return nil, schema.Errorf([]string{"auth"}, `auth = "workload_identity" takes no credentials: the identity comes from the platform`)
+		}
+	}
+	switch {
+	case set.auth == authWorkloadIdentity:
+		b.token, err = workloadIdentity(set.clientID)
+		if err != nil {
+			return nil, fmt.Errorf("configure azblob: workload identity: %w", err)
+		}
+		b.svc, err = service.NewClient(set.serviceURL, b.token, opts)
 	case key != "" && sas != "":
 		return nil, fmt.Errorf("configure azblob: set only one of the %s and %s credentials", credAccountKey, credSASToken)
 	case key != "":

@@ -38,7 +38,17 @@ type config struct {
 	BlockSize int64 `json:"block_size"`
 	// Concurrency is the number of blocks staged at once by one Put.
 	Concurrency int `json:"concurrency"`
+	// Auth is "static", "workload_identity" or empty (see configSchema).
+	Auth string `json:"auth"`
+	// ClientID names a user-assigned managed identity (workload_identity).
+	ClientID string `json:"client_id"`
 }
+
+// Values of the auth attribute.
+const (
+	authStatic           = "static"
+	authWorkloadIdentity = "workload_identity"
+)
 
 // settings is a validated config with its defaults applied.
 type settings struct {
@@ -48,6 +58,8 @@ type settings struct {
 	concurrency int
 	// insecure is true for a plain-HTTP endpoint (an emulator).
 	insecure bool
+	auth     string
+	clientID string
 }
 
 // configSchema is the config block the plugin accepts.
@@ -57,6 +69,8 @@ func configSchema() schema.Schema {
 		{Name: "endpoint", Type: "string", Description: "Alias of account_url."},
 		{Name: "account_name", Type: "string", Description: "Storage account name; derived from account_url when unset."},
 		{Name: "block_size", Type: "number", Description: "Bytes per staged block of an upload (1 MiB to 100 MiB, default 2 MiB)."},
+		{Name: "auth", Type: "string", Description: `"static" (account_key or sas_token required), "workload_identity" (Entra token of the workload: the AKS federated token file, else the managed identity; no credentials) or unset (the credentials when given, else DefaultAzureCredential).`},
+		{Name: "client_id", Type: "string", Description: "Client id of a user-assigned managed identity, for auth = \"workload_identity\" (AKS sets AZURE_CLIENT_ID itself)."},
 		{Name: "concurrency", Type: "number", Description: "Blocks one upload stages at once (1 to 16, default 2); an upload buffers block_size × concurrency bytes."},
 	}}
 }
@@ -103,6 +117,13 @@ func (c config) resolve() (settings, error) {
 		blockSize:   c.BlockSize,
 		concurrency: c.Concurrency,
 		insecure:    u.Scheme == "http",
+		auth:        c.Auth,
+		clientID:    c.ClientID,
+	}
+	switch c.Auth {
+	case "", authStatic, authWorkloadIdentity:
+	default:
+		return settings{}, schema.Errorf([]string{"auth"}, `auth must be "static" or "workload_identity", got %q`, c.Auth)
 	}
 	if s.blockSize == 0 {
 		s.blockSize = defaultBlockSize

@@ -32,7 +32,15 @@ type config struct {
 	Anonymous bool `json:"anonymous"`
 	// ChunkSize is the resumable upload chunk size in bytes.
 	ChunkSize int `json:"chunk_size"`
+	// Auth is "static", "workload_identity" or empty (see configSchema).
+	Auth string `json:"auth"`
 }
+
+// Values of the auth attribute.
+const (
+	authStatic           = "static"
+	authWorkloadIdentity = "workload_identity"
+)
 
 // settings is a validated config with defaults applied.
 type settings struct {
@@ -53,6 +61,7 @@ func configSchema() schema.Schema {
 		{Name: "project", Type: "string", Description: "Google Cloud project ID; health checks list its buckets (without it they only check the client is configured)."},
 		{Name: "endpoint", Type: "string", Description: "JSON API base URL for emulators or private endpoints, e.g. http://127.0.0.1:4443/storage/v1/; presigned URLs then point at its host."},
 		{Name: "anonymous", Type: "bool", Description: "Send requests without credentials (emulators); service_account_json is then used only to sign URLs."},
+		{Name: "auth", Type: "string", Description: `"static" (service_account_json required), "workload_identity" (Application Default Credentials only: the GKE metadata server or workload identity federation; no credentials; URLs are signed through the IAM Credentials API) or unset (the credential when given, else Application Default Credentials).`},
 		{Name: "chunk_size", Type: "number", Description: "Resumable upload chunk size in bytes, a multiple of 256 KiB (default 4 MiB); each upload buffers one chunk."},
 	}}
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
+	"github.com/llmproxy/llmproxy/sdk/schema"
 	"github.com/llmproxy/llmproxy/sdk/storage"
 )
 
@@ -67,6 +68,19 @@ func (s *Store) Configure(_ context.Context, cfg *storage.Config) error {
 	set, err := c.resolve()
 	if err != nil {
 		return err
+	}
+	switch js := cfg.Credentials[credServiceAccount]; c.Auth {
+	case "":
+	case authStatic:
+		if js == "" {
+			return schema.Errorf([]string{"auth"}, `auth = "static" needs the %s credential`, credServiceAccount)
+		}
+	case authWorkloadIdentity:
+		if js != "" || set.anonymous {
+			return schema.Errorf([]string{"auth"}, `auth = "workload_identity" takes no credential and is not anonymous: the identity comes from the GKE metadata server or a federation config`)
+		}
+	default:
+		return schema.Errorf([]string{"auth"}, `auth must be "static" or "workload_identity", got %q`, c.Auth)
 	}
 	b := &backend{settings: set}
 	var opts []option.ClientOption

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -53,7 +54,14 @@ type config struct {
 	ForcePathStyle bool   `json:"force_path_style"`
 	PartSizeMiB    int64  `json:"part_size_mib"`
 	HealthBucket   string `json:"health_bucket"`
+	Auth           string `json:"auth"`
 }
+
+// Values of the auth attribute.
+const (
+	authStatic           = "static"
+	authWorkloadIdentity = "workload_identity"
+)
 
 // Describe returns the plugin's name, version, config schema and
 // credentials.
@@ -68,6 +76,7 @@ func (p *S3) Describe(context.Context) (*storage.Description, error) {
 			{Name: "force_path_style", Type: "bool", Description: "Address buckets as path segments (endpoint/bucket/key) instead of host names."},
 			{Name: "part_size_mib", Type: "number", Description: "Multipart part size in MiB (at least 5, default 8); uploads hold one part in memory."},
 			{Name: "health_bucket", Type: "string", Description: "Bucket the health check probes with HeadBucket; without it the check lists buckets."},
+			{Name: "auth", Type: "string", Description: `"static" (the access key credentials), "workload_identity" (IRSA web identity token, EKS Pod Identity or the EC2 instance role; no credentials) or unset (the credentials when given, else the AWS default chain).`},
 		}},
 		Credentials: []schema.Credential{
 			{Name: "access_key_id", Description: "Static access key id; without it the AWS default credential chain is used."},
@@ -99,11 +108,36 @@ func (p *S3) Configure(ctx context.Context, cfg *storage.Config) error {
 	if (id == "") != (secret == "") {
 		diags = append(diags, schema.Diagnostic{Summary: "access_key_id and secret_access_key go together", Detail: "Set both, or neither to use the default credential chain."})
 	}
+	switch c.Auth {
+	case "":
+	case authStatic:
+		if id == "" {
+			diags = append(diags, schema.Diagnostic{Summary: `auth = "static" needs access_key_id and secret_access_key`, Path: []string{"auth"}})
+		}
+	case authWorkloadIdentity:
+		if id != "" {
+			diags = append(diags, schema.Diagnostic{Summary: `auth = "workload_identity" takes no credentials`,
+				Detail: "the identity comes from the environment (IRSA, EKS Pod Identity or the instance role); remove the credential blocks", Path: []string{"auth"}})
+		}
+		if os.Getenv("AWS_ACCESS_KEY_ID") != "" {
+			diags = append(diags, schema.Diagnostic{Summary: `auth = "workload_identity" with AWS_ACCESS_KEY_ID in the plugin's environment`,
+				Detail: "static keys are not a workload identity; do not pass them with inherit_env", Path: []string{"auth"}})
+		}
+	default:
+		diags = append(diags, schema.Diagnostic{Summary: `auth must be "static" or "workload_identity"`, Detail: fmt.Sprintf("got %q", c.Auth), Path: []string{"auth"}})
+	}
 	if diags.HasErrors() {
 		return diags
 	}
 
 	opts := []func(*awsconfig.LoadOptions) error{}
+	if c.Auth == authWorkloadIdentity {
+		// The SDK's chain without shared config files: IRSA web
+		// identity, container credentials (EKS Pod Identity), then the
+		// instance role over IMDSv2, each cached and refreshed ahead of
+		// expiry by the SDK.
+		opts = append(opts, awsconfig.WithSharedConfigFiles([]string{}), awsconfig.WithSharedCredentialsFiles([]string{}))
+	}
 	if c.Region != "" {
 		opts = append(opts, awsconfig.WithRegion(c.Region))
 	}

@@ -18,6 +18,12 @@ server {
   max_body_bytes  = 33554432
   request_timeout = "10m"
   shutdown_grace  = "30s"
+  # Platform detection, reported at start and in /readyz (admin keys):
+  # "auto" reads the markers Kubernetes and the clouds inject and probes
+  # the cloud metadata endpoints (300 ms at most, all at once) only when an
+  # instance uses auth = "workload_identity" and the host listens beyond
+  # loopback; "probe" always probes; "off" skips detection.
+  platform = "auto"
 
   # Supervision: every plugin is asked for its health each interval and
   # must answer within the timeout. An unhealthy answer marks the instance
@@ -347,6 +353,65 @@ provider "oracle_ai" {
   }
 }
 
+# --------------------------------------------------------- workload identity
+# auth = "workload_identity" makes the plugin take the identity its platform
+# gives the pod or machine, through the cloud's SDK inside the plugin, with
+# no credential block: IRSA, EKS Pod Identity or the instance role on AWS;
+# the GKE metadata server or workload identity federation on Google Cloud;
+# the AKS federated token or a managed identity on Azure; a trusted profile
+# on IBM Cloud; OCI's resource principal. The host forwards to such an
+# instance its cloud's identity variables (AWS_ROLE_ARN,
+# AWS_WEB_IDENTITY_TOKEN_FILE, AZURE_FEDERATED_TOKEN_FILE, GCE_METADATA_HOST,
+# OCI_RESOURCE_PRINCIPAL_* …) and nothing else. Each is off without its
+# environment.
+provider "bedrock_irsa" {
+  type    = "bedrock"
+  enabled = env("AWS_WEB_IDENTITY_TOKEN_FILE", "") != "" || env("AWS_CONTAINER_CREDENTIALS_FULL_URI", "") != ""
+  config {
+    region = env("AWS_REGION", "us-east-1")
+    auth   = "workload_identity"
+  }
+}
+
+provider "vertex_gke" {
+  type    = "vertex"
+  enabled = env("GOOGLE_CLOUD_PROJECT", "") != "" && env("KUBERNETES_SERVICE_HOST", "") != ""
+  config {
+    project  = env("GOOGLE_CLOUD_PROJECT", "")
+    location = "us-central1"
+    auth     = "workload_identity"
+  }
+}
+
+provider "azure_aks" {
+  type    = "azure"
+  enabled = env("AZURE_FEDERATED_TOKEN_FILE", "") != "" && env("AZURE_OPENAI_ENDPOINT", "") != ""
+  config {
+    endpoint = env("AZURE_OPENAI_ENDPOINT", "https://example.openai.azure.com")
+    auth     = "workload_identity"
+  }
+}
+
+provider "oci_functions" {
+  type    = "oci"
+  enabled = env("OCI_RESOURCE_PRINCIPAL_VERSION", "") != "" && env("OCI_COMPARTMENT_ID", "") != ""
+  config {
+    auth           = "resource_principal"
+    compartment_id = env("OCI_COMPARTMENT_ID", "")
+  }
+}
+
+provider "watsonx_iks" {
+  type    = "watsonx"
+  enabled = env("IBM_TRUSTED_PROFILE_ID", "") != ""
+  config {
+    url                = env("WATSONX_URL", "https://us-south.ml.cloud.ibm.com")
+    project_id         = env("WATSONX_PROJECT_ID", "")
+    auth               = "workload_identity"
+    trusted_profile_id = env("IBM_TRUSTED_PROFILE_ID", "")
+  }
+}
+
 # ------------------------------------------------------------------ storage
 # Objects through the gateway: /-{type}/{instance}/{op}/{bucket}/{key...},
 # op = put | get | head | list | delete | presign. E.g.
@@ -496,6 +561,18 @@ route "meta.*" {
 # previous_response_id is refused.
 #
 # responses {
-#   store     = "memory"   # per replica, lost on restart
+#   store     = "memory"   # per replica, lost on restart; "store" keeps them
+#                          # in the store block's database, shared by replicas
 #   retention = "24h"      # default 720h
 # }
+
+# Objects on S3 with the pod's IRSA role (see workload identity above).
+storage "s3_irsa" {
+  type            = "s3"
+  enabled         = env("AWS_WEB_IDENTITY_TOKEN_FILE", "") != "" && env("LLMPROXY_S3_BUCKET", "") != ""
+  allowed_buckets = [env("LLMPROXY_S3_BUCKET", "")]
+  config {
+    region = env("AWS_REGION", "us-east-1")
+    auth   = "workload_identity"
+  }
+}

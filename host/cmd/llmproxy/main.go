@@ -268,6 +268,7 @@ func serve(args []string) int {
 	}
 	defer st.Close()
 
+	plat := detectPlatform(context.Background(), cfg, logger)
 	mgr := plugins.Start(cfg, pluginOptions(cfg, base, tel.PluginEnv(), logger.Named("plugin")))
 	defer mgr.Stop()
 	started.Store(mgr)
@@ -322,7 +323,7 @@ func serve(args []string) int {
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens, Limits: limits,
 		Middleware: mws, Responses: respStore, ResponseRetention: respRetention,
 		StoredKeys: st.keys, Admin: st.admin, Usage: st.usage,
-		Prices: cfg.PriceTable(), Budgets: budgets,
+		Prices: cfg.PriceTable(), Budgets: budgets, Platform: plat,
 	})
 	rl := newReloader(&reloader{path: *configPath, pluginsDir: *pluginsDir, listen: *listen,
 		log: logger.Named("reload"), srv: srv, mgr: mgr, local: local, pluginEnv: tel.PluginEnv(), drainLimit: timeout + grace})

@@ -124,6 +124,12 @@ type Server struct {
 	HealthInterval string `hcl:"health_interval,optional"`
 	HealthTimeout  string `hcl:"health_timeout,optional"`
 	HealthFailures int    `hcl:"health_failures,optional"`
+	// Platform sets platform detection: "auto" (default) reads the
+	// markers Kubernetes and the clouds inject and probes the cloud
+	// metadata endpoints only when an instance uses auth =
+	// "workload_identity" and the host does not listen on loopback only;
+	// "probe" always probes; "off" detects nothing.
+	Platform string `hcl:"platform,optional"`
 	// Attempt bounds each try of a request against one route target;
 	// routes and targets may override them (see Attempt).
 	Attempt `hcl:",remain"`

@@ -144,6 +144,12 @@ func (f *File) validate() hcl.Diagnostics {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid server." + name, Detail: detail, Subject: f.Range("server." + name)})
 		}
 	}
+	switch f.Server.Platform {
+	case "", PlatformAuto, PlatformProbe, PlatformOff:
+	default:
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid server.platform",
+			Detail: `platform must be "auto", "probe" or "off"`, Subject: f.Range("server.platform")})
+	}
 	if s := f.Server.PageTokenSecret; s != "" && len(s) < 16 {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid server.page_token_secret",
 			Detail: "page_token_secret must be at least 16 bytes; leave it out for a random key per process"})

@@ -26,6 +26,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/config"
 	"github.com/llmproxy/llmproxy/host/internal/credentials"
 	"github.com/llmproxy/llmproxy/host/internal/glob"
+	"github.com/llmproxy/llmproxy/host/internal/platform"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/schema"
 )
@@ -1024,6 +1025,11 @@ func (in *Instance) environment() []string {
 				env = append(env, kv)
 			}
 		}
+	}
+	// An instance that takes its identity from the platform gets the
+	// variables its cloud's identity is configured by (and only those).
+	if in.cfg.PlatformIdentity() {
+		env = append(env, platform.Env(platform.CloudOf(in.Type), os.Getenv)...)
 	}
 	for k, v := range in.cfg.Env {
 		env = append(env, k+"="+v)

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 
+	"github.com/llmproxy/llmproxy/host/internal/platform"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 )
 
@@ -15,6 +16,8 @@ type readiness struct {
 	// Routing is, per routed instance, its circuit state, attempts in
 	// flight and time-to-first-byte average (admin keys only).
 	Routing any `json:"routing,omitempty"`
+	// Platform is where the host runs (admin keys only).
+	Platform *platform.Report `json:"platform,omitempty"`
 }
 
 // ReloadStatus is the outcome of the last configuration reload, shown by
@@ -98,6 +101,7 @@ func (s *Server) ready(r *call) {
 	}
 	if r.key != nil && r.key.Admin {
 		out.Instances = st
+		out.Platform = s.opts.Platform
 		if rt := s.gen.Load().Router; rt != nil {
 			out.Routing = rt.Circuits()
 		}

@@ -42,6 +42,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
 	mw "github.com/llmproxy/llmproxy/host/internal/middleware"
+	"github.com/llmproxy/llmproxy/host/internal/platform"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/price"
 	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
@@ -101,6 +102,9 @@ type Options struct {
 	// Budgets enforces hard budgets on keys and key groups; nil enforces
 	// none.
 	Budgets *budget.Policy
+	// Platform is what platform detection found at start, shown to admin
+	// keys by /readyz; nil when detection is off.
+	Platform *platform.Report
 }
 
 // Server handles HTTP requests.

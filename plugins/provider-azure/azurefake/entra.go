@@ -86,5 +86,8 @@ func (s *Server) tokenValid(token string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	exp, ok := s.tokens[token]
-	return ok && time.Now().Before(exp)
+	if ok && time.Now().Before(exp) {
+		return true
+	}
+	return s.opts.AcceptToken != nil && s.opts.AcceptToken(token)
 }

@@ -58,6 +58,10 @@ type Options struct {
 	Deployments map[string]string
 	// Region is reported in x-ms-region (default "eastus").
 	Region string
+	// AcceptToken, when set, also accepts bearer tokens another fake
+	// issued (a workload-identity Entra or managed-identity endpoint), such
+	// as identityfake's Issued.
+	AcceptToken func(token string) bool
 }
 
 // ToolCall is a tool call the fake's reply makes.

@@ -70,6 +70,10 @@ type Options struct {
 	APIKey string
 	// Models are listed by the model list; DefaultModels when nil.
 	Models []string
+	// AcceptToken, when set, also accepts bearer tokens another fake
+	// issued (a metadata server or STS of workload identity) and still
+	// holds valid, such as identityfake's Issued.
+	AcceptToken func(token string) bool
 }
 
 // DefaultModels are listed when Options.Models is nil.
@@ -369,7 +373,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (express, 
 	s.mu.Lock()
 	exp, issued := s.tokens[tok]
 	s.mu.Unlock()
-	if !issued || time.Now().After(exp) {
+	if (!issued || time.Now().After(exp)) && (s.opts.AcceptToken == nil || !s.opts.AcceptToken(tok)) {
 		writeStatus(w, http.StatusUnauthorized, "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.", nil)
 		return false, false
 	}

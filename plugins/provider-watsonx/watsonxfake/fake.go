@@ -30,6 +30,7 @@ package watsonxfake
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -62,6 +63,12 @@ type Options struct {
 	// APIKey is the only IBM Cloud API key IAM accepts; DefaultAPIKey
 	// when empty.
 	APIKey string
+	// CRToken is the compute-resource token the cr-token grant accepts
+	// (none when empty), for the trusted profile TrustedProfileID or
+	// TrustedProfileName.
+	CRToken            string
+	TrustedProfileID   string
+	TrustedProfileName string
 	// TokenTTL is the lifetime of issued tokens, rounded to whole seconds
 	// in expires_in; DefaultTokenTTL when zero.
 	TokenTTL time.Duration
@@ -192,14 +199,15 @@ type issued struct {
 type Server struct {
 	opts Options
 
-	mu         sync.Mutex
-	scenario   Scenario
-	failures   []Failure
-	iamFails   []Failure
-	tokens     map[string]*issued
-	exchanges  int
-	requests   []Request
-	expiredHit int
+	mu          sync.Mutex
+	scenario    Scenario
+	failures    []Failure
+	iamFails    []Failure
+	tokens      map[string]*issued
+	exchanges   int
+	crExchanges int
+	requests    []Request
+	expiredHit  int
 
 	srv *http.Server
 	ln  net.Listener
@@ -472,6 +480,10 @@ func (s *Server) iam(w http.ResponseWriter, r *http.Request, body []byte) {
 		}
 		writeIAMError(w, fail.Status, code, msg)
 		return
+	case form.Get("grant_type") == "urn:ibm:params:oauth:grant-type:cr-token":
+		if !s.trustedProfile(w, form) {
+			return
+		}
 	case form.Get("grant_type") != "urn:ibm:params:oauth:grant-type:apikey":
 		writeIAMError(w, http.StatusBadRequest, "BXNIM0103E", "Unsupported grant type.")
 		return
@@ -497,6 +509,37 @@ func (s *Server) iam(w http.ResponseWriter, r *http.Request, body []byte) {
 		"access_token": tok, "refresh_token": "not_supported", "token_type": "Bearer",
 		"expires_in": secs, "expiration": now.Unix() + secs, "scope": "ibm openid",
 	})
+}
+
+// trustedProfile checks a cr-token grant: the compute-resource token must
+// be Options.CRToken and the profile, named by id or by name (not both),
+// Options.TrustedProfileID or Options.TrustedProfileName. It writes IAM's
+// refusal and reports false when the grant does not pass.
+func (s *Server) trustedProfile(w http.ResponseWriter, form url.Values) bool {
+	cr, id, name := form.Get("cr_token"), form.Get("profile_id"), form.Get("profile_name")
+	switch {
+	case cr == "":
+		writeIAMError(w, http.StatusBadRequest, "BXNIM0109E", "Property missing or empty. Property name: cr_token.")
+	case (id == "") == (name == ""):
+		writeIAMError(w, http.StatusBadRequest, "BXNIM0109E", "Exactly one of the properties profile_id and profile_name must be set.")
+	case s.opts.CRToken == "" || subtle.ConstantTimeCompare([]byte(cr), []byte(s.opts.CRToken)) != 1:
+		writeIAMError(w, http.StatusBadRequest, "BXNIM0490E", "The compute resource token could not be verified.")
+	case (id != "" && id != s.opts.TrustedProfileID) || (name != "" && name != s.opts.TrustedProfileName):
+		writeIAMError(w, http.StatusBadRequest, "BXNIM0491E", "The compute resource is not allowed to use the trusted profile.")
+	default:
+		s.mu.Lock()
+		s.crExchanges++
+		s.mu.Unlock()
+		return true
+	}
+	return false
+}
+
+// CRExchanges is the number of accepted cr-token grants.
+func (s *Server) CRExchanges() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.crExchanges
 }
 
 func writeIAMError(w http.ResponseWriter, status int, code, msg string) {
