@@ -55,6 +55,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/llmproxy/llmproxy/host/internal/access"
+	"github.com/llmproxy/llmproxy/host/internal/cache"
 	"github.com/llmproxy/llmproxy/host/internal/config"
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
@@ -295,6 +296,15 @@ func serve(args []string) int {
 		logger.Error("invalid middleware config", "error", err)
 		return 2
 	}
+	// The response cache's store lives as long as the process; reloads
+	// change only which routes and keys use it.
+	responses, err := cache.New(cfg.Cache)
+	if err != nil {
+		logger.Error("invalid cache config", "error", err)
+		return 2
+	}
+	defer responses.Close()
+	mx.Register(responses.Collector())
 	mx.WatchDocuments(docs)
 	mx.WatchExtractors(extractors)
 	srv = server.New(server.Options{
@@ -302,7 +312,7 @@ func serve(args []string) int {
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
 		Documents: docs, Policies: routing.Policies, Metrics: mx, Telemetry: tel,
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens, Limits: limits,
-		Middleware: mws,
+		Middleware: mws, Cache: responses, CachePolicy: routing.Cache,
 	})
 	rl := newReloader(&reloader{path: *configPath, pluginsDir: *pluginsDir, listen: *listen,
 		log: logger.Named("reload"), srv: srv, mgr: mgr, local: local, pluginEnv: tel.PluginEnv(), drainLimit: timeout + grace})

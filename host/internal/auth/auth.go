@@ -30,7 +30,9 @@ const DevKey = "sk-llmproxy-dev"
 type Key struct {
 	Name string
 	// Admin keys see instance details in /readyz.
-	Admin       bool
+	Admin bool
+	// Cache opts the key's chat requests into the exact response cache.
+	Cache       bool
 	digest      [32]byte
 	models      []string
 	passthrough []string
@@ -66,6 +68,7 @@ func New(cfg []config.APIKey) (*Keys, error) {
 	for _, c := range cfg {
 		k := &Key{Name: c.Name, Admin: c.Admin, models: c.Models, passthrough: c.Passthrough,
 			instances: c.Instances, storageOps: map[string]bool{}}
+		k.Cache = c.Cache
 		for _, op := range c.StorageOps {
 			if op != "*" && !slices.Contains(config.StorageOps, op) {
 				return nil, fmt.Errorf("api_key %q: unknown storage operation %q", c.Name, op)

@@ -51,6 +51,10 @@ type File struct {
 	// them in their middleware lists.
 	Middleware []Instance `hcl:"middleware,block"`
 
+	// Cache is where the exact response cache keeps answers; nil keeps
+	// them in memory with the defaults when a route or key opts in.
+	Cache *Cache `hcl:"cache,block"`
+
 	// Path is where the file was read from ("<embedded>" for the default).
 	Path string
 	// Parser holds the parsed sources, for printing diagnostics with
@@ -166,6 +170,9 @@ type APIKey struct {
 	// Middleware names the middleware instances that run, in order, on
 	// every chat request of this key, before those of the route.
 	Middleware []string `hcl:"middleware,optional"`
+	// Cache opts the key's chat requests into the exact response cache
+	// on every route, with the cache block's ttl where the route has none.
+	Cache bool `hcl:"cache,optional"`
 
 	// DeclRange is where the block starts and AttrRanges where each of its
 	// attributes is, for diagnostics; OpRanges are the positions of the
@@ -293,6 +300,9 @@ type Route struct {
 	// Middleware names the middleware instances that run, in order, on
 	// every chat request of this route, after those of the API key.
 	Middleware []string `hcl:"middleware,optional"`
+
+	// Cache opts the route into the exact response cache.
+	Cache *RouteCache `hcl:"cache,block"`
 
 	DeclRange hcl.Range
 }

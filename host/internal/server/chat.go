@@ -433,6 +433,10 @@ func (r *call) chat() {
 		writeError(r.ctx, err)
 		return
 	}
+	if r.cacheLookup(ctx, p, rt, body, docs) {
+		cancel()
+		return
+	}
 	if p.stream {
 		if r.traffic.injectUsage {
 			body = withUsage(body)
@@ -454,6 +458,9 @@ func (r *call) chat() {
 	}
 	if err == nil {
 		resp.Body, err = r.mw.Response(ctx, resp.Body)
+	}
+	if err == nil {
+		r.cache.keep(r, resp.Body)
 	}
 	r.writeResponse(resp, err)
 }

@@ -35,6 +35,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/host/internal/access"
 	"github.com/llmproxy/llmproxy/host/internal/auth"
+	"github.com/llmproxy/llmproxy/host/internal/cache"
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
 	mw "github.com/llmproxy/llmproxy/host/internal/middleware"
@@ -76,6 +77,11 @@ type Options struct {
 	// Middleware runs the middleware plugins of chat requests; nil runs
 	// none.
 	Middleware *mw.Runner
+	// Cache is the exact response cache; nil caches nothing. Which
+	// requests use it is the Routing's cache policy.
+	Cache *cache.Cache
+	// CachePolicy is the first Routing's cache policy.
+	CachePolicy *cache.Policy
 }
 
 // Server handles HTTP requests.
@@ -130,7 +136,7 @@ func New(opts Options) *Server {
 		tokens: opts.PageTokens,
 	}
 	s.base, s.abort = context.WithCancelCause(context.Background())
-	s.gen.Store(newGeneration(Routing{Keys: opts.Keys, Router: opts.Router, Policies: opts.Policies}))
+	s.gen.Store(newGeneration(Routing{Keys: opts.Keys, Router: opts.Router, Policies: opts.Policies, Cache: opts.CachePolicy}))
 	if s.tokens == nil {
 		var err error
 		if s.tokens, err = access.NewPageTokens(""); err != nil {
@@ -534,6 +540,9 @@ type call struct {
 	traffic   traffic
 	// mw is the request's middleware chain; nil runs none.
 	mw *mw.Chain
+	// cache is set when the request's answer goes into the response
+	// cache.
+	cache *cached
 }
 
 func (r *call) method(want string) bool {

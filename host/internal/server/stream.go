@@ -90,6 +90,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	strip := r.traffic.injectUsage
 	tickets := r.traffic.tickets
 	r.traffic.tickets = nil
+	rec := r.cache
 	r.setBodyStreamWriter(func(w *bufio.Writer) {
 		var failed error
 		defer func() { op.End(http.StatusOK, failed) }()
@@ -140,6 +141,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 				a.span.Fail(failed)
 				return
 			}
+			rec.chunk(chunk)
 			chunk, err = st.Recv()
 		}
 		if err != nil && err != io.EOF {
@@ -161,6 +163,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 			k.event(e.JSON(), true)
 			return
 		}
+		rec.keepStream(r)
 		k.raw(sseDone)
 	})
 }
