@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # install-deps.sh installs everything `make test` needs on a fresh Debian
-# machine with Go and Node: Debian packages (protoc, redis), the protoc Go
+# machine with Go and Node: Debian packages (protoc, redis, chromium), the protoc Go
 # plugins at the versions the committed code was generated with, the
 # official OpenAI Node SDK for the end-to-end tests, and the storage
 # emulators (versitygw, Azurite, fake-gcs-server). It is idempotent; the
@@ -16,6 +16,8 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v curl >/dev/null || need_apt+=(curl)
 # promtool runs the alert rules' unit tests (deployments/monitoring).
 command -v promtool >/dev/null || need_apt+=(prometheus)
+# The web console's end-to-end test drives a headless Chromium.
+command -v chromium >/dev/null || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
 	echo "install-deps: apt-get install ${need_apt[*]}" >&2
 	if [[ $(id -u) -eq 0 ]]; then

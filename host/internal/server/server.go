@@ -36,6 +36,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/access"
 	"github.com/llmproxy/llmproxy/host/internal/auth"
 	"github.com/llmproxy/llmproxy/host/internal/cache"
+	"github.com/llmproxy/llmproxy/host/internal/console"
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
 	mw "github.com/llmproxy/llmproxy/host/internal/middleware"
@@ -113,6 +114,8 @@ type Server struct {
 	// retries and failovers count attempts after the first, on the same
 	// target and on the next one.
 	retries, failovers atomic.Uint64
+	// console serves the web console at /ui.
+	console *console.Console
 }
 
 // New returns a Server.
@@ -149,6 +152,7 @@ func New(opts Options) *Server {
 	if opts.Metrics != nil {
 		opts.Metrics.Traffic(func() *router.Router { return s.gen.Load().Router }, opts.Limits, func() (uint64, uint64) { return s.retries.Load(), s.failovers.Load() })
 	}
+	s.console = s.newConsole()
 	s.handler = chain(s.route, s.recoverPanic, s.withRequestID, s.authenticate, s.observe)
 	return s
 }
@@ -372,6 +376,14 @@ func (s *Server) route(r *call) {
 	}
 	if strings.HasPrefix(path, "/-") && isSignedObjectPath(path) {
 		s.signed(r)
+		return
+	}
+	if console.Handles(path) {
+		if err := r.readBody(); err != nil {
+			writeError(ctx, err)
+			return
+		}
+		s.console.Serve(ctx)
 		return
 	}
 	if r.key == nil {
