@@ -175,6 +175,16 @@ route "echo-cached" {
 		if cookie != "" {
 			t.Errorf("the session cookie is readable by scripts: %q", cookie)
 		}
+		// The session cookie alone does not reach the admin API: a
+		// request without the CSRF header, as a form on another site
+		// would send, is refused.
+		status, err := read(ctx, chromedp.Evaluate[int](`fetch("/ui/api/admin/v1/keys", {method: "POST", body: "{}"}).then(r => r.status)`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status != http.StatusForbidden {
+			t.Errorf("a console API call without the CSRF header got %d, want 403", status)
+		}
 	})
 
 	t.Run("instances", func(t *testing.T) {
@@ -376,7 +386,7 @@ route "echo-cached" {
 		if err := browse(ctx, chromedp.Click(css(`#logout`)), chromedp.WaitVisible(css(`#key`))); err != nil {
 			t.Fatal(err)
 		}
-		// The session is gone on the server too.
+		// The browser has no session any more.
 		status, err := read(ctx, chromedp.Evaluate[int](`fetch("/ui/api/readyz").then(r => r.status)`, chromedp.EvalAwaitPromise))
 		if err != nil {
 			t.Fatal(err)
