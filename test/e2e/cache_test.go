@@ -74,8 +74,8 @@ route "gpt-4o-mini" {
 `, cacheNarrowKey, cacheOptInKey, openaifake.DefaultKey, upstream, cacheBlock)
 }
 
-// chatAs sends a chat request with key and extra headers.
-func chatAs(t *testing.T, h *harness.Host, key, body string, header ...string) (int, http.Header, []byte) {
+// cacheChatAs sends a chat request with key and extra headers.
+func cacheChatAs(t *testing.T, h *harness.Host, key, body string, header ...string) (int, http.Header, []byte) {
 	t.Helper()
 	return h.Do(t, "POST", "/v1/chat/completions", body, append([]string{"Authorization", "Bearer " + key}, header...)...)
 }
@@ -176,12 +176,12 @@ func TestResponseCache(t *testing.T) {
 		status, hdr, b := h.Do(t, "POST", "/v1/chat/completions", body)
 		expect(t, "cached for the full key", status, hdr, b, "miss", base+1)
 		// A key without the right to gpt-4o is refused before the cache.
-		status, hdr, b = chatAs(t, h, cacheNarrowKey, body)
+		status, hdr, b = cacheChatAs(t, h, cacheNarrowKey, body)
 		if status != http.StatusForbidden || !bytes.Contains(b, []byte("model_not_allowed")) || hdr.Get("X-LLMProxy-Cache") != "" {
 			t.Fatalf("narrow key on a cached answer of a model it may not use: %d %q %s", status, hdr.Get("X-LLMProxy-Cache"), b)
 		}
 		// The same messages on the model it may use are another key.
-		status, hdr, b = chatAs(t, h, cacheNarrowKey, strings.Replace(body, `"gpt-4o"`, `"gpt-4o-mini"`, 1))
+		status, hdr, b = cacheChatAs(t, h, cacheNarrowKey, strings.Replace(body, `"gpt-4o"`, `"gpt-4o-mini"`, 1))
 		expect(t, "narrow key on its own model", status, hdr, b, "miss", base+2)
 		if !bytes.Contains(b, []byte(`"model":"gpt-4o-mini`)) {
 			t.Errorf("narrow key got another model's answer: %s", b)
@@ -195,9 +195,9 @@ func TestResponseCache(t *testing.T) {
 			status, hdr, b := h.Do(t, "POST", "/v1/chat/completions", body)
 			expect(t, fmt.Sprintf("key that did not opt in #%d", i), status, hdr, b, "", base+1+int64(i))
 		}
-		status, hdr, b := chatAs(t, h, cacheOptInKey, body)
+		status, hdr, b := cacheChatAs(t, h, cacheOptInKey, body)
 		expect(t, "key that opted in", status, hdr, b, "miss", base+3)
-		status, hdr, b = chatAs(t, h, cacheOptInKey, body)
+		status, hdr, b = cacheChatAs(t, h, cacheOptInKey, body)
 		expect(t, "key that opted in, again", status, hdr, b, "hit", base+3)
 	})
 
