@@ -59,29 +59,29 @@ func consoleBrowser(t *testing.T) context.Context {
 	return ctx
 }
 
-// browse runs steps in the console's tab, each run bounded so that a
+// consoleDo runs steps in the console's tab, each run bounded so that a
 // missing element fails the test instead of hanging it.
-func browse(ctx context.Context, steps ...chromedp.Action[chromedp.Void]) error {
+func consoleDo(ctx context.Context, steps ...chromedp.Action[chromedp.Void]) error {
 	c, cancel := context.WithTimeout(ctx, 45*time.Second)
 	defer cancel()
 	return chromedp.Do(c, steps...)
 }
 
-// read runs one action that returns a value.
-func read[T any](ctx context.Context, a chromedp.Action[T]) (T, error) {
+// consoleRead runs one action that returns a value.
+func consoleRead[T any](ctx context.Context, a chromedp.Action[T]) (T, error) {
 	c, cancel := context.WithTimeout(ctx, 45*time.Second)
 	defer cancel()
 	return chromedp.Run(c, a)
 }
 
-// screenshot saves the page as docs/console/name.png when
+// consoleScreenshot saves the page as docs/console/name.png when
 // -update-screenshots is set.
-func screenshot(t *testing.T, ctx context.Context, name string) {
+func consoleScreenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	if !*updateScreenshots {
 		return
 	}
-	png, err := read(ctx, chromedp.FullScreenshot(100))
+	png, err := consoleRead(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -94,12 +94,12 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
-// waitJS waits until a JavaScript expression is true.
-func waitJS(expr string) chromedp.Action[chromedp.Void] {
+// consoleWaitJS waits until a JavaScript expression is true.
+func consoleWaitJS(expr string) chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second))
 }
 
-type css = chromedp.CSS
+type cssSel = chromedp.CSS
 
 // TestConsole drives the web console in headless Chromium against a real
 // host: sign in with an admin key, watch instance health, read the routes,
@@ -130,17 +130,17 @@ route "echo-cached" {
 	ui := h.URL + "/ui/"
 
 	t.Run("sign-in refused", func(t *testing.T) {
-		err := browse(ctx,
+		err := consoleDo(ctx,
 			chromedp.Navigate(ui),
-			chromedp.WaitVisible(css(`#key`)),
-			chromedp.SendKeys(css(`#key`), "sk-console-viewer-0123456789"),
-			chromedp.Click(css(`#login-submit`)),
-			chromedp.WaitVisible(css(`#login-error`)),
+			chromedp.WaitVisible(cssSel(`#key`)),
+			chromedp.SendKeys(cssSel(`#key`), "sk-console-viewer-0123456789"),
+			chromedp.Click(cssSel(`#login-submit`)),
+			chromedp.WaitVisible(cssSel(`#login-error`)),
 		)
 		if err != nil {
 			t.Fatal(err)
 		}
-		msg, err := read(ctx, chromedp.Text(css(`#login-error`)))
+		msg, err := consoleRead(ctx, chromedp.Text(cssSel(`#login-error`)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,25 +150,25 @@ route "echo-cached" {
 	})
 
 	t.Run("sign in", func(t *testing.T) {
-		err := browse(ctx,
+		err := consoleDo(ctx,
 			chromedp.Navigate(ui),
-			chromedp.WaitVisible(css(`#key`)),
-			chromedp.SendKeys(css(`#key`), harness.Key),
-			chromedp.Click(css(`#login-submit`)),
-			chromedp.WaitVisible(css(`nav`)),
-			waitJS(`document.body.dataset.loaded === "instances"`),
+			chromedp.WaitVisible(cssSel(`#key`)),
+			chromedp.SendKeys(cssSel(`#key`), harness.Key),
+			chromedp.Click(cssSel(`#login-submit`)),
+			chromedp.WaitVisible(cssSel(`nav`)),
+			consoleWaitJS(`document.body.dataset.loaded === "instances"`),
 		)
 		if err != nil {
 			t.Fatal(err)
 		}
-		html, err := read(ctx, chromedp.OuterHTML(css(`html`)))
+		html, err := consoleRead(ctx, chromedp.OuterHTML(cssSel(`html`)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if strings.Contains(html, harness.Key) {
 			t.Error("the admin key is in the console page")
 		}
-		cookie, err := read(ctx, chromedp.Evaluate[string](`document.cookie`))
+		cookie, err := consoleRead(ctx, chromedp.Evaluate[string](`document.cookie`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,7 +178,7 @@ route "echo-cached" {
 		// The session cookie alone does not reach the admin API: a
 		// request without the CSRF header, as a form on another site
 		// would send, is refused.
-		status, err := read(ctx, chromedp.Evaluate[int](`fetch("/ui/api/admin/v1/keys", {method: "POST", body: "{}"}).then(r => r.status)`, chromedp.EvalAwaitPromise))
+		status, err := consoleRead(ctx, chromedp.Evaluate[int](`fetch("/ui/api/admin/v1/keys", {method: "POST", body: "{}"}).then(r => r.status)`, chromedp.EvalAwaitPromise))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,14 +188,14 @@ route "echo-cached" {
 	})
 
 	t.Run("instances", func(t *testing.T) {
-		err := browse(ctx,
-			chromedp.WaitVisible(css(`tr[data-instance="echo"] .badge.ready`)),
-			chromedp.WaitVisible(css(`tr[data-instance="docs"] .badge.ready`)),
+		err := consoleDo(ctx,
+			chromedp.WaitVisible(cssSel(`tr[data-instance="echo"] .badge.ready`)),
+			chromedp.WaitVisible(cssSel(`tr[data-instance="docs"] .badge.ready`)),
 		)
 		if err != nil {
 			t.Fatal(err)
 		}
-		state, err := read(ctx, chromedp.Text(css(`#ready-status`)))
+		state, err := consoleRead(ctx, chromedp.Text(cssSel(`#ready-status`)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,50 +203,50 @@ route "echo-cached" {
 			t.Errorf("ready status %q", state)
 		}
 		// Health is live: the page polls /readyz while it is shown.
-		err = browse(ctx, waitJS(`(() => { window.__pid = window.__pid || document.querySelector('tr[data-instance="echo"]'); return document.querySelector('tr[data-instance="echo"]') !== window.__pid; })()`))
+		err = consoleDo(ctx, consoleWaitJS(`(() => { window.__pid = window.__pid || document.querySelector('tr[data-instance="echo"]'); return document.querySelector('tr[data-instance="echo"]') !== window.__pid; })()`))
 		if err != nil {
 			t.Errorf("the instances table was not refreshed: %v", err)
 		}
-		screenshot(t, ctx, "instances")
+		consoleScreenshot(t, ctx, "instances")
 	})
 
 	t.Run("routes", func(t *testing.T) {
-		err := browse(ctx,
-			chromedp.Click(css(`nav a[data-page="routes"]`)),
-			waitJS(`document.body.dataset.loaded === "routes"`),
-			chromedp.WaitVisible(css(`tr[data-route="echo"]`)),
+		err := consoleDo(ctx,
+			chromedp.Click(cssSel(`nav a[data-page="routes"]`)),
+			consoleWaitJS(`document.body.dataset.loaded === "routes"`),
+			chromedp.WaitVisible(cssSel(`tr[data-route="echo"]`)),
 		)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cached, err := read(ctx, chromedp.Text(css(`tr[data-route="echo-cached"] td:last-child`)))
+		cached, err := consoleRead(ctx, chromedp.Text(cssSel(`tr[data-route="echo-cached"] td:last-child`)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(cached, "5m") {
 			t.Errorf("cache column of echo-cached: %q", cached)
 		}
-		screenshot(t, ctx, "routes")
+		consoleScreenshot(t, ctx, "routes")
 	})
 
 	var secret string
 	t.Run("create a key", func(t *testing.T) {
-		err := browse(ctx,
-			chromedp.Click(css(`nav a[data-page="keys"]`)),
-			waitJS(`document.body.dataset.loaded === "keys"`),
-			chromedp.SendKeys(css(`#key-name`), "console-playground"),
-			chromedp.SendKeys(css(`#key-group`), "demo"),
-			chromedp.SetValue(css(`#key-models`), "echo*"),
-			chromedp.SendKeys(css(`#key-instances`), "docs"),
-			chromedp.SendKeys(css(`#key-ops`), "put, get"),
-			chromedp.Click(css(`#key-create`)),
-			chromedp.WaitVisible(css(`#new-key-secret`)),
-			chromedp.WaitVisible(css(`tr[data-key="console-playground"]`)),
+		err := consoleDo(ctx,
+			chromedp.Click(cssSel(`nav a[data-page="keys"]`)),
+			consoleWaitJS(`document.body.dataset.loaded === "keys"`),
+			chromedp.SendKeys(cssSel(`#key-name`), "console-playground"),
+			chromedp.SendKeys(cssSel(`#key-group`), "demo"),
+			chromedp.SetValue(cssSel(`#key-models`), "echo*"),
+			chromedp.SendKeys(cssSel(`#key-instances`), "docs"),
+			chromedp.SendKeys(cssSel(`#key-ops`), "put, get"),
+			chromedp.Click(cssSel(`#key-create`)),
+			chromedp.WaitVisible(cssSel(`#new-key-secret`)),
+			chromedp.WaitVisible(cssSel(`tr[data-key="console-playground"]`)),
 		)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if secret, err = read(ctx, chromedp.Text(css(`#new-key-secret`))); err != nil {
+		if secret, err = consoleRead(ctx, chromedp.Text(cssSel(`#new-key-secret`))); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.HasPrefix(secret, "sk-llmp-") {
@@ -257,7 +257,7 @@ route "echo-cached" {
 		if status != 200 || !strings.Contains(string(body), `"echo"`) {
 			t.Fatalf("GET /v1/models with the new key: %d %s", status, body)
 		}
-		screenshot(t, ctx, "keys")
+		consoleScreenshot(t, ctx, "keys")
 	})
 
 	t.Run("playground", func(t *testing.T) {
@@ -268,32 +268,32 @@ route "echo-cached" {
 		if err := os.WriteFile(doc, []byte("# Handbook\n\nThe launch code word is heliotrope.\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		err := browse(ctx,
-			chromedp.Click(css(`#new-key-use`)),
-			waitJS(`document.body.dataset.loaded === "playground"`),
-			chromedp.WaitReady(css(`#pg-model option[value="echo"]`)),
-			chromedp.SetValue(css(`#pg-model`), "echo"),
-			chromedp.SetValue(css(`#pg-storage`), "local/docs"),
-			chromedp.SetUploadFiles(css(`#pg-file`), []string{doc}),
-			chromedp.SendKeys(css(`#pg-prompt`), "What is the code word in the handbook?"),
-			chromedp.Click(css(`#pg-send`)),
-			waitJS(`(s => s === "done" || s.startsWith("Failed"))(document.getElementById("pg-status").textContent)`),
+		err := consoleDo(ctx,
+			chromedp.Click(cssSel(`#new-key-use`)),
+			consoleWaitJS(`document.body.dataset.loaded === "playground"`),
+			chromedp.WaitReady(cssSel(`#pg-model option[value="echo"]`)),
+			chromedp.SetValue(cssSel(`#pg-model`), "echo"),
+			chromedp.SetValue(cssSel(`#pg-storage`), "local/docs"),
+			chromedp.SetUploadFiles(cssSel(`#pg-file`), []string{doc}),
+			chromedp.SendKeys(cssSel(`#pg-prompt`), "What is the code word in the handbook?"),
+			chromedp.Click(cssSel(`#pg-send`)),
+			consoleWaitJS(`(s => s === "done" || s.startsWith("Failed"))(document.getElementById("pg-status").textContent)`),
 		)
 		if err != nil {
 			t.Fatal(err)
 		}
-		status, err := read(ctx, chromedp.Text(css(`#pg-status`)))
+		status, err := consoleRead(ctx, chromedp.Text(cssSel(`#pg-status`)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if status != "done" {
 			t.Fatalf("playground: %s", status)
 		}
-		out, err := read(ctx, chromedp.Text(css(`#pg-output`)))
+		out, err := consoleRead(ctx, chromedp.Text(cssSel(`#pg-output`)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		meta, err := read(ctx, chromedp.Text(css(`#pg-meta`)))
+		meta, err := consoleRead(ctx, chromedp.Text(cssSel(`#pg-meta`)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -313,13 +313,13 @@ route "echo-cached" {
 		if matches, _ := filepath.Glob(filepath.Join(root, "console", "handbook.md", ".v-*")); len(matches) == 0 {
 			t.Error("the document is not in the storage instance")
 		}
-		screenshot(t, ctx, "playground")
+		consoleScreenshot(t, ctx, "playground")
 	})
 
 	t.Run("usage", func(t *testing.T) {
-		err := browse(ctx,
-			chromedp.Click(css(`nav a[data-page="usage"]`)),
-			waitJS(`document.body.dataset.loaded === "usage"`),
+		err := consoleDo(ctx,
+			chromedp.Click(cssSel(`nav a[data-page="usage"]`)),
+			consoleWaitJS(`document.body.dataset.loaded === "usage"`),
 		)
 		if err != nil {
 			t.Fatal(err)
@@ -328,14 +328,14 @@ route "echo-cached" {
 		// playground's request is there.
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			if err := browse(ctx, chromedp.Click(css(`#usage-refresh`)), chromedp.Sleep(300*time.Millisecond)); err != nil {
+			if err := consoleDo(ctx, chromedp.Click(cssSel(`#usage-refresh`)), chromedp.Sleep(300*time.Millisecond)); err != nil {
 				t.Fatal(err)
 			}
-			total, err := read(ctx, chromedp.Text(css(`#usage-total-requests`)))
+			total, err := consoleRead(ctx, chromedp.Text(cssSel(`#usage-total-requests`)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			rows, err := read(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#usage-models tr[data-group="echo"]').length`))
+			rows, err := consoleRead(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#usage-models tr[data-group="echo"]').length`))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -347,30 +347,30 @@ route "echo-cached" {
 				t.Fatalf("the playground's request did not appear in the usage (total %q, echo rows %d)", total, rows)
 			}
 		}
-		bars, err := read(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#usage-svg rect.bar').length`))
+		bars, err := consoleRead(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#usage-svg rect.bar').length`))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if bars < 1 {
 			t.Error("the usage chart has no bar")
 		}
-		screenshot(t, ctx, "usage")
+		consoleScreenshot(t, ctx, "usage")
 	})
 
 	t.Run("revoke", func(t *testing.T) {
 		if secret == "" {
 			t.Fatal("no key was created")
 		}
-		err := browse(ctx,
-			chromedp.Click(css(`nav a[data-page="keys"]`)),
-			waitJS(`document.body.dataset.loaded === "keys"`),
+		err := consoleDo(ctx,
+			chromedp.Click(cssSel(`nav a[data-page="keys"]`)),
+			consoleWaitJS(`document.body.dataset.loaded === "keys"`),
 			// Accept the confirmation the button asks for.
 			chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 				_, err := chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`)(ctx, t)
 				return err
 			}),
-			chromedp.Click(css(`tr[data-key="console-playground"] button[data-revoke]`)),
-			chromedp.WaitVisible(css(`tr[data-key="console-playground"].revoked`)),
+			chromedp.Click(cssSel(`tr[data-key="console-playground"] button[data-revoke]`)),
+			chromedp.WaitVisible(cssSel(`tr[data-key="console-playground"].revoked`)),
 		)
 		if err != nil {
 			t.Fatal(err)
@@ -383,11 +383,11 @@ route "echo-cached" {
 	})
 
 	t.Run("sign out", func(t *testing.T) {
-		if err := browse(ctx, chromedp.Click(css(`#logout`)), chromedp.WaitVisible(css(`#key`))); err != nil {
+		if err := consoleDo(ctx, chromedp.Click(cssSel(`#logout`)), chromedp.WaitVisible(cssSel(`#key`))); err != nil {
 			t.Fatal(err)
 		}
 		// The browser has no session any more.
-		status, err := read(ctx, chromedp.Evaluate[int](`fetch("/ui/api/readyz").then(r => r.status)`, chromedp.EvalAwaitPromise))
+		status, err := consoleRead(ctx, chromedp.Evaluate[int](`fetch("/ui/api/readyz").then(r => r.status)`, chromedp.EvalAwaitPromise))
 		if err != nil {
 			t.Fatal(err)
 		}
