@@ -186,7 +186,7 @@ async function showUsage(ev) {
   }
   document.getElementById('usage-total-requests').textContent = fmtNum(tot.requests);
   document.getElementById('usage-total-tokens').textContent = fmtNum(tot.tokens);
-  document.getElementById('usage-total-cost').textContent = fmtUSD(tot.cost);
+  document.getElementById('usage-total-cost').textContent = '$' + fmtUSD(tot.cost);
   document.getElementById('usage-total-errors').textContent = fmtNum(tot.errors);
   const row = (r) => el('tr', { 'data-group': r.group }, el('td', {}, r.group), el('td', {}, fmtNum(r.requests)),
     el('td', {}, fmtNum(r.prompt_tokens)), el('td', {}, fmtNum(r.completion_tokens)),
@@ -194,6 +194,13 @@ async function showUsage(ev) {
   fill(document.querySelector('#usage-models tbody'), (models.data || []).map(row));
   fill(document.querySelector('#usage-keys tbody'), (keys.data || []).map(row));
   drawChart(series.data || [], from.getTime(), now, step, group);
+}
+
+// niceCeil rounds v up to 1, 2 or 5 times a power of ten.
+function niceCeil(v) {
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+  return 10 * p;
 }
 
 // drawChart draws requests per bucket as bars and spend as a line, in an
@@ -207,8 +214,9 @@ function drawChart(rows, from, to, step, group) {
   const buckets = [];
   for (let t = from; t <= to; t += step) buckets.push({ t, r: byTime.get(t) || {} });
   const W = 900, H = 260, L = 48, R = 56, T = 12, B = 36;
-  const maxReq = Math.max(1, ...buckets.map((b) => b.r.requests || 0));
-  const maxCost = Math.max(0.0001, ...buckets.map((b) => b.r.cost_usd || 0));
+  // Four grid steps of whole requests, and of a round amount of dollars.
+  const maxReq = Math.ceil(Math.max(4, ...buckets.map((b) => b.r.requests || 0)) / 4) * 4;
+  const maxCost = niceCeil(Math.max(0.0004, ...buckets.map((b) => b.r.cost_usd || 0)) / 4) * 4;
   const bw = (W - L - R) / buckets.length;
   const y = (v, max) => T + (H - T - B) * (1 - v / max);
   const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'requests and spend per ' + group, id: 'usage-svg' });
@@ -216,7 +224,7 @@ function drawChart(rows, from, to, step, group) {
     const v = (maxReq * i) / 4;
     g.append(svg('line', { x1: L, x2: W - R, y1: y(v, maxReq), y2: y(v, maxReq), class: 'grid' }));
     g.append(svg('text', { x: L - 6, y: y(v, maxReq) + 4, 'text-anchor': 'end', class: 'axis' }, Math.round(v)));
-    g.append(svg('text', { x: W - R + 6, y: y((maxCost * i) / 4, maxCost) + 4, class: 'axis cost' }, '$' + ((maxCost * i) / 4).toFixed(3)));
+    g.append(svg('text', { x: W - R + 6, y: y((maxCost * i) / 4, maxCost) + 4, class: 'axis cost' }, '$' + +((maxCost * i) / 4).toPrecision(3)));
   }
   let path = '';
   buckets.forEach((b, i) => {
@@ -371,6 +379,7 @@ async function navigate() {
   const name = (location.hash || '#instances').slice(1);
   const show = pages[name] ? name : 'instances';
   state.page = show;
+  flash('');
   for (const s of document.querySelectorAll('.page')) s.hidden = s.id !== 'page-' + show;
   for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.page === show);
   clearInterval(state.poll);
