@@ -23,7 +23,7 @@ PLUGINS := $(patsubst plugins/%,$(BIN)/plugins/llmproxy-%,$(PLUGIN_DIRS))
 # llmproxy-<dir> launcher script.
 NODE_PLUGIN_DIRS := $(filter-out $(PLUGIN_DIRS),$(patsubst %/package.json,%,$(wildcard plugins/provider-*/package.json)))
 NODE_PLUGINS := $(patsubst plugins/%,$(BIN)/plugins/llmproxy-%,$(NODE_PLUGIN_DIRS))
-MODULES := sdk host $(PLUGIN_DIRS) $(wildcard deployments) $(wildcard test)
+MODULES := sdk sdk/relay host $(PLUGIN_DIRS) $(wildcard deployments) $(wildcard test)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: all build run test deps bench bench-streams soak bench-rag loadtest fuzz lint fmt proto tidy clean FORCE

@@ -18,6 +18,9 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v promtool >/dev/null || need_apt+=(prometheus)
 # The web console's end-to-end test drives a headless Chromium.
 command -v chromium >/dev/null || need_apt+=(chromium)
+# The key store tests start their own throwaway PostgreSQL clusters with
+# initdb and pg_ctl (host/internal/pgtest, test/harness).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null || need_apt+=(postgresql)
 if ((${#need_apt[@]})); then
 	echo "install-deps: apt-get install ${need_apt[*]}" >&2
 	if [[ $(id -u) -eq 0 ]]; then

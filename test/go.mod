@@ -96,3 +96,5 @@ replace github.com/llmproxy/llmproxy/plugins/provider-oci => ../plugins/provider
 replace github.com/llmproxy/llmproxy/plugins/secrets-vault => ../plugins/secrets-vault
 
 replace github.com/llmproxy/llmproxy/plugins/secrets-kubernetes => ../plugins/secrets-kubernetes
+
+replace github.com/llmproxy/llmproxy/sdk/relay => ../sdk/relay

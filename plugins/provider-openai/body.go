@@ -14,6 +14,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/provider"
+	"github.com/llmproxy/llmproxy/sdk/relay"
 )
 
 // view returns b as a string without copying. The caller must not change
@@ -34,14 +35,11 @@ func checkObject(body []byte) error {
 }
 
 // setModel rewrites the body's top-level "model" to model when they
-// differ, patching the bytes rather than re-encoding the body.
+// differ, as the host does for calls it forwards on the plan.
 func setModel(body []byte, model string) ([]byte, error) {
-	if model == "" || gjson.Get(view(body), "model").Str == model {
-		return body, nil
-	}
-	out, err := sjson.SetBytes(body, "model", model)
+	out, err := relay.SetModel(body, model)
 	if err != nil {
-		return nil, fmt.Errorf("openai: rewrite model: %w", err)
+		return nil, fmt.Errorf("openai: %w", err)
 	}
 	return out, nil
 }

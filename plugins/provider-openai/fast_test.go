@@ -1,45 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/llmproxy/llmproxy/plugins/provider-openai/openaifake"
 )
-
-func TestFastOrigin(t *testing.T) {
-	tests := []struct {
-		raw    string
-		want   origin
-		wantOK bool
-	}{
-		{"http://127.0.0.1:8080", origin{key: "http://127.0.0.1:8080", addr: "127.0.0.1:8080", serverName: "127.0.0.1"}, true},
-		{"https://api.openai.com", origin{key: "https://api.openai.com:443", addr: "api.openai.com:443", tls: true, serverName: "api.openai.com"}, true},
-		{"http://[::1]", origin{key: "http://[::1]:80", addr: "[::1]:80", serverName: "::1"}, true},
-		{"unix:///run/x.sock", origin{}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.raw, func(t *testing.T) {
-			u, err := url.Parse(tt.raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, ok := fastOrigin(u)
-			if ok != tt.wantOK || got != tt.want {
-				t.Errorf("fastOrigin(%s) = %+v, %v; want %+v, %v", tt.raw, got, ok, tt.want, tt.wantOK)
-			}
-		})
-	}
-}
 
 // TestFastCancellationReachesUpstream cancels a non-streamed call while
 // the upstream is still working: the call returns at once and the
@@ -159,62 +131,3 @@ func TestFastStreamReusesConnection(t *testing.T) {
 		t.Errorf("two streams opened %d connections, want 1", n)
 	}
 }
-
-func TestNextEventBuffered(t *testing.T) {
-	tests := []struct {
-		name, body string
-		want       bool
-	}{
-		{"next event whole", "data: a\n\ndata: b\n\n", true},
-		{"next event whole, CRLF", "data: a\r\n\r\ndata: b\r\n\r\n", true},
-		{"next event cut", "data: a\n\ndata: b\n", false},
-		{"nothing after", "data: a\n\n", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st := &sseState{r: bufio.NewReaderSize(strings.NewReader(tt.body), 4096)}
-			// The first event: its data line and the blank line.
-			for range 2 {
-				if _, err := st.readLine(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if got := st.nextEventBuffered(); got != tt.want {
-				t.Errorf("nextEventBuffered = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestPoolClosesStaleConnections(t *testing.T) {
-	p := &connPool{idle: map[string][]*poolConn{}, maxIdle: 2, idleTimeout: time.Minute}
-	o := origin{key: "http://x:80"}
-	conns := make([]*closeCounter, 4)
-	for i := range conns {
-		conns[i] = &closeCounter{}
-	}
-	old := &poolConn{Conn: conns[0]}
-	p.put(o, old)
-	old.lastUsed = time.Now().Add(-2 * time.Minute)
-	p.put(o, &poolConn{Conn: conns[1]})
-	if conns[0].closed != 1 || len(p.idle[o.key]) != 1 {
-		t.Errorf("stale connection closed %d times, %d idle; want 1 and 1", conns[0].closed, len(p.idle[o.key]))
-	}
-	p.put(o, &poolConn{Conn: conns[2]})
-	p.put(o, &poolConn{Conn: conns[3]})
-	if conns[3].closed != 1 || len(p.idle[o.key]) != 2 {
-		t.Errorf("connection beyond maxIdle closed %d times, %d idle; want 1 and 2", conns[3].closed, len(p.idle[o.key]))
-	}
-	c, reused, err := p.get(context.Background(), o)
-	if err != nil || !reused || c.Conn != conns[2] {
-		t.Errorf("get = %v, %v, %v; want the most recent idle connection", c, reused, err)
-	}
-}
-
-// closeCounter is a net.Conn that only counts Close calls.
-type closeCounter struct {
-	net.Conn
-	closed int
-}
-
-func (c *closeCounter) Close() error { c.closed++; return nil }

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/llmproxy/llmproxy/sdk v0.0.0
+	github.com/llmproxy/llmproxy/sdk/relay v0.0.0
 	github.com/tidwall/gjson v1.20.2
 	github.com/tidwall/sjson v1.2.9
 	github.com/valyala/fasthttp v1.78.0
@@ -58,3 +59,5 @@ require (
 )
 
 replace github.com/llmproxy/llmproxy/sdk => ../../sdk
+
+replace github.com/llmproxy/llmproxy/sdk/relay => ../../sdk/relay

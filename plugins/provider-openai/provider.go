@@ -14,6 +14,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/provider"
+	"github.com/llmproxy/llmproxy/sdk/relay"
 	"github.com/llmproxy/llmproxy/sdk/schema"
 )
 
@@ -42,6 +43,7 @@ var (
 	_ provider.ModelLister   = (*OpenAI)(nil)
 	_ provider.Passthrougher = (*OpenAI)(nil)
 	_ provider.HealthChecker = (*OpenAI)(nil)
+	_ provider.Planner       = (*OpenAI)(nil)
 )
 
 // config is the instance's config block as the host sends it.
@@ -51,6 +53,8 @@ type config struct {
 	Project      string            `json:"project"`
 	Timeout      string            `json:"timeout"`
 	Headers      map[string]string `json:"headers"`
+	// Forward is nil when unset (true).
+	Forward *bool `json:"forward"`
 }
 
 // upstream is everything a request needs, resolved from one Configure.
@@ -70,8 +74,11 @@ type upstream struct {
 	// fast is the origin of the lean client (fast.go); useFast is false
 	// when calls must go through client instead. While the host traces,
 	// calls go through client too, which carries the trace upstream.
-	fast    origin
+	fast    relay.Origin
 	useFast bool
+	// plan is what the host forwards on; nil when calls must come to
+	// the plugin.
+	plan *provider.Plan
 }
 
 // transport is the one connection pool of the plugin, shared by every
@@ -104,6 +111,8 @@ func (p *OpenAI) Describe(context.Context) (*provider.Description, error) {
 			{Name: "project", Type: "string", Description: "OpenAI project id, sent as OpenAI-Project."},
 			{Name: "timeout", Type: "string", Description: `Upper bound of one upstream request, streams included, as a Go duration (default "10m").`},
 			{Name: "headers", Type: "map(string)", Description: "Extra headers sent with every upstream request."},
+			{Name: "forward", Type: "bool", Description: "Let the host send chat and embeddings calls to the upstream itself, on the plugin's forwarding plan, " +
+				"instead of through the plugin (default true). False keeps every upstream call in the plugin process."},
 		}},
 		Credentials: []schema.Credential{
 			{Name: CredentialAPIKey, Description: "OpenAI API key, sent as Authorization: Bearer.", Required: true},
@@ -206,9 +215,43 @@ func newUpstream(c *config, apiKey string) (*upstream, schema.Diagnostics) {
 		u.header["Openai-Project"] = []string{c.Project}
 	}
 	u.client = &http.Client{Transport: provider.Transport(transport), Timeout: u.timeout}
-	u.fast, u.useFast = fastOrigin(u.origin)
+	u.fast, u.useFast = relay.OriginOf(u.origin)
 	u.proxy = u.newProxy()
+	if u.useFast && (c.Forward == nil || *c.Forward) {
+		u.plan = u.newPlan()
+	}
 	return u, diags
+}
+
+// newPlan is the forwarding plan of u: chat and embeddings go to their
+// URLs with u's headers, the model set to the routed one, and errors
+// mapped as OpenAI's. Upstreams behind a proxy get no plan (the host's
+// client does not use proxies).
+func (u *upstream) newPlan() *provider.Plan {
+	h := make(map[string]string, len(u.header))
+	for k, v := range u.header {
+		h[k] = v[0]
+	}
+	return &provider.Plan{
+		Version:        provider.PlanVersion,
+		Name:           "openai",
+		URLs:           map[string]string{provider.OpChat: u.chatURL, provider.OpEmbeddings: u.embeddingsURL},
+		Header:         h,
+		ModelRewrite:   provider.RewriteModel,
+		ErrorMapping:   provider.MappingOpenAI,
+		RelayedHeaders: relayedHeaders,
+		Timeout:        u.timeout,
+	}
+}
+
+// Plan implements provider.Planner: the plan of the current
+// configuration, nil before Configure or when forward is false.
+func (p *OpenAI) Plan(context.Context) (*provider.Plan, error) {
+	u := p.cur.Load()
+	if u == nil {
+		return nil, nil
+	}
+	return u.plan, nil
 }
 
 // reservedHeader reports whether name is a header the plugin owns.

@@ -6,21 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/provider"
+	"github.com/llmproxy/llmproxy/sdk/relay"
 )
 
 // maxErrorBody bounds how much of an upstream error body is read.
-const maxErrorBody = 64 << 10
+const maxErrorBody = relay.MaxErrorBody
 
 // maxResponseBody bounds a non-streamed upstream response.
-const maxResponseBody = 256 << 20
+const maxResponseBody = relay.MaxResponseBody
 
 var (
 	acceptJSON  = []string{"application/json"}
@@ -71,50 +70,21 @@ func (u *upstream) do(ctx context.Context, method, target string, body []byte, m
 // caller's cancellation stays a context error, timeouts become 504 and
 // everything else 502.
 func transportError(ctx context.Context, err error) error {
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return fmt.Errorf("openai: upstream request abandoned: %w", context.Canceled)
-	}
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return openai.NewError(http.StatusGatewayTimeout, openai.TypeTimeout, "upstream_timeout",
-			"the openai upstream did not answer in time: "+err.Error())
-	}
-	return openai.NewError(http.StatusBadGateway, openai.TypeUpstream, "upstream_unreachable",
-		"the openai upstream could not be reached: "+err.Error())
+	return relay.TransportError(ctx, "openai", err)
 }
 
 // upstreamError turns a non-2xx upstream response into the *openai.Error
-// the client sees: the upstream's status, type, code, param and message,
-// and its retry delay.
+// the client sees, with relay.UpstreamError: the mapping the host uses
+// for calls it forwards on the plan.
 func upstreamError(resp *http.Response) error {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	e := openai.ParseError(resp.StatusCode, body)
-	e.RetryAfter = retryAfter(resp.Header, time.Now())
-	return e
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, relay.MaxErrorBody))
+	return relay.UpstreamError(resp.StatusCode, body, resp.Header.Get, time.Now())
 }
 
 // retryAfter reads retry-after-ms (milliseconds) or Retry-After (seconds
 // or an HTTP date) from h; 0 when neither gives a positive delay.
 func retryAfter(h http.Header, now time.Time) time.Duration {
-	if v := h.Get("Retry-After-Ms"); v != "" {
-		if ms, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && ms > 0 {
-			return time.Duration(ms * float64(time.Millisecond))
-		}
-	}
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		if s > 0 {
-			return time.Duration(s * float64(time.Second))
-		}
-		return 0
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+	return relay.RetryAfter(h.Get("Retry-After-Ms"), h.Get("Retry-After"), now)
 }
 
 // relayedHeaders maps the upstream response headers worth relaying to
@@ -161,8 +131,7 @@ func readBody(ctx context.Context, resp *http.Response) ([]byte, error) {
 		return nil, transportError(ctx, err)
 	}
 	if len(buf) > maxResponseBody {
-		return nil, openai.NewError(http.StatusBadGateway, openai.TypeUpstream, "upstream_response_too_large",
-			fmt.Sprintf("the openai upstream answered with more than %d bytes", maxResponseBody))
+		return nil, relay.TooLarge("openai", maxResponseBody)
 	}
 	return buf, nil
 }

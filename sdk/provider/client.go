@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"sync/atomic"
 
 	"github.com/llmproxy/llmproxy/sdk/internal/datapath"
@@ -27,6 +28,8 @@ type Client struct {
 	data atomic.Pointer[datapath.Client]
 	// acks is set by Describe when the plugin acknowledges calls.
 	acks atomic.Bool
+	// plan is the plugin's forwarding plan, when it announces one.
+	plan planState
 }
 
 // AcknowledgesCalls reports whether the plugin, as last described,
@@ -66,6 +69,7 @@ func (c *Client) Describe(ctx context.Context) (*Description, error) {
 		return nil, rpc.FromStatus(err)
 	}
 	c.acks.Store(r.AcknowledgesCalls)
+	c.plan.announced.Store(slices.Contains(r.Capabilities, CapForwardPlan))
 	if r.DataAddress != "" && len(r.DataToken) > 0 {
 		if cur := c.data.Load(); cur == nil || cur.Addr() != r.DataAddress {
 			if old := c.data.Swap(datapath.NewClient(r.DataAddress, r.DataToken, r.AcknowledgesCalls)); old != nil {
@@ -87,7 +91,9 @@ func (c *Client) Describe(ctx context.Context) (*Description, error) {
 }
 
 // Configure sends an instance's config; the diagnostics say what is wrong.
-// The error is for transport failures only.
+// The error is for transport failures only. When the plugin announces a
+// forwarding plan and accepts the config, Configure asks for the plan
+// that goes with it (see Plan).
 func (c *Client) Configure(ctx context.Context, cfg *Config) (schema.Diagnostics, error) {
 	r, err := c.rpc.Configure(ctx, &pluginv1.ConfigureRequest{
 		Instance:    cfg.Instance,
@@ -98,7 +104,12 @@ func (c *Client) Configure(ctx context.Context, cfg *Config) (schema.Diagnostics
 	if err != nil {
 		return nil, rpc.FromStatus(err)
 	}
-	return rpc.DiagnosticsFromProto(r.Diagnostics), nil
+	diags := rpc.DiagnosticsFromProto(r.Diagnostics)
+	if c.plan.announced.Load() && !diags.HasErrors() {
+		c.plan.gen.Add(1)
+		c.refreshPlan(ctx, false)
+	}
+	return diags, nil
 }
 
 func metaToProto(m *Meta) *pluginv1.Meta {
@@ -150,6 +161,8 @@ func (c *Client) ChatCompletion(ctx context.Context, req *Request) (*Response, e
 // ChunkStream is a streamed chat response as the host reads it.
 type ChunkStream struct {
 	recv func() (*providerv1.ChatChunk, error)
+	// next, when set, reads the chunks instead of recv (NewChunkStream).
+	next func() ([]byte, error)
 	// buffered, when not nil, reports whether the next message has
 	// arrived (see More).
 	buffered func() bool
@@ -167,6 +180,9 @@ func (s *ChunkStream) More() bool {
 // Recv returns the next chunk JSON, io.EOF after the last one, or the
 // error that ended the stream. Header messages are collected for Header.
 func (s *ChunkStream) Recv() ([]byte, error) {
+	if s.next != nil {
+		return s.next()
+	}
 	for {
 		m, err := s.recv()
 		if err != nil {
@@ -186,6 +202,16 @@ func (s *ChunkStream) Recv() ([]byte, error) {
 		}
 		return m.Data, nil
 	}
+}
+
+// NewChunkStream returns a ChunkStream that reads its chunks from next
+// (io.EOF after the last one, or the error that ended the stream), whose
+// More is more (nil: always false) and whose Header is header. The host
+// uses it for the streams it forwards on a plugin's plan, so that they
+// take the same way to the client as the plugin's. A chunk next returns
+// may be reused by the following call.
+func NewChunkStream(next func() ([]byte, error), more func() bool, header map[string]string) *ChunkStream {
+	return &ChunkStream{next: next, buffered: more, header: header}
 }
 
 // Header returns the upstream headers the plugin relayed before the first

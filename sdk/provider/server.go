@@ -107,6 +107,9 @@ func capabilities(p Provider, declared []string) []string {
 	if _, ok := p.(HealthChecker); ok {
 		add(CapHealth)
 	}
+	if _, ok := p.(Planner); ok {
+		add(CapForwardPlan)
+	}
 	for _, c := range declared {
 		add(c)
 	}
@@ -362,4 +365,21 @@ func headerFromProto(hs []*providerv1.Header) http.Header {
 		h[http.CanonicalHeaderKey(x.Name)] = append(h[http.CanonicalHeaderKey(x.Name)], x.Values...)
 	}
 	return h
+}
+
+// ForwardPlan serves the provider's forwarding plan; a version of zero
+// tells the host there is none.
+func (s *server) ForwardPlan(ctx context.Context, _ *providerv1.ForwardPlanRequest) (*providerv1.ForwardPlanResponse, error) {
+	pl, ok := s.impl.(Planner)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "forwarding plan")
+	}
+	p, err := pl.Plan(ctx)
+	if err != nil {
+		return nil, rpc.ToStatus(err)
+	}
+	if p == nil {
+		return &providerv1.ForwardPlanResponse{}, nil
+	}
+	return planToProto(p), nil
 }

@@ -2,13 +2,16 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/llmproxy/llmproxy/plugins/provider-openai/openaifake"
 	"github.com/llmproxy/llmproxy/test/harness"
@@ -247,5 +250,65 @@ func TestResponseCacheRedis(t *testing.T) {
 	status, hdr, body := a.Do(t, "POST", "/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"redis is down"}]}`)
 	if status != 200 || hdr.Get("X-LLMProxy-Cache") != "miss" {
 		t.Fatalf("with redis down: %d %q %s", status, hdr.Get("X-LLMProxy-Cache"), body)
+	}
+}
+
+// TestResponseCacheUsage checks that a hit is recorded as usage like any
+// request, without tokens or cost, under the instance "(cache)".
+func TestResponseCacheUsage(t *testing.T) {
+	h := harness.Start(t, harness.APIKeyBlock+harness.EchoBlock+fmt.Sprintf(`
+store {
+  driver = "sqlite"
+  path   = %q
+}
+route "echo-cached" {
+  target "echo" { model = "echo" }
+  cache { ttl = "5m" }
+}
+`, filepath.Join(t.TempDir(), "llmproxy.db")), harness.Options{WaitFor: []string{"echo"}})
+	for _, stream := range []bool{false, true} {
+		body := fmt.Sprintf(`{"model":"echo-cached","stream":%v,"messages":[{"role":"user","content":"count me twice"}]}`, stream)
+		for _, want := range []string{"miss", "hit"} {
+			status, hdr, b := h.Do(t, "POST", "/v1/chat/completions", body)
+			if status != 200 || hdr.Get("X-LLMProxy-Cache") != want {
+				t.Fatalf("stream=%v: %d %q, want 200 %q: %s", stream, status, hdr.Get("X-LLMProxy-Cache"), want, b)
+			}
+		}
+	}
+	type group struct {
+		Group      string
+		Requests   int
+		Prompt     int64   `json:"prompt_tokens"`
+		Completion int64   `json:"completion_tokens"`
+		Cost       float64 `json:"cost_usd"`
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		status, _, b := h.Do(t, "GET", "/admin/v1/usage?group_by=instance", "")
+		if status != 200 {
+			t.Fatalf("usage: %d %s", status, b)
+		}
+		var out struct{ Data []group }
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		by := map[string]group{}
+		for _, g := range out.Data {
+			by[g.Group] = g
+		}
+		hit, served := by["(cache)"], by["echo"]
+		if hit.Requests == 2 && served.Requests == 2 {
+			if hit.Prompt != 0 || hit.Completion != 0 || hit.Cost != 0 {
+				t.Errorf("hits recorded with tokens or cost: %+v", hit)
+			}
+			if served.Prompt == 0 || served.Completion == 0 {
+				t.Errorf("misses recorded without tokens: %+v", served)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usage by instance: %s", b)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -110,6 +110,10 @@ type cssSel = chromedp.CSS
 func TestConsole(t *testing.T) {
 	root := t.TempDir()
 	h := harness.Start(t, harness.APIKeyBlock+harness.EchoBlock+fmt.Sprintf(`
+store {
+  driver = "sqlite"
+  path   = %q
+}
 api_key "viewer" {
   key    = "sk-console-viewer-0123456789"
   models = ["*"]
@@ -125,7 +129,7 @@ route "echo-cached" {
   target "echo" { model = "echo" }
   cache { ttl = "5m" }
 }
-`, root), harness.Options{WaitFor: []string{"echo", "docs"}})
+`, filepath.Join(t.TempDir(), "llmproxy.db"), root), harness.Options{WaitFor: []string{"echo", "docs"}})
 	ctx := consoleBrowser(t)
 	ui := h.URL + "/ui/"
 

@@ -180,8 +180,17 @@ func spineCheckRestarted(t *testing.T, h *harness.Host, instance string, old har
 // serves again once its plugin has been restarted.
 func TestPluginCrash(t *testing.T) {
 	fake := spineFake(t)
-	h := harness.Start(t, harness.APIKeyBlock+spineSlowEchoBlock+spineOpenAIBlock("openai_prod", fake, true),
-		harness.Options{WaitFor: []string{"echo", "openai_prod"}})
+	// openai_prod keeps its calls in the plugin (forward = false), whose
+	// death they must survive cleanly; openai_planned hands the host a
+	// plan, so the host makes its calls and they outlive the plugin.
+	served := strings.Replace(spineOpenAIBlock("openai_prod", fake, true), "  config {\n", "  config {\n    forward = false\n", 1)
+	planned := spineOpenAIBlock("openai_planned", fake, false) + `
+route "planned-4o" {
+  target "openai_planned" { model = "gpt-4o" }
+}
+`
+	h := harness.Start(t, harness.APIKeyBlock+spineSlowEchoBlock+served+planned,
+		harness.Options{WaitFor: []string{"echo", "openai_prod", "openai_planned"}})
 
 	t.Run("mid-stream", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -280,6 +289,43 @@ func TestPluginCrash(t *testing.T) {
 		took := spineWaitServing(t, h, "gpt-4o", killed)
 		t.Logf("recovery: openai_prod served again %v after its plugin was killed", took.Round(time.Millisecond))
 		spineCheckRestarted(t, h, "openai_prod", old)
+	})
+
+	t.Run("planned call in flight outlives the plugin", func(t *testing.T) {
+		fake.Reset()
+		fake.SetScenario(openaifake.Scenario{ChunkDelay: 2 * time.Second})
+		type result struct {
+			status int
+			body   []byte
+			err    error
+		}
+		done := make(chan result, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			resp, err := spinePost(ctx, h, spineChatBody("planned-4o", "slow answer please", false))
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			done <- result{status: resp.StatusCode, body: b, err: err}
+		}()
+		spineWaitFor(t, "the request to reach the upstream", func() bool { return fake.Requests() == 1 })
+		old := spineKillPlugin(t, h, "openai_planned")
+		killed := time.Now()
+		res := <-done
+		if res.err != nil || res.status != http.StatusOK || !strings.Contains(string(res.body), `"chat.completion"`) {
+			t.Fatalf("the planned request in flight got %d %s (%v); want its answer", res.status, res.body, res.err)
+		}
+		if fake.Cancelled() != 0 {
+			t.Error("the upstream saw the planned request abandoned")
+		}
+		fake.Reset()
+		took := spineWaitServing(t, h, "planned-4o", killed)
+		t.Logf("recovery: openai_planned served again %v after its plugin was killed", took.Round(time.Millisecond))
+		spineCheckRestarted(t, h, "openai_planned", old)
 	})
 
 	t.Run("other instances unaffected", func(t *testing.T) {

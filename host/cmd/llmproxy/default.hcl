@@ -70,7 +70,8 @@ logging {
 #               references in chats
 #   storage_ops put | get | head | list | delete | presign, or "*"; a
 #               presign also needs the right of the method it signs
-#   admin       true: /readyz shows per-instance details
+#   admin       true: /readyz shows per-instance details, and the admin
+#               API (/admin/v1/keys, /admin/v1/usage) answers
 api_key "dev" {
   key         = env("LLMPROXY_API_KEY", "sk-llmproxy-dev")
   models      = ["*"]
@@ -87,6 +88,17 @@ api_key "dev" {
 #   models      = ["echo", "gpt-*"]
 #   instances   = ["dev"]
 #   storage_ops = ["get", "head", "list"]
+# }
+
+# Keys managed at run time (docs/keys.md): with a store, admin keys
+# create, change and revoke keys through /admin/v1/keys, and every AI
+# request leaves a usage record (/admin/v1/usage). SQLite is a file beside
+# this config; replicas share PostgreSQL. Without the block, only the keys
+# above authenticate.
+#
+# store {
+#   driver = "sqlite"          # or "postgres" with url = env("LLMPROXY_DATABASE_URL")
+#   path   = "llmproxy.db"
 # }
 
 # Plugin binaries are found in plugins_dir as llmproxy-provider-<type> and
@@ -413,4 +425,14 @@ route "meta.*" {
 # circuit_breaker {
 #   consecutive_failures = 5
 #   cooldown             = "5s"
+# }
+
+# Stored responses of POST /v1/responses (docs/responses.md): kept for
+# previous_response_id and GET/DELETE /v1/responses/{id}, each for the key
+# that created it. Without this block nothing is kept and
+# previous_response_id is refused.
+#
+# responses {
+#   store     = "memory"   # per replica, lost on restart
+#   retention = "24h"      # default 720h
 # }

@@ -256,6 +256,13 @@ func serve(args []string) int {
 		}
 	}()
 
+	st, err := openStore(cfg, mx, logger)
+	if err != nil {
+		logger.Error("cannot open the store", "error", err)
+		return 2
+	}
+	defer st.Close()
+
 	mgr := plugins.Start(cfg, pluginOptions(cfg, base, tel.PluginEnv(), logger.Named("plugin")))
 	defer mgr.Stop()
 	started.Store(mgr)
@@ -307,12 +314,19 @@ func serve(args []string) int {
 	mx.Register(responses.Collector())
 	mx.WatchDocuments(docs)
 	mx.WatchExtractors(extractors)
+	respStore, respRetention, err := openResponses(cfg)
+	if err != nil {
+		logger.Error("invalid responses config", "error", err)
+		return 2
+	}
 	srv = server.New(server.Options{
 		Keys: routing.Keys, Router: routing.Router, Plugins: mgr, Logger: logger.Named("http"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
 		Documents: docs, Policies: routing.Policies, Metrics: mx, Telemetry: tel,
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens, Limits: limits,
 		Middleware: mws, Cache: responses, CachePolicy: routing.Cache,
+		Responses: respStore, ResponseRetention: respRetention,
+		StoredKeys: st.keys, Admin: st.admin, Usage: st.usage,
 	})
 	rl := newReloader(&reloader{path: *configPath, pluginsDir: *pluginsDir, listen: *listen,
 		log: logger.Named("reload"), srv: srv, mgr: mgr, local: local, pluginEnv: tel.PluginEnv(), drainLimit: timeout + grace})

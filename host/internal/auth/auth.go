@@ -31,6 +31,10 @@ type Key struct {
 	Name string
 	// Admin keys see instance details in /readyz.
 	Admin bool
+	// Group names the key_group whose budget the key also counts
+	// against ("" for none); Budget is the key's own (nil for none).
+	Group  string
+	Budget *config.Budget
 	// Cache opts the key's chat requests into the exact response cache.
 	Cache       bool
 	digest      [32]byte
@@ -38,6 +42,9 @@ type Key struct {
 	passthrough []string
 	instances   []string
 	storageOps  map[string]bool
+	// ID identifies a stored key ("key_..."); it is empty for keys of the
+	// config file.
+	ID string
 }
 
 // AllowsModel reports whether the key may use model in protocol mode.
@@ -66,7 +73,7 @@ type Keys struct {
 func New(cfg []config.APIKey) (*Keys, error) {
 	ks := &Keys{byDigest: make(map[[32]byte]*Key, len(cfg))}
 	for _, c := range cfg {
-		k := &Key{Name: c.Name, Admin: c.Admin, models: c.Models, passthrough: c.Passthrough,
+		k := &Key{Name: c.Name, Admin: c.Admin, Group: c.Group, Budget: c.Budget, models: c.Models, passthrough: c.Passthrough,
 			instances: c.Instances, storageOps: map[string]bool{}}
 		k.Cache = c.Cache
 		for _, op := range c.StorageOps {

@@ -41,6 +41,9 @@ type File struct {
 	Routes    []Route           `hcl:"route,block"`
 	Documents *document.Config  `hcl:"documents,block"`
 	Telemetry *telemetry.Config `hcl:"telemetry,block"`
+	// Store is where stored keys, usage records and stored responses
+	// live; nil when the config has no store block.
+	Store *Store `hcl:"store,block"`
 	// Limits and CircuitBreaker are nil when absent: no limits, no
 	// ejection.
 	Limits         *Limits         `hcl:"limits,block"`
@@ -54,6 +57,8 @@ type File struct {
 	// Cache is where the exact response cache keeps answers; nil keeps
 	// them in memory with the defaults when a route or key opts in.
 	Cache *Cache `hcl:"cache,block"`
+	// Responses keeps the responses of /v1/responses; nil keeps none.
+	Responses *Responses `hcl:"responses,block"`
 
 	// Path is where the file was read from ("<embedded>" for the default).
 	Path string
@@ -173,6 +178,10 @@ type APIKey struct {
 	// Cache opts the key's chat requests into the exact response cache
 	// on every route, with the cache block's ttl where the route has none.
 	Cache bool `hcl:"cache,optional"`
+	// Group names the key_group whose budget the key also counts
+	// against; Budget is the key's own.
+	Group  string  `hcl:"group,optional"`
+	Budget *Budget `hcl:"budget,block"`
 
 	// DeclRange is where the block starts and AttrRanges where each of its
 	// attributes is, for diagnostics; OpRanges are the positions of the
@@ -417,6 +426,9 @@ func Parse(src []byte, filename, baseDir string) (*File, hcl.Diagnostics) {
 		return out, dropFollowOnUnknowns(diags)
 	}
 	out.Server.applyDefaults(baseDir)
+	if out.Store != nil {
+		out.Store.applyDefaults(baseDir)
+	}
 	recordRanges(f.Body, out)
 	out.canonicalizeTypes()
 	diags = dropFollowOnUnknowns(diags)

@@ -27,7 +27,7 @@ func recordRanges(body hcl.Body, f *File) {
 				f.Limits.DeclRange = b.DefRange()
 			}
 			f.ranges[b.Type] = b.DefRange()
-		case "server", "logging", "documents", "telemetry", "circuit_breaker", "cache":
+		case "server", "logging", "documents", "telemetry", "circuit_breaker", "cache", "responses", "store":
 			f.ranges[b.Type] = b.DefRange()
 			for name, a := range b.Body.Attributes {
 				f.ranges[b.Type+"."+name] = a.Expr.Range()
@@ -151,6 +151,7 @@ func (f *File) validate() hcl.Diagnostics {
 	if f.Logging != nil && f.Logging.Format != "" && f.Logging.Format != "text" && f.Logging.Format != "json" {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid logging.format", Detail: `format must be "text" or "json"`, Subject: f.Range("logging.format")})
 	}
+	diags = append(diags, f.validateStore()...)
 	seenKeys := map[string]bool{}
 	for i := range f.APIKeys {
 		k := &f.APIKeys[i]
@@ -307,6 +308,7 @@ func (f *File) validate() hcl.Diagnostics {
 	diags = append(diags, f.validateAttempts()...)
 	diags = append(diags, f.validateTraffic()...)
 	diags = append(diags, f.validateCache()...)
+	diags = append(diags, f.validateResponses()...)
 	return diags
 }
 

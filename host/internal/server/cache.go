@@ -77,16 +77,34 @@ func (r *call) cacheLookup(ctx context.Context, p *parsed, rt *router.Route, bod
 	return false
 }
 
-// serveCached answers with a cached entry. The request's limits are
-// settled with no tokens: no provider was called.
+// cacheInstance is the instance name of the usage record of a hit: no
+// instance was called.
+const cacheInstance = "(cache)"
+
+// serveCached answers with a cached entry, in the API the client called.
+// The request's limits are settled with no tokens and its usage is
+// recorded without tokens or cost: no provider was called.
 func (r *call) serveCached(e *cache.Entry, stream bool) {
 	r.settle(0, true)
 	r.limitHeaders()
 	if !stream {
+		body := e.Body
+		if r.out != nil {
+			b, err := r.out.Response(body)
+			if err != nil {
+				r.logError(err)
+				writeError(r.ctx, err)
+				r.op.End(r.ctx.Response.StatusCode(), err)
+				r.recordUsage(r.ctx.Response.StatusCode(), cacheInstance, nil)
+				return
+			}
+			body = b
+		}
 		r.op.Response(e.Body)
 		r.op.End(http.StatusOK, nil)
 		r.ctx.SetContentType("application/json")
-		r.ctx.SetBody(e.Body)
+		r.ctx.SetBody(body)
+		r.recordUsage(http.StatusOK, cacheInstance, nil)
 		return
 	}
 	h := &r.ctx.Response.Header
@@ -94,19 +112,26 @@ func (r *call) serveCached(e *cache.Entry, stream bool) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	op := r.op
+	out := r.out
 	r.setBodyStreamWriter(func(w *bufio.Writer) {
-		var buf []byte
-		for _, c := range e.Chunks {
+		// The replay writes without pauses; the keepalive writer is used
+		// for its framing in the client's API.
+		k := startKeepalive(w, time.Hour)
+		k.out = out
+		defer k.stop()
+		var failed error
+		defer func() {
+			op.End(http.StatusOK, failed)
+			r.recordUsage(http.StatusOK, cacheInstance, nil)
+		}()
+		for i, c := range e.Chunks {
 			op.Chunk(c)
-			buf = appendEvent(buf[:0], c)
-			if _, err := w.Write(buf); err != nil {
-				op.End(http.StatusOK, context.Canceled)
+			if err := k.event(c, i == len(e.Chunks)-1); err != nil {
+				failed = context.Canceled
 				return
 			}
 		}
-		w.Write(sseDone)
-		w.Flush()
-		op.End(http.StatusOK, nil)
+		k.end()
 	})
 }
 

@@ -437,6 +437,10 @@ func (r *call) chat() {
 		cancel()
 		return
 	}
+	if p.stream && !p.streamOptions && r.s.opts.Usage != nil {
+		// The usage record is read from the stream's usage chunk.
+		r.traffic.injectUsage = true
+	}
 	if p.stream {
 		if r.traffic.injectUsage {
 			body = withUsage(body)
@@ -450,11 +454,16 @@ func (r *call) chat() {
 	var resp *provider.Response
 	a, err := r.attempt(ctx, rt, p.model, func(a *try, c *provider.Client, meta provider.Meta) error {
 		var err error
+		if pc := r.plannedCall(a, c, &meta, provider.OpChat, docs); pc != nil && !p.streamOptions {
+			resp, err = pc.unary(a, body, &meta)
+			return err
+		}
 		resp, err = c.ChatCompletion(a.ctx, &provider.Request{Meta: meta, Body: body, Documents: docs})
 		return err
 	})
 	if a != nil {
 		a.end()
+		r.served = a.target.Instance
 	}
 	if err == nil {
 		resp.Body, err = r.mw.Response(ctx, resp.Body)
@@ -492,16 +501,28 @@ func (r *call) writeResponse(resp *provider.Response, err error) {
 		r.logError(err)
 		writeError(r.ctx, err)
 		r.op.End(r.ctx.Response.StatusCode(), err)
+		r.recordUsage(r.ctx.Response.StatusCode(), r.served, nil)
 		return
 	}
 	r.op.Response(resp.Body)
+	defer r.recordUsage(http.StatusOK, r.served, resp.Body)
 	defer r.op.End(http.StatusOK, nil)
 	for k, v := range resp.Header {
 		r.ctx.Response.Header.Set(k, v)
 	}
 	r.limitHeaders()
 	r.ctx.SetContentType("application/json")
-	r.ctx.SetBody(resp.Body)
+	body := resp.Body
+	if r.out != nil {
+		var err error
+		if body, err = r.out.Response(resp.Body); err != nil {
+			r.logError(err)
+			writeError(r.ctx, err)
+		}
+	}
+	if body != nil {
+		r.ctx.SetBody(body)
+	}
 	if len(r.traffic.tickets) > 0 {
 		p := r.s.parsers.Get()
 		used, known := usageOf(p, resp.Body)
@@ -537,11 +558,16 @@ func (r *call) embeddings() {
 	var resp *provider.Response
 	a, err := r.attempt(ctx, rt, p.model, func(a *try, c *provider.Client, meta provider.Meta) error {
 		var err error
+		if pc := r.plannedCall(a, c, &meta, provider.OpEmbeddings, nil); pc != nil {
+			resp, err = pc.unary(a, body, &meta)
+			return err
+		}
 		resp, err = c.Embeddings(a.ctx, &provider.Request{Meta: meta, Body: body})
 		return err
 	})
 	if a != nil {
 		a.end()
+		r.served = a.target.Instance
 	}
 	r.writeResponse(resp, err)
 }

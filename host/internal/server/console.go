@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"sort"
+	"time"
 
 	"github.com/llmproxy/llmproxy/host/internal/console"
 )
@@ -10,13 +12,26 @@ import (
 // keys of the routing in use and dispatches its API calls to s.
 func (s *Server) newConsole() *console.Console {
 	return console.New(console.Options{
-		Admin: func(secret []byte) bool {
-			k := s.gen.Load().Keys.Lookup(secret)
-			return k != nil && k.Admin
-		},
+		Admin:    s.isAdmin,
 		Dispatch: s.Handle,
 		Info:     s.consoleInfo,
 	})
+}
+
+// isAdmin reports whether secret is an admin key now: of the config
+// file, or of the key store (and not shadowed by a config key's name).
+func (s *Server) isAdmin(secret []byte) bool {
+	g := s.gen.Load()
+	if k := g.Keys.Lookup(secret); k != nil {
+		return k.Admin
+	}
+	if s.opts.StoredKeys == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(s.base, 5*time.Second)
+	defer cancel()
+	k, err := s.opts.StoredKeys.Lookup(ctx, secret)
+	return err == nil && k != nil && k.Admin && g.Keys.ByName(k.Name) == nil
 }
 
 // consoleRoute is a route as the console's routes page shows it.

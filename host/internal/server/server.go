@@ -4,6 +4,7 @@
 // Paths:
 //
 //	/v1/chat/completions, /v1/embeddings, /v1/models[/{id}]   protocol mode
+//	/v1/responses, /v1/responses/{id}                         protocol mode (Responses API)
 //	/-{type}/{instance}/{native path}                         transparent mode
 //	/healthz, /readyz                                         the host's own
 //
@@ -34,6 +35,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/llmproxy/llmproxy/host/internal/access"
+	"github.com/llmproxy/llmproxy/host/internal/admin"
 	"github.com/llmproxy/llmproxy/host/internal/auth"
 	"github.com/llmproxy/llmproxy/host/internal/cache"
 	"github.com/llmproxy/llmproxy/host/internal/console"
@@ -44,6 +46,7 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/host/internal/telemetry"
+	"github.com/llmproxy/llmproxy/host/internal/usage"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/storage"
 )
@@ -83,6 +86,19 @@ type Options struct {
 	Cache *cache.Cache
 	// CachePolicy is the first Routing's cache policy.
 	CachePolicy *cache.Policy
+	// Responses keeps the responses of /v1/responses for
+	// previous_response_id, each for ResponseRetention
+	// (responses.DefaultRetention when 0); nil keeps none.
+	Responses         ResponseStore
+	ResponseRetention time.Duration
+	// StoredKeys authenticates the keys of the store, after the keys of
+	// the config file; nil accepts config keys only.
+	StoredKeys *auth.Stored
+	// Admin serves /admin/; nil answers that no store is configured.
+	Admin *admin.API
+	// Usage receives the usage records of chat and embeddings requests;
+	// nil records none.
+	Usage *usage.Recorder
 }
 
 // Server handles HTTP requests.
@@ -116,6 +132,8 @@ type Server struct {
 	retries, failovers atomic.Uint64
 	// console serves the web console at /ui.
 	console *console.Console
+	// fwd resolves the plans of planned calls (forward.go).
+	fwd forwarder
 }
 
 // New returns a Server.
@@ -131,6 +149,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Admin == nil {
+		opts.Admin = admin.New(admin.Options{})
 	}
 	s := &Server{
 		opts:   opts,
@@ -320,7 +341,7 @@ func public(path string) bool {
 	if strings.HasPrefix(path, "/-") {
 		return isSignedObjectPath(path)
 	}
-	return !strings.HasPrefix(path, "/v1/")
+	return !strings.HasPrefix(path, "/v1/") && !strings.HasPrefix(path, admin.Path)
 }
 
 // authenticate looks up the presented key. The API and instance paths
@@ -330,6 +351,9 @@ func (s *Server) authenticate(next handler) handler {
 	return func(r *call) {
 		secret := auth.Secret(&r.ctx.Request.Header)
 		r.key = r.g.Keys.Lookup(secret)
+		if r.key == nil && len(secret) > 0 && s.opts.StoredKeys != nil && !s.lookupStored(r, secret) {
+			return
+		}
 		if r.key == nil && !public(string(r.ctx.Path())) {
 			msg := "missing API key: send Authorization: Bearer <key> or X-API-Key"
 			if len(secret) > 0 {
@@ -398,11 +422,22 @@ func (s *Server) route(r *call) {
 		}
 	}
 	switch {
+	case strings.HasPrefix(path, admin.Path):
+		ctx, cancel := r.context()
+		defer cancel()
+		s.opts.Admin.Serve(admin.Request{Ctx: r.ctx, Caller: r.key, Config: r.g.Keys, Context: ctx})
 	case path == "/v1/chat/completions":
 		if !r.method("POST") || !r.canonical() {
 			return
 		}
 		r.chat()
+	case path == "/v1/responses":
+		if !r.method("POST") || !r.canonical() {
+			return
+		}
+		r.responses()
+	case strings.HasPrefix(path, "/v1/responses/"):
+		r.response(strings.TrimPrefix(path, "/v1/responses/"))
 	case path == "/v1/embeddings":
 		if !r.method("POST") || !r.canonical() {
 			return
@@ -465,12 +500,16 @@ func endpoint(path []byte) string {
 		return "chat"
 	case p == "/v1/embeddings":
 		return "embeddings"
+	case strings.HasPrefix(p, "/v1/responses"):
+		return "responses"
 	case strings.HasPrefix(p, "/v1/models"):
 		return "models"
 	case strings.HasPrefix(p, "/-"):
 		return "instance"
 	case p == "/healthz" || p == "/readyz" || p == "/metrics":
 		return "host"
+	case strings.HasPrefix(p, admin.Path):
+		return "admin"
 	}
 	return "other"
 }
@@ -555,6 +594,11 @@ type call struct {
 	// cache is set when the request's answer goes into the response
 	// cache.
 	cache *cached
+	// out writes the answer in the API the client called; nil for OpenAI
+	// chat completions (see dialect).
+	out dialect
+	// served is the instance that answered an AI request.
+	served string
 }
 
 func (r *call) method(want string) bool {
@@ -583,6 +627,10 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(secs))
 	}
 	ctx.SetContentType("application/json")
+	if d := dialectOf(ctx); d != nil {
+		ctx.SetBody(d.Error(e))
+		return
+	}
 	ctx.SetBody(e.JSON())
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/llmproxy/llmproxy/host/internal/router"
+	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/provider"
 )
 
@@ -38,7 +39,13 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	)
 	stop := r.watchClient(cancel)
 	a, err := r.attempt(ctx, rt, model, func(a *try, c *provider.Client, meta provider.Meta) error {
-		s, err := c.ChatCompletionStream(a.ctx, &provider.Request{Meta: meta, Body: body, Documents: docs})
+		var s *provider.ChunkStream
+		var err error
+		if pc := r.plannedCall(a, c, &meta, provider.OpChat, docs); pc != nil {
+			s, err = pc.stream(a, body, &meta)
+		} else {
+			s, err = c.ChatCompletionStream(a.ctx, &provider.Request{Meta: meta, Body: body, Documents: docs})
+		}
 		if err != nil {
 			return err
 		}
@@ -67,6 +74,11 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		r.logError(err)
 		writeError(r.ctx, err)
 		r.op.End(r.ctx.Response.StatusCode(), err)
+		instance := ""
+		if a != nil {
+			instance = a.target.Instance
+		}
+		r.recordUsage(r.ctx.Response.StatusCode(), instance, nil)
 		return
 	}
 	h := &r.ctx.Response.Header
@@ -84,6 +96,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	id := r.id
 	log := r.s.log
 	op := r.op
+	out := r.out
 	// The stream's limits are settled with the usage chunk when the
 	// stream has one, else with an estimate from its chunks.
 	m := &meter{prompt: r.traffic.est.Prompt}
@@ -95,6 +108,15 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		var failed error
 		defer func() { op.End(http.StatusOK, failed) }()
 		defer func() {
+			// The client got 200; a stream that failed after it started
+			// is recorded with the status of its error event.
+			status := http.StatusOK
+			if failed != nil {
+				status = asAPIError(failed).Status
+			}
+			r.recordUsage(status, a.target.Instance, m.raw)
+		}()
+		defer func() {
 			for _, t := range tickets {
 				t.Done(m.used(), true)
 			}
@@ -103,6 +125,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		defer cancel()
 		defer stop()
 		k := startKeepalive(w, a.target.Bounds.StreamKeepalive)
+		k.out = out
 		defer k.stop()
 		res := first
 		if pending != nil {
@@ -126,7 +149,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 				log.Error("middleware ended the stream", "request_id", id, "status", e.Status, "code", e.Code, "error", e.Message)
 				failed = e
 				a.span.Fail(e)
-				k.event(e.JSON(), true)
+				k.fail(e)
 				return
 			}
 			if len(chunk) == 0 {
@@ -148,7 +171,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 			e := asAPIError(err)
 			if errors.Is(context.Cause(ctx), ErrShuttingDown) {
 				log.Warn("stream cut by the shutdown", "request_id", id, "instance", a.target.Instance)
-				k.event(shutdownError().JSON(), true)
+				k.fail(shutdownError())
 				return
 			}
 			if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
@@ -160,11 +183,11 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 			log.Error("stream failed after it started", "request_id", id, "status", e.Status, "code", e.Code, "error", e.Message)
 			failed = e
 			a.span.Fail(e)
-			k.event(e.JSON(), true)
+			k.fail(e)
 			return
 		}
 		rec.keepStream(r)
-		k.raw(sseDone)
+		k.end()
 	})
 }
 
@@ -179,6 +202,9 @@ type keepalive struct {
 	buf    []byte
 	err    error
 	closed bool
+	// out converts the events to the client's API; nil writes OpenAI
+	// chat completion chunks.
+	out dialect
 }
 
 func startKeepalive(w *bufio.Writer, every time.Duration) *keepalive {
@@ -222,8 +248,43 @@ func (k *keepalive) comment() error { return k.raw(sseKeepalive) }
 func (k *keepalive) event(chunk []byte, flush bool) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.buf = appendEvent(k.buf[:0], chunk)
+	if k.out == nil {
+		k.buf = appendEvent(k.buf[:0], chunk)
+		return k.writeLocked(k.buf, flush)
+	}
+	var err error
+	if k.buf, err = k.out.Events(k.buf[:0], chunk); err != nil {
+		k.buf = k.out.StreamError(k.buf[:0], asAPIError(err))
+		k.writeLocked(k.buf, true)
+		return err
+	}
+	if len(k.buf) == 0 {
+		return k.err
+	}
 	return k.writeLocked(k.buf, flush)
+}
+
+// fail writes e as the stream's last event.
+func (k *keepalive) fail(e *openai.Error) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.out == nil {
+		k.buf = appendEvent(k.buf[:0], e.JSON())
+	} else {
+		k.buf = k.out.StreamError(k.buf[:0], e)
+	}
+	return k.writeLocked(k.buf, true)
+}
+
+// end writes the events that close a stream that ended well.
+func (k *keepalive) end() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.out == nil {
+		return k.writeLocked(sseDone, true)
+	}
+	k.buf = k.out.End(k.buf[:0])
+	return k.writeLocked(k.buf, true)
 }
 
 // raw writes b as it is.

@@ -134,6 +134,8 @@ type meter struct {
 	chunks int64
 	usage  int64
 	known  bool
+	// raw is the last chunk that carried usage.
+	raw []byte
 }
 
 // observe reads one chunk; it reports whether the chunk carries only the
@@ -145,6 +147,7 @@ func (m *meter) observe(chunk []byte) (usageOnly bool) {
 		return false
 	}
 	m.usage, m.known = n, true
+	m.raw = append(m.raw[:0], chunk...)
 	v, err := m.p.ParseBytes(chunk)
 	if err != nil {
 		return false

@@ -218,8 +218,8 @@ func (a *Attempt) End() {
 	}
 	a.ended = true
 	et := ErrorType(a.err)
-	a.o.t.attempts.Add(context.Background(), 1, metric.WithAttributes(
-		keyProvider.String(a.provider), keyInstance.String(a.instance), keyErrorType.String(et)))
+	a.o.t.attempts.Add(context.Background(), 1, attrSet(setKey{"attempt", a.provider, a.instance, et}, []attribute.KeyValue{
+		keyProvider.String(a.provider), keyInstance.String(a.instance), keyErrorType.String(et)}))
 	if a.span == nil {
 		return
 	}
@@ -259,7 +259,7 @@ func (o *Op) Chunk(b []byte) {
 	now := time.Now()
 	if o.chunks == 0 {
 		o.firstChunk = now
-		o.chunkAttrs = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(o.labels("", 0)...))}
+		o.chunkAttrs = []metric.RecordOption{o.labelSet("", 0, "")}
 	} else {
 		o.t.perChunk.Record(context.Background(), now.Sub(o.lastChunk).Seconds(), o.chunkAttrs...)
 	}
@@ -343,6 +343,24 @@ func (o *Op) setResponse(span trace.Span) {
 	span.SetAttributes(attrs...)
 }
 
+// labelSet is the measurement option of labels(errType, status), plus a
+// token type when tokenType is set.
+func (o *Op) labelSet(errType string, status int, tokenType string) metric.MeasurementOption {
+	provider, instance := "", ""
+	if a := o.attempt; a != nil {
+		provider, instance = a.provider, a.instance
+	}
+	k := setKey{o.op, provider, o.model, instance, o.key, errType, strconv.Itoa(status), tokenType}
+	if v, ok := cachedSets.Load(k); ok {
+		return v.(metric.MeasurementOption)
+	}
+	l := o.labels(errType, status)
+	if tokenType != "" {
+		l = append(l, keyTokenType.String(tokenType))
+	}
+	return attrSet(k, l)
+}
+
 // labels are the metric attributes of the operation.
 func (o *Op) labels(errType string, status int) []attribute.KeyValue {
 	provider, instance := "", ""
@@ -378,16 +396,13 @@ func (o *Op) End(status int, err error) {
 		et = strconv.Itoa(status)
 	}
 	ctx := context.Background()
-	attrs := o.labels(et, status)
-	set := metric.WithAttributes(attrs...)
-	o.t.duration.Record(ctx, since(o.start), set)
+	o.t.duration.Record(ctx, since(o.start), o.labelSet(et, status, ""))
 	if o.chunks > 0 {
 		o.t.firstChunk.Record(ctx, o.firstChunk.Sub(o.start).Seconds(), o.chunkAttrs...)
 	}
 	if o.usage.seen {
-		base := o.labels("", 0)
-		o.t.tokens.Record(ctx, o.usage.input, metric.WithAttributes(append(base, keyTokenType.String("input"))...))
-		o.t.tokens.Record(ctx, o.usage.output, metric.WithAttributes(append(base[:len(base):len(base)], keyTokenType.String("output"))...))
+		o.t.tokens.Record(ctx, o.usage.input, o.labelSet("", 0, "input"))
+		o.t.tokens.Record(ctx, o.usage.output, o.labelSet("", 0, "output"))
 	}
 	if o.span == nil {
 		return

@@ -292,6 +292,7 @@ func TestWriteTable(t *testing.T) {
 		"[MET ] llmproxy added p50 beyond bare: 30.0µs (goal <= 100µs)",
 		"[MISS] anthropic added p50 beyond bare: 130.0µs (goal <= 100µs)",
 		"[MISS] llmproxy throughput / bare: 0.50 (goal >= 0.60)",
+		"goals of issue 9",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
@@ -313,6 +314,27 @@ func TestWriteTable(t *testing.T) {
 		if !reflect.DeepEqual(rows[target], w) {
 			t.Errorf("row %s = %q, want %q", target, rows[target], w)
 		}
+	}
+	// The goal grid: a row per goal, a column per proxied target.
+	grid := map[string][]string{}
+	for _, line := range strings.Split(out, "\n") {
+		for _, goal := range []string{"added p50 beyond bare <= 100µs", "throughput / bare >= 0.60", "goals met"} {
+			if strings.HasPrefix(line, goal) {
+				grid[goal] = strings.Fields(line[len(goal):])
+			}
+		}
+	}
+	wantGrid := map[string][]string{
+		"added p50 beyond bare <= 100µs": {"30.0µs", "ok", "130.0µs", "MISS"},
+		"throughput / bare >= 0.60":      {"0.50", "MISS", "0.80", "ok"},
+	}
+	for goal, w := range wantGrid {
+		if !reflect.DeepEqual(grid[goal], w) {
+			t.Errorf("goal row %q = %q, want %q\n%s", goal, grid[goal], w, out)
+		}
+	}
+	if len(grid["goals met"]) != 2 {
+		t.Errorf("goals met row = %q, want one count per target", grid["goals met"])
 	}
 }
 

@@ -112,6 +112,7 @@ func writeTable(w io.Writer, rep *Report) {
 		}
 		fmt.Fprintf(w, "[%s] %s %s: %s (goal %s%s)\n", mark, c.Target, c.Name, got, c.Want, c.Unit)
 	}
+	writeGoals(w, rep.Checks)
 	for _, f := range rep.Profiles {
 		if strings.HasSuffix(f, ".data") {
 			fmt.Fprintf(w, "\nperf profile: %s\n  perf report -i %s --no-children --sort comm,sym\n", f, f)
@@ -139,4 +140,59 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// writeGoals prints the checks as one grid: a row per goal, a column per
+// target, each cell the figure and whether it meets the goal.
+func writeGoals(w io.Writer, checks []Check) {
+	if len(checks) == 0 {
+		return
+	}
+	var goals, targets []string
+	cells := map[[2]string]string{}
+	met := map[string]int{}
+	for _, c := range checks {
+		goal := c.Name + " " + c.Want + c.Unit
+		if !slices.Contains(goals, goal) {
+			goals = append(goals, goal)
+		}
+		if !slices.Contains(targets, c.Target) {
+			targets = append(targets, c.Target)
+		}
+		got := fmtRatio(c.Got)
+		if c.Unit == "µs" {
+			got = fmtMicros(c.Got)
+		}
+		mark := "MISS"
+		if c.Met {
+			mark = "ok"
+			met[c.Target]++
+		}
+		cells[[2]string{goal, c.Target}] = got + " " + mark
+	}
+	width := 0
+	for _, g := range goals {
+		width = max(width, len([]rune(g)))
+	}
+	fmt.Fprintf(w, "\ngoals of issue 9 (same-run figures against the bare proxy)\n%-*s", width, "goal")
+	for _, t := range targets {
+		fmt.Fprintf(w, " %15s", t)
+	}
+	fmt.Fprintln(w)
+	for _, g := range goals {
+		fmt.Fprintf(w, "%s%s", g, strings.Repeat(" ", width-len([]rune(g))))
+		for _, t := range targets {
+			cell := cells[[2]string{g, t}]
+			if cell == "" {
+				cell = "-"
+			}
+			fmt.Fprintf(w, " %15s", cell)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "%-*s", width, "goals met")
+	for _, t := range targets {
+		fmt.Fprintf(w, " %15s", fmt.Sprintf("%d/%d", met[t], len(goals)))
+	}
+	fmt.Fprintln(w)
 }

@@ -895,6 +895,222 @@ func (x *PassthroughResponse) GetBody() []byte {
 	return nil
 }
 
+type ForwardPlanRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardPlanRequest) Reset() {
+	*x = ForwardPlanRequest{}
+	mi := &file_llmproxy_provider_v1_provider_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardPlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardPlanRequest) ProtoMessage() {}
+
+func (x *ForwardPlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_llmproxy_provider_v1_provider_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardPlanRequest.ProtoReflect.Descriptor instead.
+func (*ForwardPlanRequest) Descriptor() ([]byte, []int) {
+	return file_llmproxy_provider_v1_provider_proto_rawDescGZIP(), []int{14}
+}
+
+// ForwardPlanResponse lets the host send the plan's operations to the
+// upstream itself, relaying the answer bytes unchanged, instead of calling
+// the plugin. The host refuses (and calls the plugin instead) a plan whose
+// version, model rewrite or error mapping it does not know.
+type ForwardPlanResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version is the plan format; the host knows 1. Zero means "no plan".
+	Version    uint32              `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Operations []*PlannedOperation `protobuf:"bytes,2,rep,name=operations,proto3" json:"operations,omitempty"`
+	// headers are added to every upstream request, the credential among
+	// them. Content-Type, Accept and the trace context are set by the host.
+	Headers []*Header `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty"`
+	// model_rewrite is how the routed model reaches the body: "model" sets
+	// the top-level "model" string; "" leaves the body unchanged.
+	ModelRewrite string `protobuf:"bytes,4,opt,name=model_rewrite,json=modelRewrite,proto3" json:"model_rewrite,omitempty"`
+	// error_mapping names the table that turns an upstream error answer
+	// into the client's error: "openai" (sdk/relay.UpstreamError).
+	ErrorMapping string `protobuf:"bytes,5,opt,name=error_mapping,json=errorMapping,proto3" json:"error_mapping,omitempty"`
+	// expires_unix_nano is when the plan stops being valid (a short-lived
+	// token, say); zero when it lasts until the next Configure.
+	ExpiresUnixNano int64 `protobuf:"varint,6,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	// timeout_ms bounds one upstream request, streams included.
+	TimeoutMs int64 `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// relayed_headers maps upstream response header names to the names the
+	// client sees (x-ratelimit-*, the upstream request id).
+	RelayedHeaders map[string]string `protobuf:"bytes,8,rep,name=relayed_headers,json=relayedHeaders,proto3" json:"relayed_headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// name is the upstream's name in error messages ("openai").
+	Name          string `protobuf:"bytes,9,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardPlanResponse) Reset() {
+	*x = ForwardPlanResponse{}
+	mi := &file_llmproxy_provider_v1_provider_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardPlanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardPlanResponse) ProtoMessage() {}
+
+func (x *ForwardPlanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_llmproxy_provider_v1_provider_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardPlanResponse.ProtoReflect.Descriptor instead.
+func (*ForwardPlanResponse) Descriptor() ([]byte, []int) {
+	return file_llmproxy_provider_v1_provider_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ForwardPlanResponse) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ForwardPlanResponse) GetOperations() []*PlannedOperation {
+	if x != nil {
+		return x.Operations
+	}
+	return nil
+}
+
+func (x *ForwardPlanResponse) GetHeaders() []*Header {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *ForwardPlanResponse) GetModelRewrite() string {
+	if x != nil {
+		return x.ModelRewrite
+	}
+	return ""
+}
+
+func (x *ForwardPlanResponse) GetErrorMapping() string {
+	if x != nil {
+		return x.ErrorMapping
+	}
+	return ""
+}
+
+func (x *ForwardPlanResponse) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
+func (x *ForwardPlanResponse) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *ForwardPlanResponse) GetRelayedHeaders() map[string]string {
+	if x != nil {
+		return x.RelayedHeaders
+	}
+	return nil
+}
+
+func (x *ForwardPlanResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// PlannedOperation is one operation the host may forward.
+type PlannedOperation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// operation is "chat" (streamed or not) or "embeddings".
+	Operation string `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
+	// url is the absolute upstream URL, http or https.
+	Url           string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlannedOperation) Reset() {
+	*x = PlannedOperation{}
+	mi := &file_llmproxy_provider_v1_provider_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlannedOperation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlannedOperation) ProtoMessage() {}
+
+func (x *PlannedOperation) ProtoReflect() protoreflect.Message {
+	mi := &file_llmproxy_provider_v1_provider_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlannedOperation.ProtoReflect.Descriptor instead.
+func (*PlannedOperation) Descriptor() ([]byte, []int) {
+	return file_llmproxy_provider_v1_provider_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PlannedOperation) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *PlannedOperation) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
 var File_llmproxy_provider_v1_provider_proto protoreflect.FileDescriptor
 
 const file_llmproxy_provider_v1_provider_proto_rawDesc = "" +
@@ -965,7 +1181,27 @@ const file_llmproxy_provider_v1_provider_proto_rawDesc = "" +
 	"\x13PassthroughResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x124\n" +
 	"\x06header\x18\x02 \x03(\v2\x1c.llmproxy.provider.v1.HeaderR\x06header\x12\x12\n" +
-	"\x04body\x18\x03 \x01(\fR\x04body2\xef\x05\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\"\x14\n" +
+	"\x12ForwardPlanRequest\"\x83\x04\n" +
+	"\x13ForwardPlanResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12F\n" +
+	"\n" +
+	"operations\x18\x02 \x03(\v2&.llmproxy.provider.v1.PlannedOperationR\n" +
+	"operations\x126\n" +
+	"\aheaders\x18\x03 \x03(\v2\x1c.llmproxy.provider.v1.HeaderR\aheaders\x12#\n" +
+	"\rmodel_rewrite\x18\x04 \x01(\tR\fmodelRewrite\x12#\n" +
+	"\rerror_mapping\x18\x05 \x01(\tR\ferrorMapping\x12*\n" +
+	"\x11expires_unix_nano\x18\x06 \x01(\x03R\x0fexpiresUnixNano\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\a \x01(\x03R\ttimeoutMs\x12f\n" +
+	"\x0frelayed_headers\x18\b \x03(\v2=.llmproxy.provider.v1.ForwardPlanResponse.RelayedHeadersEntryR\x0erelayedHeaders\x12\x12\n" +
+	"\x04name\x18\t \x01(\tR\x04name\x1aA\n" +
+	"\x13RelayedHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"B\n" +
+	"\x10PlannedOperation\x12\x1c\n" +
+	"\toperation\x18\x01 \x01(\tR\toperation\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url2\xd3\x06\n" +
 	"\bProvider\x12Y\n" +
 	"\bDescribe\x12%.llmproxy.provider.v1.DescribeRequest\x1a&.llmproxy.provider.v1.DescribeResponse\x12X\n" +
 	"\tConfigure\x12$.llmproxy.plugin.v1.ConfigureRequest\x1a%.llmproxy.plugin.v1.ConfigureResponse\x12W\n" +
@@ -976,7 +1212,8 @@ const file_llmproxy_provider_v1_provider_proto_rawDesc = "" +
 	"\n" +
 	"ListModels\x12'.llmproxy.provider.v1.ListModelsRequest\x1a(.llmproxy.provider.v1.ListModelsResponse\x12d\n" +
 	"\vPassthrough\x12(.llmproxy.provider.v1.PassthroughRequest\x1a).llmproxy.provider.v1.PassthroughResponse0\x01\x12O\n" +
-	"\x06Health\x12!.llmproxy.plugin.v1.HealthRequest\x1a\".llmproxy.plugin.v1.HealthResponseBHZFgithub.com/llmproxy/llmproxy/sdk/proto/llmproxy/provider/v1;providerv1b\x06proto3"
+	"\x06Health\x12!.llmproxy.plugin.v1.HealthRequest\x1a\".llmproxy.plugin.v1.HealthResponse\x12b\n" +
+	"\vForwardPlan\x12(.llmproxy.provider.v1.ForwardPlanRequest\x1a).llmproxy.provider.v1.ForwardPlanResponseBHZFgithub.com/llmproxy/llmproxy/sdk/proto/llmproxy/provider/v1;providerv1b\x06proto3"
 
 var (
 	file_llmproxy_provider_v1_provider_proto_rawDescOnce sync.Once
@@ -990,7 +1227,7 @@ func file_llmproxy_provider_v1_provider_proto_rawDescGZIP() []byte {
 	return file_llmproxy_provider_v1_provider_proto_rawDescData
 }
 
-var file_llmproxy_provider_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_llmproxy_provider_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_llmproxy_provider_v1_provider_proto_goTypes = []any{
 	(*DescribeRequest)(nil),      // 0: llmproxy.provider.v1.DescribeRequest
 	(*DescribeResponse)(nil),     // 1: llmproxy.provider.v1.DescribeResponse
@@ -1006,53 +1243,62 @@ var file_llmproxy_provider_v1_provider_proto_goTypes = []any{
 	(*Header)(nil),               // 11: llmproxy.provider.v1.Header
 	(*PassthroughRequest)(nil),   // 12: llmproxy.provider.v1.PassthroughRequest
 	(*PassthroughResponse)(nil),  // 13: llmproxy.provider.v1.PassthroughResponse
-	nil,                          // 14: llmproxy.provider.v1.ChatResponse.HeaderEntry
-	nil,                          // 15: llmproxy.provider.v1.ChatChunk.HeaderEntry
-	nil,                          // 16: llmproxy.provider.v1.EmbeddingsResponse.HeaderEntry
-	(*v1.Schema)(nil),            // 17: llmproxy.plugin.v1.Schema
-	(*v1.Credential)(nil),        // 18: llmproxy.plugin.v1.Credential
-	(*v1.Meta)(nil),              // 19: llmproxy.plugin.v1.Meta
-	(*v1.ConfigureRequest)(nil),  // 20: llmproxy.plugin.v1.ConfigureRequest
-	(*v1.HealthRequest)(nil),     // 21: llmproxy.plugin.v1.HealthRequest
-	(*v1.ConfigureResponse)(nil), // 22: llmproxy.plugin.v1.ConfigureResponse
-	(*v1.HealthResponse)(nil),    // 23: llmproxy.plugin.v1.HealthResponse
+	(*ForwardPlanRequest)(nil),   // 14: llmproxy.provider.v1.ForwardPlanRequest
+	(*ForwardPlanResponse)(nil),  // 15: llmproxy.provider.v1.ForwardPlanResponse
+	(*PlannedOperation)(nil),     // 16: llmproxy.provider.v1.PlannedOperation
+	nil,                          // 17: llmproxy.provider.v1.ChatResponse.HeaderEntry
+	nil,                          // 18: llmproxy.provider.v1.ChatChunk.HeaderEntry
+	nil,                          // 19: llmproxy.provider.v1.EmbeddingsResponse.HeaderEntry
+	nil,                          // 20: llmproxy.provider.v1.ForwardPlanResponse.RelayedHeadersEntry
+	(*v1.Schema)(nil),            // 21: llmproxy.plugin.v1.Schema
+	(*v1.Credential)(nil),        // 22: llmproxy.plugin.v1.Credential
+	(*v1.Meta)(nil),              // 23: llmproxy.plugin.v1.Meta
+	(*v1.ConfigureRequest)(nil),  // 24: llmproxy.plugin.v1.ConfigureRequest
+	(*v1.HealthRequest)(nil),     // 25: llmproxy.plugin.v1.HealthRequest
+	(*v1.ConfigureResponse)(nil), // 26: llmproxy.plugin.v1.ConfigureResponse
+	(*v1.HealthResponse)(nil),    // 27: llmproxy.plugin.v1.HealthResponse
 }
 var file_llmproxy_provider_v1_provider_proto_depIdxs = []int32{
-	17, // 0: llmproxy.provider.v1.DescribeResponse.config_schema:type_name -> llmproxy.plugin.v1.Schema
-	18, // 1: llmproxy.provider.v1.DescribeResponse.credentials:type_name -> llmproxy.plugin.v1.Credential
+	21, // 0: llmproxy.provider.v1.DescribeResponse.config_schema:type_name -> llmproxy.plugin.v1.Schema
+	22, // 1: llmproxy.provider.v1.DescribeResponse.credentials:type_name -> llmproxy.plugin.v1.Credential
 	2,  // 2: llmproxy.provider.v1.DescribeResponse.models:type_name -> llmproxy.provider.v1.Model
-	19, // 3: llmproxy.provider.v1.ChatRequest.meta:type_name -> llmproxy.plugin.v1.Meta
+	23, // 3: llmproxy.provider.v1.ChatRequest.meta:type_name -> llmproxy.plugin.v1.Meta
 	3,  // 4: llmproxy.provider.v1.ChatRequest.documents:type_name -> llmproxy.provider.v1.Document
-	14, // 5: llmproxy.provider.v1.ChatResponse.header:type_name -> llmproxy.provider.v1.ChatResponse.HeaderEntry
-	15, // 6: llmproxy.provider.v1.ChatChunk.header:type_name -> llmproxy.provider.v1.ChatChunk.HeaderEntry
-	19, // 7: llmproxy.provider.v1.EmbeddingsRequest.meta:type_name -> llmproxy.plugin.v1.Meta
-	16, // 8: llmproxy.provider.v1.EmbeddingsResponse.header:type_name -> llmproxy.provider.v1.EmbeddingsResponse.HeaderEntry
-	19, // 9: llmproxy.provider.v1.ListModelsRequest.meta:type_name -> llmproxy.plugin.v1.Meta
+	17, // 5: llmproxy.provider.v1.ChatResponse.header:type_name -> llmproxy.provider.v1.ChatResponse.HeaderEntry
+	18, // 6: llmproxy.provider.v1.ChatChunk.header:type_name -> llmproxy.provider.v1.ChatChunk.HeaderEntry
+	23, // 7: llmproxy.provider.v1.EmbeddingsRequest.meta:type_name -> llmproxy.plugin.v1.Meta
+	19, // 8: llmproxy.provider.v1.EmbeddingsResponse.header:type_name -> llmproxy.provider.v1.EmbeddingsResponse.HeaderEntry
+	23, // 9: llmproxy.provider.v1.ListModelsRequest.meta:type_name -> llmproxy.plugin.v1.Meta
 	2,  // 10: llmproxy.provider.v1.ListModelsResponse.models:type_name -> llmproxy.provider.v1.Model
-	19, // 11: llmproxy.provider.v1.PassthroughRequest.meta:type_name -> llmproxy.plugin.v1.Meta
+	23, // 11: llmproxy.provider.v1.PassthroughRequest.meta:type_name -> llmproxy.plugin.v1.Meta
 	11, // 12: llmproxy.provider.v1.PassthroughRequest.header:type_name -> llmproxy.provider.v1.Header
 	11, // 13: llmproxy.provider.v1.PassthroughResponse.header:type_name -> llmproxy.provider.v1.Header
-	0,  // 14: llmproxy.provider.v1.Provider.Describe:input_type -> llmproxy.provider.v1.DescribeRequest
-	20, // 15: llmproxy.provider.v1.Provider.Configure:input_type -> llmproxy.plugin.v1.ConfigureRequest
-	4,  // 16: llmproxy.provider.v1.Provider.ChatCompletion:input_type -> llmproxy.provider.v1.ChatRequest
-	4,  // 17: llmproxy.provider.v1.Provider.ChatCompletionStream:input_type -> llmproxy.provider.v1.ChatRequest
-	7,  // 18: llmproxy.provider.v1.Provider.Embeddings:input_type -> llmproxy.provider.v1.EmbeddingsRequest
-	9,  // 19: llmproxy.provider.v1.Provider.ListModels:input_type -> llmproxy.provider.v1.ListModelsRequest
-	12, // 20: llmproxy.provider.v1.Provider.Passthrough:input_type -> llmproxy.provider.v1.PassthroughRequest
-	21, // 21: llmproxy.provider.v1.Provider.Health:input_type -> llmproxy.plugin.v1.HealthRequest
-	1,  // 22: llmproxy.provider.v1.Provider.Describe:output_type -> llmproxy.provider.v1.DescribeResponse
-	22, // 23: llmproxy.provider.v1.Provider.Configure:output_type -> llmproxy.plugin.v1.ConfigureResponse
-	5,  // 24: llmproxy.provider.v1.Provider.ChatCompletion:output_type -> llmproxy.provider.v1.ChatResponse
-	6,  // 25: llmproxy.provider.v1.Provider.ChatCompletionStream:output_type -> llmproxy.provider.v1.ChatChunk
-	8,  // 26: llmproxy.provider.v1.Provider.Embeddings:output_type -> llmproxy.provider.v1.EmbeddingsResponse
-	10, // 27: llmproxy.provider.v1.Provider.ListModels:output_type -> llmproxy.provider.v1.ListModelsResponse
-	13, // 28: llmproxy.provider.v1.Provider.Passthrough:output_type -> llmproxy.provider.v1.PassthroughResponse
-	23, // 29: llmproxy.provider.v1.Provider.Health:output_type -> llmproxy.plugin.v1.HealthResponse
-	22, // [22:30] is the sub-list for method output_type
-	14, // [14:22] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	16, // 14: llmproxy.provider.v1.ForwardPlanResponse.operations:type_name -> llmproxy.provider.v1.PlannedOperation
+	11, // 15: llmproxy.provider.v1.ForwardPlanResponse.headers:type_name -> llmproxy.provider.v1.Header
+	20, // 16: llmproxy.provider.v1.ForwardPlanResponse.relayed_headers:type_name -> llmproxy.provider.v1.ForwardPlanResponse.RelayedHeadersEntry
+	0,  // 17: llmproxy.provider.v1.Provider.Describe:input_type -> llmproxy.provider.v1.DescribeRequest
+	24, // 18: llmproxy.provider.v1.Provider.Configure:input_type -> llmproxy.plugin.v1.ConfigureRequest
+	4,  // 19: llmproxy.provider.v1.Provider.ChatCompletion:input_type -> llmproxy.provider.v1.ChatRequest
+	4,  // 20: llmproxy.provider.v1.Provider.ChatCompletionStream:input_type -> llmproxy.provider.v1.ChatRequest
+	7,  // 21: llmproxy.provider.v1.Provider.Embeddings:input_type -> llmproxy.provider.v1.EmbeddingsRequest
+	9,  // 22: llmproxy.provider.v1.Provider.ListModels:input_type -> llmproxy.provider.v1.ListModelsRequest
+	12, // 23: llmproxy.provider.v1.Provider.Passthrough:input_type -> llmproxy.provider.v1.PassthroughRequest
+	25, // 24: llmproxy.provider.v1.Provider.Health:input_type -> llmproxy.plugin.v1.HealthRequest
+	14, // 25: llmproxy.provider.v1.Provider.ForwardPlan:input_type -> llmproxy.provider.v1.ForwardPlanRequest
+	1,  // 26: llmproxy.provider.v1.Provider.Describe:output_type -> llmproxy.provider.v1.DescribeResponse
+	26, // 27: llmproxy.provider.v1.Provider.Configure:output_type -> llmproxy.plugin.v1.ConfigureResponse
+	5,  // 28: llmproxy.provider.v1.Provider.ChatCompletion:output_type -> llmproxy.provider.v1.ChatResponse
+	6,  // 29: llmproxy.provider.v1.Provider.ChatCompletionStream:output_type -> llmproxy.provider.v1.ChatChunk
+	8,  // 30: llmproxy.provider.v1.Provider.Embeddings:output_type -> llmproxy.provider.v1.EmbeddingsResponse
+	10, // 31: llmproxy.provider.v1.Provider.ListModels:output_type -> llmproxy.provider.v1.ListModelsResponse
+	13, // 32: llmproxy.provider.v1.Provider.Passthrough:output_type -> llmproxy.provider.v1.PassthroughResponse
+	27, // 33: llmproxy.provider.v1.Provider.Health:output_type -> llmproxy.plugin.v1.HealthResponse
+	15, // 34: llmproxy.provider.v1.Provider.ForwardPlan:output_type -> llmproxy.provider.v1.ForwardPlanResponse
+	26, // [26:35] is the sub-list for method output_type
+	17, // [17:26] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_llmproxy_provider_v1_provider_proto_init() }
@@ -1066,7 +1312,7 @@ func file_llmproxy_provider_v1_provider_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_llmproxy_provider_v1_provider_proto_rawDesc), len(file_llmproxy_provider_v1_provider_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

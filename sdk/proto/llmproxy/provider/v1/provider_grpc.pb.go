@@ -33,6 +33,7 @@ const (
 	Provider_ListModels_FullMethodName           = "/llmproxy.provider.v1.Provider/ListModels"
 	Provider_Passthrough_FullMethodName          = "/llmproxy.provider.v1.Provider/Passthrough"
 	Provider_Health_FullMethodName               = "/llmproxy.provider.v1.Provider/Health"
+	Provider_ForwardPlan_FullMethodName          = "/llmproxy.provider.v1.Provider/ForwardPlan"
 )
 
 // ProviderClient is the client API for Provider service.
@@ -49,6 +50,10 @@ type ProviderClient interface {
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 	Passthrough(ctx context.Context, in *PassthroughRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PassthroughResponse], error)
 	Health(ctx context.Context, in *v1.HealthRequest, opts ...grpc.CallOption) (*v1.HealthResponse, error)
+	// ForwardPlan returns the plugin's forwarding plan. Only a plugin that
+	// announces the "forward_plan" capability is asked; the host calls it
+	// after every Configure and when the plan expires.
+	ForwardPlan(ctx context.Context, in *ForwardPlanRequest, opts ...grpc.CallOption) (*ForwardPlanResponse, error)
 }
 
 type providerClient struct {
@@ -157,6 +162,16 @@ func (c *providerClient) Health(ctx context.Context, in *v1.HealthRequest, opts 
 	return out, nil
 }
 
+func (c *providerClient) ForwardPlan(ctx context.Context, in *ForwardPlanRequest, opts ...grpc.CallOption) (*ForwardPlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ForwardPlanResponse)
+	err := c.cc.Invoke(ctx, Provider_ForwardPlan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ProviderServer is the server API for Provider service.
 // All implementations must embed UnimplementedProviderServer
 // for forward compatibility.
@@ -171,6 +186,10 @@ type ProviderServer interface {
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	Passthrough(*PassthroughRequest, grpc.ServerStreamingServer[PassthroughResponse]) error
 	Health(context.Context, *v1.HealthRequest) (*v1.HealthResponse, error)
+	// ForwardPlan returns the plugin's forwarding plan. Only a plugin that
+	// announces the "forward_plan" capability is asked; the host calls it
+	// after every Configure and when the plan expires.
+	ForwardPlan(context.Context, *ForwardPlanRequest) (*ForwardPlanResponse, error)
 	mustEmbedUnimplementedProviderServer()
 }
 
@@ -204,6 +223,9 @@ func (UnimplementedProviderServer) Passthrough(*PassthroughRequest, grpc.ServerS
 }
 func (UnimplementedProviderServer) Health(context.Context, *v1.HealthRequest) (*v1.HealthResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Health not implemented")
+}
+func (UnimplementedProviderServer) ForwardPlan(context.Context, *ForwardPlanRequest) (*ForwardPlanResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ForwardPlan not implemented")
 }
 func (UnimplementedProviderServer) mustEmbedUnimplementedProviderServer() {}
 func (UnimplementedProviderServer) testEmbeddedByValue()                  {}
@@ -356,6 +378,24 @@ func _Provider_Health_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Provider_ForwardPlan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ForwardPlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProviderServer).ForwardPlan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Provider_ForwardPlan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProviderServer).ForwardPlan(ctx, req.(*ForwardPlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Provider_ServiceDesc is the grpc.ServiceDesc for Provider service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -386,6 +426,10 @@ var Provider_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Health",
 			Handler:    _Provider_Health_Handler,
+		},
+		{
+			MethodName: "ForwardPlan",
+			Handler:    _Provider_ForwardPlan_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

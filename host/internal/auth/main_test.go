@@ -1,0 +1,10 @@
+package auth
+
+import (
+	"os"
+	"testing"
+
+	"github.com/llmproxy/llmproxy/host/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
