@@ -312,3 +312,67 @@ route "echo-cached" {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestResponseCacheResponsesAPI checks that /v1/responses, which runs on
+// the chat path, is served from the cache in its own shape: JSON and the
+// typed stream events.
+func TestResponseCacheResponsesAPI(t *testing.T) {
+	h := harness.Start(t, harness.APIKeyBlock+harness.EchoBlock+`
+route "echo-cached" {
+  target "echo" { model = "echo" }
+  cache { ttl = "5m" }
+}
+`, harness.Options{WaitFor: []string{"echo"}})
+	type response struct {
+		ID     string `json:"id"`
+		Object string `json:"object"`
+		Status string `json:"status"`
+		Output []struct {
+			Content []struct {
+				Text string `json:"text"`
+			} `json:"content"`
+		} `json:"output"`
+	}
+	var answers []response
+	for _, want := range []string{"miss", "hit"} {
+		status, hdr, b := h.Do(t, "POST", "/v1/responses", `{"model":"echo-cached","input":"cache this response"}`)
+		if status != 200 || hdr.Get("X-LLMProxy-Cache") != want {
+			t.Fatalf("%s: %d %q %s", want, status, hdr.Get("X-LLMProxy-Cache"), b)
+		}
+		var r response
+		if err := json.Unmarshal(b, &r); err != nil || r.Object != "response" || r.Status != "completed" ||
+			len(r.Output) == 0 || len(r.Output[0].Content) == 0 {
+			t.Fatalf("%s: not a completed Responses answer: %v %s", want, err, b)
+		}
+		answers = append(answers, r)
+	}
+	if answers[0].Output[0].Content[0].Text != answers[1].Output[0].Content[0].Text {
+		t.Errorf("the hit's text differs: %q, %q", answers[0].Output[0].Content[0].Text, answers[1].Output[0].Content[0].Text)
+	}
+	if answers[0].ID == answers[1].ID {
+		t.Error("the hit reused the first response's id")
+	}
+	var streams [][]byte
+	for _, want := range []string{"miss", "hit"} {
+		status, hdr, b := h.Do(t, "POST", "/v1/responses", `{"model":"echo-cached","input":"cache this stream","stream":true}`)
+		if status != 200 || hdr.Get("X-LLMProxy-Cache") != want {
+			t.Fatalf("stream %s: %d %q %s", want, status, hdr.Get("X-LLMProxy-Cache"), b)
+		}
+		for _, ev := range []string{"event: response.created", "event: response.output_text.delta", "event: response.completed"} {
+			if !bytes.Contains(b, []byte(ev)) {
+				t.Errorf("stream %s lacks %q:\n%s", want, ev, b)
+			}
+		}
+		streams = append(streams, b)
+	}
+	deltas := func(b []byte) string {
+		var out strings.Builder
+		for _, m := range regexp.MustCompile(`"delta":"((?:[^"\\]|\\.)*)"`).FindAllSubmatch(b, -1) {
+			out.Write(m[1])
+		}
+		return out.String()
+	}
+	if d0, d1 := deltas(streams[0]), deltas(streams[1]); d0 == "" || d0 != d1 {
+		t.Errorf("replayed stream text %q, first %q", d1, d0)
+	}
+}
