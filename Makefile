@@ -60,7 +60,7 @@ run: build
 GOBIN_DIR := $(shell $(GO) env GOPATH 2>/dev/null)/bin
 deps:
 	@missing=; \
-	for c in protoc redis-server curl promtool; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	for c in protoc redis-server curl promtool chromium; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	for c in protoc-gen-go protoc-gen-go-grpc; do [ -x "$(GOBIN_DIR)/$$c" ] || command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	if [ -f test/node/package-lock.json ] && [ ! -d test/node/node_modules ]; then missing="$$missing test/node/node_modules"; fi; \
 	for d in $(NODE_PLUGIN_DIRS); do [ -d $$d/node_modules ] || missing="$$missing $$d/node_modules"; done; \

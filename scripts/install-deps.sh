@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # install-deps.sh installs everything `make test` needs on a fresh Debian
-# machine with Go and Node: Debian packages (protoc, redis), the protoc Go
+# machine with Go and Node: Debian packages (protoc, redis, chromium), the protoc Go
 # plugins at the versions the committed code was generated with, the
 # official OpenAI Node SDK for the end-to-end tests, and the storage
 # emulators (versitygw, Azurite, fake-gcs-server). It is idempotent; the
@@ -16,6 +16,8 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v curl >/dev/null || need_apt+=(curl)
 # promtool runs the alert rules' unit tests (deployments/monitoring).
 command -v promtool >/dev/null || need_apt+=(prometheus)
+# The web console's end-to-end test drives a headless Chromium.
+command -v chromium >/dev/null || need_apt+=(chromium)
 # The key store tests start their own throwaway PostgreSQL clusters with
 # initdb and pg_ctl (host/internal/pgtest, test/harness).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null || need_apt+=(postgresql)

@@ -55,6 +55,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/llmproxy/llmproxy/host/internal/access"
+	"github.com/llmproxy/llmproxy/host/internal/cache"
 	"github.com/llmproxy/llmproxy/host/internal/config"
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
@@ -309,6 +310,15 @@ func serve(args []string) int {
 		logger.Error("invalid middleware config", "error", err)
 		return 2
 	}
+	// The response cache's store lives as long as the process; reloads
+	// change only which routes and keys use it.
+	responses, err := cache.New(cfg.Cache)
+	if err != nil {
+		logger.Error("invalid cache config", "error", err)
+		return 2
+	}
+	defer responses.Close()
+	mx.Register(responses.Collector())
 	mx.WatchDocuments(docs)
 	mx.WatchExtractors(extractors)
 	respStore, respRetention, err := openResponses(cfg, st)
@@ -321,7 +331,8 @@ func serve(args []string) int {
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, RequestTimeout: timeout, AccessLog: cfg.Logging != nil && cfg.Logging.AccessLog,
 		Documents: docs, Policies: routing.Policies, Metrics: mx, Telemetry: tel,
 		ReadTimeout: readTimeout, ReadIdleTimeout: readIdle, PageTokens: tokens, Limits: limits,
-		Middleware: mws, Responses: respStore, ResponseRetention: respRetention,
+		Middleware: mws, Cache: responses, CachePolicy: routing.Cache,
+		Responses: respStore, ResponseRetention: respRetention,
 		StoredKeys: st.keys, Admin: st.admin, Usage: st.usage,
 		Prices: cfg.PriceTable(), Budgets: budgets, Platform: plat,
 	})

@@ -20,6 +20,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/host/internal/access"
 	"github.com/llmproxy/llmproxy/host/internal/auth"
+	"github.com/llmproxy/llmproxy/host/internal/cache"
 	"github.com/llmproxy/llmproxy/host/internal/config"
 	"github.com/llmproxy/llmproxy/host/internal/plugins"
 	"github.com/llmproxy/llmproxy/host/internal/router"
@@ -299,7 +300,11 @@ func buildRouting(cfg *config.File, local *localKey) (server.Routing, error) {
 		}
 		policies[cfg.Storage[i].Name] = p
 	}
-	return server.Routing{Keys: keys, Router: rtr, Policies: policies}, nil
+	cp, err := cache.NewPolicy(cfg)
+	if err != nil {
+		return server.Routing{}, fmt.Errorf("invalid cache config: %w", err)
+	}
+	return server.Routing{Keys: keys, Router: rtr, Policies: policies, Cache: cp}, nil
 }
 
 // pluginOptions are the plugin manager's options for cfg.

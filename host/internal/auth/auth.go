@@ -33,8 +33,10 @@ type Key struct {
 	Admin bool
 	// Group names the key_group whose budget the key also counts
 	// against ("" for none); Budget is the key's own (nil for none).
-	Group       string
-	Budget      *config.Budget
+	Group  string
+	Budget *config.Budget
+	// Cache opts the key's chat requests into the exact response cache.
+	Cache       bool
 	digest      [32]byte
 	models      []string
 	passthrough []string
@@ -73,6 +75,7 @@ func New(cfg []config.APIKey) (*Keys, error) {
 	for _, c := range cfg {
 		k := &Key{Name: c.Name, Admin: c.Admin, Group: c.Group, Budget: c.Budget, models: c.Models, passthrough: c.Passthrough,
 			instances: c.Instances, storageOps: map[string]bool{}}
+		k.Cache = c.Cache
 		for _, op := range c.StorageOps {
 			if op != "*" && !slices.Contains(config.StorageOps, op) {
 				return nil, fmt.Errorf("api_key %q: unknown storage operation %q", c.Name, op)

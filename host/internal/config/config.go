@@ -55,6 +55,9 @@ type File struct {
 	// them in their middleware lists.
 	Middleware []Instance `hcl:"middleware,block"`
 
+	// Cache is where the exact response cache keeps answers; nil keeps
+	// them in memory with the defaults when a route or key opts in.
+	Cache *Cache `hcl:"cache,block"`
 	// Responses keeps the responses of /v1/responses; nil keeps none.
 	Responses *Responses `hcl:"responses,block"`
 	// KeyGroups are budgets shared by the keys of a group; Prices and
@@ -187,6 +190,9 @@ type APIKey struct {
 	// Middleware names the middleware instances that run, in order, on
 	// every chat request of this key, before those of the route.
 	Middleware []string `hcl:"middleware,optional"`
+	// Cache opts the key's chat requests into the exact response cache
+	// on every route, with the cache block's ttl where the route has none.
+	Cache bool `hcl:"cache,optional"`
 	// Group names the key_group whose budget the key also counts
 	// against; Budget is the key's own.
 	Group  string  `hcl:"group,optional"`
@@ -318,6 +324,9 @@ type Route struct {
 	// Middleware names the middleware instances that run, in order, on
 	// every chat request of this route, after those of the API key.
 	Middleware []string `hcl:"middleware,optional"`
+
+	// Cache opts the route into the exact response cache.
+	Cache *RouteCache `hcl:"cache,block"`
 
 	DeclRange hcl.Range
 }

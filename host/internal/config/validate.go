@@ -27,7 +27,7 @@ func recordRanges(body hcl.Body, f *File) {
 				f.Limits.DeclRange = b.DefRange()
 			}
 			f.ranges[b.Type] = b.DefRange()
-		case "server", "logging", "documents", "telemetry", "circuit_breaker", "responses", "store":
+		case "server", "logging", "documents", "telemetry", "circuit_breaker", "cache", "responses", "store":
 			f.ranges[b.Type] = b.DefRange()
 			for name, a := range b.Body.Attributes {
 				f.ranges[b.Type+"."+name] = a.Expr.Range()
@@ -313,6 +313,7 @@ func (f *File) validate() hcl.Diagnostics {
 	}
 	diags = append(diags, f.validateAttempts()...)
 	diags = append(diags, f.validateTraffic()...)
+	diags = append(diags, f.validateCache()...)
 	diags = append(diags, f.validateResponses()...)
 	return diags
 }

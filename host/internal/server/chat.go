@@ -441,6 +441,10 @@ func (r *call) chat() {
 		writeError(r.ctx, err)
 		return
 	}
+	if r.cacheLookup(ctx, p, rt, body, docs) {
+		cancel()
+		return
+	}
 	if p.stream && !p.streamOptions && r.s.opts.Usage != nil {
 		// The usage record is read from the stream's usage chunk.
 		r.traffic.injectUsage = true
@@ -472,6 +476,9 @@ func (r *call) chat() {
 	}
 	if err == nil {
 		resp.Body, err = r.mw.Response(ctx, resp.Body)
+	}
+	if err == nil {
+		r.cache.keep(r, resp.Body)
 	}
 	r.writeResponse(resp, err)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/host/internal/access"
 	"github.com/llmproxy/llmproxy/host/internal/auth"
+	"github.com/llmproxy/llmproxy/host/internal/cache"
 	"github.com/llmproxy/llmproxy/host/internal/router"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 )
@@ -32,6 +33,9 @@ type Routing struct {
 	Keys     *auth.Keys
 	Router   *router.Router
 	Policies map[string]*access.Policy
+	// Cache says which routes (and keys) use the response cache; nil:
+	// none.
+	Cache *cache.Policy
 }
 
 // generation is one published Routing and the number of requests that

@@ -39,6 +39,8 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/admin"
 	"github.com/llmproxy/llmproxy/host/internal/auth"
 	"github.com/llmproxy/llmproxy/host/internal/budget"
+	"github.com/llmproxy/llmproxy/host/internal/cache"
+	"github.com/llmproxy/llmproxy/host/internal/console"
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/metrics"
 	mw "github.com/llmproxy/llmproxy/host/internal/middleware"
@@ -83,6 +85,11 @@ type Options struct {
 	// Middleware runs the middleware plugins of chat requests; nil runs
 	// none.
 	Middleware *mw.Runner
+	// Cache is the exact response cache; nil caches nothing. Which
+	// requests use it is the Routing's cache policy.
+	Cache *cache.Cache
+	// CachePolicy is the first Routing's cache policy.
+	CachePolicy *cache.Policy
 	// Responses keeps the responses of /v1/responses for
 	// previous_response_id, each for ResponseRetention
 	// (responses.DefaultRetention when 0); nil keeps none.
@@ -136,6 +143,8 @@ type Server struct {
 	// retries and failovers count attempts after the first, on the same
 	// target and on the next one.
 	retries, failovers atomic.Uint64
+	// console serves the web console at /ui.
+	console *console.Console
 	// fwd resolves the plans of planned calls (forward.go).
 	fwd forwarder
 }
@@ -164,7 +173,7 @@ func New(opts Options) *Server {
 		tokens: opts.PageTokens,
 	}
 	s.base, s.abort = context.WithCancelCause(context.Background())
-	s.gen.Store(newGeneration(Routing{Keys: opts.Keys, Router: opts.Router, Policies: opts.Policies}))
+	s.gen.Store(newGeneration(Routing{Keys: opts.Keys, Router: opts.Router, Policies: opts.Policies, Cache: opts.CachePolicy}))
 	if s.tokens == nil {
 		var err error
 		if s.tokens, err = access.NewPageTokens(""); err != nil {
@@ -177,6 +186,7 @@ func New(opts Options) *Server {
 	if opts.Metrics != nil {
 		opts.Metrics.Traffic(func() *router.Router { return s.gen.Load().Router }, opts.Limits, func() (uint64, uint64) { return s.retries.Load(), s.failovers.Load() })
 	}
+	s.console = s.newConsole()
 	s.handler = chain(s.route, s.recoverPanic, s.withRequestID, s.authenticate, s.observe)
 	return s
 }
@@ -413,6 +423,14 @@ func (s *Server) route(r *call) {
 		s.signed(r)
 		return
 	}
+	if console.Handles(path) {
+		if err := r.readBody(); err != nil {
+			writeError(ctx, err)
+			return
+		}
+		s.console.Serve(ctx)
+		return
+	}
 	if r.key == nil {
 		writeError(ctx, openai.NewError(http.StatusNotFound, openai.TypeNotFound, "unknown_path",
 			fmt.Sprintf("no route for %s %s; the AI API is under /v1/ and instances under /-{type}/{instance}/", ctx.Method(), path)))
@@ -598,6 +616,9 @@ type call struct {
 	traffic   traffic
 	// mw is the request's middleware chain; nil runs none.
 	mw *mw.Chain
+	// cache is set when the request's answer goes into the response
+	// cache.
+	cache *cached
 	// out writes the answer in the API the client called; nil for OpenAI
 	// chat completions (see dialect).
 	out dialect

@@ -107,6 +107,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	strip := r.traffic.injectUsage
 	tickets := r.traffic.tickets
 	r.traffic.tickets = nil
+	rec := r.cache
 	r.setBodyStreamWriter(func(w *bufio.Writer) {
 		var (
 			failed error
@@ -177,6 +178,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 				a.span.Fail(failed)
 				return
 			}
+			rec.chunk(chunk)
 			chunk, err = st.Recv()
 		}
 		if err != nil && err != io.EOF {
@@ -198,6 +200,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 			k.fail(e)
 			return
 		}
+		rec.keepStream(r)
 		k.end()
 	})
 }
