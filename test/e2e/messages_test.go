@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -905,7 +906,14 @@ func TestMessagesTranslatedParts(t *testing.T) {
 	h, backends, _, _ := msgsGateway(t)
 	c := msgsClient(h, harness.Key)
 	backends[0].text()
-	const pdf = "JVBERi0xLjQKJcTl8uXrCg==" // "%PDF-1.4\n%..."
+	// A real one-page PDF: the gateway's document resolver reads it.
+	pdf := base64.StdEncoding.EncodeToString(pdfFile(
+		"<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+		"<< /Length 44 >>\nstream\nBT /F1 12 Tf 20 100 Td (Revenue up) Tj ET\nendstream",
+		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+	))
 	m, err := c.Messages.New(context.Background(), anthropic.MessageNewParams{
 		Model: "gpt-4o", MaxTokens: 8192, Thinking: anthropic.ThinkingConfigParamOfEnabled(2048),
 		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(
