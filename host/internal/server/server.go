@@ -498,14 +498,22 @@ func (r *call) canonical() bool {
 		writeError(r.ctx, openai.InvalidRequest("", "the request body is not valid UTF-8 or escapes half a surrogate pair"))
 		return false
 	}
-	if key, dup := duplicateKey(&r.s.parsers, body); dup {
+	// One parse serves both checks of the keys.
+	p := r.s.parsers.Get()
+	defer r.s.parsers.Put(p)
+	v, err := p.ParseBytes(body)
+	if err != nil {
+		// Not JSON: the request parser reports it.
+		return true
+	}
+	if key, dup := findDuplicate(v); dup {
 		e := openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, "duplicate_key",
 			fmt.Sprintf("the request body repeats the key %q (keys are compared ignoring case); each key may appear once", key))
 		e.Param = key
 		writeError(r.ctx, e)
 		return false
 	}
-	if key, bad := inexactField(&r.s.parsers, body); bad {
+	if key, bad := inexactKey(v); bad {
 		e := openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, "invalid_key",
 			fmt.Sprintf("the request body names %q; write it in lower case, exactly as the API spells it", key))
 		e.Param = key
