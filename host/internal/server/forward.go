@@ -49,10 +49,18 @@ type forwarder struct {
 	plans map[string]*route
 }
 
-// route is a plan with the origins of its operations resolved.
+// route is a plan with the origins and URIs of its operations resolved
+// and its relayed headers listed, so that a call reads them as they are.
 type route struct {
 	plan    *provider.Plan
-	origins map[string]relay.Origin
+	ops     map[string]endpointOf
+	relayed [][2]string
+}
+
+// endpointOf is where a planned operation is sent.
+type endpointOf struct {
+	origin relay.Origin
+	uri    string
 }
 
 // routeOf returns the resolved route of plan p of instance, resolving it
@@ -63,13 +71,16 @@ func (f *forwarder) routeOf(instance string, p *provider.Plan) *route {
 	if rt := f.plans[instance]; rt != nil && rt.plan == p {
 		return rt
 	}
-	rt := &route{plan: p, origins: map[string]relay.Origin{}}
+	rt := &route{plan: p, ops: map[string]endpointOf{}}
 	for _, op := range []string{provider.OpChat, provider.OpEmbeddings} {
 		if u, ok := p.URL(op); ok {
 			if o, ok := relay.OriginOf(u); ok {
-				rt.origins[op] = o
+				rt.ops[op] = endpointOf{origin: o, uri: u.String()}
 			}
 		}
+	}
+	for k, name := range p.RelayedHeaders {
+		rt.relayed = append(rt.relayed, [2]string{k, name})
 	}
 	if f.plans == nil {
 		f.plans = map[string]*route{}
@@ -97,12 +108,11 @@ func (r *call) plannedCall(a *try, c *provider.Client, meta *provider.Meta, op s
 		return nil
 	}
 	rt := r.s.fwd.routeOf(a.target.Instance, p)
-	o, ok := rt.origins[op]
+	e, ok := rt.ops[op]
 	if !ok {
 		return nil
 	}
-	u, _ := p.URL(op)
-	return &planned{rt: rt, op: op, origin: o, uri: u.String()}
+	return &planned{rt: rt, op: op, origin: e.origin, uri: e.uri}
 }
 
 // request fills req with the upstream request for body: the plan's
@@ -131,12 +141,12 @@ func (pc *planned) request(req *fasthttp.Request, body []byte, meta *provider.Me
 // relayed picks the headers the plan relays out of resp.
 func (pc *planned) relayed(resp *fasthttp.Response) map[string]string {
 	var out map[string]string
-	for k, name := range pc.rt.plan.RelayedHeaders {
-		if v := resp.Header.Peek(k); len(v) > 0 {
+	for _, h := range pc.rt.relayed {
+		if v := resp.Header.Peek(h[0]); len(v) > 0 {
 			if out == nil {
-				out = make(map[string]string, len(pc.rt.plan.RelayedHeaders))
+				out = make(map[string]string, len(pc.rt.relayed))
 			}
-			out[name] = string(v)
+			out[h[1]] = string(v)
 		}
 	}
 	return out

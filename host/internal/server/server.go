@@ -577,20 +577,33 @@ func (r *call) readBody() error {
 		return nil
 	}
 	limit := r.s.opts.MaxBodyBytes
-	tooLarge := openai.NewError(http.StatusRequestEntityTooLarge, openai.TypeInvalidRequest, "request_too_large",
-		fmt.Sprintf("request body exceeds the configured limit of %d bytes", limit))
+	tooLarge := func() error {
+		return openai.NewError(http.StatusRequestEntityTooLarge, openai.TypeInvalidRequest, "request_too_large",
+			fmt.Sprintf("request body exceeds the configured limit of %d bytes", limit))
+	}
 	body := r.ctx.RequestBodyStream()
-	if n := req.Header.ContentLength(); n > limit {
+	n := req.Header.ContentLength()
+	if n > limit {
 		drain(body, n)
-		return tooLarge
+		return tooLarge()
 	}
-	b, err := io.ReadAll(io.LimitReader(body, int64(limit)+1))
-	if err != nil {
-		return openai.InvalidRequest("", "cannot read the request body: "+err.Error())
-	}
-	if len(b) > limit {
-		drain(body, -1)
-		return tooLarge
+	var b []byte
+	if n >= 0 {
+		// The length is announced (and the stream ends there): one
+		// buffer of that size.
+		b = make([]byte, n)
+		if _, err := io.ReadFull(body, b); err != nil {
+			return openai.InvalidRequest("", "cannot read the request body: "+err.Error())
+		}
+	} else {
+		var err error
+		if b, err = io.ReadAll(io.LimitReader(body, int64(limit)+1)); err != nil {
+			return openai.InvalidRequest("", "cannot read the request body: "+err.Error())
+		}
+		if len(b) > limit {
+			drain(body, -1)
+			return tooLarge()
+		}
 	}
 	req.SetBodyRaw(b)
 	return nil
