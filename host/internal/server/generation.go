@@ -222,8 +222,12 @@ var (
 	_ io.Closer             = (*writerBody)(nil)
 )
 
-// chunkWriters pools the buffered writers of writerBody.
-var chunkWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+// chunkWriters pools the buffered writers of writerBody. Their buffer
+// holds the events written between two flushes (a few hundred bytes
+// each) and is small because a host may hold a thousand streams at once;
+// a larger write goes out as a chunk of its own, and the connection's own
+// buffered writer sits behind it anyway.
+var chunkWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<10) }}
 
 // countingWriter counts what it writes and keeps the first error.
 type countingWriter struct {
