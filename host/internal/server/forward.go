@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -258,12 +259,18 @@ func (s *plannedStream) next() ([]byte, error) {
 	return b, err
 }
 
-// more reports whether the next event has arrived already.
+// more reports whether the next event has arrived already: its end is in
+// the event reader's buffer or, before the reader has read it (as for
+// the first event, which often comes with the header), in the
+// connection's. Only an LF event end is looked for in the connection's
+// buffer: a CRLF pair there may be the chunked encoding's framing.
 func (s *plannedStream) more() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.done && s.ev.Buffered()
+	return !s.done && (s.ev.Buffered() || bytes.Contains(s.x.Buffered(), lfEventEnd))
 }
+
+var lfEventEnd = []byte("\n\n")
 
 func (s *plannedStream) finish(whole bool) {
 	s.mu.Lock()
