@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,9 +54,12 @@ type forwarder struct {
 // route is a plan with the origins and URIs of its operations resolved
 // and its relayed headers listed, so that a call reads them as they are.
 type route struct {
-	plan    *provider.Plan
-	ops     map[string]endpointOf
-	relayed [][2]string
+	plan *provider.Plan
+	ops  map[string]endpointOf
+	// relayed maps the lower-case names of the relayed upstream headers
+	// to the names the client sees; maxKey is the longest.
+	relayed map[string]string
+	maxKey  int
 }
 
 // endpointOf is where a planned operation is sent.
@@ -80,8 +84,10 @@ func (f *forwarder) routeOf(instance string, p *provider.Plan) *route {
 			}
 		}
 	}
+	rt.relayed = make(map[string]string, len(p.RelayedHeaders))
 	for k, name := range p.RelayedHeaders {
-		rt.relayed = append(rt.relayed, [2]string{k, name})
+		rt.relayed[strings.ToLower(k)] = name
+		rt.maxKey = max(rt.maxKey, len(k))
 	}
 	if f.plans == nil {
 		f.plans = map[string]*route{}
@@ -139,15 +145,38 @@ func (pc *planned) request(req *fasthttp.Request, body []byte, meta *provider.Me
 	return nil
 }
 
-// relayed picks the headers the plan relays out of resp.
+// relayed picks the headers the plan relays out of resp, in one pass
+// over its headers (the first value of a repeated one); nil when there
+// are none.
 func (pc *planned) relayed(resp *fasthttp.Response) map[string]string {
-	var out map[string]string
-	for _, h := range pc.rt.relayed {
-		if v := resp.Header.Peek(h[0]); len(v) > 0 {
-			if out == nil {
-				out = make(map[string]string, len(pc.rt.relayed))
+	rt := pc.rt
+	if len(rt.relayed) == 0 {
+		return nil
+	}
+	var (
+		out map[string]string
+		buf [64]byte
+	)
+	for k, v := range resp.Header.All() {
+		if len(k) > rt.maxKey || len(v) == 0 {
+			continue
+		}
+		lower := buf[:0]
+		for _, c := range k {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
 			}
-			out[h[1]] = string(v)
+			lower = append(lower, c)
+		}
+		name, ok := rt.relayed[string(lower)]
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string, len(rt.relayed))
+		}
+		if _, seen := out[name]; !seen {
+			out[name] = string(v)
 		}
 	}
 	return out
