@@ -251,6 +251,15 @@ func (o *Op) Response(body []byte) {
 	o.read(v, false)
 }
 
+// ResponseValue is Response on an answer the caller has parsed already;
+// v may be nil (the answer is not JSON).
+func (o *Op) ResponseValue(v *fastjson.Value) {
+	if o == nil || v == nil {
+		return
+	}
+	o.read(v, false)
+}
+
 // Chunk records one chunk of a streamed answer: its timing, and what it
 // says of the answer. Chunks without usage are parsed only when the
 // request is traced.
