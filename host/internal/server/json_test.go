@@ -63,3 +63,18 @@ func TestCheckKeysAllocs(t *testing.T) {
 		t.Errorf("checking the keys allocates %v times, want 0", n)
 	}
 }
+
+// FuzzFoldEqual: foldEqual agrees with comparing foldKey's results on any
+// bytes, valid UTF-8 or not.
+func FuzzFoldEqual(f *testing.F) {
+	f.Add("model", "MODEL")
+	f.Add("ſtream", "STREAM")
+	f.Add("\u212aey", "key")
+	f.Add("a\xffb", "A\xfeB")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		want := foldKey([]byte(a)) == foldKey([]byte(b))
+		if got := foldEqual([]byte(a), []byte(b)); got != want {
+			t.Errorf("foldEqual(%q, %q) = %v, want %v", a, b, got, want)
+		}
+	})
+}
