@@ -20,7 +20,7 @@ import (
 // small because a process may hold a thousand streams at once, and
 // chunks are a few hundred bytes.
 const (
-	readBufferSize = 4 << 10
+	readBufferSize = 2 << 10
 	// MaxEventSize bounds one event of an upstream stream.
 	MaxEventSize = 32 << 20
 )

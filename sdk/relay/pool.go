@@ -223,6 +223,14 @@ func (p *Pool) Send(ctx context.Context, o Origin, req *fasthttp.Request, resp *
 	}
 }
 
+// Buffered returns the bytes of the answer that have arrived and are not
+// read yet, as they stand in the connection's buffer (with the transfer
+// encoding's framing). It is valid until the next read of the answer.
+func (x *Exchange) Buffered() []byte {
+	b, _ := x.c.br.Peek(x.c.br.Buffered())
+	return b
+}
+
 // Finish ends the exchange: the connection goes back to the pool when
 // the whole answer was read (for a streamed body: to its end, which
 // Finish reads when little is left) and the upstream keeps it open;

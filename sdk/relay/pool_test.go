@@ -2,10 +2,14 @@ package relay
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 func TestOriginOf(t *testing.T) {
@@ -66,3 +70,56 @@ type closeCounter struct {
 }
 
 func (c *closeCounter) Close() error { c.closed++; return nil }
+
+// TestExchangeBuffered: the first event of a stream that came with the
+// answer's header is in Buffered before anything reads the body.
+func TestExchangeBuffered(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 4096)
+		c.Read(buf)
+		event := "data: {\"x\":1}\n\n"
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(event), event)
+		time.Sleep(time.Second)
+	}()
+	u, _ := url.Parse("http://" + ln.Addr().String() + "/v1/chat/completions")
+	o, _ := OriginOf(u)
+	p := NewPool(2, time.Minute)
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(u.String())
+	req.Header.SetMethod("POST")
+	req.SetBodyString("{}")
+	resp.StreamBody = true
+	x, err := p.Send(context.Background(), o, req, resp, 5*time.Second, 1<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Finish(resp, false)
+	deadline := time.Now().Add(2 * time.Second)
+	for !strings.Contains(string(x.Buffered()), "data: {\"x\":1}\n\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("Buffered = %q, want the first event", x.Buffered())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ev := NewEvents("test", Body(resp.BodyStream()))
+	defer ev.Release()
+	b, err := ev.Next(context.Background())
+	if err != nil || string(b) != `{"x":1}` {
+		t.Fatalf("Next = %q, %v", b, err)
+	}
+	if len(x.Buffered()) != 0 && strings.Contains(string(x.Buffered()), "\n\n") {
+		t.Errorf("after the event was read, Buffered still holds an event end: %q", x.Buffered())
+	}
+}

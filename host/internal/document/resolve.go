@@ -136,13 +136,15 @@ func (r *Resolver) Close() error { return r.cache.Close() }
 // Fetcher returns the Resolver's URL fetcher.
 func (r *Resolver) Fetcher() *Fetcher { return r.fetcher }
 
-// mayHaveDocuments is the cheap pre-check of Resolve: it is false only
-// when body cannot hold a document or file part, that is, when it has
+// MayHaveDocuments is the cheap pre-check of Resolve, which returns body
+// unchanged when it is false, so that a caller may skip preparing the
+// options. It is false only when body cannot hold a document or file
+// part, that is, when it has
 // neither of the quoted type values nor a JSON escape of a lowercase ASCII
 // letter (\u0061-\u007a), which a client could use to spell them
 // differently. Each search is anchored on a byte that is rare in JSON
 // (a letter or a backslash rather than a quote), so it runs at memchr speed.
-func mayHaveDocuments(body []byte) bool {
+func MayHaveDocuments(body []byte) bool {
 	// The plain searches settle the common case; the precise checks run
 	// only on a match.
 	return (bytes.Contains(body, tailDocument) && containsQuoted(body, tailDocument)) ||
@@ -197,7 +199,7 @@ func containsLetterEscape(body []byte) bool {
 // documents, 403 and 404 from storage, 413 past the byte limit, 415 for a
 // type that is not allowed, 502 when a fetch fails.
 func (r *Resolver) Resolve(ctx context.Context, body []byte, opts ResolveOptions) ([]byte, []provider.Document, error) {
-	if !mayHaveDocuments(body) {
+	if !MayHaveDocuments(body) {
 		return body, nil, nil
 	}
 	var top map[string]json.RawMessage

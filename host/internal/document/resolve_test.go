@@ -470,8 +470,8 @@ func TestMayHaveDocuments(t *testing.T) {
 		{``, false},
 	}
 	for _, tt := range tests {
-		if got := mayHaveDocuments([]byte(tt.body)); got != tt.want {
-			t.Errorf("mayHaveDocuments(%s) = %v, want %v", tt.body, got, tt.want)
+		if got := MayHaveDocuments([]byte(tt.body)); got != tt.want {
+			t.Errorf("MayHaveDocuments(%s) = %v, want %v", tt.body, got, tt.want)
 		}
 	}
 }

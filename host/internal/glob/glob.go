@@ -5,25 +5,30 @@ package glob
 
 import "strings"
 
-// Match reports whether name matches pattern.
+// Match reports whether name matches pattern. It does not allocate: it
+// is on the request path (key rights, prices) of every request.
 func Match(pattern, name string) bool {
-	if !strings.Contains(pattern, "*") {
+	head, rest, wild := strings.Cut(pattern, "*")
+	if !wild {
 		return pattern == name
 	}
-	parts := strings.Split(pattern, "*")
-	if !strings.HasPrefix(name, parts[0]) {
+	if !strings.HasPrefix(name, head) {
 		return false
 	}
-	name = name[len(parts[0]):]
-	last := parts[len(parts)-1]
-	for _, p := range parts[1 : len(parts)-1] {
-		i := strings.Index(name, p)
+	name = name[len(head):]
+	for {
+		part, more, ok := strings.Cut(rest, "*")
+		if !ok {
+			// part is the last piece: it must end the name.
+			return strings.HasSuffix(name, part)
+		}
+		i := strings.Index(name, part)
 		if i < 0 {
 			return false
 		}
-		name = name[i+len(p):]
+		name = name[i+len(part):]
+		rest = more
 	}
-	return strings.HasSuffix(name, last)
 }
 
 // Any reports whether name matches any of patterns.

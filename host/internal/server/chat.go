@@ -513,7 +513,14 @@ func (r *call) writeResponse(resp *provider.Response, err error) {
 		r.recordUsage(r.ctx.Response.StatusCode(), r.served, nil, 0)
 		return
 	}
-	r.op.Response(resp.Body)
+	// One parse of the answer serves telemetry and its cost.
+	p := r.s.parsers.Get()
+	defer r.s.parsers.Put(p)
+	v, perr := p.ParseBytes(resp.Body)
+	if perr != nil {
+		v = nil
+	}
+	r.op.ResponseValue(v)
 	defer func() { r.recordUsage(http.StatusOK, r.served, resp.Body, r.traffic.spend.cost) }()
 	defer r.op.End(http.StatusOK, nil)
 	for k, v := range resp.Header {
@@ -532,7 +539,7 @@ func (r *call) writeResponse(resp *provider.Response, err error) {
 	if body != nil {
 		r.ctx.SetBody(body)
 	}
-	r.costJSON(resp.Body)
+	r.costOf(v)
 	if len(r.traffic.tickets) > 0 {
 		p := r.s.parsers.Get()
 		used, known := usageOf(p, resp.Body)

@@ -93,6 +93,10 @@ type documentResolver struct {
 }
 
 func (d documentResolver) Resolve(ctx context.Context, key *auth.Key, body []byte) ([]byte, []provider.Document, error) {
+	if !document.MayHaveDocuments(body) {
+		// Spares building the options (an allocation) on every chat.
+		return body, nil, nil
+	}
 	return d.res.Resolve(ctx, body, document.ResolveOptions{Storage: storageReader{s: d.s, key: key}})
 }
 

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,10 +51,21 @@ type forwarder struct {
 	plans map[string]*route
 }
 
-// route is a plan with the origins of its operations resolved.
+// route is a plan with the origins and URIs of its operations resolved
+// and its relayed headers listed, so that a call reads them as they are.
 type route struct {
-	plan    *provider.Plan
-	origins map[string]relay.Origin
+	plan *provider.Plan
+	ops  map[string]endpointOf
+	// relayed maps the lower-case names of the relayed upstream headers
+	// to the names the client sees; maxKey is the longest.
+	relayed map[string]string
+	maxKey  int
+}
+
+// endpointOf is where a planned operation is sent.
+type endpointOf struct {
+	origin relay.Origin
+	uri    string
 }
 
 // routeOf returns the resolved route of plan p of instance, resolving it
@@ -63,13 +76,18 @@ func (f *forwarder) routeOf(instance string, p *provider.Plan) *route {
 	if rt := f.plans[instance]; rt != nil && rt.plan == p {
 		return rt
 	}
-	rt := &route{plan: p, origins: map[string]relay.Origin{}}
+	rt := &route{plan: p, ops: map[string]endpointOf{}}
 	for _, op := range []string{provider.OpChat, provider.OpEmbeddings} {
 		if u, ok := p.URL(op); ok {
 			if o, ok := relay.OriginOf(u); ok {
-				rt.origins[op] = o
+				rt.ops[op] = endpointOf{origin: o, uri: u.String()}
 			}
 		}
+	}
+	rt.relayed = make(map[string]string, len(p.RelayedHeaders))
+	for k, name := range p.RelayedHeaders {
+		rt.relayed[strings.ToLower(k)] = name
+		rt.maxKey = max(rt.maxKey, len(k))
 	}
 	if f.plans == nil {
 		f.plans = map[string]*route{}
@@ -97,12 +115,11 @@ func (r *call) plannedCall(a *try, c *provider.Client, meta *provider.Meta, op s
 		return nil
 	}
 	rt := r.s.fwd.routeOf(a.target.Instance, p)
-	o, ok := rt.origins[op]
+	e, ok := rt.ops[op]
 	if !ok {
 		return nil
 	}
-	u, _ := p.URL(op)
-	return &planned{rt: rt, op: op, origin: o, uri: u.String()}
+	return &planned{rt: rt, op: op, origin: e.origin, uri: e.uri}
 }
 
 // request fills req with the upstream request for body: the plan's
@@ -128,14 +145,37 @@ func (pc *planned) request(req *fasthttp.Request, body []byte, meta *provider.Me
 	return nil
 }
 
-// relayed picks the headers the plan relays out of resp.
+// relayed picks the headers the plan relays out of resp, in one pass
+// over its headers (the first value of a repeated one); nil when there
+// are none.
 func (pc *planned) relayed(resp *fasthttp.Response) map[string]string {
-	var out map[string]string
-	for k, name := range pc.rt.plan.RelayedHeaders {
-		if v := resp.Header.Peek(k); len(v) > 0 {
-			if out == nil {
-				out = make(map[string]string, len(pc.rt.plan.RelayedHeaders))
+	rt := pc.rt
+	if len(rt.relayed) == 0 {
+		return nil
+	}
+	var (
+		out map[string]string
+		buf [64]byte
+	)
+	for k, v := range resp.Header.All() {
+		if len(k) > rt.maxKey || len(v) == 0 {
+			continue
+		}
+		lower := buf[:0]
+		for _, c := range k {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
 			}
+			lower = append(lower, c)
+		}
+		name, ok := rt.relayed[string(lower)]
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string, len(rt.relayed))
+		}
+		if _, seen := out[name]; !seen {
 			out[name] = string(v)
 		}
 	}
@@ -248,12 +288,18 @@ func (s *plannedStream) next() ([]byte, error) {
 	return b, err
 }
 
-// more reports whether the next event has arrived already.
+// more reports whether the next event has arrived already: its end is in
+// the event reader's buffer or, before the reader has read it (as for
+// the first event, which often comes with the header), in the
+// connection's. Only an LF event end is looked for in the connection's
+// buffer: a CRLF pair there may be the chunked encoding's framing.
 func (s *plannedStream) more() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.done && s.ev.Buffered()
+	return !s.done && (s.ev.Buffered() || bytes.Contains(s.x.Buffered(), lfEventEnd))
 }
+
+var lfEventEnd = []byte("\n\n")
 
 func (s *plannedStream) finish(whole bool) {
 	s.mu.Lock()

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/llmproxy/llmproxy/host/internal/access"
 	"github.com/llmproxy/llmproxy/host/internal/auth"
 	"github.com/llmproxy/llmproxy/host/internal/cache"
@@ -142,15 +144,114 @@ func (s *Server) Abort() { s.abort(ErrShuttingDown) }
 func (r *call) track() { r.g.release() }
 
 // setBodyStreamWriter sets w to write the response body and holds r's
-// generation until w returns.
+// generation until w returns. The body is a writerBody: fasthttp runs w
+// on the connection's own goroutine once the header is written, so that a
+// stream costs no goroutine, pipe or copy buffer of its own and its header
+// leaves with its first event.
 func (r *call) setBodyStreamWriter(w func(*bufio.Writer)) {
-	g := r.g
-	g.acquire()
-	r.ctx.SetBodyStreamWriter(func(bw *bufio.Writer) {
-		defer g.release()
-		w(bw)
-	})
+	r.g.acquire()
+	r.ctx.Response.SetBodyStream(&writerBody{write: w, release: r.g.release}, -1)
 }
+
+// writerBody is a response body written by a func, as by fasthttp's
+// SetBodyStreamWriter, but through WriteTo (fasthttp.BodyWriterTo): each
+// Flush of the *bufio.Writer that write gets sends what was written as
+// one HTTP chunk. Read is there for anything that reads the body instead;
+// it runs write on a pipe as SetBodyStreamWriter does. Close, which
+// fasthttp calls in every case, releases the generation, and runs write
+// against a closed writer if the body was never written (the client went
+// away before the header), so that write's cleanup always happens.
+type writerBody struct {
+	write   func(*bufio.Writer)
+	release func()
+	run     sync.Once // write has been started, by one of the three
+	done    sync.Once // release has been called
+	pipe    io.ReadCloser
+}
+
+// SupportsBodyWriteTo reports that WriteTo may replace Read.
+func (b *writerBody) SupportsBodyWriteTo() bool { return true }
+
+// WriteTo runs write with a buffered writer over w.
+func (b *writerBody) WriteTo(w io.Writer) (int64, error) {
+	cw := &countingWriter{w: w}
+	b.run.Do(func() {
+		defer b.done.Do(b.release)
+		bw := chunkWriters.Get().(*bufio.Writer)
+		bw.Reset(cw)
+		defer func() {
+			bw.Flush()
+			bw.Reset(nil)
+			chunkWriters.Put(bw)
+		}()
+		b.write(bw)
+	})
+	return cw.n, cw.err
+}
+
+// Read reads the body through a pipe that write fills.
+func (b *writerBody) Read(p []byte) (int, error) {
+	b.run.Do(func() {
+		b.pipe = fasthttp.NewStreamReader(func(bw *bufio.Writer) {
+			defer b.done.Do(b.release)
+			b.write(bw)
+		})
+	})
+	if b.pipe == nil {
+		return 0, io.EOF
+	}
+	return b.pipe.Read(p)
+}
+
+// Close releases the body.
+func (b *writerBody) Close() error {
+	b.run.Do(func() {
+		go func() {
+			defer b.done.Do(b.release)
+			b.write(bufio.NewWriterSize(closedWriter{}, 64))
+		}()
+	})
+	if b.pipe != nil {
+		return b.pipe.Close()
+	}
+	return nil
+}
+
+var (
+	_ fasthttp.BodyWriterTo = (*writerBody)(nil)
+	_ io.Closer             = (*writerBody)(nil)
+)
+
+// chunkWriters pools the buffered writers of writerBody. Their buffer
+// holds the events written between two flushes (a few hundred bytes
+// each) and is small because a host may hold a thousand streams at once;
+// a larger write goes out as a chunk of its own, and the connection's own
+// buffered writer sits behind it anyway.
+var chunkWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<10) }}
+
+// countingWriter counts what it writes and keeps the first error.
+type countingWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.err = err
+	return n, err
+}
+
+// closedWriter is the writer of a body whose client is gone.
+type closedWriter struct{}
+
+func (closedWriter) Write([]byte) (int, error) { return 0, errBodyClosed }
+
+var errBodyClosed = errors.New("the response was closed before its body was written")
 
 // setBodyStream sets body as the response body and holds r's generation
 // until fasthttp closes it.

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
@@ -36,41 +37,71 @@ func duplicateKey(pool *fastjson.ParserPool, body []byte) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	return findDuplicate(v, "")
+	return findDuplicate(v)
 }
 
-func findDuplicate(v *fastjson.Value, path string) (string, bool) {
+// findDuplicate is duplicateKey on a parsed value. The path is built only
+// once a duplicate is found, on the way back up, so that a body without
+// one costs no allocation.
+func findDuplicate(v *fastjson.Value) (string, bool) {
+	path, found := duplicateIn(v)
+	return strings.TrimPrefix(path, "."), found
+}
+
+// pairwiseKeys is the size up to which an object's keys are compared
+// pair by pair rather than through a map of folded keys.
+const pairwiseKeys = 32
+
+// duplicateIn returns the path of the first repeated key below v, each
+// key preceded by a dot and each index in brackets.
+func duplicateIn(v *fastjson.Value) (string, bool) {
 	switch v.Type() {
 	case fastjson.TypeObject:
 		o, _ := v.Object()
-		if o.Len() == 0 {
+		n := o.Len()
+		if n == 0 {
 			return "", false
 		}
-		seen := make(map[string]struct{}, o.Len())
-		var dup string
-		found := false
+		var (
+			small [pairwiseKeys][]byte
+			keys  = small[:0]
+			seen  map[string]struct{}
+			dup   string
+			found bool
+		)
+		if n > pairwiseKeys {
+			seen = make(map[string]struct{}, n)
+		}
 		o.Visit(func(k []byte, child *fastjson.Value) {
 			if found {
 				return
 			}
-			name := path + "." + string(k)
-			if path == "" {
-				name = string(k)
+			if seen != nil {
+				folded := foldKey(k)
+				if _, ok := seen[folded]; ok {
+					dup, found = "."+string(k), true
+					return
+				}
+				seen[folded] = struct{}{}
+			} else {
+				for _, prev := range keys {
+					if foldEqual(prev, k) {
+						dup, found = "."+string(k), true
+						return
+					}
+				}
+				keys = append(keys, k)
 			}
-			folded := foldKey(k)
-			if _, ok := seen[folded]; ok {
-				dup, found = name, true
-				return
+			if sub, ok := duplicateIn(child); ok {
+				dup, found = "."+string(k)+sub, true
 			}
-			seen[folded] = struct{}{}
-			dup, found = findDuplicate(child, name)
 		})
 		return dup, found
 	case fastjson.TypeArray:
 		arr, _ := v.Array()
 		for i, child := range arr {
-			if d, ok := findDuplicate(child, path+"["+strconv.Itoa(i)+"]"); ok {
-				return d, true
+			if sub, ok := duplicateIn(child); ok {
+				return "[" + strconv.Itoa(i) + "]" + sub, true
 			}
 		}
 	}
@@ -84,9 +115,39 @@ func foldKey(k []byte) string {
 	var b strings.Builder
 	b.Grow(len(k))
 	for _, r := range string(k) {
-		b.WriteRune(unicode.ToUpper(unicode.ToLower(r)))
+		b.WriteRune(foldRune(r))
 	}
 	return b.String()
+}
+
+// foldRune folds r as foldKey does.
+func foldRune(r rune) rune {
+	if r < utf8.RuneSelf {
+		if 'a' <= r && r <= 'z' {
+			r -= 'a' - 'A'
+		}
+		return r
+	}
+	return unicode.ToUpper(unicode.ToLower(r))
+}
+
+// foldEqual reports whether foldKey(a) == foldKey(b), without allocating.
+func foldEqual(a, b []byte) bool {
+	for len(a) > 0 && len(b) > 0 {
+		ra, na := rune(a[0]), 1
+		if ra >= utf8.RuneSelf {
+			ra, na = utf8.DecodeRune(a)
+		}
+		rb, nb := rune(b[0]), 1
+		if rb >= utf8.RuneSelf {
+			rb, nb = utf8.DecodeRune(b)
+		}
+		if ra != rb && foldRune(ra) != foldRune(rb) {
+			return false
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return len(a) == 0 && len(b) == 0
 }
 
 // decidedFields are the top-level request fields the host reads itself to
@@ -104,6 +165,11 @@ func inexactField(pool *fastjson.ParserPool, body []byte) (string, bool) {
 	if err != nil {
 		return "", false
 	}
+	return inexactKey(v)
+}
+
+// inexactKey is inexactField on a parsed value.
+func inexactKey(v *fastjson.Value) (string, bool) {
 	o, err := v.Object()
 	if err != nil {
 		return "", false
@@ -114,7 +180,7 @@ func inexactField(pool *fastjson.ParserPool, body []byte) (string, bool) {
 			return
 		}
 		for _, f := range decidedFields {
-			if string(k) != f && foldKey(k) == foldKey([]byte(f)) {
+			if string(k) != f && foldEqual(k, []byte(f)) {
 				bad = string(k)
 			}
 		}

@@ -498,14 +498,22 @@ func (r *call) canonical() bool {
 		writeError(r.ctx, openai.InvalidRequest("", "the request body is not valid UTF-8 or escapes half a surrogate pair"))
 		return false
 	}
-	if key, dup := duplicateKey(&r.s.parsers, body); dup {
+	// One parse serves both checks of the keys.
+	p := r.s.parsers.Get()
+	defer r.s.parsers.Put(p)
+	v, err := p.ParseBytes(body)
+	if err != nil {
+		// Not JSON: the request parser reports it.
+		return true
+	}
+	if key, dup := findDuplicate(v); dup {
 		e := openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, "duplicate_key",
 			fmt.Sprintf("the request body repeats the key %q (keys are compared ignoring case); each key may appear once", key))
 		e.Param = key
 		writeError(r.ctx, e)
 		return false
 	}
-	if key, bad := inexactField(&r.s.parsers, body); bad {
+	if key, bad := inexactKey(v); bad {
 		e := openai.NewError(http.StatusBadRequest, openai.TypeInvalidRequest, "invalid_key",
 			fmt.Sprintf("the request body names %q; write it in lower case, exactly as the API spells it", key))
 		e.Param = key
@@ -569,20 +577,33 @@ func (r *call) readBody() error {
 		return nil
 	}
 	limit := r.s.opts.MaxBodyBytes
-	tooLarge := openai.NewError(http.StatusRequestEntityTooLarge, openai.TypeInvalidRequest, "request_too_large",
-		fmt.Sprintf("request body exceeds the configured limit of %d bytes", limit))
+	tooLarge := func() error {
+		return openai.NewError(http.StatusRequestEntityTooLarge, openai.TypeInvalidRequest, "request_too_large",
+			fmt.Sprintf("request body exceeds the configured limit of %d bytes", limit))
+	}
 	body := r.ctx.RequestBodyStream()
-	if n := req.Header.ContentLength(); n > limit {
+	n := req.Header.ContentLength()
+	if n > limit {
 		drain(body, n)
-		return tooLarge
+		return tooLarge()
 	}
-	b, err := io.ReadAll(io.LimitReader(body, int64(limit)+1))
-	if err != nil {
-		return openai.InvalidRequest("", "cannot read the request body: "+err.Error())
-	}
-	if len(b) > limit {
-		drain(body, -1)
-		return tooLarge
+	var b []byte
+	if n >= 0 {
+		// The length is announced (and the stream ends there): one
+		// buffer of that size.
+		b = make([]byte, n)
+		if _, err := io.ReadFull(body, b); err != nil {
+			return openai.InvalidRequest("", "cannot read the request body: "+err.Error())
+		}
+	} else {
+		var err error
+		if b, err = io.ReadAll(io.LimitReader(body, int64(limit)+1)); err != nil {
+			return openai.InvalidRequest("", "cannot read the request body: "+err.Error())
+		}
+		if len(b) > limit {
+			drain(body, -1)
+			return tooLarge()
+		}
 	}
 	req.SetBodyRaw(b)
 	return nil

@@ -277,16 +277,20 @@ func settleHold(s *Server, h *budget.Hold, cost float64) {
 	}
 }
 
-// costJSON costs a JSON answer from its usage, writes CostHeader and
-// settles the reservation.
-func (r *call) costJSON(body []byte) {
+// costOf costs a JSON answer, parsed into v (nil when it is not JSON),
+// from its usage, writes CostHeader and settles the reservation.
+func (r *call) costOf(v *fastjson.Value) {
 	if !r.traffic.spend.priced {
 		r.settleSpend(0)
 		return
 	}
-	p := r.s.parsers.Get()
-	u, ok := usageDetail(p, body)
-	r.s.parsers.Put(p)
+	var (
+		u  price.Usage
+		ok bool
+	)
+	if v != nil {
+		u, ok = usageValue(v.Get("usage"))
+	}
 	if !ok {
 		// No usage reported: charge the reservation, the worst case.
 		if r.traffic.spend.hold != nil {

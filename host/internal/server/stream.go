@@ -49,6 +49,17 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 		if err != nil {
 			return err
 		}
+		if s.More() {
+			// The first event is already read (it came with the
+			// answer's header, as from a quick upstream): take it here
+			// rather than wait for it on another goroutine.
+			b, err := s.Recv()
+			if err != nil && err != io.EOF {
+				return err
+			}
+			st, first = s, received{b, err}
+			return nil
+		}
 		ch := make(chan received, 1)
 		go func() {
 			b, err := s.Recv()

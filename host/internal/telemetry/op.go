@@ -69,10 +69,12 @@ func ProviderName(typ string) string {
 // ErrorType is the error.type of err: the OpenAI error code, else its
 // type, else "_OTHER".
 func ErrorType(err error) string {
+	if err == nil {
+		// Apart, so that a request that succeeds does not allocate e.
+		return ""
+	}
 	var e *openai.Error
 	switch {
-	case err == nil:
-		return ""
 	case errors.As(err, &e) && e.Code != "":
 		return e.Code
 	case errors.As(err, &e) && e.Type != "":
@@ -244,6 +246,15 @@ func (o *Op) Response(body []byte) {
 	defer parsers.Put(p)
 	v, err := p.ParseBytes(body)
 	if err != nil {
+		return
+	}
+	o.read(v, false)
+}
+
+// ResponseValue is Response on an answer the caller has parsed already;
+// v may be nil (the answer is not JSON).
+func (o *Op) ResponseValue(v *fastjson.Value) {
+	if o == nil || v == nil {
 		return
 	}
 	o.read(v, false)
