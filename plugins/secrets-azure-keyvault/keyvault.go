@@ -139,8 +139,8 @@ func (k *KeyVault) Configure(_ context.Context, cfg *secrets.Config) error {
 			c.Auth = AuthManagedIdentity
 		}
 	}
-	timeout := duration(c.Timeout, DefaultTimeout, "timeout", add)
-	poll := duration(c.Poll, DefaultPollInterval, "poll_interval", add)
+	timeout := diags.Duration("timeout", c.Timeout, DefaultTimeout)
+	poll := diags.Duration("poll_interval", c.Poll, DefaultPollInterval)
 	switch c.Auth {
 	case AuthClientSecret:
 		if clientSecret == "" {
@@ -223,18 +223,6 @@ func orEnv(v, name string) string {
 		return v
 	}
 	return os.Getenv(name)
-}
-
-func duration(s string, def time.Duration, path string, add func(path, summary, detail string)) time.Duration {
-	if s == "" {
-		return def
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		add(path, path+" must be a positive Go duration", "")
-		return def
-	}
-	return d
 }
 
 // newTransport returns the HTTP client for the vault and the login host:

@@ -126,8 +126,8 @@ func (m *SecretManager) Configure(ctx context.Context, cfg *secrets.Config) erro
 	if c.Auth == "" {
 		c.Auth = AuthADC
 	}
-	timeout := duration(c.Timeout, DefaultTimeout, "timeout", add)
-	poll := duration(c.Poll, DefaultPollInterval, "poll_interval", add)
+	timeout := diags.Duration("timeout", c.Timeout, DefaultTimeout)
+	poll := diags.Duration("poll_interval", c.Poll, DefaultPollInterval)
 	opts := []option.ClientOption{option.WithUserAgent("llmproxy-secrets-gcp-secretmanager")}
 	switch c.Auth {
 	case AuthADC:
@@ -178,18 +178,6 @@ func (m *SecretManager) Configure(ctx context.Context, cfg *secrets.Config) erro
 func redactDetail(err error) string {
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
-}
-
-func duration(s string, def time.Duration, path string, add func(path, summary, detail string)) time.Duration {
-	if s == "" {
-		return def
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		add(path, path+" must be a positive Go duration", "")
-		return def
-	}
-	return d
 }
 
 func (m *SecretManager) session() (*session, error) {
