@@ -296,9 +296,7 @@ func (k *KeyVault) Resolve(ctx context.Context, ref secrets.Reference) (*secrets
 			out.Expires = *a.Expires
 		}
 	}
-	if out.Expires.IsZero() || time.Until(out.Expires) > s.poll {
-		out.RefreshAfter = time.Now().Add(s.poll)
-	}
+	out.PollEvery(s.poll)
 	return out, nil
 }
 

@@ -277,9 +277,7 @@ func (m *SecretManager) Resolve(ctx context.Context, ref secrets.Reference) (*se
 			out.Expires = exp
 		}
 	}
-	if out.Expires.IsZero() || time.Until(out.Expires) > s.poll {
-		out.RefreshAfter = time.Now().Add(s.poll)
-	}
+	out.PollEvery(s.poll)
 	return out, nil
 }
 

@@ -145,6 +145,15 @@ type Secret struct {
 	RefreshAfter time.Time
 }
 
+// PollEvery asks the host to read the secret again d from now, unless
+// the secret expires within d: its expiry already makes the host read it
+// again then.
+func (s *Secret) PollEvery(d time.Duration) {
+	if s.Expires.IsZero() || time.Until(s.Expires) > d {
+		s.RefreshAfter = time.Now().Add(d)
+	}
+}
+
 // Logger returns the plugin's logger. Its output (hclog JSON on stderr)
 // is merged into the host's log; never write to stdout.
 func Logger() hclog.Logger { return rpc.Logger() }

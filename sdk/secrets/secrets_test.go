@@ -195,3 +195,31 @@ func TestWatch(t *testing.T) {
 		t.Fatal("Watch did not return after its context ended")
 	}
 }
+
+func TestSecretPollEvery(t *testing.T) {
+	const every = time.Minute
+	now := time.Now()
+	for _, tc := range []struct {
+		name    string
+		expires time.Time
+		poll    bool
+	}{
+		{"no expiry", time.Time{}, true},
+		{"expires after the poll", now.Add(time.Hour), true},
+		{"expires before the poll", now.Add(30 * time.Second), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &secrets.Secret{Expires: tc.expires}
+			s.PollEvery(every)
+			if !tc.poll {
+				if !s.RefreshAfter.IsZero() {
+					t.Errorf("RefreshAfter %v, want none: the expiry comes first", s.RefreshAfter)
+				}
+				return
+			}
+			if d := time.Until(s.RefreshAfter); d <= every-5*time.Second || d > every {
+				t.Errorf("RefreshAfter in %v, want %v", d, every)
+			}
+		})
+	}
+}
