@@ -377,9 +377,5 @@ func validVersion(s string) bool {
 // a probe secret with the plugin's login (a missing secret still proves
 // both).
 func (k *KeyVault) Health(ctx context.Context) error {
-	_, err := k.Resolve(ctx, secrets.Reference{"secret": "llmproxy-health-probe"})
-	if err == nil || errors.Is(err, secrets.ErrUnavailable) {
-		return nil
-	}
-	return err
+	return secrets.Probe(ctx, k, secrets.Reference{"secret": "llmproxy-health-probe"})
 }

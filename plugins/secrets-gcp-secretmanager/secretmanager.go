@@ -306,9 +306,5 @@ func (m *SecretManager) Health(ctx context.Context) error {
 	if s.project == "" {
 		return nil
 	}
-	_, err = m.Resolve(ctx, secrets.Reference{"secret": "llmproxy-health-probe"})
-	if err == nil || errors.Is(err, secrets.ErrUnavailable) {
-		return nil
-	}
-	return err
+	return secrets.Probe(ctx, m, secrets.Reference{"secret": "llmproxy-health-probe"})
 }

@@ -154,6 +154,18 @@ func (s *Secret) PollEvery(d time.Duration) {
 	}
 }
 
+// Probe is a health check by a read, for HealthChecker implementations:
+// it resolves ref with s and returns the error of a failed read. A store
+// that answers that it does not hold ref (ErrUnavailable) was reached and
+// accepted the plugin's login, so that answer is healthy too.
+func Probe(ctx context.Context, s Store, ref Reference) error {
+	_, err := s.Resolve(ctx, ref)
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return nil
+	}
+	return err
+}
+
 // Logger returns the plugin's logger. Its output (hclog JSON on stderr)
 // is merged into the host's log; never write to stdout.
 func Logger() hclog.Logger { return rpc.Logger() }

@@ -223,3 +223,23 @@ func TestSecretPollEvery(t *testing.T) {
 		})
 	}
 }
+
+func TestProbe(t *testing.T) {
+	s := &mapStore{data: map[string]map[string]string{"kv/probe": {"v": "1"}}}
+	for _, tc := range []struct {
+		path    string
+		healthy bool
+	}{
+		{"kv/probe", true},
+		{"kv/missing", true},
+		{"broken/probe", false},
+	} {
+		err := secrets.Probe(context.Background(), s, secrets.Reference{"path": tc.path})
+		if (err == nil) != tc.healthy {
+			t.Errorf("%s: Probe = %v, want healthy %v", tc.path, err, tc.healthy)
+		}
+		if !tc.healthy && (err == nil || !strings.Contains(err.Error(), "permission denied")) {
+			t.Errorf("%s: Probe = %v, want the read's error", tc.path, err)
+		}
+	}
+}
