@@ -139,8 +139,8 @@ func (k *KeyVault) Configure(_ context.Context, cfg *secrets.Config) error {
 			c.Auth = AuthManagedIdentity
 		}
 	}
-	timeout := duration(c.Timeout, DefaultTimeout, "timeout", add)
-	poll := duration(c.Poll, DefaultPollInterval, "poll_interval", add)
+	timeout := diags.Duration("timeout", c.Timeout, DefaultTimeout)
+	poll := diags.Duration("poll_interval", c.Poll, DefaultPollInterval)
 	switch c.Auth {
 	case AuthClientSecret:
 		if clientSecret == "" {
@@ -225,18 +225,6 @@ func orEnv(v, name string) string {
 	return os.Getenv(name)
 }
 
-func duration(s string, def time.Duration, path string, add func(path, summary, detail string)) time.Duration {
-	if s == "" {
-		return def
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		add(path, path+" must be a positive Go duration", "")
-		return def
-	}
-	return d
-}
-
 // newTransport returns the HTTP client for the vault and the login host:
 // the system's CAs plus those of caFile.
 func newTransport(caFile string) (*http.Client, error) {
@@ -308,9 +296,7 @@ func (k *KeyVault) Resolve(ctx context.Context, ref secrets.Reference) (*secrets
 			out.Expires = *a.Expires
 		}
 	}
-	if out.Expires.IsZero() || time.Until(out.Expires) > s.poll {
-		out.RefreshAfter = time.Now().Add(s.poll)
-	}
+	out.PollEvery(s.poll)
 	return out, nil
 }
 
@@ -391,9 +377,5 @@ func validVersion(s string) bool {
 // a probe secret with the plugin's login (a missing secret still proves
 // both).
 func (k *KeyVault) Health(ctx context.Context) error {
-	_, err := k.Resolve(ctx, secrets.Reference{"secret": "llmproxy-health-probe"})
-	if err == nil || errors.Is(err, secrets.ErrUnavailable) {
-		return nil
-	}
-	return err
+	return secrets.Probe(ctx, k, secrets.Reference{"secret": "llmproxy-health-probe"})
 }

@@ -126,8 +126,8 @@ func (m *SecretManager) Configure(ctx context.Context, cfg *secrets.Config) erro
 	if c.Auth == "" {
 		c.Auth = AuthADC
 	}
-	timeout := duration(c.Timeout, DefaultTimeout, "timeout", add)
-	poll := duration(c.Poll, DefaultPollInterval, "poll_interval", add)
+	timeout := diags.Duration("timeout", c.Timeout, DefaultTimeout)
+	poll := diags.Duration("poll_interval", c.Poll, DefaultPollInterval)
 	opts := []option.ClientOption{option.WithUserAgent("llmproxy-secrets-gcp-secretmanager")}
 	switch c.Auth {
 	case AuthADC:
@@ -178,18 +178,6 @@ func (m *SecretManager) Configure(ctx context.Context, cfg *secrets.Config) erro
 func redactDetail(err error) string {
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
-}
-
-func duration(s string, def time.Duration, path string, add func(path, summary, detail string)) time.Duration {
-	if s == "" {
-		return def
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		add(path, path+" must be a positive Go duration", "")
-		return def
-	}
-	return d
 }
 
 func (m *SecretManager) session() (*session, error) {
@@ -289,9 +277,7 @@ func (m *SecretManager) Resolve(ctx context.Context, ref secrets.Reference) (*se
 			out.Expires = exp
 		}
 	}
-	if out.Expires.IsZero() || time.Until(out.Expires) > s.poll {
-		out.RefreshAfter = time.Now().Add(s.poll)
-	}
+	out.PollEvery(s.poll)
 	return out, nil
 }
 
@@ -320,9 +306,5 @@ func (m *SecretManager) Health(ctx context.Context) error {
 	if s.project == "" {
 		return nil
 	}
-	_, err = m.Resolve(ctx, secrets.Reference{"secret": "llmproxy-health-probe"})
-	if err == nil || errors.Is(err, secrets.ErrUnavailable) {
-		return nil
-	}
-	return err
+	return secrets.Probe(ctx, m, secrets.Reference{"secret": "llmproxy-health-probe"})
 }

@@ -117,22 +117,8 @@ func (k *Kubernetes) Configure(_ context.Context, cfg *secrets.Config) error {
 		}
 		c.Namespace = strings.TrimSpace(string(b))
 	}
-	timeout := DefaultTimeout
-	if c.Timeout != "" {
-		d, err := time.ParseDuration(c.Timeout)
-		if err != nil || d <= 0 {
-			diags = append(diags, schema.Diagnostic{Summary: "timeout must be a positive Go duration", Path: []string{"timeout"}})
-		}
-		timeout = d
-	}
-	poll := DefaultPollInterval
-	if c.Poll != "" {
-		d, err := time.ParseDuration(c.Poll)
-		if err != nil || d <= 0 {
-			diags = append(diags, schema.Diagnostic{Summary: "poll_interval must be a positive Go duration", Path: []string{"poll_interval"}})
-		}
-		poll = d
-	}
+	timeout := diags.Duration("timeout", c.Timeout, DefaultTimeout)
+	poll := diags.Duration("poll_interval", c.Poll, DefaultPollInterval)
 	if _, err := os.Stat(c.TokenPath); err != nil {
 		diags = append(diags, schema.Diagnostic{Summary: "the service-account token cannot be read", Detail: err.Error(), Path: []string{"token_path"}})
 	}

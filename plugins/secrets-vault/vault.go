@@ -114,22 +114,8 @@ func (v *Vault) Configure(_ context.Context, cfg *secrets.Config) error {
 	if c.Auth == "" {
 		c.Auth = AuthToken
 	}
-	timeout := DefaultTimeout
-	if c.Timeout != "" {
-		d, err := time.ParseDuration(c.Timeout)
-		if err != nil || d <= 0 {
-			diags = append(diags, schema.Diagnostic{Summary: "timeout must be a positive Go duration", Path: []string{"timeout"}})
-		}
-		timeout = d
-	}
-	poll := DefaultPollInterval
-	if c.Poll != "" {
-		d, err := time.ParseDuration(c.Poll)
-		if err != nil || d <= 0 {
-			diags = append(diags, schema.Diagnostic{Summary: "poll_interval must be a positive Go duration", Path: []string{"poll_interval"}})
-		}
-		poll = d
-	}
+	timeout := diags.Duration("timeout", c.Timeout, DefaultTimeout)
+	poll := diags.Duration("poll_interval", c.Poll, DefaultPollInterval)
 	switch c.Auth {
 	case AuthToken:
 		if cfg.Credentials[CredentialToken] == "" {

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Schema is the shape of a config block: its attributes and nested blocks.
@@ -99,6 +100,22 @@ func (d Diagnostics) HasErrors() bool {
 		}
 	}
 	return false
+}
+
+// Duration reads the optional duration attribute named path of a
+// configuration: empty gives def; a positive Go duration ("30s", "5m") is
+// returned; anything else adds an error Diagnostic about the attribute to
+// d and gives def.
+func (d *Diagnostics) Duration(path, value string, def time.Duration) time.Duration {
+	if value == "" {
+		return def
+	}
+	v, err := time.ParseDuration(value)
+	if err != nil || v <= 0 {
+		*d = append(*d, Diagnostic{Summary: path + " must be a positive Go duration", Path: []string{path}})
+		return def
+	}
+	return v
 }
 
 // Errorf returns a one-element Diagnostics about the attribute at path.

@@ -145,6 +145,27 @@ type Secret struct {
 	RefreshAfter time.Time
 }
 
+// PollEvery asks the host to read the secret again d from now, unless
+// the secret expires within d: its expiry already makes the host read it
+// again then.
+func (s *Secret) PollEvery(d time.Duration) {
+	if s.Expires.IsZero() || time.Until(s.Expires) > d {
+		s.RefreshAfter = time.Now().Add(d)
+	}
+}
+
+// Probe is a health check by a read, for HealthChecker implementations:
+// it resolves ref with s and returns the error of a failed read. A store
+// that answers that it does not hold ref (ErrUnavailable) was reached and
+// accepted the plugin's login, so that answer is healthy too.
+func Probe(ctx context.Context, s Store, ref Reference) error {
+	_, err := s.Resolve(ctx, ref)
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return nil
+	}
+	return err
+}
+
 // Logger returns the plugin's logger. Its output (hclog JSON on stderr)
 // is merged into the host's log; never write to stdout.
 func Logger() hclog.Logger { return rpc.Logger() }

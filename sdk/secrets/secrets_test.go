@@ -195,3 +195,51 @@ func TestWatch(t *testing.T) {
 		t.Fatal("Watch did not return after its context ended")
 	}
 }
+
+func TestSecretPollEvery(t *testing.T) {
+	const every = time.Minute
+	now := time.Now()
+	for _, tc := range []struct {
+		name    string
+		expires time.Time
+		poll    bool
+	}{
+		{"no expiry", time.Time{}, true},
+		{"expires after the poll", now.Add(time.Hour), true},
+		{"expires before the poll", now.Add(30 * time.Second), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &secrets.Secret{Expires: tc.expires}
+			s.PollEvery(every)
+			if !tc.poll {
+				if !s.RefreshAfter.IsZero() {
+					t.Errorf("RefreshAfter %v, want none: the expiry comes first", s.RefreshAfter)
+				}
+				return
+			}
+			if d := time.Until(s.RefreshAfter); d <= every-5*time.Second || d > every {
+				t.Errorf("RefreshAfter in %v, want %v", d, every)
+			}
+		})
+	}
+}
+
+func TestProbe(t *testing.T) {
+	s := &mapStore{data: map[string]map[string]string{"kv/probe": {"v": "1"}}}
+	for _, tc := range []struct {
+		path    string
+		healthy bool
+	}{
+		{"kv/probe", true},
+		{"kv/missing", true},
+		{"broken/probe", false},
+	} {
+		err := secrets.Probe(context.Background(), s, secrets.Reference{"path": tc.path})
+		if (err == nil) != tc.healthy {
+			t.Errorf("%s: Probe = %v, want healthy %v", tc.path, err, tc.healthy)
+		}
+		if !tc.healthy && (err == nil || !strings.Contains(err.Error(), "permission denied")) {
+			t.Errorf("%s: Probe = %v, want the read's error", tc.path, err)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -9,9 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -629,28 +625,7 @@ type msgsNodeStream struct {
 // official Anthropic Node SDK against the host.
 func runMessagesNode(t *testing.T, h *harness.Host, scenario, model string) msgsNodeResult {
 	t.Helper()
-	dir, err := filepath.Abs("../node")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@anthropic-ai", "sdk", "package.json")); err != nil {
-		t.Fatalf("the @anthropic-ai/sdk npm package is not installed in %s: run `npm ci --prefix test/node` (%v)", dir, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "messages.mjs", scenario, model)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "LLMPROXY_URL="+h.URL, "LLMPROXY_KEY="+harness.Key)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node messages.mjs %s %s: %v\nstderr: %s", scenario, model, err, stderr.String())
-	}
-	var res msgsNodeResult
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("node messages.mjs %s %s printed %q: %v", scenario, model, stdout.String(), err)
-	}
-	return res
+	return runNode[msgsNodeResult](t, h, "messages.mjs", scenario, model)
 }
 
 // TestMessagesNodeSDK drives /v1/messages with the official Anthropic

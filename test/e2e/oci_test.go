@@ -7,9 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -244,24 +241,7 @@ func TestOCINodeSDK(t *testing.T) {
 // it printed as a map, with the fields provNodeResult leaves out.
 func ociRunNode(t *testing.T, h *harness.Host, scenario, model string) map[string]any {
 	t.Helper()
-	dir, err := filepath.Abs("../node")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "providers.mjs", scenario, model)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "LLMPROXY_URL="+h.URL, "LLMPROXY_KEY="+harness.Key)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node providers.mjs %s %s: %v", scenario, model, err)
-	}
-	var res map[string]any
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("node printed %q: %v", out, err)
-	}
-	return res
+	return runNode[map[string]any](t, h, "providers.mjs", scenario, model)
 }
 
 // rlRetryAfter makes one more rate-limited call with the Go SDK and

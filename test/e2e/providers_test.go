@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,14 +9,10 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/llmproxy/llmproxy/plugins/provider-anthropic/anthropicfake"
 	"github.com/llmproxy/llmproxy/plugins/provider-azure/azurefake"
@@ -350,28 +345,7 @@ type provNodeResult struct {
 // official OpenAI Node SDK against the host.
 func runProvidersNode(t *testing.T, h *harness.Host, scenario, model string) provNodeResult {
 	t.Helper()
-	dir, err := filepath.Abs("../node")
-	if err != nil {
-		t.Fatalf("node dir: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai", "package.json")); err != nil {
-		t.Fatalf("the openai npm package is not installed in %s: run `npm ci --prefix test/node` (%v)", dir, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "providers.mjs", scenario, model)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "LLMPROXY_URL="+h.URL, "LLMPROXY_KEY="+harness.Key)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node providers.mjs %s %s: %v\nstderr: %s", scenario, model, err, stderr.String())
-	}
-	var res provNodeResult
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("node providers.mjs %s %s printed %q: %v", scenario, model, stdout.String(), err)
-	}
-	return res
+	return runNode[provNodeResult](t, h, "providers.mjs", scenario, model)
 }
 
 // The scripted answers.

@@ -9,9 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -626,28 +623,7 @@ type respNodeResult struct {
 // runRespNode runs one scenario of test/node/responses.mjs.
 func runRespNode(t *testing.T, h *harness.Host, scenario, model string) respNodeResult {
 	t.Helper()
-	dir, err := filepath.Abs("../node")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai", "package.json")); err != nil {
-		t.Fatalf("the openai npm package is not installed in %s: run `npm ci --prefix test/node` (%v)", dir, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "responses.mjs", scenario, model)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "LLMPROXY_URL="+h.URL, "LLMPROXY_KEY="+harness.Key)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node responses.mjs %s %s: %v\nstderr: %s", scenario, model, err, stderr.String())
-	}
-	var res respNodeResult
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("node responses.mjs %s %s printed %q: %v", scenario, model, stdout.String(), err)
-	}
-	return res
+	return runNode[respNodeResult](t, h, "responses.mjs", scenario, model)
 }
 
 func TestResponsesNodeSDK(t *testing.T) {

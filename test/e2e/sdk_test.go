@@ -3,12 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -108,28 +104,7 @@ type spineDriver func(t *testing.T, h *harness.Host, scenario, model, text strin
 // spineNodeSDK runs test/node/sdk.mjs with the official OpenAI Node SDK.
 func spineNodeSDK(t *testing.T, h *harness.Host, scenario, model, text string) spineResult {
 	t.Helper()
-	dir, err := filepath.Abs("../node")
-	if err != nil {
-		t.Fatalf("node dir: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai", "package.json")); err != nil {
-		t.Fatalf("the openai npm package is not installed in %s: run `npm ci --prefix test/node` (%v)", dir, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "sdk.mjs", scenario, model, text)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "LLMPROXY_URL="+h.URL, "LLMPROXY_KEY="+harness.Key)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node sdk.mjs %s %s: %v\nstderr: %s", scenario, model, err, stderr.String())
-	}
-	var res spineResult
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("node sdk.mjs %s printed %q: %v", scenario, stdout.String(), err)
-	}
-	return res
+	return runNode[spineResult](t, h, "sdk.mjs", scenario, model, text)
 }
 
 // spineTools are the tools offered in the tool scenarios.

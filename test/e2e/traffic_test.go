@@ -3,15 +3,12 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -666,13 +663,6 @@ route %q {
 // call a key limited to one request per second twice: the second call is
 // answered 429 with Retry-After, and the SDK waits and succeeds.
 func TestTrafficNodeSDKRetries(t *testing.T) {
-	dir, err := filepath.Abs("../node")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai", "package.json")); err != nil {
-		t.Fatalf("the openai npm package is not installed in %s: run `npm ci --prefix test/node` (%v)", dir, err)
-	}
 	h := harness.Start(t, harness.APIKeyBlock+harness.EchoBlock+fmt.Sprintf(`
 api_key "node" {
   key    = %q
@@ -685,24 +675,15 @@ limits {
   }
 }
 `, trafficNodeKey), harness.Options{WaitFor: []string{"echo"}})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "retry.mjs", "echo")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "LLMPROXY_URL="+h.URL, "LLMPROXY_KEY="+trafficNodeKey)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node retry.mjs: %v\nstderr: %s", err, stderr.String())
-	}
+	stdout := harness.Node(t, "retry.mjs", []string{"echo"}, "LLMPROXY_URL="+h.URL, "LLMPROXY_KEY="+trafficNodeKey)
 	var out []struct {
 		OK        bool    `json:"ok"`
 		Content   string  `json:"content"`
 		ElapsedMS float64 `json:"elapsed_ms"`
 		Error     string  `json:"error"`
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || len(out) != 2 {
-		t.Fatalf("retry.mjs printed %q: %v", stdout.String(), err)
+	if err := json.Unmarshal(stdout, &out); err != nil || len(out) != 2 {
+		t.Fatalf("retry.mjs printed %q: %v", stdout, err)
 	}
 	for i, c := range out {
 		if !c.OK || !strings.Contains(c.Content, "hello") {

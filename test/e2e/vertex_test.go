@@ -8,9 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -141,28 +138,12 @@ type vertexNodeResult struct {
 // runVertexNode runs a providers.mjs scenario with the official Node SDK.
 func runVertexNode(t *testing.T, h *harness.Host, scenario, model string) vertexNodeResult {
 	t.Helper()
-	dir, err := filepath.Abs("../node")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai", "package.json")); err != nil {
-		t.Fatalf("the openai npm package is not installed in %s: run `npm ci --prefix test/node` (%v)", dir, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "providers.mjs", scenario, model)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "LLMPROXY_URL="+h.URL, "LLMPROXY_KEY="+harness.Key)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node providers.mjs %s %s: %v\nstderr: %s", scenario, model, err, stderr.String())
-	}
+	raw := runNode[json.RawMessage](t, h, "providers.mjs", scenario, model)
 	var res vertexNodeResult
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("node providers.mjs %s %s printed %q: %v", scenario, model, stdout.String(), err)
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatalf("node providers.mjs %s %s printed %s: %v", scenario, model, raw, err)
 	}
-	res.Raw = append(json.RawMessage(nil), stdout.Bytes()...)
+	res.Raw = raw
 	return res
 }
 

@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -98,30 +95,14 @@ type wxNodeExtra struct {
 // runWxNode runs one scenario of test/node/providers.mjs against the host.
 func runWxNode(t *testing.T, h *harness.Host, scenario, model string) (provNodeResult, wxNodeExtra) {
 	t.Helper()
-	dir, err := filepath.Abs("../node")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai", "package.json")); err != nil {
-		t.Fatalf("the openai npm package is not installed in %s: run `npm ci --prefix test/node` (%v)", dir, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "providers.mjs", scenario, model)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "LLMPROXY_URL="+h.URL, "LLMPROXY_KEY="+harness.Key)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node providers.mjs %s %s: %v\nstderr: %s", scenario, model, err, stderr.String())
-	}
+	raw := runNode[json.RawMessage](t, h, "providers.mjs", scenario, model)
 	var res provNodeResult
 	var extra wxNodeExtra
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("node printed %q: %v", stdout.String(), err)
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatalf("node printed %s: %v", raw, err)
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &extra); err != nil {
-		t.Fatalf("node printed %q: %v", stdout.String(), err)
+	if err := json.Unmarshal(raw, &extra); err != nil {
+		t.Fatalf("node printed %s: %v", raw, err)
 	}
 	return res, extra
 }

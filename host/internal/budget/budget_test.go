@@ -3,53 +3,19 @@ package budget
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"os/exec"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/llmproxy/llmproxy/host/internal/redistest"
 )
-
-// startRedis runs a private redis-server on a free port for the test.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server not found: install it with `apt-get install -y redis-server`")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	defer c.Close()
-	for deadline := time.Now().Add(5 * time.Second); c.Ping(context.Background()).Err() != nil; {
-		if time.Now().After(deadline) {
-			t.Fatal("redis-server did not answer")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return "redis://" + addr + "/0"
-}
 
 // backends runs f on the memory backend and on a real Redis.
 func backends(t *testing.T, f func(t *testing.T, b Backend)) {
 	t.Run("memory", func(t *testing.T) { f(t, NewMemory()) })
 	t.Run("redis", func(t *testing.T) {
-		r, err := NewRedis(startRedis(t))
+		r, err := NewRedis(redistest.Start(t).URL())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,7 +206,7 @@ func TestRollover(t *testing.T) {
 
 // TestRedisExpiry: window counters expire a day after their window ends.
 func TestRedisExpiry(t *testing.T) {
-	url := startRedis(t)
+	url := redistest.Start(t).URL()
 	r, err := NewRedis(url)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,8 @@ import (
 	"github.com/llmproxy/llmproxy/sdk/extractor"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/provider"
+
+	"github.com/llmproxy/llmproxy/host/internal/redistest"
 )
 
 // fakeStorage is a StorageReader over a map keyed "storage/bucket/key".
@@ -378,7 +380,7 @@ func TestResolveCachesAcrossRequests(t *testing.T) {
 
 func TestResolveRedisCacheSharedByReplicas(t *testing.T) {
 	srv := docServer(t)
-	redisURL := startRedis(t)
+	redisURL := redistest.Start(t).URL()
 	cfg := Config{Cache: &CacheConfig{Backend: BackendRedis, RedisURL: redisURL}}
 	body := chatBody(`{"type":"document","source":{"type":"url","url":"` + srv.URL + `/guide.html"}}`)
 	for i := range 2 {

@@ -2,72 +2,15 @@ package ratelimit
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"os/exec"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/llmproxy/llmproxy/host/internal/redistest"
 )
-
-// redisServer is a private redis-server on a fixed free port, which a test
-// can stop and start again.
-type redisServer struct {
-	t    testing.TB
-	port int
-	cmd  *exec.Cmd
-}
-
-func startRedis(t testing.TB) *redisServer {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s := &redisServer{t: t, port: port}
-	s.start()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port) }
-
-func (s *redisServer) start() {
-	s.t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		s.t.Fatal("redis-server not found: install it with `apt-get install -y redis-server`")
-	}
-	s.cmd = exec.Command(bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.port)})
-	defer c.Close()
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if c.Ping(context.Background()).Err() == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatal("redis-server did not answer")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (s *redisServer) stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
-		s.cmd = nil
-	}
-}
 
 // replicas returns n limiters sharing one Redis, as n llmproxy processes
 // would.
@@ -89,8 +32,8 @@ func replicas(t testing.TB, url string, n int, rules ...Rule) []*Limiter {
 }
 
 func TestRedisSharedAcrossReplicas(t *testing.T) {
-	srv := startRedis(t)
-	ls := replicas(t, srv.url(), 2, Rule{Name: "k", Key: "*", RPM: 600})
+	srv := redistest.Start(t)
+	ls := replicas(t, srv.URL(), 2, Rule{Name: "k", Key: "*", RPM: 600})
 	s := Subject{Key: "team-a"}
 	var allowed atomic.Int64
 	start := time.Now()
@@ -121,8 +64,8 @@ func TestRedisSharedAcrossReplicas(t *testing.T) {
 }
 
 func TestRedisTokensAndConcurrency(t *testing.T) {
-	srv := startRedis(t)
-	ls := replicas(t, srv.url(), 2, Rule{Name: "tpm", Key: "*", TPM: 1000}, Rule{Name: "conc", Key: "*", Concurrent: 1})
+	srv := redistest.Start(t)
+	ls := replicas(t, srv.URL(), 2, Rule{Name: "tpm", Key: "*", TPM: 1000}, Rule{Name: "conc", Key: "*", Concurrent: 1})
 	s := Subject{Key: "a"}
 	ctx := context.Background()
 	tk, d := ls[0].Admit(ctx, s, Usage{Prompt: 100, MaxTokens: 400})
@@ -145,9 +88,9 @@ func TestRedisTokensAndConcurrency(t *testing.T) {
 }
 
 func TestRedisDownFailModes(t *testing.T) {
-	srv := startRedis(t)
-	open := replicas(t, srv.url(), 1, Rule{Name: "open", Key: "*", RPS: 5})[0]
-	closed := replicas(t, srv.url(), 1, Rule{Name: "closed", Key: "*", RPS: 5, Fail: FailClosed})[0]
+	srv := redistest.Start(t)
+	open := replicas(t, srv.URL(), 1, Rule{Name: "open", Key: "*", RPS: 5})[0]
+	closed := replicas(t, srv.URL(), 1, Rule{Name: "closed", Key: "*", RPS: 5, Fail: FailClosed})[0]
 	ctx := context.Background()
 	count := func(l *Limiter, key string, n int) (allowed, unavailable int) {
 		for range n {
@@ -167,7 +110,7 @@ func TestRedisDownFailModes(t *testing.T) {
 	if a, _ := count(open, "x", 10); a != 5 {
 		t.Fatalf("with redis up: %d of 10 allowed at 5 RPS", a)
 	}
-	srv.stop()
+	srv.Stop()
 	begin := time.Now()
 	if a, u := count(open, "y", 20); a != 20 || u != 0 {
 		t.Errorf("redis down, fail open: %d allowed, %d unavailable, want 20, 0", a, u)
@@ -181,7 +124,7 @@ func TestRedisDownFailModes(t *testing.T) {
 	if st := open.Stats(); st.FailedOpen != 20 {
 		t.Errorf("stats: %+v", st)
 	}
-	srv.start()
+	srv.Restart()
 	// Exact again without a restart of the limiters.
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		_, d := open.Admit(ctx, Subject{Key: "probe"}, Usage{})
@@ -202,8 +145,8 @@ func TestRedisDownFailModes(t *testing.T) {
 }
 
 func BenchmarkRedisDecision(b *testing.B) {
-	srv := startRedis(b)
-	l := replicas(b, srv.url(), 1, Rule{Name: "k", Key: "*", RPM: 1e9, TPM: 1e12})[0]
+	srv := redistest.Start(b)
+	l := replicas(b, srv.URL(), 1, Rule{Name: "k", Key: "*", RPM: 1e9, TPM: 1e12})[0]
 	s := Subject{Key: "team-a", Model: "gpt-4o", Route: "gpt-4o"}
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -217,8 +160,8 @@ func BenchmarkRedisDecision(b *testing.B) {
 
 // BenchmarkRedisPing is the round trip a Redis decision is compared with.
 func BenchmarkRedisPing(b *testing.B) {
-	srv := startRedis(b)
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", srv.port)})
+	srv := redistest.Start(b)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer c.Close()
 	ctx := context.Background()
 	for b.Loop() {

@@ -506,10 +506,7 @@ func (r *call) startOp(ctx context.Context, operation string, p *parsed, rt *rou
 // request's limits with the usage the response reports.
 func (r *call) writeResponse(resp *provider.Response, err error) {
 	if err != nil {
-		r.settle(0, true)
-		r.logError(err)
-		writeError(r.ctx, err)
-		r.op.End(r.ctx.Response.StatusCode(), err)
+		r.fail(err)
 		r.recordUsage(r.ctx.Response.StatusCode(), r.served, nil, 0)
 		return
 	}
@@ -546,6 +543,16 @@ func (r *call) writeResponse(resp *provider.Response, err error) {
 		r.s.parsers.Put(p)
 		r.settle(used, known)
 	}
+}
+
+// fail ends a call that failed before its response began: it settles
+// the call's reservations as having used nothing, logs err, answers with
+// it and ends the call's operation.
+func (r *call) fail(err error) {
+	r.settle(0, true)
+	r.logError(err)
+	writeError(r.ctx, err)
+	r.op.End(r.ctx.Response.StatusCode(), err)
 }
 
 func (r *call) logError(err error) {

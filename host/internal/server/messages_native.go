@@ -144,10 +144,7 @@ func (r *call) messagesNative(rt *router.Route, info messages.Info, path string)
 	if err != nil {
 		stop()
 		cancel()
-		r.settle(0, true)
-		r.logError(err)
-		writeError(r.ctx, err)
-		r.op.End(r.ctx.Response.StatusCode(), err)
+		r.fail(err)
 		return
 	}
 	h := &r.ctx.Response.Header
@@ -165,10 +162,7 @@ func (r *call) messagesNative(rt *router.Route, info messages.Info, path string)
 		b, err := readAll(st, 0)
 		a.end()
 		if err != nil {
-			r.settle(0, true)
-			r.logError(err)
-			writeError(r.ctx, err)
-			r.op.End(r.ctx.Response.StatusCode(), err)
+			r.fail(err)
 			return
 		}
 		r.ctx.SetContentType("application/json")

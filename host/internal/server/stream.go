@@ -81,10 +81,7 @@ func (r *call) stream(ctx context.Context, cancel context.CancelFunc, rt *router
 	if err != nil {
 		stop()
 		cancel()
-		r.settle(0, true)
-		r.logError(err)
-		writeError(r.ctx, err)
-		r.op.End(r.ctx.Response.StatusCode(), err)
+		r.fail(err)
 		instance := ""
 		if a != nil {
 			instance = a.target.Instance

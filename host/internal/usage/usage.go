@@ -125,20 +125,14 @@ func (r *Recorder) run() {
 	for {
 		select {
 		case rec := <-r.ch:
-			batch = append(batch, rec)
-			if len(batch) >= r.opts.Batch {
-				batch = r.flush(batch)
-			}
+			batch = r.add(batch, rec)
 		case <-tick.C:
 			batch = r.flush(batch)
 		case <-r.stop:
 			for {
 				select {
 				case rec := <-r.ch:
-					batch = append(batch, rec)
-					if len(batch) >= r.opts.Batch {
-						batch = r.flush(batch)
-					}
+					batch = r.add(batch, rec)
 				default:
 					r.flush(batch)
 					return
@@ -146,6 +140,15 @@ func (r *Recorder) run() {
 			}
 		}
 	}
+}
+
+// add appends rec to batch and flushes the batch when it is full.
+func (r *Recorder) add(batch []store.UsageRecord, rec store.UsageRecord) []store.UsageRecord {
+	batch = append(batch, rec)
+	if len(batch) >= r.opts.Batch {
+		return r.flush(batch)
+	}
+	return batch
 }
 
 // flush writes batch and returns it emptied.

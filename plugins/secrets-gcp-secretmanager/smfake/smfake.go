@@ -285,6 +285,18 @@ func (s *Server) metadataToken(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "expires_in": 3599, "token_type": "Bearer"})
 }
 
+// admit lets a call through: its bearer token must be valid and the
+// service up. The caller holds s.mu.
+func (s *Server) admit(ctx context.Context) error {
+	if err := s.authorize(ctx); err != nil {
+		return err
+	}
+	if s.down {
+		return status.Error(codes.Unavailable, "The service is currently unavailable.")
+	}
+	return nil
+}
+
 // authorize checks the call's bearer token; the caller holds s.mu.
 func (s *Server) authorize(ctx context.Context) error {
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -363,11 +375,8 @@ func (s *Server) parse(name string, withVersion bool) (string, string, error) {
 func (s *Server) AccessSecretVersion(ctx context.Context, r *secretmanagerpb.AccessSecretVersionRequest) (*secretmanagerpb.AccessSecretVersionResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.authorize(ctx); err != nil {
+	if err := s.admit(ctx); err != nil {
 		return nil, err
-	}
-	if s.down {
-		return nil, status.Error(codes.Unavailable, "The service is currently unavailable.")
 	}
 	id, v, err := s.parse(r.GetName(), true)
 	if err != nil {
@@ -404,11 +413,8 @@ func (s *Server) AccessSecretVersion(ctx context.Context, r *secretmanagerpb.Acc
 func (s *Server) GetSecret(ctx context.Context, r *secretmanagerpb.GetSecretRequest) (*secretmanagerpb.Secret, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.authorize(ctx); err != nil {
+	if err := s.admit(ctx); err != nil {
 		return nil, err
-	}
-	if s.down {
-		return nil, status.Error(codes.Unavailable, "The service is currently unavailable.")
 	}
 	id, _, err := s.parse(r.GetName(), false)
 	if err != nil {
