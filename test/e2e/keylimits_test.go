@@ -19,7 +19,8 @@ import (
 // rate_limit_exceeded and a Retry-After while another key is served; a
 // PATCH to rpm=100 admits the next request; concurrency=1 refuses a
 // request while a slow stream runs; tpm reserves and settles with the
-// usage the answer reports.
+// usage the answer reports. A key of the config file with a limits block
+// is limited the same way.
 func TestStoredKeyLimits(t *testing.T) {
 	h := harness.Start(t, harness.APIKeyBlock+harness.EchoBlock+`
 provider "slow" {
@@ -28,6 +29,13 @@ provider "slow" {
 }
 route "slow" {
   target "slow" {}
+}
+api_key "hcl-limited" {
+  key    = "sk-hcl-limited-0123456789"
+  models = ["*"]
+  limits {
+    rpm = 1
+  }
 }
 `+storeBlock("sqlite", filepath.Join(t.TempDir(), "llmproxy.db")), harness.Options{WaitFor: []string{"echo", "slow"}})
 	api := keyAPI{t, h}
@@ -39,6 +47,14 @@ route "slow" {
 		return status, header, b
 	}
 	hello := spineChatBody("echo", "hello there", false)
+
+	// A key of the config file has limits of its own too.
+	if status, _, body := chat("sk-hcl-limited-0123456789", hello); status != 200 {
+		t.Fatalf("config key within rpm=1: %d %s", status, body)
+	}
+	if status, _, body := chat("sk-hcl-limited-0123456789", hello); status != 429 || !strings.Contains(string(body), "key:hcl-limited") {
+		t.Fatalf("config key over rpm=1: %d %s", status, body)
+	}
 
 	for i := range 3 {
 		status, header, body := chat(limited, hello)
