@@ -119,10 +119,10 @@ type Subject struct {
 // them as a rule named "key:<id>" with the fail mode "open", on the same
 // backend as the configured rules.
 type KeyLimits struct {
-	RPM        int64 `json:"rpm,omitempty"`
-	RPS        int64 `json:"rps,omitempty"`
-	TPM        int64 `json:"tpm,omitempty"`
-	Concurrent int64 `json:"concurrency,omitempty"`
+	RPM        int64 `json:"rpm,omitempty" hcl:"rpm,optional"`
+	RPS        int64 `json:"rps,omitempty" hcl:"rps,optional"`
+	TPM        int64 `json:"tpm,omitempty" hcl:"tpm,optional"`
+	Concurrent int64 `json:"concurrency,omitempty" hcl:"concurrent,optional"`
 }
 
 // MaxKeyLimit bounds each of a key's limits.
