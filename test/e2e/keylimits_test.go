@@ -123,6 +123,7 @@ api_key "hcl-limited" {
 	}
 	tokens := `{"model":"echo","max_tokens":500,"messages":[{"role":"user","content":"a few words for the token meter"}]}`
 	reservation := int64(len(tokens)+3)/4 + 500
+	start := time.Now()
 	status, header, body = chat(limited, tokens)
 	var answer struct {
 		Usage struct {
@@ -137,7 +138,6 @@ api_key "hcl-limited" {
 		t.Fatalf("after the first reservation: limit %s remaining %d, want 6000 and %d",
 			header.Get("X-Ratelimit-Limit-Tokens"), left, 6000-reservation)
 	}
-	start := time.Now()
 	_, header, _ = chat(limited, tokens)
 	refill := int64(time.Since(start)/(10*time.Millisecond)) + 1
 	left2, _ := strconv.ParseInt(header.Get("X-Ratelimit-Remaining-Tokens"), 10, 64)
