@@ -12,13 +12,19 @@ import (
 	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
 )
 
-// openLimits builds the limiter of the limits block (nil without one).
+// openLimits builds the limiter of the limits block. Without one, keys
+// may still have limits of their own (a store block, whose keys get them
+// through the admin API, or an api_key block with limits): those get an
+// in-memory limiter without rules; otherwise there is none (nil).
 // go-redis's own messages (one per failed dial while Redis is down) go to
 // the debug log: the limiter reports a backend outage itself, once a
 // second. The limits block is read at start; a reload keeps the limiter.
 func openLimits(cfg *config.File, requestTimeout time.Duration, log hclog.Logger) (*ratelimit.Limiter, error) {
 	if cfg.Limits == nil {
-		return nil, nil
+		if !keyLimits(cfg) {
+			return nil, nil
+		}
+		return ratelimit.New(ratelimit.Config{LeaseTTL: requestTimeout + time.Minute}, nil)
 	}
 	lc, err := cfg.Limits.Ratelimit(requestTimeout)
 	if err != nil {
@@ -26,6 +32,19 @@ func openLimits(cfg *config.File, requestTimeout time.Duration, log hclog.Logger
 	}
 	redis.SetLogger(redisLog{log.Named("redis")})
 	return ratelimit.Open(lc)
+}
+
+// keyLimits reports whether some key may have limits of its own.
+func keyLimits(cfg *config.File) bool {
+	if cfg.Store != nil {
+		return true
+	}
+	for _, k := range cfg.APIKeys {
+		if !k.Limits.Empty() {
+			return true
+		}
+	}
+	return false
 }
 
 // redisLog routes go-redis's messages into hclog at debug level.

@@ -32,6 +32,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/host/internal/auth"
 	"github.com/llmproxy/llmproxy/host/internal/config"
+	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
 	"github.com/llmproxy/llmproxy/host/internal/store"
 	"github.com/llmproxy/llmproxy/sdk/openai"
 )
@@ -177,10 +178,12 @@ type keyObject struct {
 	StorageOps  []string `json:"storage_ops"`
 	Admin       bool     `json:"admin"`
 	Budget      *budget  `json:"budget"`
-	CreatedAt   *string  `json:"created_at"`
-	ExpiresAt   *string  `json:"expires_at"`
-	RevokedAt   *string  `json:"revoked_at"`
-	Source      string   `json:"source"`
+	// Limits are the key's own rate limits, those set; null for none.
+	Limits    *ratelimit.KeyLimits `json:"limits"`
+	CreatedAt *string              `json:"created_at"`
+	ExpiresAt *string              `json:"expires_at"`
+	RevokedAt *string              `json:"revoked_at"`
+	Source    string               `json:"source"`
 	// Key is the secret, set only in the answer to its creation.
 	Key string `json:"key,omitempty"`
 }
@@ -204,7 +207,7 @@ func storedObject(k *store.Key) keyObject {
 	prefix := k.Prefix
 	return keyObject{Object: "api_key", ID: k.ID, Name: k.Name, Group: k.Group, Prefix: &prefix,
 		Models: nonNil(k.Models), Passthrough: nonNil(k.Passthrough), Instances: nonNil(k.Instances),
-		StorageOps: nonNil(k.StorageOps), Admin: k.Admin, Budget: budgetOut(k.Budget),
+		StorageOps: nonNil(k.StorageOps), Admin: k.Admin, Budget: budgetOut(k.Budget), Limits: k.Limits,
 		CreatedAt: stamp(&k.CreatedAt), ExpiresAt: stamp(k.ExpiresAt), RevokedAt: stamp(k.RevokedAt), Source: "store"}
 }
 
@@ -212,7 +215,7 @@ func configObject(k *auth.Key) keyObject {
 	models, passthrough, instances, ops := k.Rights()
 	return keyObject{Object: "api_key", ID: configIDPrefix + k.Name, Name: k.Name, Group: k.Group,
 		Models: nonNil(models), Passthrough: nonNil(passthrough), Instances: nonNil(instances),
-		StorageOps: nonNil(ops), Admin: k.Admin, Budget: budgetOut(k.Budget), Source: "config"}
+		StorageOps: nonNil(ops), Admin: k.Admin, Budget: budgetOut(k.Budget), Limits: k.Limits, Source: "config"}
 }
 
 // budget is a budget as the admin API shows it.
@@ -275,7 +278,7 @@ func (a *API) get(r Request, id string) {
 
 // keyFields are the writable fields of a key; a PATCH sets those
 // present.
-var keyFields = []string{"name", "group", "models", "passthrough", "instances", "storage_ops", "admin", "expires_at", "budget"}
+var keyFields = []string{"name", "group", "models", "passthrough", "instances", "storage_ops", "admin", "expires_at", "budget", "limits"}
 
 func (a *API) create(r Request) {
 	fields, err := decodeObject(r.Ctx.PostBody())
@@ -476,10 +479,66 @@ func apply(k *store.Key, fields map[string]json.RawMessage, created time.Time) e
 				return invalid(name, fmt.Sprintf("budget.period %q is not one of %s", b.Period, strings.Join(budgetPeriods, ", ")))
 			}
 			k.Budget = &config.Budget{USD: *b.USD, Period: b.Period}
+		case "limits":
+			err = applyLimits(k, raw, null)
 		}
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// limitFields are the members of a key's limits object.
+var limitFields = []string{"rpm", "rps", "tpm", "concurrency"}
+
+// applyLimits merges a limits object into k's limits: a member that is
+// present sets that limit (null or 0 removes it), an absent one keeps it,
+// and null for the whole object removes every limit. Limits that end up
+// all zero are none.
+func applyLimits(k *store.Key, raw json.RawMessage, null bool) error {
+	const usage = `limits must be {"rpm", "rps", "tpm", "concurrency": whole numbers from 0 to %d, or null} or null`
+	if null {
+		k.Limits = nil
+		return nil
+	}
+	var members map[string]json.RawMessage
+	if json.Unmarshal(raw, &members) != nil || members == nil {
+		return invalid("limits", fmt.Sprintf(usage, ratelimit.MaxKeyLimit))
+	}
+	l := ratelimit.KeyLimits{}
+	if k.Limits != nil {
+		l = *k.Limits
+	}
+	for name, v := range members {
+		var dst *int64
+		switch name {
+		case "rpm":
+			dst = &l.RPM
+		case "rps":
+			dst = &l.RPS
+		case "tpm":
+			dst = &l.TPM
+		case "concurrency":
+			dst = &l.Concurrent
+		default:
+			return invalid("limits", fmt.Sprintf("unknown limit %q; limits has %s", name, strings.Join(limitFields, ", ")))
+		}
+		var n *int64
+		if err := json.Unmarshal(v, &n); err != nil {
+			return invalid("limits", fmt.Sprintf("limits.%s must be a whole number from 0 to %d, or null", name, ratelimit.MaxKeyLimit))
+		}
+		*dst = 0
+		if n != nil {
+			*dst = *n
+		}
+	}
+	if err := l.Validate(); err != nil {
+		return invalid("limits", err.Error())
+	}
+	k.Limits = nil
+	if !l.Empty() {
+		k.Limits = &l
 	}
 	return nil
 }

@@ -20,6 +20,9 @@ func FuzzKeyBody(f *testing.F) {
 		`{"name":"a","models":[null]}`,
 		`{"name":"a"} {"name":"b"}`,
 		`[]`, `null`, `{"name":"\u0000"}`,
+		`{"name":"a","limits":{"rpm":3,"rps":1,"tpm":5000,"concurrency":2}}`,
+		`{"name":"a","limits":{"rpm":-1,"tpm":null}}`,
+		`{"name":"a","limits":null}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -43,6 +46,9 @@ func FuzzKeyBody(f *testing.F) {
 		}
 		if k.ExpiresAt != nil && !k.ExpiresAt.After(now) {
 			t.Fatalf("accepted expiry %v before creation", k.ExpiresAt)
+		}
+		if k.Limits != nil && (k.Limits.Validate() != nil || k.Limits.Empty()) {
+			t.Fatalf("accepted limits %+v", k.Limits)
 		}
 		if k.Budget != nil && (k.Budget.USD < 0 || !slices.Contains(budgetPeriods, k.Budget.Period)) {
 			t.Fatalf("accepted budget %+v", k.Budget)

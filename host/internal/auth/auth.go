@@ -19,6 +19,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/host/internal/config"
 	"github.com/llmproxy/llmproxy/host/internal/glob"
+	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
 )
 
 // DevKey is the public development key of the embedded default config.
@@ -35,6 +36,8 @@ type Key struct {
 	// against ("" for none); Budget is the key's own (nil for none).
 	Group  string
 	Budget *config.Budget
+	// Limits are the key's own rate limits; nil for none.
+	Limits *ratelimit.KeyLimits
 	// Cache opts the key's chat requests into the exact response cache.
 	Cache       bool
 	digest      [32]byte
@@ -76,6 +79,9 @@ func New(cfg []config.APIKey) (*Keys, error) {
 		k := &Key{Name: c.Name, Admin: c.Admin, Group: c.Group, Budget: c.Budget, models: c.Models, passthrough: c.Passthrough,
 			instances: c.Instances, storageOps: map[string]bool{}}
 		k.Cache = c.Cache
+		if !c.Limits.Empty() {
+			k.Limits = c.Limits
+		}
 		for _, op := range c.StorageOps {
 			if op != "*" && !slices.Contains(config.StorageOps, op) {
 				return nil, fmt.Errorf("api_key %q: unknown storage operation %q", c.Name, op)

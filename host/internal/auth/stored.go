@@ -59,6 +59,9 @@ func (ks *Keys) ByName(name string) *Key {
 func FromStore(sk *store.Key) (*Key, error) {
 	k := &Key{Name: sk.Name, Admin: sk.Admin, Group: sk.Group, Budget: sk.Budget, ID: sk.ID, digest: sk.Digest,
 		models: sk.Models, passthrough: sk.Passthrough, instances: sk.Instances, storageOps: map[string]bool{}}
+	if !sk.Limits.Empty() {
+		k.Limits = sk.Limits
+	}
 	for _, op := range sk.StorageOps {
 		if op != "*" && !slices.Contains(config.StorageOps, op) {
 			return nil, fmt.Errorf("stored key %q: unknown storage operation %q", sk.ID, op)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/host/internal/document"
 	"github.com/llmproxy/llmproxy/host/internal/price"
+	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
 	"github.com/llmproxy/llmproxy/host/internal/telemetry"
 )
 
@@ -197,6 +198,9 @@ type APIKey struct {
 	// against; Budget is the key's own.
 	Group  string  `hcl:"group,optional"`
 	Budget *Budget `hcl:"budget,block"`
+	// Limits are the key's own rate limits (rpm, rps, tpm, concurrent),
+	// applied besides the rules of the limits block.
+	Limits *ratelimit.KeyLimits `hcl:"limits,block"`
 
 	// DeclRange is where the block starts and AttrRanges where each of its
 	// attributes is, for diagnostics; OpRanges are the positions of the

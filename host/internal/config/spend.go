@@ -139,6 +139,12 @@ func (f *File) validateSpend() hcl.Diagnostics {
 	for i := range f.APIKeys {
 		k := &f.APIKeys[i]
 		diags = append(diags, checkBudget(k.Budget, fmt.Sprintf("api_key %q", k.Name), f.Range(fmt.Sprintf("api_key[%d]", i)))...)
+		if k.Limits != nil {
+			if err := k.Limits.Validate(); err != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid key limits",
+					Detail: fmt.Sprintf("api_key %q: %v", k.Name, err), Subject: f.Range(fmt.Sprintf("api_key[%d]", i))})
+			}
+		}
 	}
 	seen := map[string]bool{}
 	for i := range f.KeyGroups {

@@ -102,12 +102,63 @@ type Config struct {
 	LeaseTTL time.Duration
 }
 
-// Subject is what a request is limited by.
+// Subject is what a request is limited by. KeyID and Limits carry the
+// key's own limits (nil: none), applied by Admit as one more rule with a
+// bucket of the key's own.
 type Subject struct {
 	Key      string
 	Model    string
 	Route    string
 	Instance string
+	KeyID    string
+	Limits   *KeyLimits
+}
+
+// KeyLimits are the limits of one API key, set through the admin API on
+// a stored key or in its api_key block; zero means none. Admit applies
+// them as a rule named "key:<id>" with the fail mode "open", on the same
+// backend as the configured rules.
+type KeyLimits struct {
+	RPM        int64 `json:"rpm,omitempty" hcl:"rpm,optional"`
+	RPS        int64 `json:"rps,omitempty" hcl:"rps,optional"`
+	TPM        int64 `json:"tpm,omitempty" hcl:"tpm,optional"`
+	Concurrent int64 `json:"concurrency,omitempty" hcl:"concurrent,optional"`
+}
+
+// MaxKeyLimit bounds each of a key's limits.
+const MaxKeyLimit = 1_000_000_000
+
+// Validate reports the first problem of k: a negative limit or one above
+// MaxKeyLimit.
+func (k *KeyLimits) Validate() error {
+	for _, x := range []struct {
+		name string
+		n    int64
+	}{{"rpm", k.RPM}, {"rps", k.RPS}, {"tpm", k.TPM}, {"concurrency", k.Concurrent}} {
+		if x.n < 0 || x.n > MaxKeyLimit {
+			return fmt.Errorf("limits.%s must be a whole number from 0 to %d, not %d", x.name, MaxKeyLimit, x.n)
+		}
+	}
+	return nil
+}
+
+// Empty reports whether k sets no limit (a nil k sets none).
+func (k *KeyLimits) Empty() bool {
+	return k == nil || k.RPM == 0 && k.RPS == 0 && k.TPM == 0 && k.Concurrent == 0
+}
+
+// Tokens reports whether k limits tokens.
+func (k *KeyLimits) Tokens() bool { return k != nil && k.TPM > 0 }
+
+// rule returns the rule of a key's own limits, or nil when it has none.
+// The bucket names carry the limits, so that a changed limit starts
+// afresh instead of inheriting a bucket sized for the old one.
+func (k *KeyLimits) rule(id string) *Rule {
+	if k.Empty() {
+		return nil
+	}
+	return &Rule{Name: "key:" + id, RPM: k.RPM, RPS: k.RPS, TPM: k.TPM, Concurrent: k.Concurrent,
+		Fail: FailOpen, CompletionTokens: DefaultCompletionTokens}
 }
 
 // Limiter decides whether requests may proceed.
@@ -343,28 +394,11 @@ func (l *Limiter) decide(ctx context.Context, s Subject, u Usage, instance bool)
 		if !r.matches(s, instance) {
 			continue
 		}
-		base := l.partition(r, s)
-		if r.RPM > 0 {
-			bs = append(bs, Bucket{Key: base + ":rpm", Interval: per(time.Minute, r.RPM), Burst: r.RPM, Cost: 1, kind: kindRequests, rule: r})
-		}
-		if r.RPS > 0 {
-			bs = append(bs, Bucket{Key: base + ":rps", Interval: per(time.Second, r.RPS), Burst: r.RPS, Cost: 1, kind: kindRequests, rule: r})
-		}
-		if r.TPM > 0 {
-			completion := u.MaxTokens
-			switch {
-			case u.NoCompletion:
-				completion = 0
-			case completion <= 0:
-				completion = r.CompletionTokens
-			}
-			bs = append(bs, Bucket{Key: base + ":tpm", Interval: per(time.Minute, r.TPM), Burst: r.TPM,
-				Cost: max(u.Prompt+completion, 1), kind: kindTokens, rule: r})
-		}
-		if r.Concurrent > 0 {
-			lease := l.leaseBase + "." + strconv.FormatUint(l.seq.Add(1), 36)
-			bs = append(bs, Bucket{Key: base + ":conc", Concurrent: true, Burst: r.Concurrent, Cost: 1, Lease: lease, TTL: l.leaseTTL,
-				kind: kindConcurrent, rule: r})
+		bs = l.buckets(bs, r, l.partition(r, s), "", u)
+	}
+	if !instance && s.Limits != nil {
+		if r := s.Limits.rule(s.KeyID); r != nil {
+			bs = l.buckets(bs, r, l.partition(r, s), "=", u)
 		}
 	}
 	if len(bs) == 0 {
@@ -404,6 +438,40 @@ func (l *Limiter) decide(ctx context.Context, s Subject, u Usage, instance bool)
 		return nil, d
 	}
 	return t, d
+}
+
+// buckets appends the buckets of rule r, partition base, to bs. A
+// non-empty sized separator appends each bucket's size to its name.
+func (l *Limiter) buckets(bs []Bucket, r *Rule, base, sized string, u Usage) []Bucket {
+	name := func(kind string, n int64) string {
+		if sized == "" {
+			return base + kind
+		}
+		return base + kind + sized + strconv.FormatInt(n, 10)
+	}
+	if r.RPM > 0 {
+		bs = append(bs, Bucket{Key: name(":rpm", r.RPM), Interval: per(time.Minute, r.RPM), Burst: r.RPM, Cost: 1, kind: kindRequests, rule: r})
+	}
+	if r.RPS > 0 {
+		bs = append(bs, Bucket{Key: name(":rps", r.RPS), Interval: per(time.Second, r.RPS), Burst: r.RPS, Cost: 1, kind: kindRequests, rule: r})
+	}
+	if r.TPM > 0 {
+		completion := u.MaxTokens
+		switch {
+		case u.NoCompletion:
+			completion = 0
+		case completion <= 0:
+			completion = r.CompletionTokens
+		}
+		bs = append(bs, Bucket{Key: name(":tpm", r.TPM), Interval: per(time.Minute, r.TPM), Burst: r.TPM,
+			Cost: max(u.Prompt+completion, 1), kind: kindTokens, rule: r})
+	}
+	if r.Concurrent > 0 {
+		lease := l.leaseBase + "." + strconv.FormatUint(l.seq.Add(1), 36)
+		bs = append(bs, Bucket{Key: name(":conc", r.Concurrent), Concurrent: true, Burst: r.Concurrent, Cost: 1, Lease: lease, TTL: l.leaseTTL,
+			kind: kindConcurrent, rule: r})
+	}
+	return bs
 }
 
 // per is the emission interval of n units per period, at least 1 ns.

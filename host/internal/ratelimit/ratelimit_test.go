@@ -245,3 +245,79 @@ func BenchmarkMemoryDecision(b *testing.B) {
 		tk.Done(150, true)
 	}
 }
+
+func TestKeyLimits(t *testing.T) {
+	c := &clock{t: time.Hour}
+	l := newLimiter(t, memoryAt(c), Rule{Name: "all", Key: "*", RPM: 100})
+	own := &KeyLimits{RPM: 3, TPM: 1000, Concurrent: 1}
+	s := Subject{Key: "a", KeyID: "key_a", Limits: own}
+	var tickets []*Ticket
+	for i := range 3 {
+		tk, d := l.Admit(context.Background(), s, Usage{Prompt: 10, MaxTokens: 10})
+		if d == nil || !d.Allowed {
+			t.Fatalf("request %d refused: %+v", i, d)
+		}
+		if d.Requests.Limit != 3 {
+			t.Errorf("x-ratelimit-limit-requests = %d, want the key's 3", d.Requests.Limit)
+		}
+		tickets = append(tickets, tk)
+		if i == 0 {
+			// The lease is held: a concurrent request is refused.
+			if _, d := l.Admit(context.Background(), s, Usage{Prompt: 10, MaxTokens: 10}); d.Allowed || d.RefusedKind != "concurrent requests" || d.Refused != "key:key_a" {
+				t.Fatalf("second concurrent request: %+v", d)
+			}
+		}
+		tk.Done(20, true)
+	}
+	_, d := l.Admit(context.Background(), s, Usage{Prompt: 1, MaxTokens: 1})
+	if d.Allowed || d.Refused != "key:key_a" || d.RefusedKind != "requests" || d.RetryAfter != 20*time.Second {
+		t.Fatalf("fourth request: %+v", d)
+	}
+	// Each of the three reserved 20 tokens and settled at 20 used.
+	if d.Tokens.Remaining != 940 {
+		t.Errorf("tokens remaining = %d, want 940", d.Tokens.Remaining)
+	}
+	if e := d.Error(); e.Code != "rate_limit_exceeded" || e.RetryAfter != 20*time.Second {
+		t.Errorf("error = %+v", e)
+	}
+	// Another key, without limits of its own, is unaffected.
+	if _, d := l.Admit(context.Background(), Subject{Key: "b", KeyID: "key_b"}, Usage{}); !d.Allowed {
+		t.Errorf("another key was refused: %+v", d)
+	}
+	// Raised limits take effect at once: the bucket is sized afresh.
+	s.Limits = &KeyLimits{RPM: 100}
+	if _, d := l.Admit(context.Background(), s, Usage{}); !d.Allowed {
+		t.Errorf("after raising rpm: %+v", d)
+	}
+	// Instance decisions never apply a key's own limits.
+	s.Limits = &KeyLimits{RPM: 1}
+	if tk, d := l.AdmitInstance(context.Background(), s, Usage{}); tk != nil || d != nil {
+		t.Errorf("instance decision applied key limits: %+v", d)
+	}
+	s.Limits = own
+	c.t += time.Minute // refill requests; tokens refill too
+	tk, d := l.Admit(context.Background(), s, Usage{Prompt: 500, MaxTokens: 500})
+	if !d.Allowed || d.Tokens.Limit != 1000 || d.Tokens.Remaining != 0 {
+		t.Fatalf("token decision: %+v", d)
+	}
+	tk.Done(1000, true)
+	if _, d := l.Admit(context.Background(), s, Usage{Prompt: 1, MaxTokens: 1}); d.Allowed || d.RefusedKind != "tokens" {
+		t.Errorf("over the key's tpm: %+v", d)
+	}
+}
+
+func TestKeyLimitsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		k  KeyLimits
+		ok bool
+	}{
+		{KeyLimits{}, true},
+		{KeyLimits{RPM: 1, RPS: 2, TPM: 3, Concurrent: 4}, true},
+		{KeyLimits{RPM: -1}, false},
+		{KeyLimits{TPM: MaxKeyLimit + 1}, false},
+	} {
+		if err := tc.k.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%+v: err = %v", tc.k, err)
+		}
+	}
+}

@@ -170,3 +170,29 @@ func BenchmarkRedisPing(b *testing.B) {
 		}
 	}
 }
+
+// TestRedisKeyLimitsShared checks that a key's own limits are one bucket
+// across replicas sharing a Redis, including replicas without rules.
+func TestRedisKeyLimitsShared(t *testing.T) {
+	srv := startRedis(t)
+	ls := replicas(t, srv.url(), 2)
+	s := Subject{Key: "team-a", KeyID: "key_a", Limits: &KeyLimits{RPM: 3, Concurrent: 1}}
+	for i := range 3 {
+		tk, d := ls[i%2].Admit(context.Background(), s, Usage{})
+		if d == nil || d.Err != nil || !d.Allowed {
+			t.Fatalf("request %d: %+v", i+1, d)
+		}
+		if i == 0 {
+			// The lease taken on one replica refuses on the other.
+			if _, d := ls[1].Admit(context.Background(), s, Usage{}); d.Allowed || d.RefusedKind != "concurrent requests" {
+				t.Fatalf("concurrent on the other replica: %+v", d)
+			}
+		}
+		tk.Done(0, false)
+	}
+	for _, l := range ls {
+		if _, d := l.Admit(context.Background(), s, Usage{}); d.Allowed || d.Refused != "key:key_a" || d.RefusedKind != "requests" {
+			t.Fatalf("fourth request: %+v", d)
+		}
+	}
+}

@@ -46,7 +46,7 @@ func (r *call) admit(p *parsed, rt *router.Route) bool {
 	if l == nil {
 		return true
 	}
-	r.traffic.injectUsage = r.traffic.injectUsage || p.stream && !p.streamOptions && l.HasTokenRules()
+	r.traffic.injectUsage = r.traffic.injectUsage || p.stream && !p.streamOptions && (l.HasTokenRules() || r.key.Limits.Tokens())
 	t, d := l.Admit(context.Background(), r.subject(""), r.traffic.est)
 	if d == nil {
 		return true
@@ -70,8 +70,17 @@ func (r *call) admit(p *parsed, rt *router.Route) bool {
 	return true
 }
 
+// subject is what the request is limited by; the key's own limits, if
+// any, in its bucket named by the key's id (a stored key) or name.
 func (r *call) subject(instance string) ratelimit.Subject {
-	return ratelimit.Subject{Key: r.key.Name, Model: r.requested, Route: r.traffic.route, Instance: instance}
+	s := ratelimit.Subject{Key: r.key.Name, Model: r.requested, Route: r.traffic.route, Instance: instance}
+	if r.key.Limits != nil {
+		s.Limits, s.KeyID = r.key.Limits, r.key.ID
+		if s.KeyID == "" {
+			s.KeyID = r.key.Name
+		}
+	}
+	return s
 }
 
 // limitHeaders (re)writes the x-ratelimit-* headers of the request's

@@ -61,6 +61,8 @@ var migrations = []string{
 		expires_at BIGINT NOT NULL
 	);
 	CREATE INDEX responses_expires ON responses (expires_at);`,
+	// 2: a key's own rate limits, a JSON object (NULL: none).
+	`ALTER TABLE api_keys ADD COLUMN limits TEXT`,
 }
 
 // migrate brings the schema up to date inside one transaction, which

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/llmproxy/llmproxy/host/internal/config"
+	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
 )
 
 // dialect is what differs between the databases.
@@ -56,7 +57,7 @@ type sqlStore struct {
 var _ Store = (*sqlStore)(nil)
 
 const keyColumns = `id, name, key_group, digest, prefix, models, passthrough, instances, storage_ops, admin,
-	budget_usd, budget_period, created_at, expires_at, revoked_at, version`
+	budget_usd, budget_period, created_at, expires_at, revoked_at, version, limits`
 
 func (s *sqlStore) q(query string) string { return s.d.rebind(query) }
 
@@ -84,10 +85,14 @@ func (s *sqlStore) CreateKey(ctx context.Context, k *Key) error {
 		return err
 	}
 	usd, period := budgetColumns(k.Budget)
+	limits, err := limitsColumn(k.Limits)
+	if err != nil {
+		return err
+	}
 	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO api_keys (`+keyColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		k.ID, k.Name, k.Group, hex.EncodeToString(k.Digest[:]), k.Prefix, lists[0], lists[1], lists[2], lists[3], k.Admin,
-		usd, period, nanos(k.CreatedAt), nullNanos(k.ExpiresAt), nullNanos(k.RevokedAt), v)
+		usd, period, nanos(k.CreatedAt), nullNanos(k.ExpiresAt), nullNanos(k.RevokedAt), v, limits)
 	if err != nil {
 		if s.d.conflict(err) {
 			return fmt.Errorf("store: a key with this name or secret exists: %w", ErrConflict)
@@ -208,11 +213,15 @@ func (s *sqlStore) write(ctx context.Context, tx *sql.Tx, k *Key, v int64) error
 		return err
 	}
 	usd, period := budgetColumns(k.Budget)
+	limits, err := limitsColumn(k.Limits)
+	if err != nil {
+		return err
+	}
 	res, err := tx.ExecContext(ctx, s.q(`UPDATE api_keys SET name = ?, key_group = ?, models = ?, passthrough = ?,
 		instances = ?, storage_ops = ?, admin = ?, budget_usd = ?, budget_period = ?, expires_at = ?, revoked_at = ?,
-		version = ? WHERE id = ?`),
+		version = ?, limits = ? WHERE id = ?`),
 		k.Name, k.Group, lists[0], lists[1], lists[2], lists[3], k.Admin, usd, period,
-		nullNanos(k.ExpiresAt), nullNanos(k.RevokedAt), v, k.ID)
+		nullNanos(k.ExpiresAt), nullNanos(k.RevokedAt), v, limits, k.ID)
 	if err != nil {
 		if s.d.conflict(err) {
 			return fmt.Errorf("store: a key with this name exists: %w", ErrConflict)
@@ -273,9 +282,10 @@ func scanKey(row scanner) (*Key, error) {
 		period           string
 		created          int64
 		expires, revoked sql.NullInt64
+		limits           sql.NullString
 	)
 	if err := row.Scan(&k.ID, &k.Name, &k.Group, &digest, &k.Prefix, &lists[0], &lists[1], &lists[2], &lists[3], &k.Admin,
-		&usd, &period, &created, &expires, &revoked, &k.Version); err != nil {
+		&usd, &period, &created, &expires, &revoked, &k.Version, &limits); err != nil {
 		return nil, err
 	}
 	if b, err := hex.DecodeString(digest); err != nil || len(b) != 32 {
@@ -290,6 +300,12 @@ func scanKey(row scanner) (*Key, error) {
 	}
 	if usd.Valid {
 		k.Budget = &config.Budget{USD: usd.Float64, Period: period}
+	}
+	if limits.Valid {
+		k.Limits = new(ratelimit.KeyLimits)
+		if err := json.Unmarshal([]byte(limits.String), k.Limits); err != nil {
+			return nil, fmt.Errorf("key %q has malformed limits: %w", k.ID, err)
+		}
 	}
 	k.CreatedAt = time.Unix(0, created).UTC()
 	k.ExpiresAt = fromNullNanos(expires)
@@ -317,6 +333,19 @@ func budgetColumns(b *config.Budget) (sql.NullFloat64, string) {
 		return sql.NullFloat64{}, ""
 	}
 	return sql.NullFloat64{Float64: b.USD, Valid: true}, b.Period
+}
+
+// limitsColumn encodes a key's limits as JSON; none (nil or all zero)
+// is NULL.
+func limitsColumn(l *ratelimit.KeyLimits) (sql.NullString, error) {
+	if l.Empty() {
+		return sql.NullString{}, nil
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		return sql.NullString{}, fmt.Errorf("store: encoding key limits: %w", err)
+	}
+	return sql.NullString{String: string(b), Valid: true}, nil
 }
 
 func nanos(t time.Time) int64 { return t.UnixNano() }

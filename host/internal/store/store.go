@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/llmproxy/llmproxy/host/internal/config"
+	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
 )
 
 // ErrNotFound is wrapped by every error that reports an absent key or
@@ -46,7 +47,9 @@ type Key struct {
 	StorageOps  []string
 	Admin       bool
 	Budget      *config.Budget
-	CreatedAt   time.Time
+	// Limits are the key's own rate limits; nil for none.
+	Limits    *ratelimit.KeyLimits
+	CreatedAt time.Time
 	// ExpiresAt and RevokedAt are nil when not set.
 	ExpiresAt *time.Time
 	RevokedAt *time.Time

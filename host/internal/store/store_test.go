@@ -11,6 +11,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/host/internal/config"
 	"github.com/llmproxy/llmproxy/host/internal/pgtest"
+	"github.com/llmproxy/llmproxy/host/internal/ratelimit"
 )
 
 // openers are the databases every store test runs against.
@@ -285,4 +286,85 @@ func TestModifyKey(t *testing.T) {
 			t.Fatalf("missing: %v", err)
 		}
 	})
+}
+
+func TestKeyLimitsRoundTrip(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, st Store) {
+		ctx := context.Background()
+		k := newKey("key_l", "limited", "sk-secret-l")
+		k.Limits = &ratelimit.KeyLimits{RPM: 3, RPS: 1, TPM: 5000, Concurrent: 2}
+		if err := st.CreateKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.Key(ctx, "key_l")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Limits == nil || *got.Limits != *k.Limits {
+			t.Fatalf("limits read back as %+v, want %+v", got.Limits, k.Limits)
+		}
+		got, err = st.ModifyKey(ctx, "key_l", func(k *Key) error {
+			k.Limits = &ratelimit.KeyLimits{RPM: 100}
+			return nil
+		})
+		if err != nil || *got.Limits != (ratelimit.KeyLimits{RPM: 100}) {
+			t.Fatalf("modify: %v %+v", err, got)
+		}
+		all, err := st.Keys(ctx)
+		if err != nil || len(all) != 1 || all[0].Limits == nil || all[0].Limits.RPM != 100 || all[0].Limits.TPM != 0 {
+			t.Fatalf("list: %v %+v", err, all)
+		}
+		// No limits, nil or all zero, are stored as none.
+		for _, none := range []*ratelimit.KeyLimits{nil, {}} {
+			got.Limits = none
+			if err := st.UpdateKey(ctx, got); err != nil {
+				t.Fatal(err)
+			}
+			back, err := st.KeyByDigest(ctx, sha256.Sum256([]byte("sk-secret-l")))
+			if err != nil || back.Limits != nil {
+				t.Fatalf("cleared limits read back as %v %+v", err, back)
+			}
+		}
+	})
+}
+
+// TestMigrateKeyLimits opens a database made by the first schema version
+// and checks that its keys survive the limits migration without limits.
+func TestMigrateKeyLimits(t *testing.T) {
+	for driver, dsn := range map[string]func(t *testing.T) string{
+		DriverSQLite:   func(t *testing.T) string { return filepath.Join(t.TempDir(), "old.db") },
+		DriverPostgres: func(t *testing.T) string { return pgtest.Database(t) },
+	} {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			source := dsn(t)
+			all := migrations
+			migrations = all[:1]
+			old, err := Open(ctx, driver, source)
+			migrations = all
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = old.(*sqlStore).db.ExecContext(ctx, old.(*sqlStore).q(`INSERT INTO api_keys
+				(id, name, digest, prefix, created_at, version) VALUES (?, ?, ?, ?, ?, ?)`),
+				"key_old", "old", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", "sk-old", 1, 1)
+			old.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := Open(ctx, driver, source)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			k, err := st.Key(ctx, "key_old")
+			if err != nil || k.Limits != nil || k.Name != "old" {
+				t.Fatalf("after the migration: %v %+v", err, k)
+			}
+			k.Limits = &ratelimit.KeyLimits{TPM: 10}
+			if err := st.UpdateKey(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }

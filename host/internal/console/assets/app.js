@@ -112,6 +112,17 @@ async function showRoutes() {
 }
 
 // Keys: list, create (the secret shown once), revoke.
+// limitsText shows a key's own rate limits, e.g. "60 rpm, 2 concurrent".
+function limitsText(l) {
+  if (!l) return '–';
+  const parts = [];
+  if (l.rpm) parts.push(l.rpm + ' rpm');
+  if (l.rps) parts.push(l.rps + ' rps');
+  if (l.tpm) parts.push(l.tpm + ' tpm');
+  if (l.concurrency) parts.push(l.concurrency + ' concurrent');
+  return parts.length ? parts.join(', ') : '–';
+}
+
 async function showKeys() {
   const data = await api('/admin/v1/keys');
   const rows = (data.data || []).map((k) => {
@@ -124,6 +135,7 @@ async function showKeys() {
       el('td', {}, k.group || '–'), el('td', {}, list(k.models)),
       el('td', {}, k.instances && k.instances.length ? list(k.instances) + ' (' + list(k.storage_ops) + ')' : '–'),
       el('td', {}, k.budget ? '$' + k.budget.usd + ' / ' + (k.budget.period || 'month') : '–'),
+      el('td', {}, limitsText(k.limits)),
       el('td', {}, fmtTime(k.created_at)), el('td', {}, fmtTime(k.expires_at)),
       el('td', {}, k.source || ''), el('td', {}, action));
   });
