@@ -52,6 +52,17 @@ function negotiate(handshake, env) {
   return mine.find((v) => offered.includes(v)) ?? mine[0];
 }
 
+// serialNumber returns a random positive 128-bit certificate serial
+// number in hex. Its first byte is kept in 0x40..0x7f: with the top bit
+// set the DER integer would be negative, and a leading zero byte before a
+// byte below 0x80 is padding DER forbids; either makes the certificate
+// unreadable.
+function serialNumber() {
+  const b = crypto.randomBytes(16);
+  b[0] = (b[0] & 0x3f) | 0x40;
+  return b.toString('hex');
+}
+
 // serverCertificate makes the plugin's self-signed certificate for
 // AutoMTLS: valid for "localhost", usable for server and client auth, and
 // its own CA, as the host verifies it against itself alone. node:crypto
@@ -64,7 +75,7 @@ function serverCertificate() {
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
   // A positive 128-bit serial number.
-  cert.serialNumber = '0' + crypto.randomBytes(16).toString('hex');
+  cert.serialNumber = serialNumber();
   cert.validity.notBefore = new Date(Date.now() - 30 * 1000);
   cert.validity.notAfter = new Date(Date.now() + 10 * 365 * 24 * 3600 * 1000);
   const name = [{ name: 'commonName', value: 'localhost' }, { name: 'organizationName', value: 'llmproxy plugin' }];
@@ -188,4 +199,4 @@ function serve({ handshake, core, serverOptions, register }) {
   return server;
 }
 
-module.exports = { serve, log, negotiate, CORE_PROTOCOL_VERSION };
+module.exports = { serve, log, negotiate, serialNumber, CORE_PROTOCOL_VERSION };

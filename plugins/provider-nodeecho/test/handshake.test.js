@@ -120,3 +120,18 @@ function selfSigned() {
   cert.sign(keys.privateKey, forge.md.sha256.create());
   return { cert: forge.pki.certificateToPem(cert), key };
 }
+
+test('certificate serial numbers are positive DER integers without padding', () => {
+  const forge = require('node-forge');
+  const { serialNumber } = require('../lib/goplugin.js');
+  for (let i = 0; i < 2000; i++) {
+    const hex = serialNumber();
+    assert.equal(hex.length, 32, hex);
+    // The DER encoding of the integer reads back as the same value.
+    const der = forge.asn1.toDer(forge.asn1.create(forge.asn1.Class.UNIVERSAL, forge.asn1.Type.INTEGER, false,
+      forge.util.hexToBytes(hex))).getBytes();
+    const back = forge.asn1.fromDer(der, { strict: true });
+    assert.equal(forge.util.bytesToHex(back.value), hex);
+    assert.ok(parseInt(hex.slice(0, 2), 16) >= 0x40 && parseInt(hex.slice(0, 2), 16) < 0x80, hex);
+  }
+});
