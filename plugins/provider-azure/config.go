@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/llmproxy/llmproxy/sdk/provider"
+	"github.com/llmproxy/llmproxy/sdk/relay"
 	"github.com/llmproxy/llmproxy/sdk/schema"
 )
 
@@ -243,5 +244,11 @@ func newHTTPClient(timeout time.Duration) *http.Client {
 	// Enough idle keep-alive connections for the concurrency of a busy
 	// gateway, so that requests do not open (and close) connections.
 	t.MaxIdleConnsPerHost = 256
-	return &http.Client{Transport: provider.Transport(t)}
+	return &http.Client{Transport: provider.Transport(&relay.Transport{
+		Pool: leanPool, Fallback: t, ResponseHeaderTimeout: timeout})}
 }
+
+// leanPool holds the plugin's connections to Azure for relay.Transport,
+// which sends each call on the calling goroutine. It is shared by every
+// configuration so that a key rotation keeps warm connections.
+var leanPool = relay.NewPool(256, 90*time.Second)

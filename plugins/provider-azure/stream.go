@@ -41,7 +41,7 @@ func (a *Azure) ChatCompletionStream(ctx context.Context, req *provider.Request,
 		return openai.NewError(http.StatusBadGateway, openai.TypeUpstream, "bad_upstream_response",
 			fmt.Sprintf("azure answered a stream request with content type %q", ct))
 	}
-	r := &relay{w: w, includeUsage: chat.IncludeUsage(), finished: map[int]bool{}}
+	r := &chunkRelay{w: w, includeUsage: chat.IncludeUsage(), finished: map[int]bool{}}
 	if err := r.run(resp.Body); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -51,13 +51,13 @@ func (a *Azure) ChatCompletionStream(ctx context.Context, req *provider.Request,
 	return nil
 }
 
-// relay turns Azure's SSE events into OpenAI chunks: it drops the
+// chunkRelay turns Azure's SSE events into OpenAI chunks: it drops the
 // filter-only chunks (empty choices without usage, choices without a
 // delta), strips filter annotations, keeps id/created/model identical in
 // every chunk, forwards the usage chunk only when the client asked for it,
 // and turns an error event or a stream that stops before [DONE] into an
 // *openai.Error.
-type relay struct {
+type chunkRelay struct {
 	w            provider.ChunkWriter
 	includeUsage bool
 
@@ -73,7 +73,7 @@ type relay struct {
 // errStreamDone ends the event loop at [DONE].
 var errStreamDone = errors.New("stream done")
 
-func (r *relay) run(body io.Reader) error {
+func (r *chunkRelay) run(body io.Reader) error {
 	err := readEvents(body, r.event)
 	switch {
 	case r.writeErr != nil:
@@ -109,7 +109,7 @@ type chunkView struct {
 }
 
 // event handles the data of one SSE event.
-func (r *relay) event(data []byte) error {
+func (r *chunkRelay) event(data []byte) error {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
 		return nil

@@ -39,7 +39,7 @@ func TestRelay(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &chunkRecorder{}
-			r := &relay{w: rec, includeUsage: tt.includeUsage, finished: map[int]bool{}}
+			r := &chunkRelay{w: rec, includeUsage: tt.includeUsage, finished: map[int]bool{}}
 			err := r.run(strings.NewReader(tt.stream))
 			if len(rec.chunks) != tt.wantChunks {
 				t.Errorf("chunks = %d, want %d:\n%s", len(rec.chunks), tt.wantChunks, rec.chunks)
@@ -80,7 +80,7 @@ func (b *brokenReader) Read(p []byte) (int, error) {
 }
 
 func TestRelayReadError(t *testing.T) {
-	r := &relay{w: &chunkRecorder{}, finished: map[int]bool{}}
+	r := &chunkRelay{w: &chunkRecorder{}, finished: map[int]bool{}}
 	err := r.run(&brokenReader{strings.NewReader("data: {\"choices\":[]}\n\n")})
 	var oe *openai.Error
 	if !errors.As(err, &oe) || oe.Status != 502 || oe.Code != "stream_interrupted" {
@@ -90,7 +90,7 @@ func TestRelayReadError(t *testing.T) {
 
 func TestRelayStopsWhenWriterFails(t *testing.T) {
 	gone := errors.New("host went away")
-	r := &relay{w: failingWriter{gone}, finished: map[int]bool{}}
+	r := &chunkRelay{w: failingWriter{gone}, finished: map[int]bool{}}
 	err := r.run(strings.NewReader(`data: {"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}],"id":"a","created":1,"model":"m","object":"chat.completion.chunk"}` + "\n\n"))
 	if !errors.Is(err, gone) {
 		t.Fatalf("want the writer's error, got %v", err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/llmproxy/llmproxy/sdk/openai"
 	"github.com/llmproxy/llmproxy/sdk/provider"
+	"github.com/llmproxy/llmproxy/sdk/relay"
 	"github.com/llmproxy/llmproxy/sdk/schema"
 )
 
@@ -199,7 +200,9 @@ func newInstance(ctx context.Context, s settings, creds map[string]string) (*ins
 	// The default keeps two idle connections per host: under concurrent
 	// load every other request would open (and then close) a connection.
 	t.MaxIdleConnsPerHost = 256
-	inst.http = &http.Client{Transport: provider.Transport(bodyBuffer{next: t})}
+	// relay.Transport reads each body whole before sending it, so only
+	// the calls it leaves to net/http need bodyBuffer.
+	inst.http = &http.Client{Transport: provider.Transport(&relay.Transport{Pool: leanPool, Fallback: bodyBuffer{next: t}})}
 	var awsCfg aws.Config
 	switch {
 	case apiKey != "":
@@ -288,3 +291,8 @@ func (b *Bedrock) clock() time.Time {
 	}
 	return b.now()
 }
+
+// leanPool holds the plugin's connections to the API for relay.Transport,
+// which sends each call on the calling goroutine. It is shared by every
+// configuration so that a credential rotation keeps warm connections.
+var leanPool = relay.NewPool(256, 90*time.Second)

@@ -84,7 +84,7 @@ func (b *Bedrock) Passthrough(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(resp.StatusCode)
-	relay(w, resp.Body)
+	relayBody(w, resp.Body)
 }
 
 // upstreamRequest builds the forwarded request for r below the endpoint.
@@ -143,9 +143,9 @@ func (inst *instance) authorize(ctx context.Context, req *http.Request, body []b
 	return nil
 }
 
-// relay copies an upstream body to w, flushing after every read so that
+// relayBody copies an upstream body to w, flushing after every read so that
 // event streams reach the client as they arrive.
-func relay(w http.ResponseWriter, body io.Reader) {
+func relayBody(w http.ResponseWriter, body io.Reader) {
 	flusher, _ := w.(http.Flusher)
 	buf := make([]byte, 32<<10)
 	for {

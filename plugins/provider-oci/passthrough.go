@@ -92,12 +92,12 @@ func (o *OCI) Passthrough(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.WriteHeader(resp.StatusCode)
-	relay(w, resp.Body)
+	relayBody(w, resp.Body)
 }
 
-// relay copies an upstream body to w, flushing after every read so that
+// relayBody copies an upstream body to w, flushing after every read so that
 // streams reach the client as they arrive.
-func relay(w http.ResponseWriter, body io.Reader) {
+func relayBody(w http.ResponseWriter, body io.Reader) {
 	flusher, _ := w.(http.Flusher)
 	buf := make([]byte, 32<<10)
 	for {

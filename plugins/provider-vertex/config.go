@@ -17,6 +17,7 @@ import (
 	"cloud.google.com/go/auth/credentials"
 
 	"github.com/llmproxy/llmproxy/sdk/provider"
+	"github.com/llmproxy/llmproxy/sdk/relay"
 	"github.com/llmproxy/llmproxy/sdk/schema"
 )
 
@@ -168,10 +169,14 @@ func parseConfig(ctx context.Context, cfg *provider.Config, detect adcFunc, earl
 
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.ResponseHeaderTimeout = s.timeout
-	s.client = &http.Client{Transport: provider.Transport(transport)}
+	// The default keeps two idle connections per host: under concurrent
+	// load every other request would open (and then close) a connection.
+	transport.MaxIdleConnsPerHost = 256
+	lean := &relay.Transport{Pool: leanPool, Fallback: transport, ResponseHeaderTimeout: s.timeout}
+	s.client = &http.Client{Transport: provider.Transport(lean)}
 	// The token endpoint gets its own client with a whole-call timeout, so
 	// a stuck token exchange cannot hold a request forever.
-	tokenClient := &http.Client{Transport: provider.Transport(transport), Timeout: min(s.timeout, time.Minute)}
+	tokenClient := &http.Client{Transport: provider.Transport(lean), Timeout: min(s.timeout, time.Minute)}
 
 	switch {
 	case apiKey != "":
@@ -261,3 +266,8 @@ func (s *settings) modelPath(publisher, model string) string {
 	return "/v1/projects/" + url.PathEscape(s.project) + "/locations/" + url.PathEscape(s.location) +
 		"/publishers/" + publisher + "/models/" + url.PathEscape(model)
 }
+
+// leanPool holds the plugin's connections to the API for relay.Transport,
+// which sends each call on the calling goroutine. It is shared by every
+// configuration so that a credential rotation keeps warm connections.
+var leanPool = relay.NewPool(256, 90*time.Second)

@@ -22,7 +22,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -223,6 +222,17 @@ func (p *Pool) Send(ctx context.Context, o Origin, req *fasthttp.Request, resp *
 	}
 }
 
+// unbound lifts the exchange's timeout for the rest of the answer, which
+// only ctx bounds from now on.
+func (x *Exchange) unbound(ctx context.Context) {
+	d, _ := ctx.Deadline()
+	x.c.SetDeadline(d)
+	if ctx.Err() != nil {
+		// The watch of ctx may have moved the deadline before this.
+		x.c.SetDeadline(longAgo)
+	}
+}
+
 // Buffered returns the bytes of the answer that have arrived and are not
 // read yet, as they stand in the connection's buffer (with the transfer
 // encoding's framing). It is valid until the next read of the answer.
@@ -287,10 +297,19 @@ func (b timeoutReader) Read(p []byte) (int, error) {
 }
 
 // Timeout returns err as an os.ErrDeadlineExceeded when fasthttp reports
-// a passed deadline with its own error, and err otherwise.
+// a passed deadline with its own error, and err otherwise. The error has
+// a Timeout method itself, as net/http's errors do, for callers that ask
+// an *url.Error wrapping it.
 func Timeout(err error) error {
 	if errors.Is(err, fasthttp.ErrTimeout) {
-		return fmt.Errorf("%w: %w", os.ErrDeadlineExceeded, err)
+		return timeoutError{err}
 	}
 	return err
 }
+
+// timeoutError is a passed deadline reported by fasthttp.
+type timeoutError struct{ err error }
+
+func (e timeoutError) Error() string   { return os.ErrDeadlineExceeded.Error() + ": " + e.err.Error() }
+func (e timeoutError) Unwrap() []error { return []error{os.ErrDeadlineExceeded, e.err} }
+func (e timeoutError) Timeout() bool   { return true }

@@ -1,0 +1,332 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// newTransport is a Transport on a pool of its own whose fallback
+// counts the requests it carries.
+func newTransport(fallbacks *atomic.Int32) *Transport {
+	return &Transport{
+		Pool: NewPool(4, time.Minute),
+		Fallback: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			fallbacks.Add(1)
+			return http.DefaultTransport.RoundTrip(r)
+		}),
+		ResponseHeaderTimeout: 10 * time.Second,
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestTransportSendsWhatNetHTTPSends: the upstream sees the same request
+// line, escaped path, Host, headers and body through Transport as through
+// net/http, and the answer reads the same; a kept-alive connection is
+// reused.
+func TestTransportSendsWhatNetHTTPSends(t *testing.T) {
+	var conns atomic.Int32
+	type seen struct {
+		method, uri, host, ctype, key string
+		length                        int64
+		body                          string
+	}
+	got := make(chan seen, 8)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.Method, r.RequestURI, r.Host, r.Header.Get("Content-Type"), r.Header.Get("X-Api-Key"), r.ContentLength, string(b)}
+		w.Header().Set("Request-Id", "req_1")
+		w.Header().Add("X-Multi", "a")
+		w.Header().Add("X-Multi", "b")
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+
+	var fallbacks atomic.Int32
+	lean := newTransport(&fallbacks)
+	for i, rt := range []http.RoundTripper{http.DefaultTransport, lean, lean} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/model/anthropic.claude-3%3A0/converse?a=b%20c", strings.NewReader(`{"x":1}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Api-Key", "k")
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("round trip %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 201 || string(b) != `{"ok":true}` || resp.Header.Get("Request-Id") != "req_1" ||
+			strings.Join(resp.Header.Values("X-Multi"), ",") != "a,b" || resp.ContentLength != 11 {
+			t.Errorf("round trip %d: answer %d %q %v (length %d)", i, resp.StatusCode, b, resp.Header, resp.ContentLength)
+		}
+		s := <-got
+		want := seen{"POST", "/model/anthropic.claude-3%3A0/converse?a=b%20c", strings.TrimPrefix(srv.URL, "http://"), "application/json", "k", 7, `{"x":1}`}
+		if s != want {
+			t.Errorf("round trip %d: upstream saw %+v; want %+v", i, s, want)
+		}
+	}
+	// net/http's connection, then one for both lean requests.
+	if n := conns.Load(); n != 2 {
+		t.Errorf("upstream saw %d connections; want 2 (the lean client reuses its connection)", n)
+	}
+	if n := fallbacks.Load(); n != 0 {
+		t.Errorf("%d requests fell back to net/http; want 0", n)
+	}
+}
+
+// TestTransportStreams: a chunked answer arrives piece by piece while the
+// upstream is still writing, and a cancelled context ends a blocked read
+// and closes the connection.
+func TestTransportStreams(t *testing.T) {
+	release := make(chan struct{})
+	gone := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: 1\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			close(gone)
+			return
+		}
+		io.WriteString(w, "data: 2\n\n")
+	}))
+	defer srv.Close()
+	defer close(release)
+
+	var fallbacks atomic.Int32
+	tr := newTransport(&fallbacks)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, strings.NewReader("{}"))
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 64)
+	n, err := resp.Body.Read(buf)
+	if err != nil || string(buf[:n]) != "data: 1\n\n" {
+		t.Fatalf("first read = %q, %v; want the first event before the upstream wrote the second", buf[:n], err)
+	}
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = resp.Body.Read(buf)
+	if err == nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("read after cancel = %v after %v; want an error at once", err, time.Since(start))
+	}
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream did not see the request abandoned")
+	}
+}
+
+// TestTransportCloseDuringRead: closing the body from another goroutine
+// ends a blocked read, as with net/http.
+func TestTransportCloseDuringRead(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+
+	var fallbacks atomic.Int32
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	resp, err := newTransport(&fallbacks).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	if n, err := resp.Body.Read(buf); err != nil || string(buf[:n]) != "first" {
+		t.Fatalf("first read = %q, %v", buf[:n], err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := resp.Body.Read(buf)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	resp.Body.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("blocked read returned no error after Close")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end a blocked read")
+	}
+	if _, err := resp.Body.Read(buf); err == nil {
+		t.Error("read after Close returned no error")
+	}
+}
+
+// TestTransportTimeout: an upstream slower than ResponseHeaderTimeout to
+// answer fails the call with a net.Error timeout, as net/http's does; a
+// body slower than it is not cut.
+func TestTransportTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+
+	var fallbacks atomic.Int32
+	tr := newTransport(&fallbacks)
+	tr.ResponseHeaderTimeout = 100 * time.Millisecond
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	_, err := tr.RoundTrip(req)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("RoundTrip = %v; want a net.Error timeout", err)
+	}
+
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "a")
+		w.(http.Flusher).Flush()
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(w, "b")
+	}))
+	defer slow.Close()
+	req, _ = http.NewRequest(http.MethodGet, slow.URL, nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(b) != "ab" {
+		t.Errorf("slow body = %q, %v; want \"ab\" (the header timeout does not bound the body)", b, err)
+	}
+}
+
+// TestTransportEarlyCloseKeepsConnection: a body of known length closed
+// right after its last byte (a JSON decoder does not read on to EOF)
+// gives its connection back.
+func TestTransportEarlyCloseKeepsConnection(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"a":1}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	var fallbacks atomic.Int32
+	tr := newTransport(&fallbacks)
+	for range 3 {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v struct{ A int }
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || v.A != 1 {
+			t.Fatalf("decode = %v, %v", v, err)
+		}
+		resp.Body.Close()
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("upstream saw %d connections; want 1", n)
+	}
+}
+
+// TestTransportFallback: what a Pool cannot reach goes to Fallback.
+func TestTransportFallback(t *testing.T) {
+	tests := []string{
+		"http://user:pass@example.test/",
+		"ftp://example.test/",
+	}
+	for _, raw := range tests {
+		var fallbacks atomic.Int32
+		tr := newTransport(&fallbacks)
+		tr.Fallback = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			fallbacks.Add(1)
+			return nil, fmt.Errorf("fallback")
+		})
+		req, _ := http.NewRequest(http.MethodGet, raw, nil)
+		if _, err := tr.RoundTrip(req); err == nil || err.Error() != "fallback" || fallbacks.Load() != 1 {
+			t.Errorf("%s: RoundTrip = %v with %d fallbacks; want the fallback's answer", raw, err, fallbacks.Load())
+		}
+	}
+}
+
+// TestTransportNoBody: HEAD and 204 answers have an empty body and
+// return their connection at once.
+func TestTransportNoBody(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "42")
+		if r.Method == http.MethodDelete {
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer srv.Close()
+	var fallbacks atomic.Int32
+	tr := newTransport(&fallbacks)
+	for _, m := range []string{http.MethodHead, http.MethodDelete, http.MethodHead} {
+		req, _ := http.NewRequest(m, srv.URL, nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || len(b) != 0 {
+			t.Errorf("%s: body %q, %v; want none", m, b, err)
+		}
+	}
+}
+
+// TestTransportTimeoutThroughClient: an http.Client's *url.Error around
+// a timeout reports Timeout, as it does for net/http's own.
+func TestTransportTimeoutThroughClient(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	var fallbacks atomic.Int32
+	tr := newTransport(&fallbacks)
+	tr.ResponseHeaderTimeout = 50 * time.Millisecond
+	_, err := (&http.Client{Transport: tr}).Get(srv.URL)
+	var ne interface{ Timeout() bool }
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Get = %v; want an error whose Timeout is true", err)
+	}
+}
