@@ -94,7 +94,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.perfDir, "perf", "", "record `perf` CPU profiles of llmproxy and its plugin during llmproxy's throughput phase into this directory")
 	fs.StringVar(&o.pprofDir, "pprof", "", "after the measurements, load -pprof-target for -duration with requests and then streams while llmproxy and its plugins take CPU and allocation profiles (package sdk/profile) into this directory")
 	fs.StringVar(&o.pprofTarget, "pprof-target", "llmproxy", "target loaded while profiling: llmproxy (openai) or a provider")
-	fs.StringVar(&o.baselineBin, "baseline", "", "bin directory of another llmproxy build, measured beside this one as target \"baseline\" (openai only), for a before and after in one run")
+	fs.StringVar(&o.baselineBin, "baseline", "", "bin directory of another llmproxy build, measured beside this one as target \"baseline\" (openai) and \"base/<provider>\" (each of -providers), for a before and after in one run")
 	fs.StringVar(&o.mode, "mode", "gateway", "what to run: gateway (the table), streams (-streams slow streams at once: peak RSS and time to first chunk, bare proxy vs llmproxy) or soak (llmproxy at half its peak throughput for -soak, RSS and goroutines over time)")
 	fs.DurationVar(&o.chunkDelay, "chunk-delay", 0, "pause of the streaming fake before each chunk (streams mode: 50ms unless set)")
 	fs.DurationVar(&o.soakFor, "soak", 2*time.Minute, "length of the soak (soak mode)")

@@ -171,8 +171,9 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 		gw,
 	}
 	if o.baselineBin != "" {
-		// The same openai routes through another build, for a before and
-		// after in one run.
+		// The same routes through another build, for a before and after
+		// in one run: openai as "baseline", each provider as
+		// "base/<provider>".
 		base, err := filepath.Abs(o.baselineBin)
 		if err != nil {
 			return r, fmt.Errorf("baseline bin directory: %w", err)
@@ -180,13 +181,19 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 		if _, err := os.Stat(filepath.Join(base, "llmproxy")); err != nil {
 			return r, fmt.Errorf("baseline llmproxy: %w", err)
 		}
-		baseURL, _, _, err := r.startHost(ctx, o, work, "baseline", base, fastURL, streamURL, nil)
+		baseURL, _, _, err := r.startHost(ctx, o, work, "baseline", base, fastURL, streamURL, provURLs)
 		if err != nil {
 			return r, err
 		}
 		t := newTarget("baseline", baseURL, baseURL, gatewayKey, chatModel, streamModel)
 		t.proxied = true
 		r.targets = append(r.targets, t)
+		for _, name := range o.providers {
+			m := benchProviders[name].model
+			t := newTarget("base/"+name, baseURL, baseURL, gatewayKey, m, m)
+			t.proxied = true
+			r.targets = append(r.targets, t)
+		}
 	}
 	for _, name := range o.providers {
 		m := benchProviders[name].model

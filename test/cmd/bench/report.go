@@ -78,14 +78,18 @@ func writeTable(w io.Writer, rep *Report) {
 		return
 	}
 	cols := columns(rep)
-	fmt.Fprintf(w, "%-10s", "target")
+	name := len("target")
+	for _, r := range rep.Results {
+		name = max(name, len([]rune(r.Target)))
+	}
+	fmt.Fprintf(w, "%-*s", name, "target")
 	for _, c := range cols {
 		fmt.Fprintf(w, " %13s", c.head)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, strings.Repeat("-", 10+14*len(cols)))
+	fmt.Fprintln(w, strings.Repeat("-", name+14*len(cols)))
 	for _, r := range rep.Results {
-		fmt.Fprintf(w, "%-10s", r.Target)
+		fmt.Fprintf(w, "%-*s", name, r.Target)
 		for _, c := range cols {
 			v, ok := c.value(rep, r)
 			cell := "-"
