@@ -266,6 +266,42 @@ func (x *Exchange) Finish(resp *fasthttp.Response, whole bool) bool {
 	return true
 }
 
+// drainWait bounds how long a connection whose streamed answer was
+// abandoned near its end is read in the background before it is closed.
+const drainWait = 250 * time.Millisecond
+
+// finishLater ends an exchange whose caller stopped reading a streamed
+// body before its end, which a stream's reader does once it has seen the
+// last event: the chunked body's terminator usually follows at once.
+// Instead of closing the connection (the next call would dial), the rest
+// of the body, at most 64 KiB, is read in the background for at most
+// drainWait, and the connection goes back to the pool if it ended well.
+// resp is released when done.
+func (x *Exchange) finishLater(resp *fasthttp.Response) {
+	if !x.stop() || resp.ConnectionClose() || resp.Header.ContentLength() == -2 {
+		resp.CloseBodyStream()
+		x.c.Close()
+		fasthttp.ReleaseResponse(resp)
+		return
+	}
+	x.c.SetDeadline(time.Now().Add(drainWait))
+	go func() {
+		whole := false
+		if bs := resp.BodyStream(); bs != nil {
+			n, err := io.Copy(io.Discard, io.LimitReader(bs, 64<<10))
+			whole = err == nil && n < 64<<10
+		}
+		resp.CloseBodyStream()
+		fasthttp.ReleaseResponse(resp)
+		if !whole {
+			x.c.Close()
+			return
+		}
+		x.c.SetDeadline(time.Time{})
+		x.pool.put(x.o, x.c)
+	}()
+}
+
 // RoundTrip sends req and reads the whole answer into resp.
 func (p *Pool) RoundTrip(ctx context.Context, o Origin, req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration, maxBody int) error {
 	x, err := p.Send(ctx, o, req, resp, timeout, maxBody)

@@ -190,13 +190,19 @@ func (b *responseBody) Close() error {
 // connection is reused when the body was read to its end, or closed
 // before with a known length of which little is left (a JSON decoder
 // stops at the closing brace): Finish reads that rest. A chunked body
-// closed early would have to be waited for, so its connection is closed,
-// as net/http does. b.mu is held.
+// closed early (a stream's reader stops at the last event, before the
+// terminating chunk) is read to its end in the background, so that the
+// next call need not dial. b.mu is held.
 func (b *responseBody) end(err error) {
 	b.err = err
-	b.x.Finish(b.resp, err == io.EOF || err == errClosedBody && b.resp.Header.ContentLength() >= 0)
-	fasthttp.ReleaseResponse(b.resp)
+	resp := b.resp
 	b.resp = nil
+	if err == errClosedBody && resp.Header.ContentLength() < 0 {
+		b.x.finishLater(resp)
+		return
+	}
+	b.x.Finish(resp, err == io.EOF || err == errClosedBody)
+	fasthttp.ReleaseResponse(resp)
 }
 
 var errClosedBody = errors.New("relay: read on closed response body")

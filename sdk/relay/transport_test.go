@@ -330,3 +330,72 @@ func TestTransportTimeoutThroughClient(t *testing.T) {
 		t.Fatalf("Get = %v; want an error whose Timeout is true", err)
 	}
 }
+
+// TestTransportStreamClosedAtLastEvent: a stream closed after its last
+// event, before the terminating chunk arrives, gives its connection back
+// once the terminator comes; one closed with far more left does not.
+func TestTransportStreamClosedAtLastEvent(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: last\n\n")
+		w.(http.Flusher).Flush()
+		if r.URL.Path == "/long" {
+			for range 200 {
+				io.WriteString(w, strings.Repeat("x", 1000))
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // the terminator comes late
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	var fallbacks atomic.Int32
+	tr := newTransport(&fallbacks)
+	read := func(path string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader("{}"))
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		if n, err := resp.Body.Read(buf); err != nil || string(buf[:n]) != "data: last\n\n" {
+			t.Fatalf("read = %q, %v", buf[:n], err)
+		}
+		resp.Body.Close()
+	}
+	waitIdle := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			tr.Pool.mu.Lock()
+			n := 0
+			for _, l := range tr.Pool.idle {
+				n += len(l)
+			}
+			tr.Pool.mu.Unlock()
+			if n == want {
+				return
+			}
+		}
+		t.Fatalf("idle connections never reached %d", want)
+	}
+	read("/")
+	waitIdle(1)
+	read("/")
+	waitIdle(1)
+	if n := conns.Load(); n != 1 {
+		t.Errorf("upstream saw %d connections; want 1 (the stream's connection drained and reused)", n)
+	}
+	read("/long")
+	time.Sleep(drainWait + 50*time.Millisecond)
+	read("/")
+	if n := conns.Load(); n != 2 {
+		t.Errorf("upstream saw %d connections; want 2 (a stream abandoned with much left is not reused)", n)
+	}
+}
