@@ -4,7 +4,8 @@
 #   make test    unit, conformance, end-to-end and documentation tests; installs
 #                what they need first (scripts/install-deps.sh) when it is missing
 #   make bench   gateway overhead benchmark (direct vs bare proxy vs llmproxy
-#                with openai, anthropic, azure and bedrock), BENCHFLAGS=...
+#                with openai planned and served, and every other provider),
+#                BENCHFLAGS=... (-baseline DIR: another build in the same run)
 #   make bench-streams  1,000 slow streams at once: peak RSS and first-chunk time
 #   make soak DURATION=30m  llmproxy at half its peak throughput, RSS and
 #                goroutines over time

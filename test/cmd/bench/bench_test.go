@@ -341,7 +341,7 @@ func TestWriteTable(t *testing.T) {
 func TestHostConfigNamesEverything(t *testing.T) {
 	provs := map[string]string{"anthropic": "http://127.0.0.1:3", "azure": "http://127.0.0.1:4", "bedrock": "http://127.0.0.1:5", "watsonx": "http://127.0.0.1:6", "vertex": "http://127.0.0.1:7", "oci": "http://127.0.0.1:8"}
 	oci := map[string]string{"tenancy_ocid": "ocid1.tenancy.x", "user_ocid": "ocid1.user.x", "fingerprint": "aa:bb", "private_key": "PEM", "compartment_id": "ocid1.compartment.x"}
-	cfg := hostConfig("127.0.0.1:1234", "/x/plugins", "http://127.0.0.1:1", "http://127.0.0.1:2", provs, oci, map[string]string{"GOGC": "400"})
+	cfg := hostConfig("127.0.0.1:1234", "/x/plugins", "http://127.0.0.1:1", "http://127.0.0.1:2", true, provs, oci, map[string]string{"GOGC": "400"})
 	for _, want := range []string{
 		`listen         = "127.0.0.1:1234"`,
 		`plugins_dir    = "/x/plugins"`,
@@ -362,13 +362,20 @@ func TestHostConfigNamesEverything(t *testing.T) {
 		`type = "watsonx"`, `url        = "http://127.0.0.1:6"`, `iam_url    = "http://127.0.0.1:6"`, `project_id = "` + watsonxProject + `"`,
 		`route "bedrock-bench" {
   target "bedrock" { model = "anthropic.claude-3-sonnet-20240229-v1:0" }`,
+		`provider "fast_served"`, `forward  = false`,
+		`route "` + servedChatModel + `" {
+  target "fast_served" { model = "` + chatModel + `" }`,
 	} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("config lacks %q:\n%s", want, cfg)
 		}
 	}
-	if strings.Contains(hostConfig("a", "b", "c", "d", nil, nil, nil), "env =") {
+	bare := hostConfig("a", "b", "c", "d", false, nil, nil, nil)
+	if strings.Contains(bare, "env =") {
 		t.Error("config without env settings has an env block")
+	}
+	if strings.Contains(bare, "forward") {
+		t.Error("config without served instances has one")
 	}
 }
 
@@ -454,7 +461,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatalf("report is not JSON: %v\n%s", err, b)
 	}
-	names := []string{"direct", "bare", "llmproxy", "anthropic", "azure", "bedrock", "oci", "vertex", "watsonx"}
+	names := []string{"direct", "bare", "llmproxy", "served", "anthropic", "azure", "bedrock", "oci", "vertex", "watsonx"}
 	if len(rep.Results) != len(names) {
 		t.Fatalf("%d results, want %d", len(rep.Results), len(names))
 	}
@@ -476,7 +483,7 @@ func TestRunEndToEnd(t *testing.T) {
 			t.Errorf("%s stream %+v, want 4 streams of 22 to 24 chunks", name, r.Stream)
 		}
 	}
-	if len(rep.Ratios) != 1+3*7 || len(rep.Checks) != 6*7 {
+	if len(rep.Ratios) != 1+3*8 || len(rep.Checks) != 6*8 {
 		t.Errorf("ratios %v, checks %v", rep.Ratios, rep.Checks)
 	}
 	if left := processesMentioning(t, tmp); len(left) > 0 {

@@ -24,6 +24,11 @@ const (
 	// streamModel is served by the regular fake, which streams one chunk
 	// per word of its answer.
 	streamModel = "gpt-4o"
+	// servedChatModel and servedStreamModel route to openai instances
+	// with forward = false, on the same fakes: the plugin serves every
+	// call, so target "served" measures the host → plugin hop.
+	servedChatModel   = "served-" + chatModel
+	servedStreamModel = "served-" + streamModel
 	// awsSecret is the secret access key of the Bedrock instance; the
 	// access key id is upstreamKey.
 	awsSecret = "bench-upstream-secret-access-key"
@@ -165,10 +170,13 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 	r.host, r.pluginPIDs = hostProc, pids
 	gw := newTarget("llmproxy", hostURL, hostURL, gatewayKey, chatModel, streamModel)
 	gw.proxied = true
+	served := newTarget("served", hostURL, hostURL, gatewayKey, servedChatModel, servedStreamModel)
+	served.proxied = true
 	r.targets = []target{
 		newTarget("direct", fastURL, streamURL, upstreamKey, chatModel, streamModel),
 		newTarget("bare", bareFastURL, bareStreamURL, upstreamKey, chatModel, streamModel),
 		gw,
+		served,
 	}
 	if o.baselineBin != "" {
 		// The same routes through another build, for a before and after
@@ -206,7 +214,10 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 
 // hostConfig is the HCL llmproxy runs with: one openai instance per fake,
 // a route to each, and production-like logging.
-func hostConfig(listen, pluginsDir, fastURL, streamURL string, provURLs, ociCreds, env map[string]string) string {
+//
+// With served, the config also has the openai instances that the "served"
+// target reaches (forward = false).
+func hostConfig(listen, pluginsDir, fastURL, streamURL string, served bool, provURLs, ociCreds, env map[string]string) string {
 	var envHCL string
 	if len(env) > 0 {
 		var b strings.Builder
@@ -217,7 +228,11 @@ func hostConfig(listen, pluginsDir, fastURL, streamURL string, provURLs, ociCred
 		b.WriteString("  }\n")
 		envHCL = b.String()
 	}
-	provider := func(name, url string) string {
+	provider := func(name, url string, forward bool) string {
+		var off string
+		if !forward {
+			off = "    forward  = false\n"
+		}
 		return fmt.Sprintf(`provider %q {
   type = "openai"
 %s  credential "api_key" {
@@ -225,11 +240,16 @@ func hostConfig(listen, pluginsDir, fastURL, streamURL string, provURLs, ociCred
   }
   config {
     base_url = %q
-  }
+%s  }
 }
-`, name, envHCL, upstreamKey, url+"/v1")
+`, name, envHCL, upstreamKey, url+"/v1", off)
 	}
 	var provs strings.Builder
+	if served {
+		fmt.Fprintf(&provs, "%s%sroute %q {\n  target \"fast_served\" { model = %q }\n}\nroute %q {\n  target \"stream_served\" { model = %q }\n}\n",
+			provider("fast_served", fastURL, false), provider("stream_served", streamURL, false),
+			servedChatModel, chatModel, servedStreamModel, streamModel)
+	}
 	for _, name := range sortedKeys(provURLs) {
 		creds := fmt.Sprintf("  credential \"api_key\" {\n    from \"value\" { value = %q }\n  }\n", upstreamKey)
 		conf := fmt.Sprintf("    base_url = %q\n", provURLs[name])
@@ -279,7 +299,7 @@ api_key "bench" {
 route %q {
   target "stream" {}
 }
-%s`, listen, pluginsDir, gatewayKey, provider("fast", fastURL), provider("stream", streamURL), chatModel, streamModel, provs.String())
+%s`, listen, pluginsDir, gatewayKey, provider("fast", fastURL, true), provider("stream", streamURL, true), chatModel, streamModel, provs.String())
 }
 
 // startHost writes the config, starts the llmproxy of binDir as name and
@@ -308,7 +328,7 @@ func (r *rig) startHost(ctx context.Context, o options, work, name, binDir, fast
 		}
 		env[profile.EnvDir] = dir
 	}
-	cfg := hostConfig(listen, filepath.Join(binDir, "plugins"), fastURL, streamURL, provURLs, r.ociCreds, env)
+	cfg := hostConfig(listen, filepath.Join(binDir, "plugins"), fastURL, streamURL, name == "llmproxy", provURLs, r.ociCreds, env)
 	path := filepath.Join(work, name+".hcl")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return "", nil, nil, fmt.Errorf("write %s config: %w", name, err)
