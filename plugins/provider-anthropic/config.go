@@ -116,21 +116,6 @@ func parseConfig(cfg *provider.Config) (*settings, error) {
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.ResponseHeaderTimeout = s.timeout
-	// The default keeps two idle connections per host: under concurrent
-	// load every other request would open (and then close) a connection.
-	transport.MaxIdleConnsPerHost = maxIdlePerHost
-	s.client = &http.Client{Transport: provider.Transport(&relay.Transport{
-		Pool: leanPool, Fallback: transport, ResponseHeaderTimeout: s.timeout})}
+	s.client = &http.Client{Transport: provider.Transport(relay.NewTransport(s.timeout))}
 	return s, nil
 }
-
-// leanPool holds the plugin's connections to the API for relay.Transport,
-// which sends each call on the calling goroutine. It is shared by every
-// configuration so that a key rotation keeps warm connections.
-var leanPool = relay.NewPool(maxIdlePerHost, 90*time.Second)
-
-// maxIdlePerHost is how many idle keep-alive connections to the API an
-// instance keeps, enough for the concurrency of a busy gateway.
-const maxIdlePerHost = 256

@@ -239,16 +239,5 @@ func parseBaseURL(s string) (*url.URL, error) {
 // timeout, which would cut long streams; JSON calls get a context deadline
 // and streams a response-header timeout instead.
 func newHTTPClient(timeout time.Duration) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.ResponseHeaderTimeout = timeout
-	// Enough idle keep-alive connections for the concurrency of a busy
-	// gateway, so that requests do not open (and close) connections.
-	t.MaxIdleConnsPerHost = 256
-	return &http.Client{Transport: provider.Transport(&relay.Transport{
-		Pool: leanPool, Fallback: t, ResponseHeaderTimeout: timeout})}
+	return &http.Client{Transport: provider.Transport(relay.NewTransport(timeout))}
 }
-
-// leanPool holds the plugin's connections to Azure for relay.Transport,
-// which sends each call on the calling goroutine. It is shared by every
-// configuration so that a key rotation keeps warm connections.
-var leanPool = relay.NewPool(256, 90*time.Second)

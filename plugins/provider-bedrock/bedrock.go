@@ -196,13 +196,11 @@ func newInstance(ctx context.Context, s settings, creds map[string]string) (*ins
 		return nil, diags
 	}
 
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	// The default keeps two idle connections per host: under concurrent
-	// load every other request would open (and then close) a connection.
-	t.MaxIdleConnsPerHost = 256
 	// relay.Transport reads each body whole before sending it, so only
 	// the calls it leaves to net/http need bodyBuffer.
-	inst.http = &http.Client{Transport: provider.Transport(&relay.Transport{Pool: leanPool, Fallback: bodyBuffer{next: t}})}
+	lean := relay.NewTransport(0)
+	lean.Fallback = bodyBuffer{next: lean.Fallback}
+	inst.http = &http.Client{Transport: provider.Transport(lean)}
 	var awsCfg aws.Config
 	switch {
 	case apiKey != "":
@@ -291,8 +289,3 @@ func (b *Bedrock) clock() time.Time {
 	}
 	return b.now()
 }
-
-// leanPool holds the plugin's connections to the API for relay.Transport,
-// which sends each call on the calling goroutine. It is shared by every
-// configuration so that a credential rotation keeps warm connections.
-var leanPool = relay.NewPool(256, 90*time.Second)

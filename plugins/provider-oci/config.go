@@ -269,20 +269,9 @@ func parseConfig(cfg *provider.Config) (*settings, error) {
 			s.secrets = append(s.secrets, v)
 		}
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.ResponseHeaderTimeout = s.timeout
-	// The default keeps two idle connections per host: under concurrent
-	// load every other request would open (and then close) a connection.
-	transport.MaxIdleConnsPerHost = 256
-	s.client = &http.Client{Transport: provider.Transport(&relay.Transport{
-		Pool: leanPool, Fallback: transport, ResponseHeaderTimeout: s.timeout})}
+	s.client = &http.Client{Transport: provider.Transport(relay.NewTransport(s.timeout))}
 	return s, nil
 }
-
-// leanPool holds the plugin's connections to the API for relay.Transport,
-// which sends each call on the calling goroutine. It is shared by every
-// configuration so that a key rotation keeps warm connections.
-var leanPool = relay.NewPool(256, 90*time.Second)
 
 // baseURL parses an absolute http(s) URL without a query.
 func baseURL(raw string) (*url.URL, error) {

@@ -167,16 +167,11 @@ func parseConfig(ctx context.Context, cfg *provider.Config, detect adcFunc, earl
 		return nil, diags
 	}
 
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.ResponseHeaderTimeout = s.timeout
-	// The default keeps two idle connections per host: under concurrent
-	// load every other request would open (and then close) a connection.
-	transport.MaxIdleConnsPerHost = 256
-	lean := &relay.Transport{Pool: leanPool, Fallback: transport, ResponseHeaderTimeout: s.timeout}
-	s.client = &http.Client{Transport: provider.Transport(lean)}
+	transport := provider.Transport(relay.NewTransport(s.timeout))
+	s.client = &http.Client{Transport: transport}
 	// The token endpoint gets its own client with a whole-call timeout, so
 	// a stuck token exchange cannot hold a request forever.
-	tokenClient := &http.Client{Transport: provider.Transport(lean), Timeout: min(s.timeout, time.Minute)}
+	tokenClient := &http.Client{Transport: transport, Timeout: min(s.timeout, time.Minute)}
 
 	switch {
 	case apiKey != "":
@@ -266,8 +261,3 @@ func (s *settings) modelPath(publisher, model string) string {
 	return "/v1/projects/" + url.PathEscape(s.project) + "/locations/" + url.PathEscape(s.location) +
 		"/publishers/" + publisher + "/models/" + url.PathEscape(model)
 }
-
-// leanPool holds the plugin's connections to the API for relay.Transport,
-// which sends each call on the calling goroutine. It is shared by every
-// configuration so that a credential rotation keeps warm connections.
-var leanPool = relay.NewPool(256, 90*time.Second)

@@ -188,13 +188,7 @@ func parseConfig(cfg *provider.Config) (*settings, error) {
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.ResponseHeaderTimeout = s.timeout
-	// The default keeps two idle connections per host: under concurrent
-	// load every other request would open (and then close) a connection.
-	transport.MaxIdleConnsPerHost = 256
-	s.client = &http.Client{Transport: provider.Transport(&relay.Transport{
-		Pool: leanPool, Fallback: transport, ResponseHeaderTimeout: s.timeout})}
+	s.client = &http.Client{Transport: provider.Transport(relay.NewTransport(s.timeout))}
 	s.tokens = newTokenSource(iamURL, apiKey, s.client)
 	s.tokens.profile = profile
 	return s, nil
@@ -208,8 +202,3 @@ func baseURL(raw string) (*url.URL, bool) {
 	}
 	return u, true
 }
-
-// leanPool holds the plugin's connections to the API for relay.Transport,
-// which sends each call on the calling goroutine. It is shared by every
-// configuration so that a credential rotation keeps warm connections.
-var leanPool = relay.NewPool(256, 90*time.Second)

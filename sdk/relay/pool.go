@@ -248,7 +248,16 @@ func (x *Exchange) Buffered() []byte {
 // first.
 func (x *Exchange) Finish(resp *fasthttp.Response, whole bool) bool {
 	live := x.stop()
-	if live && whole && resp.StreamBody {
+	x.end(resp, live && whole)
+	return live
+}
+
+// end reads what is left of a streamed body when whole (at most 64 KiB:
+// more means the caller left early, and the connection is not worth the
+// wait), then returns the connection to the pool if the answer ended
+// well and the upstream keeps it open, and closes it otherwise.
+func (x *Exchange) end(resp *fasthttp.Response, whole bool) {
+	if whole && resp.StreamBody {
 		if bs := resp.BodyStream(); bs != nil {
 			n, err := io.Copy(io.Discard, io.LimitReader(bs, 64<<10))
 			whole = err == nil && n < 64<<10
@@ -257,48 +266,40 @@ func (x *Exchange) Finish(resp *fasthttp.Response, whole bool) bool {
 	if resp.StreamBody {
 		resp.CloseBodyStream()
 	}
-	if !live || !whole || resp.ConnectionClose() || resp.Header.ContentLength() == -2 {
+	if !whole || resp.ConnectionClose() || resp.Header.ContentLength() == -2 {
 		x.c.Close()
-		return live
+		return
 	}
 	x.c.SetDeadline(time.Time{})
 	x.pool.put(x.o, x.c)
-	return true
 }
 
-// drainWait bounds how long a connection whose streamed answer was
-// abandoned near its end is read in the background before it is closed.
+// drainWait bounds how long the rest of an abandoned answer is read in
+// the background before its connection is closed.
 const drainWait = 250 * time.Millisecond
 
-// finishLater ends an exchange whose caller stopped reading a streamed
-// body before its end, which a stream's reader does once it has seen the
-// last event: the chunked body's terminator usually follows at once.
-// Instead of closing the connection (the next call would dial), the rest
-// of the body, at most 64 KiB, is read in the background for at most
-// drainWait, and the connection goes back to the pool if it ended well.
-// resp is released when done.
-func (x *Exchange) finishLater(resp *fasthttp.Response) {
-	if !x.stop() || resp.ConnectionClose() || resp.Header.ContentLength() == -2 {
-		resp.CloseBodyStream()
-		x.c.Close()
+// finishEarly ends an exchange whose caller closed a streamed body
+// before its end: a JSON decoder stops at the closing brace, a stream's
+// reader at the last event. Instead of closing the connection, which
+// would make the next call dial, end reads the rest within drainWait: at
+// once for a body of known length, whose rest has arrived with it, and
+// in the background for a chunked one, whose terminator may follow a
+// moment later. resp is released when done.
+func (x *Exchange) finishEarly(resp *fasthttp.Response) {
+	if !x.stop() {
+		x.end(resp, false)
 		fasthttp.ReleaseResponse(resp)
 		return
 	}
 	x.c.SetDeadline(time.Now().Add(drainWait))
-	go func() {
-		whole := false
-		if bs := resp.BodyStream(); bs != nil {
-			n, err := io.Copy(io.Discard, io.LimitReader(bs, 64<<10))
-			whole = err == nil && n < 64<<10
-		}
-		resp.CloseBodyStream()
+	if resp.Header.ContentLength() >= 0 {
+		x.end(resp, true)
 		fasthttp.ReleaseResponse(resp)
-		if !whole {
-			x.c.Close()
-			return
-		}
-		x.c.SetDeadline(time.Time{})
-		x.pool.put(x.o, x.c)
+		return
+	}
+	go func() {
+		x.end(resp, true)
+		fasthttp.ReleaseResponse(resp)
 	}()
 }
 

@@ -33,19 +33,56 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
+// countingServer serves h and counts the connections it accepts.
+func countingServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &conns
+}
+
+// stallingServer answers with header and prefix (none when empty), then
+// holds the answer open until the client goes away or the test ends.
+func stallingServer(t *testing.T, header http.Header, prefix string) *httptest.Server {
+	t.Helper()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if prefix != "" {
+			for k, v := range header {
+				w.Header()[k] = v
+			}
+			io.WriteString(w, prefix)
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	return srv
+}
+
 // TestTransportSendsWhatNetHTTPSends: the upstream sees the same request
 // line, escaped path, Host, headers and body through Transport as through
 // net/http, and the answer reads the same; a kept-alive connection is
 // reused.
 func TestTransportSendsWhatNetHTTPSends(t *testing.T) {
-	var conns atomic.Int32
 	type seen struct {
 		method, uri, host, ctype, key string
 		length                        int64
 		body                          string
 	}
 	got := make(chan seen, 8)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		got <- seen{r.Method, r.RequestURI, r.Host, r.Header.Get("Content-Type"), r.Header.Get("X-Api-Key"), r.ContentLength, string(b)}
 		w.Header().Set("Request-Id", "req_1")
@@ -53,14 +90,7 @@ func TestTransportSendsWhatNetHTTPSends(t *testing.T) {
 		w.Header().Add("X-Multi", "b")
 		w.WriteHeader(http.StatusCreated)
 		io.WriteString(w, `{"ok":true}`)
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	defer srv.Close()
+	})
 
 	var fallbacks atomic.Int32
 	lean := newTransport(&fallbacks)
@@ -144,17 +174,7 @@ func TestTransportStreams(t *testing.T) {
 // TestTransportCloseDuringRead: closing the body from another goroutine
 // ends a blocked read, as with net/http.
 func TestTransportCloseDuringRead(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "first")
-		w.(http.Flusher).Flush()
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	srv := stallingServer(t, nil, "first")
 
 	var fallbacks atomic.Int32
 	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
@@ -190,15 +210,7 @@ func TestTransportCloseDuringRead(t *testing.T) {
 // answer fails the call with a net.Error timeout, as net/http's does; a
 // body slower than it is not cut.
 func TestTransportTimeout(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	srv := stallingServer(t, nil, "")
 
 	var fallbacks atomic.Int32
 	tr := newTransport(&fallbacks)
@@ -233,17 +245,9 @@ func TestTransportTimeout(t *testing.T) {
 // right after its last byte (a JSON decoder does not read on to EOF)
 // gives its connection back.
 func TestTransportEarlyCloseKeepsConnection(t *testing.T) {
-	var conns atomic.Int32
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"a":1}`)
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	defer srv.Close()
+	})
 	var fallbacks atomic.Int32
 	tr := newTransport(&fallbacks)
 	for range 3 {
@@ -312,15 +316,7 @@ func TestTransportNoBody(t *testing.T) {
 // TestTransportTimeoutThroughClient: an http.Client's *url.Error around
 // a timeout reports Timeout, as it does for net/http's own.
 func TestTransportTimeoutThroughClient(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	srv := stallingServer(t, nil, "")
 	var fallbacks atomic.Int32
 	tr := newTransport(&fallbacks)
 	tr.ResponseHeaderTimeout = 50 * time.Millisecond
@@ -335,8 +331,7 @@ func TestTransportTimeoutThroughClient(t *testing.T) {
 // event, before the terminating chunk arrives, gives its connection back
 // once the terminator comes; one closed with far more left does not.
 func TestTransportStreamClosedAtLastEvent(t *testing.T) {
-	var conns atomic.Int32
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		io.WriteString(w, "data: last\n\n")
 		w.(http.Flusher).Flush()
@@ -347,14 +342,7 @@ func TestTransportStreamClosedAtLastEvent(t *testing.T) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond) // the terminator comes late
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	defer srv.Close()
+	})
 	var fallbacks atomic.Int32
 	tr := newTransport(&fallbacks)
 	read := func(path string) {
@@ -397,5 +385,47 @@ func TestTransportStreamClosedAtLastEvent(t *testing.T) {
 	read("/")
 	if n := conns.Load(); n != 2 {
 		t.Errorf("upstream saw %d connections; want 2 (a stream abandoned with much left is not reused)", n)
+	}
+}
+
+// TestTransportEarlyCloseIsBounded: a body of known length closed early
+// while the upstream holds back the rest does not hold Close: the rest is
+// waited for a quarter second at most, and the connection is not reused.
+func TestTransportEarlyCloseIsBounded(t *testing.T) {
+	srv := stallingServer(t, http.Header{"Content-Length": {"100"}}, "0123456789")
+	var fallbacks atomic.Int32
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	resp, err := newTransport(&fallbacks).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 10)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	resp.Body.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %v; want at most about %v", d, drainWait)
+	}
+}
+
+// TestNewTransport: transports made for two configurations share their
+// connections.
+func TestNewTransport(t *testing.T) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	})
+	for _, tr := range []*Transport{NewTransport(time.Second), NewTransport(0)} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("upstream saw %d connections; want 1 (one shared pool)", n)
 	}
 }
