@@ -274,7 +274,7 @@ func TestCredentialsFileRotation(t *testing.T) {
 	if logs := h.Logs(); strings.Contains(logs, oldKey) || strings.Contains(logs, newKey) {
 		t.Error("a key appears in the host log")
 	}
-	if !strings.Contains(h.Logs(), "credentials rotated") {
+	if !h.WaitLog("credentials rotated", 5*time.Second) {
 		t.Error("the rotation is not logged")
 	}
 	if st := spineInstances(t, h)["openai_rot"]; st.State != "ready" || st.Restarts != 0 {
@@ -420,7 +420,7 @@ secrets "kube" {
 	up.accept(newKey, thirdKey)
 	kube.Compact("openai-api-key", map[string]string{"api_key": thirdKey})
 	t.Logf("after a compaction (410), the update was found in %v", kubeWaitKey(t, h, up, thirdKey))
-	if !strings.Contains(h.Logs(), "resourceVersion expired; reading the secret again") {
+	if !h.WaitLog("resourceVersion expired; reading the secret again", 5*time.Second) {
 		t.Error("the plugin did not log the expired watch it resumed")
 	}
 	up.accept(thirdKey)

@@ -323,7 +323,7 @@ func TestUsageBufferOverflow(t *testing.T) {
 	if written+dropped != total || metric(t, h, "llmproxy_usage_records_failed_total") != 0 {
 		t.Fatalf("written %v + dropped %v != %d requests", written, dropped, total)
 	}
-	if !strings.Contains(h.Logs(), "usage buffer full") {
+	if !h.WaitLog("usage buffer full", 5*time.Second) {
 		t.Fatal("no warning about the full usage buffer")
 	}
 }

@@ -374,7 +374,7 @@ func TestReloadUnderLoad(t *testing.T) {
 			if st.OK || !strings.Contains(st.Error, "chunk_dleay") {
 				t.Errorf("step %d (%s): reload status %+v; want refused with the chunk_dleay diagnostic", i, c.name, st)
 			}
-			if !strings.Contains(h.Logs(), "chunk_dleay") {
+			if !h.WaitLog("chunk_dleay", 5*time.Second) {
 				t.Errorf("step %d: the host did not log the diagnostic of the broken config", i)
 			}
 			if got := opsMetric(t, h, "llmproxy_config_last_reload_successful"); got != "0" {

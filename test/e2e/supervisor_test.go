@@ -367,7 +367,7 @@ func TestSupervisorUpstreamAuth(t *testing.T) {
 			t.Errorf("%s: the upstream's text reached the client: %s", c.name, body)
 		}
 	}
-	if !strings.Contains(h.Logs(), "Incorrect API key provided") {
+	if !h.WaitLog("Incorrect API key provided", 5*time.Second) {
 		t.Error("the upstream's detail is not in the host log")
 	}
 

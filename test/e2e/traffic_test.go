@@ -697,7 +697,7 @@ limits {
 	if !bytes.Contains(metrics, []byte(`llmproxy_ratelimit_decisions_total{result="limited"} 1`)) {
 		t.Errorf("want exactly one refusal in the metrics:\n%s", grepLines(string(metrics), "llmproxy_ratelimit"))
 	}
-	if !strings.Contains(h.Logs(), `status=429`) {
+	if !h.WaitLog(`status=429`, 5*time.Second) {
 		t.Errorf("the access log shows no 429")
 	}
 }

@@ -68,6 +68,23 @@ func (h *Host) Logs() string {
 	return h.logs.String()
 }
 
+// WaitLog reports whether the host's log contains substr within the
+// given time. A line the host has written may not be in Logs yet: the
+// host's output reaches the test through a pipe that a goroutine of this
+// process copies, so a check right after the event it logs must wait.
+func (h *Host) WaitLog(substr string, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for {
+		if strings.Contains(h.Logs(), substr) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (h *Host) Write(p []byte) (int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

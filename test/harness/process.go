@@ -120,7 +120,10 @@ func Environ(pid int) (map[string]string, error) {
 }
 
 // PluginProcs returns the Proc of every instance that /readyz reports with
-// a PID, keyed by instance name.
+// a PID, keyed by instance name. An instance whose process has exited
+// between the /readyz answer and the lookup (one retiring after a reload,
+// or one restarting after a crash) is left out: it has no process to
+// return.
 func (h *Host) PluginProcs(t testing.TB) map[string]Proc {
 	t.Helper()
 	st, err := h.Instances()
@@ -133,6 +136,9 @@ func (h *Host) PluginProcs(t testing.TB) map[string]Proc {
 			continue
 		}
 		p, err := LookupProc(s.PID)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			t.Fatalf("instance %s: plugin pid %d from /readyz: %v", name, s.PID, err)
 		}
