@@ -461,7 +461,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatalf("report is not JSON: %v\n%s", err, b)
 	}
-	names := []string{"direct", "bare", "llmproxy", "served", "anthropic", "azure", "bedrock", "oci", "vertex", "watsonx"}
+	names := []string{"direct", "bare", "chained", "llmproxy", "served", "anthropic", "azure", "bedrock", "oci", "vertex", "watsonx"}
 	if len(rep.Results) != len(names) {
 		t.Fatalf("%d results, want %d", len(rep.Results), len(names))
 	}
@@ -470,7 +470,7 @@ func TestRunEndToEnd(t *testing.T) {
 		if r.Target != name {
 			t.Errorf("result %d is %q, want %q", i, r.Target, name)
 		}
-		if r.Latency.N != 20 || r.Latency.P50US <= 0 || r.Proxied != (i >= 2) {
+		if r.Latency.N != 20 || r.Latency.P50US <= 0 || r.Proxied != (i >= 3) {
 			t.Errorf("%s latency %+v, want 20 samples", name, r.Latency)
 		}
 		if r.ThroughputRPS <= 0 || r.Errors != 0 || r.StreamLoadChunksPerSec <= 0 || r.StreamLoadErrors != 0 {
@@ -483,7 +483,7 @@ func TestRunEndToEnd(t *testing.T) {
 			t.Errorf("%s stream %+v, want 4 streams of 22 to 24 chunks", name, r.Stream)
 		}
 	}
-	if len(rep.Ratios) != 1+3*8 || len(rep.Checks) != 6*8 {
+	if len(rep.Ratios) != 1+3*9 || len(rep.Checks) != 6*9 {
 		t.Errorf("ratios %v, checks %v", rep.Ratios, rep.Checks)
 	}
 	if left := processesMentioning(t, tmp); len(left) > 0 {

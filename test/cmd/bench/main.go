@@ -4,7 +4,13 @@
 //
 //	direct     client → openaifake
 //	bare       client → bareproxy (a bare fasthttp reverse proxy) → openaifake
-//	llmproxy   client → bin/llmproxy → llmproxy-provider-openai → openaifake
+//	chained    client → bareproxy → bareproxy → openaifake: one more
+//	           process on the path doing no work, the floor of any plugin
+//	           on the data path
+//	llmproxy   client → bin/llmproxy → openaifake, on the forwarding plan
+//	           of the openai plugin (which stays off the data path)
+//	served     client → bin/llmproxy → llmproxy-provider-openai → openaifake
+//	           (the same instance with forward = false)
 //	anthropic, azure, bedrock, oci, vertex, watsonx
 //	           client → bin/llmproxy → that provider's plugin → its fake
 //	           (test/cmd/benchfake: the wire protocol and auth of the

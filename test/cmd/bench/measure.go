@@ -281,9 +281,9 @@ func inRounds(total, rounds, targets int, fn func(i, count int) error) error {
 }
 
 // finish fills in the added latencies, the ratios and the checks. The
-// results start with direct and bare; every proxied target after them is
-// checked against the goals, which are relative to the bare proxy measured
-// in the same run.
+// results start with direct and bare; every target after them (chained,
+// for reference, and the llmproxy targets) is checked against the goals,
+// which are relative to the bare proxy measured in the same run.
 func finish(rep *Report) {
 	direct, bare := &rep.Results[0], &rep.Results[1]
 	for i := 1; i < len(rep.Results); i++ {

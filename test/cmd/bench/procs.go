@@ -55,14 +55,15 @@ type rig struct {
 	// host is the llmproxy process.
 	host *harness.Process
 	// pluginPIDs are the PIDs of llmproxy's plugin processes: the fast
-	// and the stream instance first, then one per provider.
+	// and the stream instance first, then one per provider, then the two
+	// served instances.
 	pluginPIDs []int
 	// bareStream is the bare proxy in front of the streaming fake.
 	bareStream *harness.Process
 	// ociCreds are the credentials the OCI fake trusts.
 	ociCreds map[string]string
-	// targets are direct, bare, llmproxy and one llmproxy target per
-	// provider, in that order.
+	// targets are direct, bare, chained (gateway mode only), llmproxy,
+	// served and one llmproxy target per provider, in that order.
 	targets []target
 }
 
@@ -136,6 +137,18 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 		return r, err
 	}
 	r.bareStream = r.procs[len(r.procs)-1]
+	// A second bare proxy in front of the first is a process on the path
+	// that does no work: what it adds is the floor of any plugin that
+	// stays on the data path.
+	var chainFastURL, chainStreamURL string
+	if o.mode == "gateway" {
+		if chainFastURL, err = add("chain-fast", bare, nil, "-addr", "127.0.0.1:0", "-upstream", bareFastURL); err != nil {
+			return r, err
+		}
+		if chainStreamURL, err = add("chain-stream", bare, nil, "-addr", "127.0.0.1:0", "-upstream", bareStreamURL); err != nil {
+			return r, err
+		}
+	}
 	provURLs := map[string]string{}
 	var ociCreds map[string]string
 	for _, name := range o.providers {
@@ -175,9 +188,11 @@ func startRig(ctx context.Context, o options, work string) (*rig, error) {
 	r.targets = []target{
 		newTarget("direct", fastURL, streamURL, upstreamKey, chatModel, streamModel),
 		newTarget("bare", bareFastURL, bareStreamURL, upstreamKey, chatModel, streamModel),
-		gw,
-		served,
 	}
+	if chainFastURL != "" {
+		r.targets = append(r.targets, newTarget("chained", chainFastURL, chainStreamURL, upstreamKey, chatModel, streamModel))
+	}
+	r.targets = append(r.targets, gw, served)
 	if o.baselineBin != "" {
 		// The same routes through another build, for a before and after
 		// in one run: openai as "baseline", each provider as
@@ -344,6 +359,9 @@ func (r *rig) startHost(ctx context.Context, o options, work, name, binDir, fast
 	r.procs = append(r.procs, p)
 	url := "http://" + listen
 	instances := append([]string{"fast", "stream"}, sortedKeys(provURLs)...)
+	if name == "llmproxy" {
+		instances = append(instances, "fast_served", "stream_served")
+	}
 	st, err := harness.WaitInstances(ctx, url, instances, p, startTimeout, gatewayKey)
 	if err != nil {
 		return "", nil, nil, err

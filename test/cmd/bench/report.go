@@ -199,4 +199,7 @@ func writeGoals(w io.Writer, checks []Check) {
 		fmt.Fprintf(w, " %15s", fmt.Sprintf("%d/%d", met[t], len(goals)))
 	}
 	fmt.Fprintln(w)
+	if slices.Contains(targets, "chained") {
+		fmt.Fprintln(w, "(chained is not llmproxy: a second bare proxy, doing no work, in front of the first; its column\n is what one more process on the path costs, which every plugin on the data path pays too)")
+	}
 }
