@@ -3,12 +3,14 @@
 #   make run     build everything and serve the embedded default config
 #   make test    unit, conformance, end-to-end and documentation tests; installs
 #                what they need first (scripts/install-deps.sh) when it is missing
-#   make bench   gateway overhead benchmark (direct vs bare proxy vs llmproxy
-#                with openai planned and served, and every other provider),
-#                BENCHFLAGS=... (-baseline DIR: another build in the same run)
+#   make bench   gateway overhead benchmark (direct vs bare proxy vs two bare
+#                proxies chained vs llmproxy with openai planned and served,
+#                and every other provider), BENCHFLAGS=... (-baseline DIR:
+#                another build in the same run)
 #   make bench-streams  1,000 slow streams at once: peak RSS and first-chunk time
 #   make soak DURATION=30m  llmproxy at half its peak throughput, RSS and
-#                goroutines over time
+#                goroutines over time (BENCHFLAGS=-soak-target=served: with
+#                the openai plugin on the data path)
 #   make loadtest  1,000 req/s for 60 s through llmproxy; fails above 0.1 % errors
 #   make fuzz    every Go fuzz target for FUZZTIME (default 1m) each
 

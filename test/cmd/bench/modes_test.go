@@ -88,6 +88,16 @@ func TestSoakVerdict(t *testing.T) {
 			s[0].hostRSS = 10 << 20
 			return s
 		}(), 0, false, []string{"[MET ] host RSS growth after warm-up: 0.0%"}},
+		{"one more plugin thread", func() []soakSample {
+			s := flat(6, 50<<20, 70)
+			s[5].plThreads = 9
+			return s
+		}(), 0, false, []string{"[MET ] openai plugin thread growth after warm-up (or at most 2 threads): 12.5%"}},
+		{"growing plugin threads", func() []soakSample {
+			s := flat(6, 50<<20, 70)
+			s[5].plThreads = 11
+			return s
+		}(), 0, false, []string{"[MISS] openai plugin thread growth after warm-up (or at most 2 threads): 37.5%"}},
 		{"too few samples", flat(2, 1, 1), 0, true, nil},
 	}
 	for _, tt := range tests {

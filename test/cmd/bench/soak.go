@@ -92,17 +92,22 @@ func paced(ctx context.Context, t target, conns int, rate float64, stop <-chan s
 // After the first third of the soak (the warm-up) neither RSS nor
 // goroutines may grow by more than 10 %, and no request may fail.
 func runSoak(ctx context.Context, o options, r *rig, w io.Writer) error {
-	gw := r.targets[2]
-	hostPID, pluginPID := r.host.Cmd.Process.Pid, r.pluginPIDs[0] // the fast instance
-	fmt.Fprintf(os.Stderr, "bench: peak throughput of llmproxy (%d connections, %v)\n", o.concurrency, o.duration)
+	// Without providers the targets are direct, bare, llmproxy and
+	// served, and the plugins fast, stream, fast_served and stream_served.
+	gw, pluginPID := r.targets[2], r.pluginPIDs[0]
+	if o.soakTarget == "served" {
+		gw, pluginPID = r.targets[3], r.pluginPIDs[2]
+	}
+	hostPID := r.host.Cmd.Process.Pid
+	fmt.Fprintf(os.Stderr, "bench: peak throughput of %s (%d connections, %v)\n", gw.name, o.concurrency, o.duration)
 	peak := saturate(ctx, gw, o.concurrency, o.duration)
 	if peak.errors > 0 {
 		return fmt.Errorf("peak throughput run: %d requests failed; first: %w", peak.errors, peak.firstErr)
 	}
 	peakRPS := float64(peak.requests) / peak.elapsed.Seconds()
 	rate := peakRPS / 2
-	fmt.Fprintf(w, "llmproxy soak: %.0f req/s (half of the peak %.0f) for %v, %d connections, load generator GOMAXPROCS=%d\n\n",
-		rate, peakRPS, o.soakFor, o.concurrency, o.loadprocs)
+	fmt.Fprintf(w, "llmproxy soak (target %s): %.0f req/s (half of the peak %.0f) for %v, %d connections, load generator GOMAXPROCS=%d\n\n",
+		gw.name, rate, peakRPS, o.soakFor, o.concurrency, o.loadprocs)
 	fmt.Fprintf(w, "%8s %10s %8s %10s %12s %11s %12s %14s\n", "time", "requests", "errors", "req/s", "host RSS", "goroutines", "plugin RSS", "plugin threads")
 
 	var ok, failed atomic.Int64
@@ -153,6 +158,13 @@ func runSoak(ctx context.Context, o options, r *rig, w io.Writer) error {
 	return soakVerdict(w, samples, failed.Load())
 }
 
+// threadSteps is the growth in a plugin's OS threads after the warm-up
+// that the soak accepts whatever its percentage.
+const threadSteps = 2
+
+// threadCheck names the check of the plugin's OS threads.
+var threadCheck = fmt.Sprintf("thread growth after warm-up (or at most %d threads)", threadSteps)
+
 // soakVerdict compares the last sample with the first one after the
 // warm-up (the first third of the samples).
 func soakVerdict(w io.Writer, samples []soakSample, failures int64) error {
@@ -165,7 +177,7 @@ func soakVerdict(w io.Writer, samples []soakSample, failures int64) error {
 		{"host", "RSS growth after warm-up", "<= 10", growth(float64(base.hostRSS), float64(end.hostRSS)), "%", false},
 		{"host", "goroutine growth after warm-up", "<= 10", growth(float64(base.hostGoroutines), float64(end.hostGoroutines)), "%", false},
 		{"openai plugin", "RSS growth after warm-up", "<= 10", growth(float64(base.pluginRSS), float64(end.pluginRSS)), "%", false},
-		{"openai plugin", "thread growth after warm-up", "<= 10", growth(float64(base.plThreads), float64(end.plThreads)), "%", false},
+		{"openai plugin", threadCheck, "<= 10", growth(float64(base.plThreads), float64(end.plThreads)), "%", false},
 		{"llmproxy", "failed requests", "== 0", float64(failures), "", failures == 0},
 	}
 	fmt.Fprintln(w)
@@ -173,6 +185,14 @@ func soakVerdict(w io.Writer, samples []soakSample, failures int64) error {
 		c := &checks[i]
 		if c.Unit == "%" {
 			c.Met = c.Got <= 10
+		}
+		// The Go runtime keeps every OS thread it has started (one is
+		// added when a goroutine blocks in a system call while the others
+		// are busy), so on a plugin of seven or eight threads one more is
+		// already 14 %. A leak keeps growing; a step of up to
+		// threadSteps threads does not count as one.
+		if c.Name == threadCheck && end.plThreads-base.plThreads <= threadSteps {
+			c.Met = true
 		}
 		mark := "MET "
 		if !c.Met {
