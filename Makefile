@@ -8,8 +8,9 @@
 #                and every other provider), BENCHFLAGS=... (-baseline DIR:
 #                another build in the same run)
 #   make bench-streams  1,000 slow streams at once: peak RSS and first-chunk time
+#                (BENCHFLAGS=-target=served: with the openai plugin on the path)
 #   make soak DURATION=30m  llmproxy at half its peak throughput, RSS and
-#                goroutines over time (BENCHFLAGS=-soak-target=served: with
+#                goroutines over time (BENCHFLAGS=-target=served: with
 #                the openai plugin on the data path)
 #   make loadtest  1,000 req/s for 60 s through llmproxy; fails above 0.1 % errors
 #   make fuzz    every Go fuzz target for FUZZTIME (default 1m) each

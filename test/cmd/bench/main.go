@@ -72,7 +72,7 @@ type options struct {
 	mode        string
 	chunkDelay  time.Duration
 	soakFor     time.Duration
-	soakTarget  string
+	target      string
 	sampleEvery time.Duration
 	pprofTarget string
 	gogc        string
@@ -105,7 +105,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.mode, "mode", "gateway", "what to run: gateway (the table), streams (-streams slow streams at once: peak RSS and time to first chunk, bare proxy vs llmproxy) or soak (llmproxy at half its peak throughput for -soak, RSS and goroutines over time)")
 	fs.DurationVar(&o.chunkDelay, "chunk-delay", 0, "pause of the streaming fake before each chunk (streams mode: 50ms unless set)")
 	fs.DurationVar(&o.soakFor, "soak", 2*time.Minute, "length of the soak (soak mode)")
-	fs.StringVar(&o.soakTarget, "soak-target", "llmproxy", "target the soak loads (soak mode): llmproxy (the openai plugin's plan; the plugin only answers health checks) or served (the openai plugin on the data path of every request)")
+	fs.StringVar(&o.target, "target", "llmproxy", "llmproxy target of the streams and soak modes: llmproxy (the openai plugin's plan; the plugin only answers control calls) or served (the openai plugin on the data path of every request)")
 	fs.DurationVar(&o.sampleEvery, "sample", 0, "interval between soak samples (soak mode; default a tenth of -soak, at most a minute)")
 	fs.StringVar(&o.gogc, "gogc", "", "GOGC for llmproxy and its plugins (default: Go's)")
 	fs.StringVar(&o.gomaxprocs, "gomaxprocs", "", "GOMAXPROCS for llmproxy and its plugins (default: Go's)")
@@ -141,8 +141,8 @@ func parseFlags(args []string) (options, error) {
 		o.timeout = o.soakFor + o.duration + 2*time.Minute
 	}
 	switch {
-	case o.soakTarget != "llmproxy" && o.soakTarget != "served":
-		return o, fmt.Errorf("-soak-target %q: want llmproxy or served", o.soakTarget)
+	case o.target != "llmproxy" && o.target != "served":
+		return o, fmt.Errorf("-target %q: want llmproxy or served", o.target)
 	case o.soakFor <= 0 || o.sampleEvery < 0 || o.chunkDelay < 0:
 		return o, errors.New("-soak must be positive, -sample and -chunk-delay not negative")
 	case o.requests < 1 || o.streams < 1 || o.concurrency < 1:

@@ -87,17 +87,28 @@ func paced(ctx context.Context, t target, conns int, rate float64, stop <-chan s
 	wg.Wait()
 }
 
+// modeTarget is the llmproxy target of the streams and soak modes (-target)
+// and the PID of the plugin instance behind it: the stream instance with
+// stream set, else the fast one. Without providers the targets are direct,
+// bare, llmproxy and served, and the plugins fast, stream, fast_served and
+// stream_served.
+func modeTarget(o options, r *rig, stream bool) (target, int) {
+	t, pid := 2, 0
+	if o.target == "served" {
+		t, pid = 3, 2
+	}
+	if stream {
+		pid++
+	}
+	return r.targets[t], r.pluginPIDs[pid]
+}
+
 // runSoak is the soak mode: it measures llmproxy's peak throughput, then
 // holds half of it for -soak and prints RSS and goroutines every -sample.
 // After the first third of the soak (the warm-up) neither RSS nor
 // goroutines may grow by more than 10 %, and no request may fail.
 func runSoak(ctx context.Context, o options, r *rig, w io.Writer) error {
-	// Without providers the targets are direct, bare, llmproxy and
-	// served, and the plugins fast, stream, fast_served and stream_served.
-	gw, pluginPID := r.targets[2], r.pluginPIDs[0]
-	if o.soakTarget == "served" {
-		gw, pluginPID = r.targets[3], r.pluginPIDs[2]
-	}
+	gw, pluginPID := modeTarget(o, r, false)
 	hostPID := r.host.Cmd.Process.Pid
 	fmt.Fprintf(os.Stderr, "bench: peak throughput of %s (%d connections, %v)\n", gw.name, o.concurrency, o.duration)
 	peak := saturate(ctx, gw, o.concurrency, o.duration)

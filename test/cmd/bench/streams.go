@@ -118,9 +118,9 @@ func manyStreams(ctx context.Context, t target, n int, pids []int) (ttfc []time.
 // the bare proxy and then through llmproxy, with the peak RSS of each
 // process and the time to first chunk, against the goals of issue 9.
 func runStreams(ctx context.Context, o options, r *rig, w io.Writer) error {
-	bare, gw := r.targets[1], r.targets[2]
+	bare := r.targets[1]
+	gw, pluginPID := modeTarget(o, r, true)
 	hostPID := r.host.Cmd.Process.Pid
-	pluginPID := r.pluginPIDs[1] // the stream instance
 	barePID := r.bareStream.Cmd.Process.Pid
 
 	fmt.Fprintf(os.Stderr, "bench: warm-up (%d streams per target)\n", o.warmup/10+1)
@@ -137,14 +137,14 @@ func runStreams(ctx context.Context, o options, r *rig, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "bench: %d streams at once through llmproxy\n", o.streams)
+	fmt.Fprintf(os.Stderr, "bench: %d streams at once through llmproxy (target %s)\n", o.streams, gw.name)
 	gwTTFC, gwPeaks, err := manyStreams(ctx, gw, o.streams, []int{hostPID, pluginPID})
 	if err != nil {
 		return err
 	}
 	bs, gs := summarize(bareTTFC), summarize(gwTTFC)
-	fmt.Fprintf(w, "llmproxy stream capacity: %d streams at once, each %d chunks %v apart; load generator GOMAXPROCS=%d\n\n",
-		o.streams, contentChunks+2, o.chunkDelay, o.loadprocs)
+	fmt.Fprintf(w, "llmproxy stream capacity (target %s): %d streams at once, each %d chunks %v apart; load generator GOMAXPROCS=%d\n\n",
+		gw.name, o.streams, contentChunks+2, o.chunkDelay, o.loadprocs)
 	fmt.Fprintf(w, "%-22s %12s %12s %12s %12s\n", "", "peak RSS", "TTFB p50", "TTFB p99", "TTFB max")
 	fmt.Fprintf(w, "%-22s %10.1fMB %12s %12s %12s\n", "bare proxy", mib(barePeaks[0]), fmtMicros(bs.P50US), fmtMicros(bs.P99US), fmtMicros(bs.MaxUS))
 	fmt.Fprintf(w, "%-22s %10.1fMB %12s %12s %12s\n", "llmproxy host", mib(gwPeaks[0]), fmtMicros(gs.P50US), fmtMicros(gs.P99US), fmtMicros(gs.MaxUS))
