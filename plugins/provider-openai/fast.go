@@ -21,7 +21,7 @@ import (
 
 // fastPool is the plugin's one pool of lean connections, shared by every
 // configuration so that a key rotation keeps warm connections.
-var fastPool = relay.NewPool(256, 90*time.Second)
+var fastPool = relay.SharedPool()
 
 // fastUnary is unary over the lean client.
 func (u *upstream) fastUnary(ctx context.Context, method, target string, body []byte, meta *provider.Meta) (*provider.Response, error) {

@@ -49,8 +49,8 @@ type Transport struct {
 var _ http.RoundTripper = (*Transport)(nil)
 
 // NewTransport returns the Transport a plugin's http.Client should use:
-// on the process's shared pool (so that a new configuration, such as a
-// rotated credential, keeps the warm connections), falling back to a
+// on the process's pool, SharedPool (so that a new configuration, such as
+// a rotated credential, keeps the warm connections), falling back to a
 // clone of net/http's default transport, and bounding the wait for an
 // answer's header by headerTimeout (zero: no bound). Both keep up to 256
 // idle connections per upstream, enough for a busy gateway's concurrency;
@@ -60,15 +60,22 @@ func NewTransport(headerTimeout time.Duration) *Transport {
 	fallback := http.DefaultTransport.(*http.Transport).Clone()
 	fallback.ResponseHeaderTimeout = headerTimeout
 	fallback.MaxIdleConnsPerHost = maxIdlePerOrigin
-	return &Transport{Pool: sharedPool, Fallback: fallback, ResponseHeaderTimeout: headerTimeout}
+	return &Transport{Pool: SharedPool(), Fallback: fallback, ResponseHeaderTimeout: headerTimeout}
 }
 
-// maxIdlePerOrigin is how many idle connections NewTransport keeps per
-// upstream.
+// maxIdlePerOrigin is how many idle connections the shared pool and
+// NewTransport's fallback keep per upstream.
 const maxIdlePerOrigin = 256
 
-// sharedPool is the pool of every Transport made by NewTransport.
+// sharedPool backs SharedPool.
 var sharedPool = NewPool(maxIdlePerOrigin, 90*time.Second)
+
+// SharedPool returns the process's one pool of upstream connections:
+// every Transport made by NewTransport sends on it, and so should code
+// that uses a Pool directly (the host's planned calls, the openai
+// plugin's), so that all calls to an upstream share its warm
+// connections, whichever configuration made them.
+func SharedPool() *Pool { return sharedPool }
 
 // RoundTrip sends r and returns the answer with its header read.
 func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {

@@ -39,7 +39,7 @@ import (
 
 // forwardPool is the host's one pool of upstream connections for planned
 // calls.
-var forwardPool = relay.NewPool(256, 90*time.Second)
+var forwardPool = relay.SharedPool()
 
 // userAgent identifies the host to upstreams on planned calls.
 const userAgent = "llmproxy"
